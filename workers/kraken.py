@@ -1,0 +1,150 @@
+"""Kraken WebSocket v2 ``trade`` channel.
+
+A frame on ``wss://ws.kraken.com/v2`` after subscribing::
+
+    {"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"sell",
+     "price":94250.1,"qty":0.0125,"ord_type":"market","trade_id":81234567,
+     "timestamp":"2026-01-01T00:00:00.123456Z"}]}
+
+``price``/``qty`` are JSON numbers: decoded straight from their text into Decimal,
+never through float. One frame may batch several trades; a ``snapshot`` replays the
+last trades on every (re)subscribe, which yields duplicates with equal message_id.
+``side`` is the taker side. Control frames: one subscribe ack per symbol
+(``success:false`` carries ``error``), ``{"channel":"heartbeat"}`` about once a second,
+``status`` on connect, and ``pong`` answering our application ``ping``. v1 names
+(``XBT``, ``XDG``) are normalized to ``BTC``/``DOGE``.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from workers.base import Control, Exchange, Parsed
+from workers.normalize import NormalizeError, decimal_18_8, rfc3339_to_us, trade_record
+
+
+class _Trade(msgspec.Struct):
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    trade_id: int
+    timestamp: str
+    ord_type: str = ""
+
+
+class _TradeFrame(msgspec.Struct):
+    channel: Literal["trade"]
+    type: str
+    data: list[_Trade]
+
+
+_decode_trade_frame = msgspec.json.Decoder(_TradeFrame).decode
+# Generic decoding keeps JSON floats exact: msgspec hands their text to Decimal.
+_decode_any = msgspec.json.Decoder(float_hook=Decimal).decode
+_SIDES = {"buy": "BUY", "sell": "SELL"}
+
+
+class Kraken(Exchange):
+    name = "kraken"
+    enum_symbol = "KRAKEN"
+    sends_heartbeats = True
+
+    def normalize_symbol(self, symbol: str) -> str:
+        return self.table.normalize_kraken(symbol)
+
+    def stream_url(self, endpoint: str) -> str:
+        return endpoint
+
+    def subscribe_messages(self) -> list[str]:
+        params = {"channel": "trade", "symbol": self.symbols, "snapshot": True}
+        return [json.dumps({"method": "subscribe", "params": params, "req_id": 1})]
+
+    def ping_message(self, req_id: int) -> str | None:
+        return json.dumps({"method": "ping", "req_id": req_id})
+
+    def parse(self, frame: str | bytes, received_us: int) -> Parsed:
+        try:
+            message = _decode_trade_frame(frame)
+        except msgspec.ValidationError:
+            return self._parse_other(frame, received_us)
+        except msgspec.DecodeError as exc:
+            raise NormalizeError("malformed_json", f"frame is not valid JSON: {exc}") from None
+        parsed = Parsed()
+        for index, trade in enumerate(message.data):
+            try:
+                parsed.trades.append(self._record(trade, message.type, received_us))
+            except NormalizeError as exc:
+                parsed.rejects.append(NormalizeError(exc.kind, f"data[{index}]: {exc}"))
+        return parsed
+
+    def _record(self, trade: _Trade, message_type: str, received_us: int) -> dict:
+        symbol = self.normalize_symbol(trade.symbol)
+        pair = self.pair(symbol)
+        if pair is None:
+            raise NormalizeError("unknown_symbol", f"symbol {trade.symbol!r} is not in the symbol table")
+        side = _SIDES.get(trade.side)
+        if side is None:
+            raise NormalizeError("bad_trade", f"side {trade.side!r} is neither 'buy' nor 'sell'")
+        return trade_record(
+            exchange_enum="KRAKEN",
+            symbol=pair.symbol,
+            base_asset=pair.base,
+            quote_currency=pair.quote,
+            trade_id=str(trade.trade_id),
+            timestamp_us=rfc3339_to_us(trade.timestamp),
+            price=decimal_18_8(trade.price, "price"),
+            quantity=decimal_18_8(trade.qty, "qty"),
+            side=side,
+            ingestion_us=received_us,
+            vendor_data={"ord_type": trade.ord_type, "type": message_type},
+        )
+
+    def _parse_other(self, frame: str | bytes, received_us: int) -> Parsed:
+        """Slow path: control frames, and trade frames with at least one odd item."""
+        doc = _decode_any(frame)
+        if not isinstance(doc, dict):
+            raise NormalizeError("unexpected_frame", f"expected a JSON object, got {type(doc).__name__}")
+        channel, method = doc.get("channel"), doc.get("method")
+        if channel == "heartbeat":
+            return Parsed(control=Control("heartbeat"))
+        if channel == "status":
+            data = doc.get("data") or [{}]
+            system = data[0].get("system", "?") if isinstance(data[0], dict) else "?"
+            return Parsed(control=Control("status", str(system)))
+        if method == "subscribe":
+            return Parsed(control=_subscribe_result(doc))
+        if method == "pong":
+            return Parsed(control=Control("pong", f"req_id={doc.get('req_id')}"))
+        if channel == "trade" and isinstance(doc.get("data"), list):
+            return self._parse_items(doc, received_us)
+        if doc.get("success") is False:
+            return Parsed(control=Control("exchange_error", f"{method}: {doc.get('error')}"))
+        raise NormalizeError("unexpected_frame", f"unknown message (channel={channel!r}, method={method!r})")
+
+    def _parse_items(self, doc: dict, received_us: int) -> Parsed:
+        """Item by item, so one bad trade in a batch does not drop its neighbours."""
+        parsed = Parsed()
+        message_type = str(doc.get("type", ""))
+        for index, item in enumerate(doc["data"]):
+            try:
+                try:
+                    trade = msgspec.convert(item, _Trade)
+                except msgspec.ValidationError as exc:
+                    raise NormalizeError("bad_trade", f"trade does not match the v2 format: {exc}") from None
+                parsed.trades.append(self._record(trade, message_type, received_us))
+            except NormalizeError as exc:
+                parsed.rejects.append(NormalizeError(exc.kind, f"data[{index}]: {exc}"))
+        return parsed
+
+
+def _subscribe_result(doc: dict) -> Control:
+    result = doc.get("result") if isinstance(doc.get("result"), dict) else {}
+    symbol = result.get("symbol") or doc.get("symbol") or "?"
+    if doc.get("success") is True:
+        return Control("ack", f"trade {symbol}")
+    return Control("subscribe_error", f"subscribe {symbol} rejected: {doc.get('error', 'no error text')}")
