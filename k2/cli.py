@@ -1,0 +1,67 @@
+"""The `k2` command line. Each area registers its own subcommands.
+
+Subcommand modules expose ``register(subparsers)`` and are imported lazily by name so
+that `k2 --help` stays fast and one area's missing optional dependency cannot break
+the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from k2.config import SettingsError
+
+# module path -> registers these subcommands
+SUBCOMMAND_MODULES = (
+    "k2.stack.cli",
+    "k2.config_cli",
+    "workers.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="k2",
+        description=(
+            "K2 crypto market-data platform: exchange workers -> Kafka -> Spark streams -> "
+            "Iceberg (Bronze/Silver/Gold), run by Airflow. Settings come from K2_* "
+            "environment variables (see `k2 config`)."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            # Keep the rest of the CLI usable; say what is broken when it is used.
+            broken = sub.add_parser(name.split(".")[0], help=f"(unavailable: {exc})")
+            broken.set_defaults(func=_unavailable(name, exc))
+            continue
+        module.register(sub)
+    return parser
+
+
+def _unavailable(name: str, exc: ImportError):
+    def run(args: argparse.Namespace) -> int:
+        print(f"k2: {name} cannot be loaded: {exc}; run `make setup`", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:
+        print(f"k2: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Typed settings from environment variables, declared once with a default and a doc.
+
+Every runtime (CLI, workers, Spark jobs, DAGs) reads its settings through a frozen
+dataclass whose fields are declared with :func:`setting`. Values come from ``K2_*``
+environment variables; a malformed value fails at start-up with an error that names
+the variable and says what it expects. ``k2 config`` prints every declared setting with
+its value and documentation, and flags ``K2_*`` variables that nothing declares
+(almost always a typo), so a misspelt setting never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+PREFIX = "K2_"
+
+T = TypeVar("T")
+
+# Every settings class registered here, so unknown K2_* variables can be detected.
+_REGISTRY: list[type] = []
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+def setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
+    """Declare a dataclass field read from ``K2_<env>``, defaulting to ``default``.
+
+    ``default`` may be a callable taking the partially-built values dict (for defaults
+    derived from other settings, such as paths under ``K2_HOME``).
+    """
+    return dataclasses.field(
+        default=None,
+        metadata={"env": PREFIX + env, "default": default, "doc": doc, "secret": secret},
+    )
+
+
+def register(cls: type[T]) -> type[T]:
+    """Class decorator: mark a frozen settings dataclass as known to ``k2 config``."""
+    _REGISTRY.append(cls)
+    return cls
+
+
+def _convert(raw: str, typ: Any, env: str) -> Any:
+    typ_name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    typ_name = typ_name.replace(" ", "")
+    try:
+        if typ_name == "int":
+            return int(raw)
+        if typ_name == "float":
+            return float(raw)
+        if typ_name == "bool":
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected one of true/false/1/0/yes/no/on/off")
+        if typ_name in ("tuple[str,...]", "Tuple[str,...]"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError as exc:
+        raise SettingsError(f"{env}={raw!r} is not a valid {typ_name}: {exc}") from None
+
+
+def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
+    """Build ``cls`` from ``environ`` (default ``os.environ``), validating every value."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        meta = field.metadata
+        env = meta["env"]
+        if env in environ and environ[env] != "":
+            values[field.name] = _convert(environ[env], field.type, env)
+        else:
+            default = meta["default"]
+            values[field.name] = default(values) if callable(default) else default
+    obj = cls(**values)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        validate()
+    return obj
+
+
+def describe(obj: Any) -> list[tuple[str, str, str]]:
+    """(variable, shown value, doc) for each field; secrets are masked."""
+    rows = []
+    for field in dataclasses.fields(obj):
+        meta = field.metadata
+        value = getattr(obj, field.name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        shown = "********" if meta["secret"] and value else str(value)
+        rows.append((meta["env"], shown, meta["doc"]))
+    return rows
+
+
+def known_variables() -> set[str]:
+    return {f.metadata["env"] for cls in _REGISTRY for f in dataclasses.fields(cls)}
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``K2_*`` variables set in the environment that no settings class declares."""
+    environ = os.environ if environ is None else environ
+    known = known_variables()
+    return sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
+
+
+def require(condition: bool, env: str, message: str) -> None:
+    """Raise a :class:`SettingsError` naming ``env`` unless ``condition`` holds."""
+    if not condition:
+        raise SettingsError(f"{PREFIX}{env}: {message}")
+
+
+Validator = Callable[[Any], None]

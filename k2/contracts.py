@@ -1,0 +1,102 @@
+"""Names and shapes shared by workers, Spark jobs and DAGs: defined here, once.
+
+Topic, subject, table and stream names are derived from the list of exchanges, so
+adding an exchange is one entry in :data:`EXCHANGES` (plus its worker module and a
+new symbol in the schema's ``Exchange`` enum).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from k2.settings import REPO_ROOT
+
+SCHEMA_DIR = REPO_ROOT / "include" / "schemas"
+TRADE_SCHEMA_FILE = SCHEMA_DIR / "trade_v3.avsc"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    name: str  # lower-case id used in topic and table names
+    enum_symbol: str  # symbol in the v3 schema's Exchange enum
+    default_partitions: int
+
+
+EXCHANGES: tuple[Exchange, ...] = (
+    Exchange("binance", "BINANCE", default_partitions=6),
+    Exchange("kraken", "KRAKEN", default_partitions=20),
+)
+
+
+def exchange(name: str) -> Exchange:
+    for ex in EXCHANGES:
+        if ex.name == name:
+            return ex
+    known = ", ".join(e.name for e in EXCHANGES)
+    raise KeyError(f"unknown exchange {name!r}; known: {known}")
+
+
+# Kafka -------------------------------------------------------------------------
+TOPIC_PREFIX = "market.crypto.trades."
+DLQ_TOPIC = TOPIC_PREFIX + "dlq"
+
+
+def trade_topic(exchange_name: str) -> str:
+    return TOPIC_PREFIX + exchange(exchange_name).name
+
+
+def trade_topics() -> list[str]:
+    return [trade_topic(e.name) for e in EXCHANGES]
+
+
+def exchange_of_topic(topic: str) -> str:
+    if not topic.startswith(TOPIC_PREFIX) or topic == DLQ_TOPIC:
+        raise ValueError(f"{topic!r} is not a trade topic")
+    return exchange(topic[len(TOPIC_PREFIX) :]).name
+
+
+def value_subject(topic: str) -> str:
+    """Registry subject by TopicNameStrategy."""
+    return f"{topic}-value"
+
+
+# Iceberg -----------------------------------------------------------------------
+NAMESPACE = "market_data"
+BRONZE_TABLE = "bronze_crypto_trades"
+SILVER_DLQ_TABLE = "silver_dlq"
+GOLD_TABLE = "gold_crypto_trades"
+LEGACY_TABLES = ("trades_v1", "trades_v2", "quotes_v1", "quotes_v2")
+
+
+def silver_table(exchange_name: str) -> str:
+    return f"silver_{exchange(exchange_name).name}_trades"
+
+
+def all_tables() -> list[str]:
+    return [BRONZE_TABLE, *(silver_table(e.name) for e in EXCHANGES), SILVER_DLQ_TABLE, GOLD_TABLE]
+
+
+def qualified(table: str, catalog: str | None = None) -> str:
+    """``<catalog>.market_data.<table>`` (or ``market_data.<table>`` without catalog)."""
+    return f"{catalog}.{NAMESPACE}.{table}" if catalog else f"{NAMESPACE}.{table}"
+
+
+# Streams -----------------------------------------------------------------------
+STREAMS = ("bronze_ingestion", "silver_transformation", "gold_aggregation")
+
+
+# Schemas -----------------------------------------------------------------------
+@cache
+def trade_schema_text() -> str:
+    return TRADE_SCHEMA_FILE.read_text()
+
+
+def trade_schema() -> dict:
+    return json.loads(trade_schema_text())
+
+
+def schema_file(name: str) -> Path:
+    return SCHEMA_DIR / name

@@ -1,0 +1,160 @@
+"""Platform settings shared by the CLI, the local stack, Spark jobs and DAGs.
+
+All values come from ``K2_*`` environment variables with the defaults below, which
+describe the local stack (every service on 127.0.0.1). ``k2 config`` lists them.
+Secrets (the PostgreSQL password) are never defaults in code: locally the stack
+generates one into the state folder on first start; elsewhere set ``K2_PG_PASSWORD``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from k2.config import load, register, require, setting
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _home(values: dict) -> str:
+    return str(REPO_ROOT / ".k2")
+
+
+def _under_home(*parts: str):
+    def default(values: dict) -> str:
+        return str(Path(values["home"], *parts))
+
+    return default
+
+
+def _pg_password(values: dict) -> str:
+    secret = Path(values["home"]) / "secrets" / "pg_password"
+    return secret.read_text().strip() if secret.exists() else ""
+
+
+@register
+@dataclass(frozen=True)
+class PlatformSettings:
+    home: str = setting("HOME", _home, "State folder: pid files, logs, data, warehouse, checkpoints.")
+    cache_dir: str = setting(
+        "CACHE_DIR",
+        lambda v: str(Path.home() / ".cache" / "k2"),
+        "Download cache for JVM artifacts (Kafka, registry, Spark jars), shared by clones.",
+    )
+    bind_host: str = setting("BIND_HOST", "127.0.0.1", "Address every local service binds to.")
+
+    # Kafka
+    kafka_port: int = setting("KAFKA_PORT", 9092, "Kafka broker listener port.")
+    kafka_controller_port: int = setting("KAFKA_CONTROLLER_PORT", 9093, "KRaft controller port.")
+    kafka_bootstrap: str = setting(
+        "KAFKA_BOOTSTRAP",
+        lambda v: f"{v['bind_host']}:{v['kafka_port']}",
+        "Kafka bootstrap servers used by producers, consumers and Spark.",
+    )
+
+    # Schema registry (Apicurio, Confluent-compatible API)
+    registry_port: int = setting("REGISTRY_PORT", 8081, "Schema registry HTTP port.")
+    registry_url: str = setting(
+        "REGISTRY_URL",
+        lambda v: f"http://{v['bind_host']}:{v['registry_port']}/apis/ccompat/v7",
+        "Confluent-compatible schema registry base URL.",
+    )
+
+    # PostgreSQL: Iceberg catalog, registry storage, Airflow metadata
+    pg_port: int = setting("PG_PORT", 5433, "Local PostgreSQL port.")
+    pg_host: str = setting("PG_HOST", lambda v: v["bind_host"], "PostgreSQL host.")
+    pg_user: str = setting("PG_USER", "k2", "PostgreSQL role used by every K2 component.")
+    pg_password: str = setting(
+        "PG_PASSWORD",
+        _pg_password,
+        "PostgreSQL password (local stack: generated into $K2_HOME/secrets on first start).",
+        secret=True,
+    )
+
+    # Iceberg
+    catalog_name: str = setting(
+        "CATALOG", "k2", "Iceberg catalog name; Spark and pyiceberg must use the same one."
+    )
+    catalog_db: str = setting("CATALOG_DB", "iceberg_catalog", "PostgreSQL database of the catalog.")
+    warehouse: str = setting(
+        "WAREHOUSE",
+        lambda v: "file://" + str(Path(v["home"], "warehouse")),
+        "Iceberg warehouse location (file:// locally, s3:// in production).",
+    )
+    checkpoint_root: str = setting(
+        "CHECKPOINT_ROOT", _under_home("checkpoints"), "Root of the streams' checkpoint folders."
+    )
+
+    # Spark
+    spark_master: str = setting("SPARK_MASTER", "local[2]", "Spark master for spark-submit.")
+    spark_driver_memory: str = setting("SPARK_DRIVER_MEMORY", "1g", "Driver memory per Spark app.")
+
+    # Airflow
+    airflow_port: int = setting("AIRFLOW_PORT", 8080, "Airflow api-server (UI) port.")
+    airflow_user: str = setting("AIRFLOW_USER", "admin", "Airflow UI login (simple auth manager).")
+
+    def validate(self) -> None:
+        for name in ("kafka_port", "kafka_controller_port", "registry_port", "pg_port", "airflow_port"):
+            port = getattr(self, name)
+            require(0 < port < 65536, name.upper(), f"port {port} is outside 1-65535")
+        require(self.spark_master != "", "SPARK_MASTER", "must not be empty (e.g. local[2])")
+
+    # Derived values -------------------------------------------------------------
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home_path / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home_path / "run"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home_path / "data"
+
+    @property
+    def spark_conf_dir(self) -> Path:
+        return self.home_path / "spark-conf"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home_path / "airflow"
+
+    def pg_sqlalchemy_url(self, database: str) -> str:
+        return (
+            f"postgresql+psycopg2://{self.pg_user}:{self.pg_password}"
+            f"@{self.pg_host}:{self.pg_port}/{database}"
+        )
+
+    def pg_jdbc_url(self, database: str) -> str:
+        return f"jdbc:postgresql://{self.pg_host}:{self.pg_port}/{database}"
+
+
+@functools.cache
+def platform() -> PlatformSettings:
+    """The process's platform settings (read once; env changes later are ignored)."""
+    return load(PlatformSettings)
+
+
+def fresh_platform() -> PlatformSettings:
+    """Re-read the settings (for the stack, after it generated the local password)."""
+    platform.cache_clear()
+    return platform()
+
+
+def env_for_children(settings: PlatformSettings) -> dict[str, str]:
+    """Environment for spawned tools (spark-submit, Airflow) so they see the same stack."""
+    env = dict(os.environ)
+    env["K2_HOME"] = settings.home
+    env["K2_CACHE_DIR"] = settings.cache_dir
+    env["SPARK_CONF_DIR"] = str(settings.spark_conf_dir)
+    env["SPARK_LOCAL_IP"] = settings.bind_host
+    env.setdefault("PYSPARK_PYTHON", str(Path(os.sys.executable)))
+    return env

@@ -1,0 +1,132 @@
+"""`k2 stack ...` and `k2 setup`, `k2 airflow ...`: the local stack from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from k2.settings import fresh_platform
+from k2.stack.errors import StackError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    stack = sub.add_parser(
+        "stack",
+        help="start, stop and inspect the local services (Kafka, registry, PostgreSQL, Spark, Airflow)",
+        description="The platform's real services as local processes bound to 127.0.0.1, "
+        "with pid files and logs under $K2_HOME (default ./.k2). `up` is idempotent and "
+        "restarts keep all data.",
+    )
+    ss = stack.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
+
+    p = ss.add_parser("up", help="start every service (or those named) and wait until healthy",
+                      description="Start PostgreSQL, Kafka (KRaft), the schema registry, Spark "
+                      "configuration and Airflow; each is health-checked before the next starts. "
+                      "Already-running services are left alone.")
+    p.add_argument("services", nargs="*", metavar="SERVICE",
+                   help="only these groups: postgres kafka registry spark airflow (PostgreSQL "
+                   "always starts; default: all)")
+    p.add_argument("--spark-standalone", action="store_true",
+                   help="also run a Spark standalone master + worker (default: local master)")
+    p.set_defaults(func=_up)
+
+    p = ss.add_parser("down", help="stop every service the stack started",
+                      description="Stop all services (reverse order, SIGKILL after a timeout). "
+                      "Data stays in $K2_HOME.")
+    p.set_defaults(func=_down)
+
+    p = ss.add_parser("status", help="each service's state (running, stopped, crashed) and address",
+                      description="Exit code 0 when every started service is running and "
+                      "healthy, 3 otherwise.")
+    p.set_defaults(func=_status)
+
+    p = ss.add_parser("logs", help="show a service's log", description="Print the last lines "
+                      "of a service's log (or follow it).")
+    p.add_argument("service", help="e.g. kafka, registry, postgres, airflow-scheduler")
+    p.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.set_defaults(func=_logs)
+
+    p = sub.add_parser("setup", help="download the JVM artifacts (Kafka, registry, Spark jars)",
+                       description="Fetch the stack's JVM artifacts from Maven Central into "
+                       "$K2_CACHE_DIR (idempotent). `make setup` also creates the virtualenv.")
+    p.set_defaults(func=_setup)
+
+    p = sub.add_parser("airflow", help="run the Airflow CLI against the local stack",
+                       description="Runs `airflow ARGS...` with the stack's Airflow environment "
+                       "(AIRFLOW_HOME, metadata DB, connections), e.g. `k2 airflow dags list`.",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_airflow)
+
+
+def _report(exc: StackError) -> int:
+    print(f"k2 stack: {exc}", file=sys.stderr)
+    return 1
+
+
+def _up(args: argparse.Namespace) -> int:
+    from k2.stack import airflow, services
+
+    groups = tuple(args.services) or services.GROUPS
+    try:
+        s = services.up(groups, spark_standalone=args.spark_standalone)
+    except StackError as exc:
+        return _report(exc)
+    _print_status()
+    if "airflow" in groups:
+        print(f"\nAirflow UI: {airflow.api_url(s)}  login: {s.airflow_user} / {airflow.password(s)}")
+    print(f"Logs: {s.logs_dir}   (k2 stack logs SERVICE)")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from k2.stack import services
+
+    stopped = services.down()
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def _print_status() -> bool:
+    from k2.stack import services
+
+    rows = services.status()
+    widths = [max(len(r[i]) for r in rows + [("SERVICE", "STATE", "ADDRESS", "PID")]) for i in range(4)]
+    for row in [("SERVICE", "STATE", "ADDRESS", "PID"), *rows]:
+        print("  ".join(col.ljust(w) for col, w in zip(row, widths, strict=True)).rstrip())
+    return all(r[1] in ("running", "local") for r in rows)
+
+
+def _status(args: argparse.Namespace) -> int:
+    return 0 if _print_status() else 3
+
+
+def _logs(args: argparse.Namespace) -> int:
+    s = fresh_platform()
+    path = s.logs_dir / f"{args.service}.log"
+    if not path.exists():
+        known = sorted(p.stem for p in s.logs_dir.glob("*.log"))
+        print(f"k2 stack: no log for {args.service!r}; known: {', '.join(known)}", file=sys.stderr)
+        return 1
+    cmd = ["tail", "-n", str(args.lines)] + (["-F"] if args.follow else []) + [str(path)]
+    return subprocess.call(cmd)
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from k2.stack import artifacts
+
+    try:
+        artifacts.ensure_all(fresh_platform())
+    except StackError as exc:
+        return _report(exc)
+    print("JVM artifacts ready in", os.path.join(fresh_platform().cache_dir, "jvm"))
+    return 0
+
+
+def _airflow(args: argparse.Namespace) -> int:
+    from k2.stack import airflow
+
+    return airflow.run_cli(fresh_platform(), args.args).returncode

@@ -1,0 +1,80 @@
+"""The stack's services in start order, and what `up`, `down` and `status` do with them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from k2.settings import PlatformSettings, fresh_platform
+from k2.stack import airflow, artifacts, kafka, postgres, registry, spark
+from k2.stack.errors import StackError
+from k2.stack.process import Service
+from k2.stack.progress import say
+
+GROUPS = ("postgres", "kafka", "registry", "spark", "airflow")
+
+
+def all_services(s: PlatformSettings, spark_standalone: bool = True) -> list[Service]:
+    """Every service the stack may run, in start order (stop is the reverse)."""
+    out = [postgres.service(s), kafka.service(s), registry.service(s)]
+    if spark_standalone:
+        out += spark.standalone_services(s)
+    out += airflow.services(s)
+    return out
+
+
+def group_of(service: Service) -> str:
+    return service.name.split("-")[0]
+
+
+def up(groups: Sequence[str] = GROUPS, spark_standalone: bool = False) -> PlatformSettings:
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise StackError("stack", f"unknown services {sorted(unknown)}", f"choose from {GROUPS}")
+    s = fresh_platform()
+    artifacts.ensure_all(s)
+    postgres.prepare(s)
+    s = fresh_platform()  # the local password may have just been generated
+    postgres.service(s).start()
+    postgres.provision(s)
+    if "kafka" in groups:
+        kafka.prepare(s)
+        kafka.service(s).start()
+    if "registry" in groups:
+        registry.service(s).start()
+    spark.write_conf(s)
+    if "spark" in groups and spark_standalone:
+        for svc in spark.standalone_services(s):
+            svc.start()
+    if "airflow" in groups:
+        airflow.prepare(s)
+        for svc in airflow.services(s):
+            svc.start()
+    return s
+
+
+def down() -> list[str]:
+    s = fresh_platform()
+    stopped = []
+    for svc in reversed(all_services(s)):
+        if svc.state() != "stopped":
+            say(f"{svc.name}: stopping")
+            svc.stop()
+            stopped.append(svc.name)
+    return stopped
+
+
+def status() -> list[tuple[str, str, str, str]]:
+    """(service, state, address, pid) rows; optional services appear only when used."""
+    s = fresh_platform()
+    rows = []
+    for svc in all_services(s):
+        state = svc.state()
+        if svc.name.startswith("spark-") and state == "stopped":
+            continue
+        pid = svc.pid()
+        if state == "running" and not svc.is_ready():
+            state = "starting/unhealthy"
+        rows.append((svc.name, state, svc.address, str(pid or "")))
+    if not any(r[0].startswith("spark-") for r in rows):
+        rows.insert(3, ("spark", "local", f"{s.spark_master} (conf {s.spark_conf_dir})", ""))
+    return rows
