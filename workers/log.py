@@ -16,22 +16,22 @@ from typing import IO, Any
 
 
 class EventLog:
-    def __init__(self, stream: IO[str] | None = None, **context: Any):
-        self._stream = stream if stream is not None else sys.stderr
+    def __init__(self, out: IO[str] | None = None, /, **context: Any):
+        self._out = out if out is not None else sys.stderr
         self.context = context
         self._throttle: dict[str, tuple[float, int]] = {}  # kind -> (last logged, suppressed)
 
     def bind(self, **context: Any) -> EventLog:
         """A logger writing to the same stream with extra context fields."""
-        child = EventLog(self._stream, **{**self.context, **context})
+        child = EventLog(self._out, **{**self.context, **context})
         child._throttle = self._throttle
         return child
 
     def event(self, level: str, event: str, **fields: Any) -> None:
         record = {"ts": _utc_now(), "level": level, "event": event, **self.context, **fields}
         try:
-            self._stream.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
-            self._stream.flush()
+            self._out.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+            self._out.flush()
         except (OSError, ValueError):  # closed stderr (parent gone): logging must never crash the worker
             pass
 

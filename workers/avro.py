@@ -1,0 +1,114 @@
+"""Avro encoding of v3 trades in the Confluent wire format, fast enough for the hot path.
+
+Wire format: magic byte ``0``, the 4-byte big-endian registry schema id, then the Avro
+binary body. The body encoder below is specialised to ``trade_v3.avsc`` (field order
+is checked against the schema file at construction) because the generic
+``fastavro.schemaless_writer`` costs about twice as much per record; unit tests assert
+byte equality with fastavro and round-trips through confluent-kafka's
+``AvroDeserializer``.
+"""
+
+from __future__ import annotations
+
+import struct
+from decimal import Decimal
+
+EXPECTED_FIELDS = (
+    "message_id",
+    "trade_id",
+    "symbol",
+    "exchange",
+    "timestamp",
+    "price",
+    "quantity",
+    "base_asset",
+    "quote_currency",
+    "side",
+    "ingestion_timestamp",
+    "vendor_data",
+)
+_SCALE = Decimal(10) ** 8
+
+
+def _zigzag_varint(n: int) -> bytes:
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_SMALL_LONGS = [_zigzag_varint(i) for i in range(-64, 64)]
+
+
+def encode_long(n: int) -> bytes:
+    if -64 <= n < 64:
+        return _SMALL_LONGS[n + 64]
+    return _zigzag_varint(n)
+
+
+def encode_string(s: str) -> bytes:
+    raw = s.encode()
+    return encode_long(len(raw)) + raw
+
+
+def encode_decimal(value: Decimal, scale: int = 8) -> bytes:
+    """Avro bytes-decimal: two's-complement big-endian unscaled value, length-prefixed.
+
+    ``value`` must already be exact at ``scale`` (normalize guarantees it); the
+    multiplication is exact, so ``int()`` truncates nothing.
+    """
+    unscaled = int(value * _SCALE) if scale == 8 else int(value.scaleb(scale))
+    raw = unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
+    return encode_long(len(raw)) + raw
+
+
+class TradeEncoder:
+    """v3 record dict -> Confluent-framed Avro bytes, for one registered schema id."""
+
+    def __init__(self, schema: dict, schema_id: int):
+        names = tuple(f["name"] for f in schema["fields"])
+        if names != EXPECTED_FIELDS:
+            raise ValueError(f"trade schema fields changed ({names}); update workers/avro.py to match")
+        enums = {f["name"]: f["type"]["symbols"] for f in schema["fields"] if isinstance(f["type"], dict) and f["type"]["type"] == "enum"}
+        self._exchange = {sym: encode_long(i) for i, sym in enumerate(enums["exchange"])}
+        self._side = {sym: encode_long(i) for i, sym in enumerate(enums["side"])}
+        self._header = b"\x00" + struct.pack(">I", schema_id)
+        self.schema_id = schema_id
+        # Symbols, assets and vendor keys repeat endlessly: encode each once.
+        self._strings: dict[str, bytes] = {}
+
+    def _cached(self, s: str) -> bytes:
+        encoded = self._strings.get(s)
+        if encoded is None:
+            encoded = encode_string(s)
+            if len(self._strings) < 10_000:
+                self._strings[s] = encoded
+        return encoded
+
+    def encode(self, record: dict) -> bytes:
+        cached = self._cached
+        parts = [
+            self._header,
+            encode_string(record["message_id"]),
+            encode_string(record["trade_id"]),
+            cached(record["symbol"]),
+            self._exchange[record["exchange"]],
+            encode_long(record["timestamp"]),
+            encode_decimal(record["price"]),
+            encode_decimal(record["quantity"]),
+            cached(record["base_asset"]),
+            cached(record["quote_currency"]),
+            self._side[record["side"]],
+            encode_long(record["ingestion_timestamp"]),
+        ]
+        vendor = record["vendor_data"]
+        if vendor:
+            parts.append(encode_long(len(vendor)))
+            for key, value in vendor.items():
+                parts.append(cached(key))
+                parts.append(encode_string(value))
+        parts.append(b"\x00")  # end of map blocks
+        return b"".join(parts)

@@ -1,0 +1,244 @@
+"""One worker process: an exchange's WebSocket stream into its Kafka topic.
+
+``python -m workers.run binance`` (the supervisor starts it this way). Exit codes:
+0 after a clean shutdown (SIGTERM/SIGINT: stop reading, flush, close), 2 for a
+configuration error, 3 when the RSS ceiling was reached (flushed first; the
+supervisor restarts the worker), 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+from k2 import contracts
+from k2.config import SettingsError
+from k2.settings import platform
+from workers.avro import TradeEncoder
+from workers.base import Control, Exchange, UnknownSymbolError
+from workers.binance import Binance
+from workers.connection import ConnectionManager, Link
+from workers.dlq import DeadLetters
+from workers.kraken import Kraken
+from workers.log import EventLog
+from workers.metrics import serve
+from workers.normalize import NormalizeError
+from workers.producer import KafkaSink, ProducerFatalError, check_topic_exists, producer_config
+from workers.registry import register_trade_schema, registry_client
+from workers.settings import WorkerSettings, worker_settings
+from workers.stats import WorkerStats
+from workers.symbols import SymbolTable, fetch_pairs
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_MEMORY = 0, 1, 2, 3
+EXCHANGE_CLASSES: dict[str, type[Exchange]] = {"binance": Binance, "kraken": Kraken}
+
+
+def topics(settings: WorkerSettings, exchange: str) -> tuple[str, str]:
+    """(trade topic, DLQ topic) for ``exchange``, with the optional isolation prefix."""
+    prefix = settings.topic_prefix
+    return prefix + contracts.trade_topic(exchange), prefix + contracts.DLQ_TOPIC
+
+
+def symbol_table(settings: WorkerSettings, exchange: str, log: EventLog) -> SymbolTable:
+    table = SymbolTable.shipped()
+    if not settings.refresh_symbols:
+        return table
+    try:
+        pairs = fetch_pairs(
+            exchange, settings.rest_url(exchange), settings.symbols(exchange), table.kraken_aliases, 5.0
+        )
+    except (OSError, ValueError) as exc:
+        log.warning("symbols_refresh_failed", error=str(exc), action="using the shipped workers/symbols.json")
+        return table
+    log.info("symbols_refreshed", source=settings.rest_url(exchange), pairs=len(pairs))
+    return table.updated(exchange, pairs)
+
+
+def build_exchange(settings: WorkerSettings, name: str, table: SymbolTable) -> Exchange:
+    try:
+        return EXCHANGE_CLASSES[name](settings.symbols(name), table)
+    except UnknownSymbolError as exc:
+        raise SettingsError(f"K2_{name.upper()}_SYMBOLS: {exc}") from None
+
+
+class FrameHandler:
+    """Parse one frame, produce its trades, dead-letter what failed. The hot path."""
+
+    def __init__(self, exchange: Exchange, encoder: TradeEncoder, sink: KafkaSink, topic: str,
+                 dead_letters: DeadLetters, stats: WorkerStats):
+        self.parse = exchange.parse
+        self.encode = encoder.encode
+        self.produce = sink.produce
+        self.topic = topic
+        self.dead_letters = dead_letters
+        self.stats = stats
+        self._keys: dict[str, bytes] = {}
+
+    def __call__(self, frame: bytes, link: Link) -> tuple[int, Control | None]:
+        received_us = time.time_ns() // 1000
+        stats = self.stats
+        stats.frames += 1
+        try:
+            parsed = self.parse(frame, received_us)
+        except NormalizeError as exc:
+            self.dead_letters.send(exc, frame, received_us, link.endpoint)
+            return 0, None
+        trades = parsed.trades
+        if trades:
+            keys, topic, produce, encode = self._keys, self.topic, self.produce, self.encode
+            for record in trades:
+                symbol = record["symbol"]
+                key = keys.get(symbol)
+                if key is None:
+                    key = keys[symbol] = symbol.encode()
+                produce(topic, key, encode(record))
+            stats.trades += len(trades)
+            stats.last_trade_lag_us = received_us - trades[-1]["timestamp"]
+        for reject in parsed.rejects:
+            self.dead_letters.send(reject, frame, received_us, link.endpoint)
+        return len(trades), parsed.control
+
+
+@dataclass
+class Summary:
+    """The periodic one-line summary per stream."""
+
+    interval_s: float
+    log: EventLog
+    stats: WorkerStats
+    next_at: float = 0.0
+    last_trades: int = 0
+    last_at: float = 0.0
+
+    def maybe_log(self, now: float, force: bool = False) -> None:
+        if not force and now < self.next_at:
+            return
+        s = self.stats
+        elapsed = max(1e-9, now - self.last_at) if self.last_at else max(1e-9, time.time() - s.started_at)
+        rate = (s.trades - self.last_trades) / elapsed
+        age = s.last_message_age_s()
+        self.log.info(
+            "stream_summary",
+            trades_per_s=round(rate, 1),
+            trades=s.trades,
+            delivered=s.delivered,
+            lag_ms=round(s.last_trade_lag_us / 1000, 1),
+            last_message_age_s=None if age == float("inf") else round(age, 2),
+            queue_depth=s.queue_depth,
+            reconnects=sum(s.reconnects.values()),
+            reconnects_by_reason=dict(s.reconnects),
+            errors=sum(s.all_errors().values()),
+            errors_by_kind=dict(s.all_errors()),
+            delivery_failures=s.delivery_failures,
+            connected=s.connected,
+        )
+        self.last_trades, self.last_at, self.next_at = s.trades, now, now + self.interval_s
+
+
+def rss_mb() -> float:
+    """Current resident set size in MB (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
+    plat = platform()
+    stats = WorkerStats(name)
+    exchange = build_exchange(settings, name, symbol_table(settings, name, log))
+    topic, dlq_topic = topics(settings, name)
+    schema_id = register_trade_schema(registry_client(plat.registry_url), topic, plat.registry_url)
+    encoder = TradeEncoder(contracts.trade_schema(), schema_id)
+    if not check_topic_exists(plat.kafka_bootstrap, topic):
+        log.warning("topic_missing", topic=topic, bootstrap=plat.kafka_bootstrap,
+                    action="create it (bootstrap DAG) unless the broker auto-creates topics")
+    sink = KafkaSink(
+        producer_config(plat.kafka_bootstrap, f"k2-worker-{name}", settings.linger_ms,
+                        settings.compression, settings.queue_max_messages),
+        stats, log,
+    )
+    dead_letters = DeadLetters(name, lambda key, value: sink.produce(dlq_topic, key, value), log)
+    dead_letters.by_kind = stats.dead_letters
+    handler = FrameHandler(exchange, encoder, sink, topic, dead_letters, stats)
+    manager = ConnectionManager(exchange, settings, handler, stats, log)
+
+    stop_metrics = None
+    port = settings.metrics_port(name)
+    if port:
+        _, stop_metrics = serve(stats, plat.bind_host, port, stale_after_s=settings.watchdog_s * 2)
+
+    stopping: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.append(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    summary = Summary(settings.summary_interval_s, log, stats)
+    summary.next_at = time.monotonic() + settings.summary_interval_s
+    memory_check_at = 0.0
+    exit_code = EXIT_OK
+
+    def after_turn() -> None:
+        nonlocal memory_check_at, exit_code
+        sink.poll()
+        now = time.monotonic()
+        stats.queue_depth = sink.pending()
+        summary.maybe_log(now)
+        if settings.memory_limit_mb and now >= memory_check_at:
+            memory_check_at = now + 5.0
+            rss = rss_mb()
+            if rss > settings.memory_limit_mb:
+                log.error("memory_ceiling", rss_mb=round(rss, 1), limit_mb=settings.memory_limit_mb,
+                          action="flushing and exiting with code 3 for the supervisor to restart")
+                exit_code = EXIT_MEMORY
+                stopping.append("memory")
+
+    log.info("worker_started", pid=os.getpid(), topic=topic, dlq_topic=dlq_topic, schema_id=schema_id,
+             symbols=exchange.symbols, endpoints=list(settings.urls(name)))
+    try:
+        manager.run(lambda: bool(stopping), after_turn)
+    except ProducerFatalError as exc:
+        log.error("producer_fatal_exit", error=str(exc))
+        exit_code = EXIT_ERROR
+    finally:
+        manager.close_all()
+        remaining = sink.flush(settings.flush_timeout_s)
+        stats.queue_depth = remaining
+        summary.maybe_log(time.monotonic(), force=True)
+        (log.info if remaining == 0 else log.error)(
+            "worker_stopped", reason=",".join(stopping) or "error", undelivered=remaining,
+            delivered=stats.delivered, trades=stats.trades,
+        )
+        if stop_metrics:
+            stop_metrics()
+    return exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.run",
+        description="Run one exchange worker (normally started by `k2 workers`). Settings: `k2 config`.",
+    )
+    parser.add_argument("exchange", choices=sorted(EXCHANGE_CLASSES))
+    args = parser.parse_args(argv)
+    log = EventLog(exchange=args.exchange, stream=contracts.trade_topic(args.exchange))
+    try:
+        return run_worker(args.exchange, worker_settings(), log)
+    except SettingsError as exc:
+        log.error("configuration_error", error=str(exc))
+        return EXIT_CONFIG
+    except Exception as exc:  # the supervisor restarts us; say why first
+        log.error("worker_crashed", error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

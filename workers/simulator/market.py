@@ -1,0 +1,61 @@
+"""The simulated market: a deterministic (seeded) tape of trades per exchange.
+
+Every connection of an exchange sees the same tape, like on a real venue, so a
+rotation overlap yields true duplicates (same trade ids) and a gap would be visible.
+Prices and quantities are generated as decimal text, the form exchanges send.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+
+SNAPSHOT_DEPTH = 50  # Kraken replays the last 50 trades on subscribe
+
+_REFERENCE_PRICES = {"BTC": "94250", "ETH": "3300", "BNB": "690", "SOL": "190", "XRP": "2.2", "DOGE": "0.32"}
+
+
+@dataclass(frozen=True, slots=True)
+class SimTrade:
+    symbol: str
+    trade_id: int
+    price: str  # decimal text
+    qty: str  # decimal text
+    taker: str  # "buy" | "sell"
+    ts_us: int
+
+
+class Tape:
+    """Trades of one exchange: sequential ids per symbol, random-walk prices."""
+
+    def __init__(
+        self, symbols: list[str], bases: dict[str, str], seed: int, price_decimals: int, pad_to: int = 0
+    ):
+        self.rng = random.Random(seed)
+        self.pad_to = pad_to  # Binance writes fixed 8 decimals ("94250.01000000")
+        self.symbols = symbols
+        self.price_decimals = price_decimals
+        self.next_id = {s: self.rng.randrange(1_000_000, 9_000_000) for s in symbols}
+        self.price = {s: Decimal(_REFERENCE_PRICES.get(bases[s], "100")) for s in symbols}
+        self.history = {s: deque(maxlen=SNAPSHOT_DEPTH) for s in symbols}
+        self._tick = Decimal(1).scaleb(-price_decimals)
+        self._last_ts = 0
+
+    def next(self, now_us: int) -> SimTrade:
+        rng = self.rng
+        symbol = self.symbols[rng.randrange(len(self.symbols))]
+        price = self.price[symbol] + self._tick * rng.randint(-20, 20)
+        if price <= 0:
+            price = self._tick * 1000
+        self.price[symbol] = price
+        qty = Decimal(rng.randint(1, 500_000_000)).scaleb(-8)
+        trade_id = self.next_id[symbol]
+        self.next_id[symbol] = trade_id + 1
+        ts = max(now_us, self._last_ts)  # monotonic time, like a matching engine's clock
+        self._last_ts = ts
+        price_text = f"{price:.{self.pad_to}f}" if self.pad_to else f"{price:f}"
+        trade = SimTrade(symbol, trade_id, price_text, f"{qty:f}", rng.choice(("buy", "sell")), ts)
+        self.history[symbol].append(trade)
+        return trade
