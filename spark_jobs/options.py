@@ -1,0 +1,104 @@
+"""Command-line options shared by the Spark jobs: target namespace, topics, triggers.
+
+Every job defaults to the production contracts (``market_data``, the trade topics of
+:mod:`k2.contracts`); tests and benchmarks point the same code at their own namespace
+and topics so they never touch the real tables or other engineers' data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+
+from k2.config import load, register, setting
+from k2.contracts import EXCHANGES, NAMESPACE, exchange, trade_topic
+from k2.settings import platform
+
+DEFAULT_TRIGGER = "5 seconds"
+_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "millisecond": 0.001, "milliseconds": 0.001, "s": 1, "second": 1,
+                 "seconds": 1, "m": 60, "minute": 60, "minutes": 60}
+
+
+def table_id(table: str, namespace: str = NAMESPACE) -> str:
+    """``<catalog>.<namespace>.<table>``: always qualified, never relying on the current catalog."""
+    return f"{platform().catalog_name}.{namespace}.{table}"
+
+
+def parse_topic_map(text: str | None) -> dict[str, str]:
+    """``binance=t1,kraken=t2`` -> ``{"binance": "t1", "kraken": "t2"}``; empty -> the contract topics.
+
+    Silver needs to know which exchange each topic carries (to check that a record's
+    ``exchange`` matches its topic), so topics are always given per exchange.
+    """
+    if not text:
+        return {e.name: trade_topic(e.name) for e in EXCHANGES}
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        name, sep, topic = part.strip().partition("=")
+        if not sep or not topic:
+            raise argparse.ArgumentTypeError(
+                f"--topics entry {part!r} must look like <exchange>=<topic>, e.g. binance=my.topic"
+            )
+        mapping[exchange(name.strip()).name] = topic.strip()
+    return mapping
+
+
+def parse_trigger(text: str) -> dict[str, object]:
+    """Keyword arguments for ``DataStreamWriter.trigger``: ``availableNow`` or an interval."""
+    if text.strip().lower() in ("availablenow", "available-now", "available_now"):
+        return {"availableNow": True}
+    match = _INTERVAL.match(text.lower())
+    if not match or match.group(2) not in _UNIT_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"trigger {text!r} is neither 'availableNow' nor an interval like '5 seconds'"
+        )
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return {"processingTime": f"{seconds:g} seconds"}
+
+
+@register
+@dataclass(frozen=True)
+class StreamSettings:
+    """Default triggers of the three streams (a ``--trigger`` argument wins)."""
+
+    bronze_ingestion_trigger: str = setting(
+        "BRONZE_INGESTION_TRIGGER", DEFAULT_TRIGGER, "Trigger of bronze_ingestion.")
+    silver_transformation_trigger: str = setting(
+        "SILVER_TRANSFORMATION_TRIGGER", DEFAULT_TRIGGER, "Trigger of silver_transformation.")
+    gold_aggregation_trigger: str = setting(
+        "GOLD_AGGREGATION_TRIGGER", DEFAULT_TRIGGER, "Trigger of gold_aggregation.")
+
+
+def trigger_env(stream: str) -> str:
+    """Name of the environment variable holding a stream's default trigger."""
+    return f"K2_{stream.upper()}_TRIGGER"
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--namespace", default=NAMESPACE, help=f"Iceberg namespace (default {NAMESPACE})"
+    )
+
+
+def add_stream_options(parser: argparse.ArgumentParser, stream: str) -> None:
+    add_common(parser)
+    env = trigger_env(stream)
+    parser.add_argument(
+        "--trigger",
+        default=getattr(load(StreamSettings), f"{stream}_trigger"),
+        type=parse_trigger,
+        help=f"'availableNow' (drain and exit) or an interval like '5 seconds' "
+        f"(default ${env} or {DEFAULT_TRIGGER!r})",
+    )
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Fully qualified names of the pipeline's tables in one namespace."""
+
+    namespace: str
+
+    def id(self, table: str) -> str:
+        return table_id(table, self.namespace)

@@ -1,0 +1,145 @@
+"""What every K2 stream shares: run lock, checkpoint, progress publishing, clean stop.
+
+A stream module only builds its ``DataStreamWriter``; :func:`run_stream` takes the
+stream's run lock (never two copies, even when the babysitter races an operator),
+attaches the progress listener, starts the query on the stream's own checkpoint and
+waits. SIGTERM/SIGINT stop the query between batches; ``kill -9`` is what the
+checkpoint exists for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import DataStreamWriter, StreamingQueryListener
+
+from k2.streams import StreamProgress, checkpoint_dir, hold_run_lock, write_progress
+
+
+def say(stream: str, message: str) -> None:
+    print(f"[{stream}] {datetime.now(UTC):%H:%M:%S} {message}", flush=True)
+
+
+def _offsets(value: object) -> object:
+    # Progress JSON carries Kafka offsets as nested objects; older Sparks as JSON text.
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def kafka_lag(source: dict) -> int | None:
+    """Messages between the batch's end offsets and the latest offsets, summed over partitions."""
+    end, latest = _offsets(source.get("endOffset")), _offsets(source.get("latestOffset"))
+    if not isinstance(end, dict) or not isinstance(latest, dict):
+        return None
+    lag = 0
+    for topic, parts in latest.items():
+        for part, offset in parts.items():
+            lag += max(0, int(offset) - int(end.get(topic, {}).get(part, 0)))
+    return lag
+
+
+def progress_from_json(stream: str, progress: dict) -> StreamProgress:
+    sources = progress.get("sources") or []
+    lags = [kafka_lag(s) for s in sources if "Kafka" in (s.get("description") or "")]
+    known = [lag for lag in lags if lag is not None]
+    return StreamProgress(
+        stream=stream,
+        batch_id=int(progress.get("batchId", -1)),
+        batch_timestamp=progress.get("timestamp", ""),
+        rows_in=int(progress.get("numInputRows", 0)),
+        rows_per_second=float(progress.get("processedRowsPerSecond") or 0.0),
+        source_lag=sum(known) if known else None,
+        pid=os.getpid(),
+        sources=[
+            {"description": s.get("description"), "rows_in": s.get("numInputRows"),
+             "end_offset": s.get("endOffset"), "latest_offset": s.get("latestOffset")}
+            for s in sources
+        ],
+    )
+
+
+class ProgressListener(StreamingQueryListener):
+    """Publishes k2.streams progress after every batch; idle events refresh its age."""
+
+    def __init__(self, stream: str):
+        self.stream = stream
+        self.last: StreamProgress | None = None
+
+    def onQueryStarted(self, event) -> None:  # noqa: N802 - Spark's API
+        say(self.stream, f"query started id={event.id} run={event.runId}")
+
+    def onQueryProgress(self, event) -> None:  # noqa: N802
+        progress = progress_from_json(self.stream, json.loads(event.progress.json))
+        self.last = progress
+        write_progress(progress)
+        if progress.rows_in or progress.batch_id == 0:
+            say(self.stream, f"batch {progress.batch_id}: {progress.rows_in} rows in, "
+                f"{progress.rows_per_second:.0f} rows/s, lag {progress.source_lag}")
+
+    def onQueryIdle(self, event) -> None:  # noqa: N802
+        if self.last is not None:
+            self.last.updated_at = time.time()
+            write_progress(self.last)
+
+    def onQueryTerminated(self, event) -> None:  # noqa: N802
+        say(self.stream, f"query terminated{': ' + event.exception if event.exception else ''}")
+
+
+def run_stream(
+    stream: str,
+    app: Callable[[SparkSession], DataStreamWriter],
+    trigger: dict[str, object],
+    table: str | None = None,
+) -> int:
+    """Run one stream to completion (availableNow) or until stopped; return an exit code.
+
+    ``table``: the Iceberg table of a sink query (``toTable``); None for foreachBatch.
+    """
+    from spark_jobs.session import spark_session
+
+    lock = hold_run_lock(stream)  # noqa: F841 - held for the life of the process
+    spark = spark_session(stream)
+    spark.streams.addListener(ProgressListener(stream))
+    checkpoint = checkpoint_dir(stream)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    writer = (
+        app(spark)
+        .queryName(stream)
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(**trigger)
+    )
+    query = writer.toTable(table) if table else writer.start()
+    say(stream, f"running, checkpoint {checkpoint}, trigger {trigger}")
+
+    stopping = False
+
+    def stop(signum, frame) -> None:  # noqa: ARG001
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    # Short waits so a signal is acted on promptly (py4j blocks the main thread).
+    while query.isActive and not stopping:
+        query.awaitTermination(2)
+    if stopping:
+        say(stream, "stop requested: stopping after the current batch")
+        query.stop()
+    error = query.exception()
+    spark.stop()
+    if error is not None:
+        say(stream, f"FAILED: {error}")
+        return 1
+    say(stream, "stopped cleanly")
+    return 0
+

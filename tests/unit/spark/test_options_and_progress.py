@@ -1,0 +1,75 @@
+"""Pure helpers of the Spark jobs: CLI parsing, Kafka lag from progress JSON, DDL text."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from k2.contracts import all_tables, trade_topics
+from spark_jobs.options import parse_topic_map, parse_trigger
+from spark_jobs.streaming import kafka_lag, progress_from_json
+from spark_jobs.tables import GOLD, table_defs
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("availableNow", {"availableNow": True}),
+        ("5 seconds", {"processingTime": "5 seconds"}),
+        ("500 ms", {"processingTime": "0.5 seconds"}),
+        ("2 minutes", {"processingTime": "120 seconds"}),
+    ],
+)
+def test_parse_trigger(text, expected):
+    assert parse_trigger(text) == expected
+
+
+def test_parse_trigger_rejects_garbage():
+    with pytest.raises(argparse.ArgumentTypeError, match="5 seconds"):
+        parse_trigger("soon")
+
+
+def test_topic_map_defaults_to_contract_topics():
+    assert sorted(parse_topic_map(None).values()) == sorted(trade_topics())
+
+
+def test_topic_map_override_and_errors():
+    assert parse_topic_map("binance=a.b, kraken=c") == {"binance": "a.b", "kraken": "c"}
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_topic_map("binance")
+    with pytest.raises(KeyError):
+        parse_topic_map("nasdaq=x")
+
+
+def test_kafka_lag_sums_partitions():
+    source = {"description": "KafkaV2[Subscribe[t]]",
+              "endOffset": {"t": {"0": 5, "1": 7}}, "latestOffset": {"t": {"0": 9, "1": 7}}}
+    assert kafka_lag(source) == 4
+    assert kafka_lag({"endOffset": '{"t": {"0": 1}}', "latestOffset": '{"t": {"0": 3}}'}) == 2
+    assert kafka_lag({"endOffset": None}) is None
+
+
+def test_progress_from_json():
+    p = progress_from_json("bronze_ingestion", {
+        "batchId": 3, "timestamp": "2026-01-01T00:00:00.000Z", "numInputRows": 10,
+        "processedRowsPerSecond": 2.5,
+        "sources": [{"description": "KafkaV2[x]", "numInputRows": 10,
+                     "endOffset": {"t": {"0": 1}}, "latestOffset": {"t": {"0": 4}}}],
+    })
+    assert (p.batch_id, p.rows_in, p.rows_per_second, p.source_lag) == (3, 10, 2.5, 3)
+
+
+def test_every_contract_table_has_a_definition():
+    assert sorted(t.name for t in table_defs()) == sorted(all_tables())
+
+
+def test_gold_ddl_partitions_by_hour_and_sorts():
+    sql = GOLD.create_sql("ns")
+    assert "PARTITIONED BY (hours(`timestamp`))" in sql
+    assert GOLD.sort_order == "`timestamp`, trade_id"
+    for t in table_defs():
+        props = t.all_properties
+        assert props["format-version"] == "2"
+        assert props["write.parquet.compression-codec"] == "zstd"
+        assert props["write.metadata.delete-after-commit.enabled"] == "true"
