@@ -539,6 +539,8 @@ class SimulatorThread:
         return asyncio.run_coroutine_threadsafe(invoke(), self._loop).result(10)
 
     def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
         asyncio.run_coroutine_threadsafe(self.sim.stop(), self._loop).result(15)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)

@@ -1,0 +1,148 @@
+"""`k2 workers`: run worker processes (and optionally the simulator), restart them.
+
+Each child is a separate process so one exchange's crash, memory ceiling or stuck
+socket never affects the other. A child that exits for any reason while the
+supervisor is running is restarted after ``min(cap, base * 2**(n-1))`` seconds with
+jitter, where ``n`` counts consecutive short-lived runs (a child that ran for a minute
+starts over at the base delay). SIGTERM/SIGINT are forwarded to every child, which
+flush and exit; children still running after the grace period are killed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from workers.log import EventLog
+
+HEALTHY_RUN_S = 60.0  # a child that lived this long resets its restart backoff
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    failures: int = 0
+    restart_at: float | None = None
+    restarts: int = 0
+    history: list[int] = field(default_factory=list)  # exit codes, newest last
+    stop_last: bool = False  # e.g. the simulator: workers flush before it goes away
+
+
+class Supervisor:
+    def __init__(
+        self,
+        children: Sequence[Child],
+        log: EventLog,
+        *,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 60.0,
+        grace_s: float = 40.0,
+        rng: random.Random | None = None,
+    ):
+        self.children = list(children)
+        self.log = log
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.grace_s = grace_s
+        self.rng = rng or random.Random()
+        self.stopping = False
+
+    def backoff(self, failures: int) -> float:
+        delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** max(0, failures - 1))
+        return delay * self.rng.uniform(0.75, 1.0)
+
+    def start(self, child: Child) -> None:
+        child.process = subprocess.Popen(child.argv, env=child.env)
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        self.log.info("child_started", child=child.name, pid=child.process.pid, restarts=child.restarts)
+
+    def check(self, now: float) -> None:
+        """Notice exited children and restart those whose backoff has elapsed."""
+        for child in self.children:
+            proc = child.process
+            if proc is not None and proc.poll() is not None:
+                code = proc.returncode
+                child.history.append(code)
+                child.process = None
+                ran = now - child.started_at
+                child.failures = 1 if ran >= HEALTHY_RUN_S else child.failures + 1
+                delay = self.backoff(child.failures)
+                child.restart_at = now + delay
+                self.log.warning("child_exited", child=child.name, pid=proc.pid, exit_code=code,
+                                 ran_s=round(ran, 1), restart_in_s=round(delay, 2),
+                                 reason=_describe_exit(code))
+            if child.process is None and child.restart_at is not None and now >= child.restart_at:
+                child.restarts += 1
+                self.start(child)
+
+    def run(self, poll_s: float = 0.2) -> int:
+        def on_signal(signum: int, _frame: object) -> None:
+            if not self.stopping:
+                self.log.info("supervisor_stopping", signal=signal.Signals(signum).name)
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        for child in self.children:
+            self.start(child)
+        while not self.stopping:
+            self.check(time.monotonic())
+            time.sleep(poll_s)
+        return self.shutdown()
+
+    def shutdown(self) -> int:
+        for last in (False, True):
+            self._stop([c for c in self.children if c.stop_last == last])
+        codes = {c.name: (c.process.returncode if c.process else None) for c in self.children}
+        self.log.info("supervisor_stopped", exit_codes=codes)
+        return 0
+
+    def _stop(self, children: list[Child]) -> None:
+        running = [c for c in children if c.process is not None and c.process.poll() is None]
+        for child in running:
+            child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_s
+        for child in running:
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.log.error("child_killed", child=child.name, pid=child.process.pid,
+                               reason=f"still running {self.grace_s}s after SIGTERM")
+                child.process.kill()
+                child.process.wait()
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return {0: "exited", 2: "configuration error", 3: "memory ceiling"}.get(code, "crashed")
+
+
+def worker_child(exchange: str, env: Mapping[str, str]) -> Child:
+    return Child(exchange, [sys.executable, "-m", "workers.run", exchange], dict(env))
+
+
+def simulator_env(base: Mapping[str, str], port: int) -> dict[str, str]:
+    """Environment that points the workers at a local simulator instead of the exchanges."""
+    env = dict(base)
+    env["K2_BINANCE_URLS"] = f"ws://127.0.0.1:{port}"
+    env["K2_KRAKEN_URLS"] = f"ws://127.0.0.1:{port}/v2"
+    env["K2_WORKERS_REFRESH_SYMBOLS"] = "false"
+    return env
+
+
+def default_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
