@@ -1,0 +1,49 @@
+# K2: the two commands for a fresh machine are `make run` and `make test` (see README).
+# Every target installs what is missing first; all are idempotent and cached:
+#   Python packages: .venv (pip cache), JVM artifacts: ~/.m2 + $K2_CACHE_DIR.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.k2-installed
+
+.PHONY: help setup run stop test test-unit bench lint lock clean-state
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
+
+setup: $(STAMP)  ## install everything (system packages, virtualenv, JVM artifacts)
+	@$(BIN)/k2 setup
+
+$(STAMP): requirements.txt pyproject.toml scripts/system-deps.sh
+	@scripts/system-deps.sh
+	@echo "[k2] python: creating $(VENV) and installing requirements.txt (cached by pip)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+run: setup  ## bring the platform up on local defaults and print where to look
+	@$(BIN)/k2 stack up
+
+stop:  ## stop everything `make run` started
+	@$(BIN)/k2 stack down
+
+test: setup  ## run every test tier against a real local stack (starts and stops it)
+	@scripts/run-tests.sh
+
+test-unit: setup  ## only the unit tier (no services needed)
+	@$(BIN)/python -m pytest -m "not integration and not dags and not e2e" tests
+
+bench: setup  ## run the benchmarks and print their figures
+	@scripts/run-bench.sh
+
+lint: setup  ## ruff
+	@$(BIN)/ruff check .
+
+lock:  ## re-resolve requirements.in into requirements.txt in a scratch venv
+	@rm -rf /tmp/k2-lock-venv && $(PYTHON) -m venv /tmp/k2-lock-venv
+	@/tmp/k2-lock-venv/bin/pip install --quiet -r requirements.in
+	@{ head -2 requirements.txt; /tmp/k2-lock-venv/bin/pip freeze; } > requirements.txt.new
+	@mv requirements.txt.new requirements.txt && echo "requirements.txt updated"

@@ -1,0 +1,87 @@
+"""Fixtures shared by every tier.
+
+Unmarked tests are unit tests and need no services. Tests marked ``integration``,
+``dags`` or ``e2e`` talk to the real local stack, which `make test` starts; run alone,
+they fail with a message saying how to start it (never silently skipped).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "plugins"))  # Airflow adds plugins/ to sys.path too
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+
+@pytest.fixture(scope="session")
+def platform_settings():
+    from k2.settings import fresh_platform
+
+    return fresh_platform()
+
+
+@pytest.fixture(scope="session")
+def stack(platform_settings):
+    """The running local stack (Kafka, registry, PostgreSQL); fails clearly if it is down."""
+    from k2.stack.process import port_in_use
+
+    s = platform_settings
+    needed = {"kafka": s.kafka_port, "registry": s.registry_port, "postgres": s.pg_port}
+    down = [name for name, port in needed.items() if not port_in_use(s.bind_host, port)]
+    if down:
+        pytest.fail(f"local stack not running ({', '.join(down)} down): run `make test`, "
+                    "or `.venv/bin/k2 stack up` before running this tier by hand")
+    return s
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """A short id unique to this test session, for topic, table and subject names."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def spark_env(stack):
+    from k2.stack.airflow import environment
+
+    return environment(stack)
+
+
+@pytest.fixture(scope="session")
+def spark_submit(spark_env):
+    """Run ``spark-submit <app> <args>`` as the platform does; returns CompletedProcess."""
+    from k2.stack.spark import spark_submit as binary
+
+    def run(app: str | Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [binary(), str(app), *args], env=spark_env, cwd=REPO_ROOT,
+            capture_output=True, text=True, timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def airflow_cli(stack):
+    """Run ``airflow <args>`` with the local stack's Airflow environment."""
+    from k2.stack.airflow import run_cli
+
+    def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return run_cli(stack, list(args), capture_output=True, text=True, timeout=timeout)
+
+    return run
+
+
+def pytest_collection_modifyitems(config, items):
+    # Keep tests that stop and restart the whole stack last.
+    items.sort(key=lambda item: "restarts_stack" in item.keywords)
+
+
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
