@@ -14,6 +14,7 @@ DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 # The suite of issue 5; other DAGs may exist besides these.
 EXPECTED = {
     "bootstrap",
+    "cleanup_migrations",
 }
 
 

@@ -1,0 +1,59 @@
+"""The cleanup-migrations DAG's steps: find the legacy estate, then remove it (or not).
+
+Which names are legacy is decided by :mod:`k2.admin.legacy` (v3 objects are protected
+there). Each step lists what it found; with ``dry_run`` it removes nothing. Running it
+again after a real run finds nothing, so it is idempotent.
+"""
+
+from __future__ import annotations
+
+from k2.settings import PlatformSettings, platform
+from k2_airflow.report import log_summary
+
+
+def legacy_tables(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
+    from k2 import contracts
+    from k2.admin import legacy, tables
+    from k2.catalog import catalog
+
+    cat = catalog(settings or platform())
+    found = [t for t in tables.existing_tables(cat) if legacy.is_legacy_table(t)]
+    results = {
+        contracts.qualified(t): "would purge" if dry_run else tables.purge_table(cat, t)
+        for t in found
+    }
+    log_summary(f"Legacy Iceberg tables (dry_run={dry_run})",
+                [("table", n, o) for n, o in sorted(results.items())])
+    return results
+
+
+def legacy_subjects(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
+    from k2.admin import legacy, schemas
+
+    client = schemas.registry_client((settings or platform()).registry_url)
+    found = [s for s in schemas.list_subjects(client) if legacy.is_legacy_subject(s)]
+    results = {s: "would remove" if dry_run else schemas.delete_subject(client, s) for s in found}
+    log_summary(f"Legacy registry subjects (dry_run={dry_run})",
+                [("subject", n, o) for n, o in sorted(results.items())])
+    return results
+
+
+def legacy_topics(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
+    from k2.admin import legacy, topics
+
+    admin = topics.admin_client((settings or platform()).kafka_bootstrap)
+    found = sorted(t for t in topics.existing_topics(admin) if legacy.is_legacy_topic(t))
+    results = {t: "would remove" for t in found} if dry_run else topics.delete_topics(admin, found)
+    log_summary(f"Legacy Kafka topics (dry_run={dry_run})",
+                [("topic", n, o) for n, o in sorted(results.items())])
+    return results
+
+
+def summarize(dry_run: bool, found: dict[str, dict[str, str]]) -> dict:
+    """One report over all kinds; the DAG run's final task log is the record of the run."""
+    rows = [(kind, name, outcome) for kind, items in found.items() for name, outcome in sorted(items.items())]
+    title = "Cleanup migrations: DRY RUN, nothing removed" if dry_run else "Cleanup migrations: removed"
+    if not rows:
+        title += " (no legacy objects found)"
+    log_summary(title, rows)
+    return {"dry_run": dry_run, **{k: sorted(v) for k, v in found.items()}}
