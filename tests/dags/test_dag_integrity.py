@@ -15,6 +15,10 @@ DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED = {
     "bootstrap",
     "cleanup_migrations",
+    "streaming_babysitter",
+    "stream_bronze_ingestion",
+    "stream_silver_transformation",
+    "stream_gold_aggregation",
 }
 
 

@@ -1,0 +1,68 @@
+"""
+### streaming_babysitter — keep exactly one copy of each stream running (every 5 min)
+
+Per stream (`bronze_ingestion`, `silver_transformation`, `gold_aggregation`):
+
+- **watch_&lt;stream&gt;** reads the stream's run lock (who runs it), its `progress.json`
+  (when it last reported) and its source (Kafka end offsets for bronze; the newest
+  append snapshot of Bronze / the Silver tables for silver / gold, compared with the
+  checkpoint). Its log has one line `STREAM <name>: <STATE> (<action>) - <why>`:
+  - **HEALTHY / IDLE**: running (and either progressing or with nothing to read): left alone;
+  - **STARTING / WAITING**: a runner run is already queued or running: left alone;
+  - **STARTED / RESTARTED**: not running (never started / crashed): start it, it resumes
+    from its checkpoint;
+  - **STALLED**: running but silent for more than `stall_minutes` while its source has
+    new data: killed (`kill -9` is what checkpoints are for) and restarted.
+- **start_&lt;stream&gt;** (skipped unless needed) triggers the runner DAG
+  `stream_<stream>`, whose single SparkSubmitOperator task *is* the stream (its log is
+  the stream's log).
+
+Never two copies: the runner DAGs have `max_active_runs=1`, the babysitter waits
+`start_grace_minutes` for a triggered run to take the stream's lock, and the stream
+itself refuses to start while another copy holds its run lock.
+
+Paused at creation like every DAG: unpause it once bootstrap has run.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, Param
+from k2_airflow.babysitter.watch import StreamWatchOperator, runner_dag_id
+from k2_airflow.defaults import START_DATE, default_args
+
+from k2.contracts import STREAMS
+
+with DAG(
+    dag_id="streaming_babysitter",
+    doc_md=__doc__,
+    schedule=timedelta(minutes=5),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,  # two babysitters could both decide to restart the same stream
+    dagrun_timeout=timedelta(minutes=4),
+    default_args=default_args(retries=1, retry_delay=timedelta(seconds=20)),
+    tags=["k2", "streaming", "ops"],
+    params={
+        "stall_minutes": Param(10, type="number", minimum=0,
+                               description="restart a stream silent this long while its source has new data"),
+        "start_grace_minutes": Param(5, type="number", minimum=0,
+                                     description="time a triggered runner gets to take the stream's lock"),
+    },
+) as dag:
+    for stream in STREAMS:
+        start = TriggerDagRunOperator(
+            task_id=f"start_{stream}",
+            trigger_dag_id=runner_dag_id(stream),
+            conf={"triggered_by": "streaming_babysitter"},
+            retries=0,  # a second trigger could queue a second run; the next tick decides again
+        )
+        StreamWatchOperator(
+            task_id=f"watch_{stream}",
+            stream=stream,
+            start_task_id=start.task_id,
+            stall_minutes="{{ params.stall_minutes }}",
+            start_grace_minutes="{{ params.start_grace_minutes }}",
+        ) >> start

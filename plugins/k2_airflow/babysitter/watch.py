@@ -1,0 +1,55 @@
+"""``StreamWatchOperator``: one babysitter task per stream; its log is the stream's status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.providers.standard.operators.branch import BaseBranchOperator
+
+from k2.settings import platform
+from k2_airflow.babysitter import control, decision, probes
+
+log = logging.getLogger("k2.airflow.babysitter")
+
+
+def runner_dag_id(stream: str) -> str:
+    return f"stream_{stream}"
+
+
+class StreamWatchOperator(BaseBranchOperator):
+    """Observe a stream, log its state and why, kill it if stalled; branch to its start task.
+
+    Returns the start task's id when the runner must be triggered, else nothing (the
+    start task is then skipped, which the grid shows as "left alone").
+    """
+
+    template_fields = ("stall_minutes", "start_grace_minutes")
+
+    def __init__(self, *, stream: str, start_task_id: str, stall_minutes: Any = 10,
+                 start_grace_minutes: Any = 5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stream = stream
+        self.start_task_id = start_task_id
+        self.stall_minutes = stall_minutes
+        self.start_grace_minutes = start_grace_minutes
+
+    def choose_branch(self, context: Any) -> str | list[str] | None:
+        settings = platform()
+        active = context["ti"].get_dr_count(
+            dag_id=runner_dag_id(self.stream), states=["queued", "running"])
+        obs = probes.observe(self.stream, settings, runner_active_runs=active)
+        verdict = decision.decide(obs, stall_after_s=float(self.stall_minutes) * 60,
+                                  start_grace_s=float(self.start_grace_minutes) * 60)
+        log.info("%s: observed %s", self.stream, obs)
+        if verdict.action is decision.Action.RESTART:
+            if not control.kill_stream(self.stream, obs.holder_pid, settings):
+                raise RuntimeError(f"{self.stream}: killed pid {obs.holder_pid} but the run lock "
+                                   "is still held after 60s; check the process by hand")
+        log.info("STREAM %s: %s (%s) - %s", self.stream, verdict.state.upper(),
+                 verdict.action.value, verdict.reason)
+        context["ti"].xcom_push(key="state", value=verdict.state)
+        if verdict.action is decision.Action.LEAVE:
+            return None
+        probes.write_state(self.stream, settings, action=verdict.action.value, state=verdict.state)
+        return self.start_task_id
