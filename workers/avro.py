@@ -28,6 +28,7 @@ EXPECTED_FIELDS = (
     "vendor_data",
 )
 _SCALE = Decimal(10) ** 8
+_UUID_LENGTH = b"\x48"  # zigzag varint of 36, the length of every message_id
 
 
 def _zigzag_varint(n: int) -> bytes:
@@ -41,12 +42,37 @@ def _zigzag_varint(n: int) -> bytes:
 
 
 _SMALL_LONGS = [_zigzag_varint(i) for i in range(-64, 64)]
+# 14-bit groups as two varint bytes with the continuation bit set on both.
+_PAIRS = [bytes(((i & 0x7F) | 0x80, (i >> 7) | 0x80)) for i in range(1 << 14)]
+_high_cache: dict[int, bytes] = {}
 
 
 def encode_long(n: int) -> bytes:
     if -64 <= n < 64:
         return _SMALL_LONGS[n + 64]
+    if 0 < n < 1 << 62:
+        # Timestamps: the low 28 bits change every record, the rest almost never, so
+        # the low part comes from a table and the high part from a small cache.
+        z = n << 1
+        high = z >> 28
+        if high:
+            tail = _high_cache.get(high)
+            if tail is None:
+                tail = _zigzag_unsigned(high)
+                if len(_high_cache) < 4096:
+                    _high_cache[high] = tail
+            return _PAIRS[z & 0x3FFF] + _PAIRS[(z >> 14) & 0x3FFF] + tail
     return _zigzag_varint(n)
+
+
+def _zigzag_unsigned(z: int) -> bytes:
+    """Varint of an already zigzag-encoded (non-negative) value."""
+    out = bytearray()
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
 
 
 def encode_string(s: str) -> bytes:
@@ -90,10 +116,14 @@ class TradeEncoder:
 
     def encode(self, record: dict) -> bytes:
         cached = self._cached
+        message_id = record["message_id"].encode()
+        trade_id = record["trade_id"].encode()
         parts = [
             self._header,
-            encode_string(record["message_id"]),
-            encode_string(record["trade_id"]),
+            _UUID_LENGTH if len(message_id) == 36 else encode_long(len(message_id)),
+            message_id,
+            encode_long(len(trade_id)),
+            trade_id,
             cached(record["symbol"]),
             self._exchange[record["exchange"]],
             encode_long(record["timestamp"]),

@@ -67,6 +67,34 @@ class BufferedReceive:
     def buffered(self) -> int:
         return max(0, len(self._buf) - self._pos)
 
+    def next_data_frame(self) -> bytes | None:
+        """Fast path: the payload of a complete, final, unmasked text/binary frame at the
+        head of the buffer, or None when anything else is there (control frame,
+        fragment, partial frame): websocket-client then handles it the general way.
+        Only valid while websocket-client holds no half-read frame (see Link.fast_ok)."""
+        buf, pos = self._buf, self._pos
+        end_of_buf = len(buf)
+        if end_of_buf - pos < 2 or buf[pos] not in (0x81, 0x82):  # FIN + text/binary, no RSV bits
+            return None
+        size = buf[pos + 1]
+        if size < 126:  # also excludes the mask bit (0x80), which servers never set
+            start = pos + 2
+        elif size == 126:
+            if end_of_buf - pos < 4:
+                return None
+            size, start = int.from_bytes(buf[pos + 2 : pos + 4], "big"), pos + 4
+        elif size == 127:
+            if end_of_buf - pos < 10:
+                return None
+            size, start = int.from_bytes(buf[pos + 2 : pos + 10], "big"), pos + 10
+        else:
+            return None
+        end = start + size
+        if end > end_of_buf:
+            return None
+        self._pos = end
+        return buf[start:end]
+
 
 @dataclass(eq=False)
 class Link:
@@ -85,6 +113,11 @@ class Link:
     next_ping_at: float = float("inf")
     closed: bool = False
     ping_ids: count = field(default_factory=lambda: count(1))
+
+    def fast_ok(self) -> bool:
+        """No frame is half-read inside websocket-client, so the fast path may take the next."""
+        fb = self.ws.frame_buffer
+        return fb.header is None and not fb.recv_buffer and self.ws.cont_frame.cont_data is None
 
     def has_buffered(self) -> bool:
         if self.reader.buffered():
@@ -187,7 +220,19 @@ class ConnectionManager:
     # reading -----------------------------------------------------------------------
 
     def _read(self, link: Link) -> None:
-        for _ in range(MAX_FRAMES_PER_TURN):
+        """Read what ``link`` has ready: whole data frames straight from the buffer, the
+        rest (control frames, fragments, partial frames) through websocket-client."""
+        reader = link.reader
+        for turn in range(MAX_FRAMES_PER_TURN):
+            if link.fast_ok():
+                payload = reader.next_data_frame()
+                if payload is not None:
+                    self._on_data(link, payload)
+                    if link.closed:
+                        return
+                    continue
+            if turn and not link.has_buffered():
+                return  # drained; the socket is only read again when select says so
             try:
                 opcode, frame = link.ws.recv_data_frame(control_frame=True)
             except websocket.WebSocketTimeoutException:
@@ -202,7 +247,7 @@ class ConnectionManager:
                 self._lost(link, "closed_by_server", f"close code {code} {reason}".strip())
                 return
             # ping/pong: already answered by websocket-client; nothing else to do
-            if link.closed or not link.has_buffered():
+            if link.closed:
                 return
 
     def _on_data(self, link: Link, data: bytes) -> None:

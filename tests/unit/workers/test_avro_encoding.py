@@ -87,3 +87,14 @@ def test_schema_contract():
     for name in ("price", "quantity"):
         assert types[name] == {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 8}
     assert types["vendor_data"] == {"type": "map", "values": "string"}
+
+
+def test_long_encoding_matches_reference_varint_everywhere():
+    from workers.avro import _zigzag_varint, encode_long
+
+    rng = random.Random(11)
+    edges = [0, 1, -1, 63, 64, -64, -65, 127, 128, 2**27 - 1, 2**27, 2**28, 2**62 - 1, 2**62, 2**63 - 1, -(2**63)]
+    samples = edges + [rng.randint(-(2**63), 2**63 - 1) for _ in range(20000)]
+    samples += [rng.randint(1_700_000_000_000_000, 1_900_000_000_000_000) for _ in range(20000)]
+    for n in samples:
+        assert encode_long(n) == _zigzag_varint(n), n

@@ -1,0 +1,162 @@
+"""Worker throughput benchmark: simulator -> worker process -> Kafka acknowledged.
+
+Runs the simulator flat out (``rate=0``: as fast as the worker reads, TCP pushes
+back) in this process, one worker as a subprocess writing to throw-away topics on
+the real local Kafka and registry, and reads the worker's own ``/metrics``:
+
+* trades/s = Kafka-acknowledged deliveries per second over the measured window,
+* CPU per 1,000 trades/s = worker CPU seconds per second / (trades/s / 1000),
+* RSS of the worker (max and last sample).
+
+Everything shares this machine's cores with the simulator and the broker (and
+whatever else runs), so the acknowledged rate is what this machine sustained; the
+projection per free core divides it by the worker's measured CPU use.
+
+    python -m workers.bench --exchange binance --exchange kraken --duration 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import psutil
+
+from k2.settings import platform
+from workers.simulator import SimulatorConfig, SimulatorThread
+
+REPO = Path(__file__).resolve().parent.parent
+_DELIVERED = re.compile(r'^k2_worker_delivered_total\{exchange="\w+"\} ([0-9.e+]+)$', re.M)
+
+
+def delivered(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        match = _DELIVERED.search(resp.read().decode())
+    return float(match.group(1)) if match else 0.0
+
+
+def bench_one(exchange: str, duration_s: float, warmup_s: float, kraken_batch: int, port: int) -> dict:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    sim = SimulatorThread(SimulatorConfig(rate=0, kraken_batch=kraken_batch, seed=1))
+    urls = sim.urls()
+    env = dict(os.environ)
+    env.update({
+        "K2_BINANCE_URLS": urls["binance"], "K2_KRAKEN_URLS": urls["kraken"],
+        "K2_BINANCE_SYMBOLS": "BTCUSDT,ETHUSDT", "K2_KRAKEN_SYMBOLS": "BTC/USD,ETH/USD",
+        "K2_WORKERS_REFRESH_SYMBOLS": "false", "K2_WORKERS_TOPIC_PREFIX": prefix,
+        f"K2_{exchange.upper()}_METRICS_PORT": str(port), "K2_WORKERS_SUMMARY_INTERVAL_S": "10",
+    })
+    log_path = Path(f"/tmp/k2-bench-{exchange}.log")
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "workers.run", exchange], cwd=REPO, env=env, stderr=log)
+    try:
+        proc = psutil.Process(worker.pid)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                delivered(port)
+                break
+            except OSError:
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"worker did not start; see {log_path}") from None
+                time.sleep(0.2)
+        time.sleep(warmup_s)
+        t0, d0, c0 = time.monotonic(), delivered(port), proc.cpu_times()
+        rss_max, samples = 0, []
+        while time.monotonic() - t0 < duration_s:
+            time.sleep(1.0)
+            rss = proc.memory_info().rss
+            rss_max = max(rss_max, rss)
+            samples.append(delivered(port))
+        t1, d1, c1 = time.monotonic(), delivered(port), proc.cpu_times()
+        elapsed = t1 - t0
+        rate = (d1 - d0) / elapsed
+        cores = ((c1.user - c0.user) + (c1.system - c0.system)) / elapsed
+        return {
+            "exchange": exchange,
+            "trades_per_s": round(rate),
+            "worker_cpu_cores": round(cores, 3),
+            "cpu_core_seconds_per_1000_trades_per_s": round(cores / (rate / 1000), 4) if rate else None,
+            # what one fully available core would sustain at the measured cost per trade
+            "projected_trades_per_s_per_core": round(rate / cores) if cores else None,
+            "rss_mb_max": round(rss_max / 1e6, 1),
+            "rss_mb_last": round(proc.memory_info().rss / 1e6, 1),
+            "duration_s": round(elapsed, 1),
+            "delivered": int(d1 - d0),
+            "kraken_batch": kraken_batch if exchange == "kraken" else None,
+        }
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        sim.stop()
+        _cleanup(prefix)
+
+
+def _cleanup(prefix: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    from workers.registry import registry_client
+
+    plat = platform()
+    admin = AdminClient({"bootstrap.servers": plat.kafka_bootstrap})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+    if topics:
+        for f in admin.delete_topics(topics).values():
+            try:
+                f.result(30)
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+    client = registry_client(plat.registry_url)
+    for subject in client.get_subjects():
+        if subject.startswith(prefix):
+            for permanent in (False, True):
+                try:
+                    client.delete_subject(subject, permanent=permanent)
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.bench",
+        description="Measure simulator -> worker -> Kafka-acknowledged throughput per worker process "
+        "(trades/s, CPU per 1,000 trades/s, RSS). Needs the local Kafka and registry (`k2 stack up`). "
+        "Writes to throw-away topics and deletes them afterwards.",
+    )
+    parser.add_argument("--exchange", action="append", choices=["binance", "kraken"],
+                        help="exchange to benchmark (repeatable; default both)")
+    parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per exchange (default %(default)s)")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default %(default)s)")
+    parser.add_argument("--kraken-batch", type=int, default=10, help="trades per Kraken message (default %(default)s)")
+    parser.add_argument("--metrics-port", type=int, default=19109, help="worker metrics port used to count acks")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per exchange only")
+    args = parser.parse_args(argv)
+    for exchange in args.exchange or ["binance", "kraken"]:
+        result = bench_one(exchange, args.duration, args.warmup, args.kraken_batch, args.metrics_port)
+        if args.json:
+            print(json.dumps(result), flush=True)
+        else:
+            print(
+                f"{exchange:8s} {result['trades_per_s']:>8,} trades/s acked | worker CPU "
+                f"{result['worker_cpu_cores']:.2f} cores = {result['cpu_core_seconds_per_1000_trades_per_s']} "
+                f"core-s per 1,000 trades/s (~{result['projected_trades_per_s_per_core']:,} trades/s per "
+                f"free core) | RSS max {result['rss_mb_max']} MB, last {result['rss_mb_last']} MB "
+                f"| {result['duration_s']} s",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
