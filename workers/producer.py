@@ -13,6 +13,7 @@ flush-every-N workaround: ``linger.ms`` and ``poll()`` deliver everything.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -51,6 +52,10 @@ class KafkaSink:
         self._backpressure_poll_s = backpressure_poll_s
         self._retry: deque[tuple[str, bytes | None, bytes]] = deque()
         self._fatal: str | None = None
+        # Set on SIGTERM: a full queue that cannot drain (Kafka down) must not keep the
+        # process from exiting forever; after this long the record is reported as lost.
+        self.stopping = False
+        self.give_up_after_stop_s = 30.0
         self._producer = Producer({**config, "on_delivery": self._on_delivery, "error_cb": self._on_error})
 
     # hot path ----------------------------------------------------------------------
@@ -74,10 +79,18 @@ class KafkaSink:
 
     def _wait_for_room(self, topic: str, key: bytes | None, value: bytes) -> None:
         self.stats.backpressure_waits += 1
+        stop_seen_at: float | None = None
         while True:
             self._producer.poll(self._backpressure_poll_s)
             if self._fatal:
                 raise ProducerFatalError(self._fatal)
+            if self.stopping:
+                stop_seen_at = stop_seen_at or time.monotonic()
+                if time.monotonic() - stop_seen_at > self.give_up_after_stop_s:
+                    self.stats.errors["lost_at_shutdown"] += 1
+                    self.log.error("record_lost_at_shutdown", topic=topic, queue_depth=len(self._producer),
+                                   reason="producer queue full and Kafka not draining during shutdown")
+                    return
             try:
                 self._producer.produce(topic, value, key)
                 return

@@ -163,6 +163,7 @@ def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
                         settings.compression, settings.queue_max_messages),
         stats, log,
     )
+    sink.give_up_after_stop_s = settings.flush_timeout_s
     dead_letters = DeadLetters(name, lambda key, value: sink.produce(dlq_topic, key, value), log)
     dead_letters.by_kind = stats.dead_letters
     handler = FrameHandler(exchange, encoder, sink, topic, dead_letters, stats)
@@ -177,6 +178,7 @@ def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
 
     def on_signal(signum: int, _frame: object) -> None:
         stopping.append(signal.Signals(signum).name)
+        sink.stopping = True
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

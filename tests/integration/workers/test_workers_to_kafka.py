@@ -9,7 +9,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import (
+from worker_harness import (
     DLQ_KIND,
     TopicReader,
     assert_contiguous,
@@ -148,3 +148,16 @@ def test_kill_9_under_supervisor_restarts_without_loss(stack, topics, make_simul
     assert_contiguous(messages)
     assert supervisor.stop() == 0
     reader.close()
+
+
+def test_memory_ceiling_exits_cleanly_with_code_3(stack, topics, make_simulator, tmp_path):
+    import subprocess
+
+    sim = make_simulator(rate=50)
+    log_path = tmp_path / "worker.log"
+    env = worker_env(sim, topics, workers_memory_limit_mb="1")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "workers.run", "binance"], env=env, stderr=log)
+    assert proc.wait(60) == 3
+    events = [line for line in log_path.read_text().splitlines() if '"memory_ceiling"' in line or '"worker_stopped"' in line]
+    assert '"memory_ceiling"' in events[0] and '"undelivered":0' in events[-1]

@@ -102,6 +102,21 @@ def test_kraken_subscribes_acks_and_sends_application_pings(sim, capsys):
     assert stats.errors == {}
 
 
+def test_rejected_subscription_is_reported_and_the_rest_keeps_flowing(sim, capsys):
+    s = settings(kraken_urls=sim.urls()["kraken"])
+    exchange = Kraken(["BTC/USD", "SOL/USD"], SymbolTable.shipped())  # the simulator lists no SOL/USD
+    handler, stats = Collect(exchange), WorkerStats("kraken")
+    manager = ConnectionManager(exchange, s, handler, stats, EventLog())
+    run_for(manager, 1.0)
+    manager.close_all()
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    (rejected,) = [e for e in events if e["event"] == "subscribe_error"]
+    assert rejected["level"] == "error"
+    assert rejected["detail"] == "subscribe SOL/USD rejected: Currency pair not supported SOL/USD"
+    assert stats.errors["subscribe_error"] == 1
+    assert handler.trades and {t["symbol"] for t in handler.trades} == {"BTC/USD"}
+
+
 def test_backoff_grows_with_jitter_and_is_capped():
     s = settings(workers_backoff_base_s="0.5", workers_backoff_cap_s="4")
     manager = ConnectionManager(Binance(["BTCUSDT"], SymbolTable.shipped()), s, lambda f, k: (0, None),

@@ -1,0 +1,291 @@
+"""Harness for worker integration tests: real Kafka + registry, in-thread simulator,
+worker as a real subprocess, topics unique per test.
+
+Expectations are built here from the simulator's record with independent code
+(uuid.uuid5, Decimal, datetime), never with the worker's normalization functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from k2.settings import platform
+from workers.simulator import SimulatorConfig, SimulatorThread, read_record
+
+with warnings.catch_warnings():
+    import authlib.deprecate  # noqa: F401  (installs its own "always" warning filter)
+
+    warnings.simplefilter("ignore")
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+REPO = Path(__file__).resolve().parents[3]
+NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's, restated
+PAIRS = {  # base/quote restated independently of workers/symbols.json
+    "BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT"),
+    "BTC/USD": ("BTC", "USD"), "ETH/USD": ("ETH", "USD"),
+}
+DLQ_KIND = {  # simulator bad-frame kind -> the worker's DLQ error_kind
+    "truncated_json": "malformed_json", "not_json": "malformed_json",
+    "oversize_decimal": "decimal_out_of_range", "unknown_symbol": "unknown_symbol",
+}
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.1):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def stack() -> dict:
+    plat = platform()
+    admin = AdminClient({"bootstrap.servers": plat.kafka_bootstrap})
+    try:
+        admin.list_topics(timeout=5)
+    except KafkaException as exc:
+        pytest.fail(f"Kafka at {plat.kafka_bootstrap} unreachable ({exc}); start it: `k2 stack up`")
+    registry = SchemaRegistryClient({"url": plat.registry_url})
+    try:
+        registry.get_subjects()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"registry at {plat.registry_url} unreachable ({exc}); start it: `k2 stack up`")
+    return {"bootstrap": plat.kafka_bootstrap, "registry_url": plat.registry_url, "admin": admin, "registry": registry}
+
+
+@pytest.fixture
+def topics(stack) -> Iterator[dict]:
+    prefix = f"it-{uuid.uuid4().hex[:8]}."
+    names = {
+        "binance": prefix + "market.crypto.trades.binance",
+        "kraken": prefix + "market.crypto.trades.kraken",
+        "dlq": prefix + "market.crypto.trades.dlq",
+    }
+    futures = stack["admin"].create_topics(
+        [NewTopic(names["binance"], 3, 1), NewTopic(names["kraken"], 3, 1), NewTopic(names["dlq"], 1, 1)]
+    )
+    for f in futures.values():
+        f.result(30)
+    yield {"prefix": prefix, **names}
+    for f in stack["admin"].delete_topics(list(names.values())).values():
+        try:
+            f.result(30)
+        except KafkaException:
+            pass
+    for topic in (names["binance"], names["kraken"]):
+        for permanent in (False, True):
+            try:
+                stack["registry"].delete_subject(f"{topic}-value", permanent=permanent)
+            except Exception:  # noqa: BLE001 - subject absent when no worker ran for it
+                pass
+
+
+@pytest.fixture
+def make_simulator(tmp_path) -> Iterator[Callable[..., SimulatorThread]]:
+    started: list[SimulatorThread] = []
+
+    def make(**overrides) -> SimulatorThread:
+        cfg = SimulatorConfig(record=str(tmp_path / f"record{len(started)}.jsonl"), **overrides)
+        sim = SimulatorThread(cfg)
+        sim.record_path = cfg.record
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        try:
+            sim.stop()
+        except Exception:  # noqa: BLE001 - already stopped
+            pass
+
+
+@dataclass
+class WorkerProcess:
+    proc: subprocess.Popen
+    log_path: Path
+
+    def events(self) -> list[dict]:
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def stop(self, timeout_s: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.wait(timeout_s)
+
+
+def worker_env(sim: SimulatorThread, topics: dict, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_WORKERS_") and not k.startswith(("K2_BINANCE", "K2_KRAKEN"))}
+    urls = sim.urls()
+    env.update({
+        "K2_BINANCE_URLS": urls["binance"], "K2_KRAKEN_URLS": urls["kraken"],
+        "K2_BINANCE_SYMBOLS": "BTCUSDT,ETHUSDT", "K2_KRAKEN_SYMBOLS": "BTC/USD,ETH/USD",
+        "K2_WORKERS_REFRESH_SYMBOLS": "false", "K2_WORKERS_TOPIC_PREFIX": topics["prefix"],
+        "K2_BINANCE_METRICS_PORT": "0", "K2_KRAKEN_METRICS_PORT": "0",
+        "K2_WORKERS_WATCHDOG_S": "2", "K2_WORKERS_BACKOFF_BASE_S": "0.1", "K2_WORKERS_BACKOFF_CAP_S": "1",
+        "K2_WORKERS_LINGER_MS": "5", "K2_WORKERS_SUMMARY_INTERVAL_S": "2",
+        "K2_WORKERS_KRAKEN_PING_INTERVAL_S": "1", "PYTHONUNBUFFERED": "1",
+    })
+    env.update({f"K2_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+@pytest.fixture
+def start_worker(tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
+    running: list[WorkerProcess] = []
+
+    def start(exchange: str, env: dict[str, str], argv: list[str] | None = None) -> WorkerProcess:
+        log_path = tmp_path / f"{exchange}-{len(running)}.log"
+        cmd = argv or [sys.executable, "-m", "workers.run", exchange]
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=open(log_path, "w"), stdout=subprocess.DEVNULL)  # noqa: SIM115
+        worker = WorkerProcess(proc, log_path)
+        running.append(worker)
+        wait_for(lambda: any(e.get("event") == "connected" for e in worker.events()) or proc.poll() is not None,
+                 30, f"{exchange} worker to connect")
+        assert proc.poll() is None, f"worker exited early:\n{log_path.read_text()[-3000:]}"
+        return worker
+
+    yield start
+    for worker in running:
+        if worker.proc.poll() is None:
+            worker.proc.kill()
+            worker.proc.wait()
+
+
+# Kafka -----------------------------------------------------------------------------
+
+
+class TopicReader:
+    """Reads a fresh topic from the beginning, accumulating every message."""
+
+    def __init__(self, stack: dict, topic: str, avro: bool = True):
+        self.topic = topic
+        self.consumer = Consumer({
+            "bootstrap.servers": stack["bootstrap"], "group.id": f"it-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        })
+        self.consumer.subscribe([topic])
+        self.deserialize = AvroDeserializer(stack["registry"]) if avro else None
+        self.messages: list[dict] = []
+
+    def poll(self, seconds: float = 0.5) -> list[dict]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for msg in self.consumer.consume(1000, 0.2):
+                if msg.error():
+                    raise AssertionError(f"consume error on {self.topic}: {msg.error()}")
+                raw = msg.value()
+                value = (self.deserialize(raw, SerializationContext(self.topic, MessageField.VALUE))
+                         if self.deserialize else json.loads(raw))
+                self.messages.append({"key": msg.key(), "value": value, "raw": raw})
+        return self.messages
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+# expectations from the simulator's record ------------------------------------------
+
+
+def expected_trades(record_path: str, exchange: str) -> dict[tuple[str, str], dict]:
+    """(symbol, trade_id) -> the v3 fields the worker must produce, per the record."""
+    expected: dict[tuple[str, str], dict] = {}
+    for ev in read_record(record_path):
+        if ev.get("ev") != "trade" or ev["exchange"] != exchange:
+            continue
+        if exchange == "binance":
+            ts = ev["time_wire"] * (1 if ev["time_unit"] == "us" else 1000)
+        else:
+            dt = datetime.fromisoformat(ev["time_wire"].replace("Z", "+00:00"))
+            ts = int(dt.timestamp()) * 1_000_000 + dt.microsecond
+        enum = exchange.upper()
+        base, quote = PAIRS[ev["symbol"]]
+        expected[(ev["symbol"], ev["trade_id"])] = {
+            "message_id": str(uuid.uuid5(NAMESPACE, f"{enum}:{ev['symbol']}:{ev['trade_id']}")),
+            "trade_id": ev["trade_id"],
+            "symbol": ev["symbol"],
+            "exchange": enum,
+            "timestamp": ts,
+            "price": Decimal(ev["price_wire"]),
+            "quantity": Decimal(ev["qty_wire"]),
+            "base_asset": base,
+            "quote_currency": quote,
+            "side": ev["taker"].upper(),  # the simulator's ground truth, not the wire flag
+        }
+    return expected
+
+
+def bad_frames(record_path: str, exchange: str) -> list[dict]:
+    return [e for e in read_record(record_path) if e.get("ev") == "bad_frame" and e["exchange"] == exchange]
+
+
+def assert_trades_match(messages: list[dict], expected: dict[tuple[str, str], dict], exchange: str) -> None:
+    """Kafka holds exactly the sent trades (no more, no fewer), field by field; duplicates
+    carry the same message_id."""
+    seen: dict[tuple[str, str], set[str]] = {}
+    for m in messages:
+        v = m["value"]
+        key = (v["symbol"], v["trade_id"])
+        assert key in expected, f"Kafka has a trade the simulator never sent: {v}"
+        exp = expected[key]
+        actual = {k: v[k] for k in exp}
+        assert actual == exp, f"{key}: got {actual}, expected {exp}"
+        assert m["key"] == v["symbol"].encode()
+        assert v["price"].as_tuple().exponent == -8 and v["quantity"].as_tuple().exponent == -8
+        assert 0 <= v["ingestion_timestamp"] - v["timestamp"] < 60_000_000
+        if exchange == "binance":
+            assert v["vendor_data"]["buyer_is_maker"] == ("true" if exp["side"] == "SELL" else "false")
+        else:
+            assert v["vendor_data"]["ord_type"] == "market"
+        seen.setdefault(key, set()).add(v["message_id"])
+    missing = sorted(set(expected) - set(seen))
+    assert not missing, f"{len(missing)} sent trades missing from Kafka, e.g. {missing[:5]}"
+    assert all(len(ids) == 1 for ids in seen.values())
+
+
+def assert_contiguous(messages: list[dict]) -> None:
+    """Per symbol, the trade ids in Kafka form an unbroken range: no gap on the tape."""
+    ids: dict[str, set[int]] = {}
+    for m in messages:
+        ids.setdefault(m["value"]["symbol"], set()).add(int(m["value"]["trade_id"]))
+    for symbol, got in ids.items():
+        gaps = sorted(set(range(min(got), max(got) + 1)) - got)
+        assert not gaps, f"{symbol}: {len(gaps)} trade ids missing between {min(got)} and {max(got)}: {gaps[:10]}"
+
+
+def wait_until_landed(reader: TopicReader, expected: dict, timeout_s: float = 30) -> list[dict]:
+    def landed() -> bool:
+        got = {(m["value"]["symbol"], m["value"]["trade_id"]) for m in reader.poll(0.5)}
+        return set(expected) <= got
+
+    try:
+        wait_for(landed, timeout_s, f"{len(expected)} trades in {reader.topic}")
+    except AssertionError:
+        pass  # the detailed comparison below says what is missing
+    reader.poll(1.0)  # anything still in flight (extra or duplicate) shows up too
+    return reader.messages
