@@ -13,8 +13,16 @@ from k2.settings import PlatformSettings, platform
 
 def catalog(settings: PlatformSettings | None = None) -> SqlCatalog:
     s = settings or platform()
-    return SqlCatalog(
-        s.catalog_name,
-        uri=s.pg_sqlalchemy_url(s.catalog_db),
-        warehouse=s.warehouse,
-    )
+    properties = {"uri": s.pg_sqlalchemy_url(s.catalog_db), "warehouse": s.warehouse}
+    if s.warehouse_on_s3:
+        properties.update(
+            {
+                "s3.region": s.s3_region,
+                "s3.access-key-id": s.s3_access_key_id,
+                "s3.secret-access-key": s.s3_secret_access_key,
+                "s3.force-virtual-addressing": str(not s.s3_path_style).lower(),
+            }
+        )
+        if s.s3_endpoint:
+            properties["s3.endpoint"] = s.s3_endpoint
+    return SqlCatalog(s.catalog_name, **properties)

@@ -83,6 +83,18 @@ class PlatformSettings:
         lambda v: "file://" + str(Path(v["home"], "warehouse")),
         "Iceberg warehouse location (file:// locally, s3:// in production).",
     )
+    # Object storage, used when K2_WAREHOUSE is an s3:// URI (MinIO in docker-compose).
+    s3_endpoint: str = setting(
+        "S3_ENDPOINT", "", "S3-compatible endpoint URL (empty: AWS's default endpoints)."
+    )
+    s3_region: str = setting("S3_REGION", "us-east-1", "S3 region.")
+    s3_access_key_id: str = setting("S3_ACCESS_KEY_ID", "", "S3 access key id.", secret=True)
+    s3_secret_access_key: str = setting(
+        "S3_SECRET_ACCESS_KEY", "", "S3 secret access key.", secret=True
+    )
+    s3_path_style: bool = setting(
+        "S3_PATH_STYLE", True, "Path-style S3 addressing (needed by MinIO and most S3 clones)."
+    )
     checkpoint_root: str = setting(
         "CHECKPOINT_ROOT", _under_home("checkpoints"), "Root of the streams' checkpoint folders."
     )
@@ -100,8 +112,17 @@ class PlatformSettings:
             port = getattr(self, name)
             require(0 < port < 65536, name.upper(), f"port {port} is outside 1-65535")
         require(self.spark_master != "", "SPARK_MASTER", "must not be empty (e.g. local[2])")
+        require(
+            self.warehouse.startswith(("file://", "s3://", "s3a://")),
+            "WAREHOUSE",
+            f"{self.warehouse!r} must start with file://, s3:// or s3a://",
+        )
 
     # Derived values -------------------------------------------------------------
+
+    @property
+    def warehouse_on_s3(self) -> bool:
+        return self.warehouse.startswith(("s3://", "s3a://"))
 
     @property
     def home_path(self) -> Path:

@@ -23,6 +23,7 @@ POM_DIR = REPO_ROOT / "stack" / "jvm"
 # (scala-library, hadoop client, compression codecs) cause subtle version clashes.
 SPARK_JARS = (
     "iceberg-spark-runtime-4.1_2.13",
+    "iceberg-aws-bundle",
     "spark-sql-kafka-0-10_2.13",
     "spark-token-provider-kafka-0-10_2.13",
     "kafka-clients",
