@@ -106,6 +106,17 @@ class PlatformSettings:
     # Airflow
     airflow_port: int = setting("AIRFLOW_PORT", 8080, "Airflow api-server (UI) port.")
     airflow_user: str = setting("AIRFLOW_USER", "admin", "Airflow UI login (simple auth manager).")
+    airflow_password: str = setting(
+        "AIRFLOW_PASSWORD",
+        "",
+        "Airflow UI password of K2_AIRFLOW_USER (empty: generated once into $K2_HOME/airflow).",
+        secret=True,
+    )
+    airflow_api_url: str = setting(
+        "AIRFLOW_API_URL",
+        lambda v: f"http://{v['bind_host']}:{v['airflow_port']}",
+        "URL at which Airflow's api-server is reached (UI, REST and task execution API).",
+    )
 
     def validate(self) -> None:
         for name in ("kafka_port", "kafka_controller_port", "registry_port", "pg_port", "airflow_port"):

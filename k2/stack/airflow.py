@@ -27,13 +27,20 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 
 
-def _secret(s: PlatformSettings, name: str, make) -> str:
+def _secret(s: PlatformSettings, name: str, make, env: str | None = None) -> str:
+    """A secret from ``env`` if set (deployments), else generated once into $K2_HOME."""
+    if env and os.environ.get(env):
+        return os.environ[env]
     path = s.home_path / "secrets" / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def _fernet_key() -> str:
@@ -48,7 +55,7 @@ def password(s: PlatformSettings) -> str:
 
 
 def api_url(s: PlatformSettings) -> str:
-    return f"http://{s.bind_host}:{s.airflow_port}"
+    return s.airflow_api_url.rstrip("/")
 
 
 def spark_connection(s: PlatformSettings) -> str:
@@ -70,15 +77,21 @@ def environment(s: PlatformSettings) -> dict[str, str]:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "8",  # LocalExecutor forks this many workers (~150 MB each)
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__CORE__FERNET_KEY": _secret(s, "airflow_fernet_key", _fernet_key),
+            "AIRFLOW__CORE__FERNET_KEY": _secret(
+                s, "airflow_fernet_key", _fernet_key, "AIRFLOW__CORE__FERNET_KEY"
+            ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.airflow_user}:admin",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url(s)}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": s.pg_sqlalchemy_url(AIRFLOW_DB),
             "AIRFLOW__API__HOST": s.bind_host,
             "AIRFLOW__API__PORT": str(s.airflow_port),
             "AIRFLOW__API__BASE_URL": api_url(s),
-            "AIRFLOW__API_AUTH__JWT_SECRET": _secret(s, "airflow_jwt_secret", lambda: secrets.token_urlsafe(32)),
-            "AIRFLOW__API__SECRET_KEY": _secret(s, "airflow_api_secret", lambda: secrets.token_urlsafe(32)),
+            "AIRFLOW__API_AUTH__JWT_SECRET": _secret(
+                s, "airflow_jwt_secret", _token, "AIRFLOW__API_AUTH__JWT_SECRET"
+            ),
+            "AIRFLOW__API__SECRET_KEY": _secret(
+                s, "airflow_api_secret", _token, "AIRFLOW__API__SECRET_KEY"
+            ),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
             "AIRFLOW_CONN_SPARK_DEFAULT": spark_connection(s),
@@ -99,8 +112,8 @@ def prepare(s: PlatformSettings) -> None:
     """Metadata DB migration (idempotent) and the login's password file."""
     s.airflow_home.mkdir(parents=True, exist_ok=True)
     pw_file = s.airflow_home / PASSWORDS_FILE
-    if not pw_file.exists():
-        pw_file.write_text(json.dumps({s.airflow_user: secrets.token_urlsafe(12)}))
+    if s.airflow_password or not pw_file.exists():
+        pw_file.write_text(json.dumps({s.airflow_user: s.airflow_password or secrets.token_urlsafe(12)}))
         pw_file.chmod(0o600)
     log = s.logs_dir / "airflow-db-migrate.log"
     with step("airflow: migrating the metadata database"), open(log, "wb") as out:

@@ -110,15 +110,18 @@ def _ensure(component: str, dest: Path, extra_args: list[str]) -> None:
         marker.write_text(_fingerprint(component))
 
 
-def ensure_all(settings: PlatformSettings) -> None:
-    """Download (once) every JVM artifact the stack needs."""
-    _ensure("kafka", jvm_dir(settings, "kafka"), [])
-    _ensure(
-        "spark",
-        jvm_dir(settings, "spark"),
-        ["-DincludeArtifactIds=" + ",".join(SPARK_JARS)],
-    )
-    _ensure("registry", jvm_dir(settings, "registry"), [])
+COMPONENTS = ("kafka", "spark", "registry")
+
+
+def ensure_all(settings: PlatformSettings, components: tuple[str, ...] = COMPONENTS) -> None:
+    """Download (once) the JVM artifacts of ``components`` (default: all the stack needs)."""
+    if "kafka" in components:
+        _ensure("kafka", jvm_dir(settings, "kafka"), [])
+    if "registry" in components:
+        _ensure("registry", jvm_dir(settings, "registry"), [])
+    if "spark" not in components:
+        return
+    _ensure("spark", jvm_dir(settings, "spark"), ["-DincludeArtifactIds=" + ",".join(SPARK_JARS)])
     missing = [a for a in SPARK_JARS if not any(p.name.startswith(a) for p in spark_jars(settings))]
     if missing:
         raise StackError("spark", f"jars missing after download: {missing}", "re-run `make setup`")

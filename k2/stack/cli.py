@@ -49,9 +49,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     p.set_defaults(func=_logs)
 
+    p = ss.add_parser("spark-conf", help="write spark-defaults.conf for the current settings",
+                      description="Write $SPARK_CONF_DIR (default $K2_HOME/spark-conf)/"
+                      "spark-defaults.conf from the K2_* settings: jars, Iceberg catalog, master. "
+                      "`up` does this; containers run it before spark-submit.")
+    p.set_defaults(func=_spark_conf)
+
+    p = ss.add_parser("init-airflow", help="migrate Airflow's metadata DB and set the UI login",
+                      description="Idempotent: `airflow db migrate` and the simple-auth-manager "
+                      "password file. `up` does this; the compose airflow-init service runs it.")
+    p.set_defaults(func=_init_airflow)
+
     p = sub.add_parser("setup", help="download the JVM artifacts (Kafka, registry, Spark jars)",
                        description="Fetch the stack's JVM artifacts from Maven Central into "
                        "$K2_CACHE_DIR (idempotent). `make setup` also creates the virtualenv.")
+    p.add_argument("components", nargs="*", choices=["kafka", "spark", "registry"],
+                   metavar="COMPONENT", help="only these: kafka spark registry (default: all)")
     p.set_defaults(func=_setup)
 
     p = sub.add_parser("airflow", help="run the Airflow CLI against the local stack",
@@ -115,11 +128,33 @@ def _logs(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def _spark_conf(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from k2.stack import spark
+
+    s = fresh_platform()
+    target = Path(os.environ.get("SPARK_CONF_DIR") or s.spark_conf_dir)
+    spark.write_conf(s, target)
+    print(f"wrote {target / 'spark-defaults.conf'}")
+    return 0
+
+
+def _init_airflow(args: argparse.Namespace) -> int:
+    from k2.stack import airflow
+
+    try:
+        airflow.prepare(fresh_platform())
+    except StackError as exc:
+        return _report(exc)
+    return 0
+
+
 def _setup(args: argparse.Namespace) -> int:
     from k2.stack import artifacts
 
     try:
-        artifacts.ensure_all(fresh_platform())
+        artifacts.ensure_all(fresh_platform(), tuple(args.components) or artifacts.COMPONENTS)
     except StackError as exc:
         return _report(exc)
     print("JVM artifacts ready in", os.path.join(fresh_platform().cache_dir, "jvm"))
