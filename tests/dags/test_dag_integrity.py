@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,15 +12,20 @@ pytestmark = pytest.mark.dags
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 
-# The suite of issue 5; other DAGs may exist besides these.
-EXPECTED = {
-    "bootstrap",
-    "cleanup_migrations",
-    "streaming_babysitter",
-    "stream_bronze_ingestion",
-    "stream_silver_transformation",
-    "stream_gold_aggregation",
+# The suite of issue 5 and each DAG's schedule (None: manual / triggered only).
+EXPECTED_SCHEDULES = {
+    "bootstrap": None,
+    "cleanup_migrations": None,
+    "streaming_babysitter": timedelta(minutes=5),
+    "stream_bronze_ingestion": None,
+    "stream_silver_transformation": None,
+    "stream_gold_aggregation": None,
+    "retention": "0 2 * * *",
+    "compaction": "30 */6 * * *",
+    "benchmark": None,
 }
+# Two concurrent runs of these would collide (same objects, same streams, same cores).
+SINGLE_RUN = set(EXPECTED_SCHEDULES)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +42,7 @@ def test_no_import_errors(dagbag):
 
 
 def test_the_suite_is_there(dagbag):
-    assert EXPECTED <= set(dagbag.dag_ids)
+    assert set(EXPECTED_SCHEDULES) <= set(dagbag.dag_ids)
 
 
 def test_every_dag_has_tags_owner_retries_and_doc(dagbag):
@@ -49,7 +55,17 @@ def test_every_dag_has_tags_owner_retries_and_doc(dagbag):
         assert "retries" in dag.default_args, f"{dag_id}: retries not set in default_args"
 
 
-def test_manual_dags_have_no_schedule(dagbag):
-    for dag_id in ("bootstrap",):
-        assert dagbag.dags[dag_id].schedule is None if hasattr(dagbag.dags[dag_id], "schedule") \
-            else dagbag.dags[dag_id].timetable.summary == "None"
+def test_schedules_and_single_runs(dagbag):
+    for dag_id, expected in EXPECTED_SCHEDULES.items():
+        dag = dagbag.dags[dag_id]
+        assert (dag_id, dag.schedule) == (dag_id, expected)
+        assert dag.catchup is False, dag_id
+        if dag_id in SINGLE_RUN:
+            assert dag.max_active_runs == 1, dag_id
+
+
+def test_stream_runners_never_time_out_or_retry(dagbag):
+    for dag_id in EXPECTED_SCHEDULES:
+        if dag_id.startswith("stream_"):
+            (run,) = dagbag.dags[dag_id].tasks
+            assert run.execution_timeout is None and run.retries == 0
