@@ -55,6 +55,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "`up` does this; containers run it before spark-submit.")
     p.set_defaults(func=_spark_conf)
 
+    p = ss.add_parser("spark-daemon", help="run a Spark standalone master or worker in the foreground",
+                      description="Exec pyspark's spark-class for a standalone master or worker "
+                      "(what the compose spark services run; locally, `up --spark-standalone`).")
+    p.add_argument("role", choices=["master", "worker"])
+    p.add_argument("--master-url", default="spark://spark-master:7077",
+                   help="worker only: the master to join (default spark://spark-master:7077)")
+    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    p.set_defaults(func=_spark_daemon)
+
     p = ss.add_parser("init-airflow", help="migrate Airflow's metadata DB and set the UI login",
                       description="Idempotent: `airflow db migrate` and the simple-auth-manager "
                       "password file. `up` does this; the compose airflow-init service runs it.")
@@ -138,6 +147,19 @@ def _spark_conf(args: argparse.Namespace) -> int:
     spark.write_conf(s, target)
     print(f"wrote {target / 'spark-defaults.conf'}")
     return 0
+
+
+def _spark_daemon(args: argparse.Namespace) -> int:
+    from k2.stack import spark
+
+    main = {"master": "org.apache.spark.deploy.master.Master",
+            "worker": "org.apache.spark.deploy.worker.Worker"}[args.role]
+    argv = [str(spark.spark_home() / "bin" / "spark-class"), main, "--host", args.host]
+    if args.role == "worker":
+        argv.insert(2, args.master_url)
+    env = dict(os.environ, SPARK_HOME=str(spark.spark_home()), SPARK_NO_DAEMONIZE="1")
+    os.execve(argv[0], argv, env)
+    return 0  # not reached
 
 
 def _init_airflow(args: argparse.Namespace) -> int:
