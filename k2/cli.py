@@ -17,6 +17,7 @@ from k2.config import SettingsError
 SUBCOMMAND_MODULES = (
     "k2.stack.cli",
     "k2.config_cli",
+    "k2.query_cli",
     "workers.cli",
 )
 

@@ -1,0 +1,110 @@
+"""Read Gold: trades and one-minute OHLCV bars for an exchange, symbol and time range.
+
+pyiceberg plans the scan (the time filter prunes to the hour partitions that overlap
+the range, the exchange/symbol filters use column statistics) and returns Arrow;
+DuckDB computes the bars over that Arrow table in-process.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
+
+from k2.catalog import catalog
+from k2.contracts import GOLD_TABLE, NAMESPACE, exchange
+
+TRADE_COLUMNS = (
+    "timestamp", "exchange", "symbol", "trade_id", "price", "quantity", "side",
+    "base_asset", "quote_currency", "message_id",
+)
+
+_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class QueryError(ValueError):
+    """A query argument cannot be used; the message says which and why."""
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _RELATIVE.match(text.strip())
+    if not match:
+        raise QueryError(f"{text!r} is not a duration like 30s, 15m, 2h or 7d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 (naive means UTC) or ``now``."""
+    if text.strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise QueryError(f"{text!r} is not an ISO 8601 time such as 2026-01-01T12:00") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TradeQuery:
+    exchange: str  # lower-case exchange id, e.g. "binance"
+    symbol: str  # normalized symbol, e.g. "BTCUSDT" or "BTC/USD"
+    start: datetime
+    end: datetime
+    namespace: str = NAMESPACE
+    table: str = GOLD_TABLE
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise QueryError(f"end {self.end.isoformat()} is not after start {self.start.isoformat()}")
+        try:
+            exchange(self.exchange)
+        except KeyError as exc:
+            raise QueryError(str(exc.args[0])) from None
+
+    def row_filter(self):
+        # Iceberg compares timestamps in µs; ISO strings are converted by pyiceberg.
+        return And(
+            EqualTo("exchange", exchange(self.exchange).enum_symbol),
+            EqualTo("symbol", self.symbol),
+            GreaterThanOrEqual("timestamp", self.start.isoformat()),
+            LessThan("timestamp", self.end.isoformat()),
+        )
+
+
+def trades(q: TradeQuery, limit: int | None = None) -> pa.Table:
+    """Trades in [start, end), ordered by (timestamp, trade_id)."""
+    table = catalog().load_table(f"{q.namespace}.{q.table}")
+    scan = table.scan(row_filter=q.row_filter(), selected_fields=TRADE_COLUMNS)
+    result = scan.to_arrow()
+    result = result.sort_by([("timestamp", "ascending"), ("trade_id", "ascending")])
+    return result.slice(0, limit) if limit is not None else result
+
+
+def bars(trades_table: pa.Table) -> pa.Table:
+    """One-minute OHLCV bars (open/close by trade time, then trade id) from trades."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # minute buckets of UTC time, whatever the host zone
+    con.register("trades", trades_table)
+    return con.execute(
+        """
+        SELECT time_bucket(INTERVAL 1 MINUTE, "timestamp") AS minute,
+               arg_min(price, ("timestamp", trade_id)) AS open,
+               max(price) AS high,
+               min(price) AS low,
+               arg_max(price, ("timestamp", trade_id)) AS close,
+               sum(CAST(quantity AS DECIMAL(38, 8))) AS volume,
+               count(*) AS trades,
+               -- decimal(18,8) products overflow 18 digits: widen before multiplying.
+               CAST(sum(CAST(price AS DECIMAL(38, 8)) * CAST(quantity AS DECIMAL(38, 8)))
+                    / sum(CAST(quantity AS DECIMAL(38, 8))) AS DECIMAL(18, 8)) AS vwap
+        FROM trades
+        GROUP BY minute
+        ORDER BY minute
+        """
+    ).to_arrow_table()

@@ -1,0 +1,92 @@
+"""`k2 query trades|bars`: read Gold as a table, CSV or Parquet."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+
+from k2.contracts import EXCHANGES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "query",
+        help="trades or one-minute OHLCV bars from Gold (pyiceberg + DuckDB)",
+        description="Read market_data.gold_crypto_trades for one exchange and symbol over a "
+        "time range [start, end). Times are ISO 8601 (UTC when no offset) or `now`; "
+        "without --start the range is the last --last (default 1h) before --end.",
+        epilog="examples:\n"
+        "  k2 query trades --exchange binance --symbol BTCUSDT --last 15m\n"
+        "  k2 query bars --exchange kraken --symbol BTC/USD --start 2026-01-01T00:00 "
+        "--end 2026-01-01T06:00 --format csv -o bars.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("what", choices=["trades", "bars"], help="trades, or 1-minute OHLCV bars")
+    p.add_argument("--exchange", required=True, choices=[e.name for e in EXCHANGES])
+    p.add_argument("--symbol", required=True, help="normalized symbol: BTCUSDT (Binance), BTC/USD (Kraken)")
+    p.add_argument("--start", help="range start (inclusive)")
+    p.add_argument("--end", default="now", help="range end (exclusive; default now)")
+    p.add_argument("--last", default="1h", help="range length when --start is omitted (30s, 15m, 2h, 7d)")
+    p.add_argument("--format", choices=["table", "csv", "parquet"], default="table")
+    p.add_argument("-o", "--output", help="file to write (default stdout; required for parquet)")
+    p.add_argument("--limit", type=int, help="at most this many trades (trades only)")
+    p.add_argument("--namespace", default=None, help=argparse.SUPPRESS)  # tests
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from k2 import query
+
+    try:
+        end = query.parse_time(args.end)
+        start = query.parse_time(args.start) if args.start else end - query.parse_duration(args.last)
+        kwargs = {"namespace": args.namespace} if args.namespace else {}
+        q = query.TradeQuery(args.exchange, args.symbol, start, end, **kwargs)
+        if args.format == "parquet" and not args.output:
+            raise query.QueryError("--format parquet needs --output FILE")
+    except query.QueryError as exc:
+        print(f"k2 query: {exc}", file=sys.stderr)
+        return 2
+    began = time.monotonic()
+    result = query.trades(q, args.limit if args.what == "trades" else None)
+    if args.what == "bars":
+        result = query.bars(result)
+    elapsed = time.monotonic() - began
+    _write(result, args.format, args.output)
+    print(f"k2 query: {result.num_rows} {args.what} for {args.exchange} {args.symbol} "
+          f"[{start.isoformat()}, {end.isoformat()}) in {elapsed * 1000:.0f} ms", file=sys.stderr)
+    return 0
+
+
+def _write(table, fmt: str, output: str | None) -> None:
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    if fmt == "parquet":
+        pyarrow.parquet.write_table(table, output)
+    elif fmt == "csv":
+        pyarrow.csv.write_csv(table, output or sys.stdout.buffer)
+    else:
+        text = _render(table)
+        if output:
+            with open(output, "w") as fh:
+                fh.write(text)
+        else:
+            sys.stdout.write(text)
+
+
+def _cell(value) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return "" if value is None else str(value)
+
+
+def _render(table) -> str:
+    names = table.column_names
+    rows = [[_cell(v) for v in row.values()] for row in table.to_pylist()]
+    widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
+    lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
