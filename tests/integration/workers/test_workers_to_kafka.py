@@ -122,11 +122,13 @@ def test_abrupt_disconnect_and_silent_stall_recover(exchange, stack, topics, mak
 
 
 def test_kill_9_under_supervisor_restarts_without_loss(stack, topics, make_simulator, start_worker):
-    sim = make_simulator(rate=40, seed=3)
+    # A slow market, so Kraken's 50-trade snapshot per symbol spans ~12 s: the restart
+    # (new interpreter, imports, connect, subscribe) fits in it even on a loaded machine.
+    sim = make_simulator(rate=8, seed=3)
     env = worker_env(sim, topics, supervisor_backoff_base_s="0.5")
     supervisor = start_worker("kraken", env, [sys.executable, "-m", "k2.cli", "workers", "--exchange", "kraken"])
     reader = TopicReader(stack, topics["kraken"])
-    wait_for(lambda: len(reader.poll(0.3)) >= 100, 20, "first trades")
+    wait_for(lambda: len(reader.poll(0.3)) >= 20, 20, "first trades")
 
     def child_pids() -> list[int]:
         return [e["pid"] for e in supervisor.events() if e.get("event") == "child_started"]
@@ -142,8 +144,8 @@ def test_kill_9_under_supervisor_restarts_without_loss(stack, topics, make_simul
 
     expected = expected_trades(sim.record_path, "kraken")
     messages = wait_until_landed(reader, expected)
-    # Kraken replays the last 50 trades per symbol on subscribe: at 40 trades/s and a
-    # restart within ~2 s everything the killed process held is sent again.
+    # Kraken replays the last 50 trades per symbol on subscribe, so everything the killed
+    # process held unacknowledged is sent again.
     assert_trades_match(messages, expected, "kraken")
     assert_contiguous(messages)
     assert supervisor.stop() == 0
