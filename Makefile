@@ -24,11 +24,11 @@ $(STAMP): requirements.txt pyproject.toml scripts/system-deps.sh
 	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
-run: setup  ## bring the platform up on local defaults and print where to look
-	@$(BIN)/k2 stack up
+run: setup  ## run the whole platform (OFFLINE=1: workers read the local exchange simulator)
+	@$(BIN)/k2 up $(if $(OFFLINE),--simulator)
 
-stop:  ## stop everything `make run` started
-	@$(BIN)/k2 stack down
+stop:  ## stop everything `make run` started (data is kept)
+	@$(BIN)/k2 down
 
 test: setup  ## run every test tier against a real local stack (starts and stops it)
 	@scripts/run-tests.sh

@@ -15,6 +15,7 @@ from k2.config import SettingsError
 
 # module path -> registers these subcommands
 SUBCOMMAND_MODULES = (
+    "k2.platform",
     "k2.stack.cli",
     "k2.config_cli",
     "k2.query_cli",

@@ -117,3 +117,32 @@ def lock_holder(stream: str, settings: PlatformSettings | None = None) -> int | 
             return int(text) if text.isdigit() else -1
         fcntl.flock(handle, fcntl.LOCK_UN)
         return None
+
+
+def stop_stream(stream: str, settings: PlatformSettings | None = None, timeout_s: float = 60) -> bool:
+    """SIGKILL the running copy's process group (spark-submit JVM and Python driver).
+
+    Streams are built to survive ``kill -9`` (their checkpoint), so there is no graceful
+    path to wait for. A stream sharing the caller's process group (started by hand from
+    the same shell) is killed alone, never the caller. Returns True once the lock is free.
+    """
+    import signal
+
+    pid = lock_holder(stream, settings)
+    if pid is None:
+        return True
+    if pid > 0:
+        try:
+            group = os.getpgid(pid)
+            if group == os.getpgid(0):
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if lock_holder(stream, settings) is None:
+            return True
+        time.sleep(0.5)
+    return False

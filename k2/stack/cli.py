@@ -116,9 +116,12 @@ def _print_status() -> bool:
     from k2.stack import services
 
     rows = services.status()
-    widths = [max(len(r[i]) for r in rows + [("SERVICE", "STATE", "ADDRESS", "PID")]) for i in range(4)]
-    for row in [("SERVICE", "STATE", "ADDRESS", "PID"), *rows]:
+    streams = services.stream_rows(fresh_platform())
+    header = ("SERVICE", "STATE", "ADDRESS", "PID")
+    widths = [max(len(r[i]) for r in [header, *rows, *streams]) for i in range(4)]
+    for row in [header, *rows, *([("STREAM", "STATE", "LAST BATCH", "PID"), *streams] if streams else [])]:
         print("  ".join(col.ljust(w) for col, w in zip(row, widths, strict=True)).rstrip())
+    # Streams come and go under the babysitter; the exit code speaks for services only.
     return all(r[1] in ("running", "local") for r in rows)
 
 

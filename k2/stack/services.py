@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from k2.settings import PlatformSettings, fresh_platform
-from k2.stack import airflow, artifacts, kafka, postgres, registry, spark
+from k2.stack import airflow, artifacts, kafka, postgres, registry, spark, workers
 from k2.stack.errors import StackError
 from k2.stack.process import Service
 from k2.stack.progress import say
@@ -19,7 +19,11 @@ def all_services(s: PlatformSettings, spark_standalone: bool = True) -> list[Ser
     if spark_standalone:
         out += spark.standalone_services(s)
     out += airflow.services(s)
+    out.append(workers.service(s))
     return out
+
+
+OPTIONAL = ("spark-master", "spark-worker", "workers")  # listed only when started
 
 
 def group_of(service: Service) -> str:
@@ -53,9 +57,20 @@ def up(groups: Sequence[str] = GROUPS, spark_standalone: bool = False) -> Platfo
 
 
 def down() -> list[str]:
+    """Stop everything: workers, Airflow, then any stream still running, then the rest."""
+    from k2.contracts import STREAMS
+    from k2.streams import lock_holder, stop_stream
+
     s = fresh_platform()
     stopped = []
     for svc in reversed(all_services(s)):
+        if svc.name == "registry":
+            # Airflow is down now, so no babysitter can restart a stream behind our back.
+            for stream in STREAMS:
+                if lock_holder(stream, s) is not None:
+                    say(f"{stream}: stopping")
+                    stop_stream(stream, s)
+                    stopped.append(stream)
         if svc.state() != "stopped":
             say(f"{svc.name}: stopping")
             svc.stop()
@@ -69,7 +84,7 @@ def status() -> list[tuple[str, str, str, str]]:
     rows = []
     for svc in all_services(s):
         state = svc.state()
-        if svc.name.startswith("spark-") and state == "stopped":
+        if svc.name in OPTIONAL and state == "stopped":
             continue
         pid = svc.pid()
         if state == "running" and not svc.is_ready():
@@ -77,4 +92,25 @@ def status() -> list[tuple[str, str, str, str]]:
         rows.append((svc.name, state, svc.address, str(pid or "")))
     if not any(r[0].startswith("spark-") for r in rows):
         rows.insert(3, ("spark", "local", f"{s.spark_master} (conf {s.spark_conf_dir})", ""))
+    return rows
+
+
+def stream_rows(s: PlatformSettings) -> list[tuple[str, str, str, str]]:
+    """One row per stream that has ever run: running or not, and its last batch."""
+    import time
+
+    from k2.contracts import STREAMS
+    from k2.streams import lock_holder, read_progress, stream_dir
+
+    rows = []
+    for stream in STREAMS:
+        if not stream_dir(stream, s).exists():
+            continue
+        pid = lock_holder(stream, s)
+        progress = read_progress(stream, s)
+        detail = "no batch yet"
+        if progress:
+            detail = (f"batch {progress.batch_id}, {progress.rows_in} rows, "
+                      f"{time.time() - progress.updated_at:.0f}s ago")
+        rows.append((stream, "running" if pid else "stopped", detail, str(pid or "")))
     return rows

@@ -1,0 +1,118 @@
+"""The whole platform with one command: `k2 up` (what `make run` runs) and `k2 down`.
+
+Order: the stack (PostgreSQL, Kafka, registry, Spark config, Airflow) → the bootstrap
+DAG (topics, schemas, tables; skipped once it has succeeded) → the streaming babysitter
+(which starts the three streams through their runner DAGs) → the exchange workers under
+their supervisor. Live exchanges are the default; ``--simulator`` (``make run
+OFFLINE=1``) feeds the workers from the local exchange simulator instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from k2.airflow_api import AirflowApi, AirflowApiError
+from k2.contracts import STREAMS
+from k2.settings import PlatformSettings
+from k2.stack import airflow
+from k2.stack.errors import StackError
+from k2.stack.progress import say, step
+
+BOOTSTRAP_DAG = "bootstrap"
+BABYSITTER_DAG = "streaming_babysitter"
+
+
+def runner_dags() -> list[str]:
+    return [f"stream_{stream}" for stream in STREAMS]
+
+
+def bootstrap(api: AirflowApi) -> None:
+    done = api.last_successful_run(BOOTSTRAP_DAG)
+    if done:
+        say(f"bootstrap: already succeeded (run {done}); skipping")
+        return
+    api.set_paused(BOOTSTRAP_DAG, False)
+    run_id = api.trigger(BOOTSTRAP_DAG)
+    last = {"state": ""}
+
+    def show(state: str) -> None:
+        if state != last["state"]:
+            say(f"bootstrap: run {run_id} is {state}")
+            last["state"] = state
+
+    with step("bootstrap: topics, schemas, tables (Airflow DAG `bootstrap`)"):
+        state = api.wait_for_run(BOOTSTRAP_DAG, run_id, timeout=900, on_poll=show)
+    if state != "success":
+        raise StackError("bootstrap", f"DAG run {run_id} {state}",
+                         "open the run in the Airflow UI and read its task logs")
+
+
+def up(simulator: bool) -> PlatformSettings:
+    from k2.stack import services, workers
+
+    s = services.up()
+    api = AirflowApi(s, airflow.password(s))
+    with step("airflow: waiting for the DAGs to be parsed"):
+        api.wait_for_dags([BOOTSTRAP_DAG, BABYSITTER_DAG, *runner_dags()])
+    bootstrap(api)
+    for dag_id in [*runner_dags(), BABYSITTER_DAG]:
+        api.set_paused(dag_id, False)
+    api.trigger(BABYSITTER_DAG)
+    say("streaming_babysitter: unpaused and triggered; it starts the three streams")
+    workers.service(s, simulator=simulator).start()
+    return s
+
+
+def print_guide(s: PlatformSettings, simulator: bool) -> None:
+    from k2.stack.workers import metrics_ports
+
+    host = s.bind_host
+    ports = metrics_ports()
+    source = "the local exchange simulator" if simulator else "the live exchanges"
+    print(f"""
+K2 is running (workers read {source}).
+
+  Airflow UI      {airflow.api_url(s)}   login: {s.airflow_user} / {airflow.password(s)}
+                  DAGs: bootstrap, streaming_babysitter, stream_*, retention, compaction, ...
+  Spark UIs       http://{host}:4040, :4041, :4042 (one per running stream, in start order)
+  Worker metrics  {", ".join(f"http://{host}:{p}/metrics" for p in ports.values())}
+  Worker health   {", ".join(f"http://{host}:{p}/health" for p in ports.values())}
+  Logs            {s.logs_dir}/   (k2 stack logs workers -f; streams: their task logs in the UI)
+  Status          .venv/bin/k2 stack status
+  Query Gold      .venv/bin/k2 query trades --exchange binance --symbol BTCUSDT --last 15m
+                  .venv/bin/k2 query bars --exchange kraken --symbol BTC/USD --last 1h
+  Stop            make stop
+""")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("up", help="run the whole platform (what `make run` does)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--simulator", action="store_true",
+                   help="feed the workers from the local exchange simulator (offline use)")
+    p.set_defaults(func=_up)
+    p = sub.add_parser("down", help="stop everything `k2 up` started (data is kept)",
+                       description="Stops the workers, Airflow, the streams and the stack.")
+    p.set_defaults(func=_down)
+
+
+def _up(args: argparse.Namespace) -> int:
+    began = time.monotonic()
+    try:
+        s = up(args.simulator)
+    except (StackError, AirflowApiError) as exc:
+        print(f"k2 up: {exc}", file=sys.stderr)
+        return 1
+    say(f"platform up in {time.monotonic() - began:.0f}s")
+    print_guide(s, args.simulator)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from k2.stack import services
+
+    stopped = services.down()
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
