@@ -1,0 +1,92 @@
+"""`k2 streams status|stop|reset`: the operator's handle on the three Spark streams.
+
+The babysitter (Airflow DAG `streaming_babysitter`) starts missing streams and
+restarts crashed or stalled ones; these commands are for an operator's deliberate
+actions (see docs/runbook.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict
+
+from k2.contracts import STREAMS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("streams", help="status, stop or reset the Spark streams",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ss = p.add_subparsers(dest="streams_command", metavar="ACTION", required=True)
+    s = ss.add_parser("status", help="each stream: running pid and its last published batch")
+    s.add_argument("--json", action="store_true", help="print the progress records as JSON")
+    s.set_defaults(func=_status)
+    s = ss.add_parser("stop", help="kill -9 a stream's process group (its checkpoint makes this safe)",
+                      description="Stops a running stream. With the babysitter unpaused it will be "
+                      "started again from its checkpoint at the babysitter's next run.")
+    s.add_argument("stream", choices=STREAMS)
+    s.set_defaults(func=_stop)
+    s = ss.add_parser("reset", help="stop a stream and move its checkpoint aside",
+                      description="Stops the stream and renames its checkpoint folder to "
+                      "checkpoint.reset-<epoch>, so the next start reprocesses its whole "
+                      "source (Kafka from the earliest retained offset; Iceberg sources from "
+                      "their current snapshot's full history). Read docs/runbook.md first.")
+    s.add_argument("stream", choices=STREAMS)
+    s.add_argument("--yes", action="store_true", help="do it (without this, only say what would happen)")
+    s.set_defaults(func=_reset)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from k2.streams import lock_holder, read_progress
+
+    records = []
+    for stream in STREAMS:
+        progress = read_progress(stream)
+        records.append({"stream": stream, "pid": lock_holder(stream),
+                        "progress": asdict(progress) if progress else None})
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    for r in records:
+        p = r["progress"]
+        last = "no batch published yet"
+        if p:
+            last = (f"batch {p['batch_id']} at {p['batch_timestamp']}, {p['rows_in']} rows, "
+                    f"{p['rows_per_second']:.0f} rows/s, lag {p['source_lag']}, "
+                    f"written {time.time() - p['updated_at']:.0f}s ago")
+        state = f"running (pid {r['pid']})" if r["pid"] else "stopped"
+        print(f"{r['stream']:<22} {state:<20} {last}")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from k2.streams import lock_holder, stop_stream
+
+    if lock_holder(args.stream) is None:
+        print(f"{args.stream}: not running")
+        return 0
+    ok = stop_stream(args.stream)
+    print(f"{args.stream}: {'stopped' if ok else 'still holding its lock after 60s'}")
+    return 0 if ok else 1
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from k2.streams import checkpoint_dir, stop_stream
+
+    checkpoint = checkpoint_dir(args.stream)
+    target = checkpoint.with_name(f"checkpoint.reset-{int(time.time())}")
+    if not args.yes:
+        print(f"would stop {args.stream} and move {checkpoint} to {target}; add --yes to do it")
+        return 0
+    if not stop_stream(args.stream):
+        print(f"{args.stream}: could not stop it; nothing changed", file=sys.stderr)
+        return 1
+    if checkpoint.exists():
+        shutil.move(str(checkpoint), str(target))
+        print(f"{args.stream}: checkpoint moved to {target}")
+    else:
+        print(f"{args.stream}: had no checkpoint")
+    return 0
