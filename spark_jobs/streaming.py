@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQueryListener
 
-from k2.streams import StreamProgress, checkpoint_dir, hold_run_lock, write_progress
+from k2.streams import AlreadyRunning, StreamProgress, checkpoint_dir, hold_run_lock, write_progress
 
 
 def say(stream: str, message: str) -> None:
@@ -107,7 +107,11 @@ def run_stream(
     """
     from spark_jobs.session import spark_session
 
-    lock = hold_run_lock(stream)  # noqa: F841 - held for the life of the process
+    try:
+        lock = hold_run_lock(stream)  # noqa: F841 - held for the life of the process
+    except AlreadyRunning as exc:
+        say(stream, f"not started: {exc}")
+        return 2
     spark = spark_session(stream)
     spark.streams.addListener(ProgressListener(stream))
     checkpoint = checkpoint_dir(stream)

@@ -1,0 +1,120 @@
+"""Stream 3: every Silver table -> Gold, one row per message_id, forever.
+
+Deduplication choice: ``foreachBatch`` + an insert-only ``MERGE INTO`` Gold.
+
+* Within the batch, ``dropDuplicates(message_id)`` (state = one batch, bounded).
+* Against history, ``MERGE ... ON t.message_id = s.message_id AND <t in the batch's
+  hours> WHEN NOT MATCHED THEN INSERT``. A message_id fixes exchange, symbol and
+  trade id, hence the trade's timestamp and its Gold hour partition, so a duplicate
+  can only sit in one of the batch's hours: restricting the target to those hours
+  keeps the join to a few partitions (the literal bounds prune files) however old
+  the duplicate is. No streaming state at all, so restarts, replays and duplicates
+  arriving days later are all caught - unlike ``dropDuplicatesWithinWatermark``,
+  which forgets after the watermark.
+* An insert-only MERGE is planned by Spark as an anti-join + append, so Gold gets
+  append snapshots (no overwrite), and a replayed batch inserts nothing twice.
+
+    spark-submit spark_jobs/gold_aggregation.py [--trigger '5 seconds'|availableNow]
+        [--namespace market_data] [--max-rows-per-batch 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import DataStreamWriter
+
+from k2.contracts import EXCHANGES, GOLD_TABLE, silver_table
+from spark_jobs.options import add_stream_options, table_id
+from spark_jobs.silver_transformation import iceberg_stream
+from spark_jobs.tables import V3_COLUMNS
+
+STREAM = "gold_aggregation"
+MAX_LISTED_HOURS = 48  # beyond this, bound the target by the batch's min..max hour instead
+
+
+def with_gold_columns(silver: DataFrame) -> DataFrame:
+    return silver.select(
+        *[c.name for c in V3_COLUMNS],
+        F.to_date("timestamp").alias("exchange_date"),
+        F.hour("timestamp").alias("exchange_hour"),
+    )
+
+
+def hour_predicate(hours: list[datetime], alias: str = "t") -> str:
+    """SQL restricting ``alias.timestamp`` to the given UTC hours (literal, so it prunes)."""
+    def lit(ts: datetime) -> str:
+        return f"TIMESTAMP '{ts.astimezone(UTC):%Y-%m-%d %H:%M:%S}+00:00'"
+
+    col = f"{alias}.`timestamp`"
+    if len(hours) > MAX_LISTED_HOURS:
+        return f"({col} >= {lit(min(hours))} AND {col} < {lit(max(hours) + timedelta(hours=1))})"
+    ranges = [f"({col} >= {lit(h)} AND {col} < {lit(h + timedelta(hours=1))})" for h in sorted(hours)]
+    return "(" + " OR ".join(ranges) + ")"
+
+
+class GoldBatch:
+    def __init__(self, namespace: str):
+        self.gold = table_id(GOLD_TABLE, namespace)
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        from spark_jobs.streaming import say
+
+        rows = with_gold_columns(batch).dropDuplicates(["message_id"]).persist()
+        try:
+            # Epoch seconds, not datetimes: pyspark renders TIMESTAMP in the driver's local zone.
+            hours = [datetime.fromtimestamp(r.h, UTC) for r in rows.select(
+                F.unix_timestamp(F.date_trunc("hour", "timestamp")).alias("h")).distinct().collect()
+                if r.h is not None]
+            if not hours:
+                return
+            view = f"k2_gold_batch_{batch_id}"
+            rows.createOrReplaceTempView(view)
+            spark = batch.sparkSession
+            before = _gold_count_hint(spark, self.gold)
+            spark.sql(
+                f"MERGE INTO {self.gold} t USING {view} s "
+                f"ON t.message_id = s.message_id AND {hour_predicate(hours)} "
+                "WHEN NOT MATCHED THEN INSERT *"
+            )
+            after = _gold_count_hint(spark, self.gold)
+            spark.catalog.dropTempView(view)
+            say(STREAM, f"batch {batch_id}: {rows.count()} distinct message_ids over {len(hours)} hour(s), "
+                f"{after - before} new in Gold")
+        finally:
+            rows.unpersist()
+
+
+def _gold_count_hint(spark: SparkSession, table: str) -> int:
+    """total-records of the current snapshot (metadata only, no scan)."""
+    row = spark.sql(
+        f"SELECT summary['total-records'] AS n FROM {table}.snapshots ORDER BY committed_at DESC LIMIT 1"
+    ).first()
+    return int(row.n) if row and row.n else 0
+
+
+def build(spark: SparkSession, args: argparse.Namespace) -> DataStreamWriter:
+    silvers = [iceberg_stream(spark, table_id(silver_table(e.name), args.namespace), args.max_rows_per_batch)
+               for e in EXCHANGES]
+    union = reduce(DataFrame.unionByName, silvers)
+    return union.writeStream.foreachBatch(GoldBatch(args.namespace))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_stream_options(parser, STREAM)
+    parser.add_argument("--max-rows-per-batch", type=int, default=1_000_000,
+                        help="soft cap on rows per Silver table per micro-batch (default 1000000)")
+    args = parser.parse_args(argv)
+
+    from spark_jobs.streaming import run_stream
+
+    return run_stream(STREAM, lambda spark: build(spark, args), args.trigger)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
