@@ -8,7 +8,7 @@ import importlib
 from k2 import config
 
 # Modules that declare settings classes; imported so `k2 config` knows all of them.
-SETTINGS_MODULES = ("k2.settings", "workers.settings")
+SETTINGS_MODULES = ("k2.settings", "workers.settings", "spark_jobs.options")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

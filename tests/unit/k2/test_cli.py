@@ -1,0 +1,60 @@
+"""The `k2` command line: every subcommand explains itself; settings typos are caught."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from k2.cli import build_parser
+
+K2 = str(Path(sys.executable).parent / "k2")
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from _commands(sub, (*prefix, name))
+
+
+COMMANDS = list(_commands(build_parser()))
+
+
+def test_all_areas_are_present():
+    top = {c[0] for c in COMMANDS}
+    assert {"up", "down", "stack", "setup", "config", "query", "streams", "workers", "simulate"} <= top
+    assert {("stack", a) for a in ("up", "down", "status", "logs")} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != ("airflow",)], ids=" ".join)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: k2 " + " ".join(command))
+    assert len(out.splitlines()) > 3
+
+
+def test_config_flags_unknown_settings():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
+    ok = subprocess.run([K2, "config"], env=env, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "K2_KAFKA_BOOTSTRAP=127.0.0.1:9092" in ok.stdout
+    typo = subprocess.run([K2, "config"], env={**env, "K2_KAFAK_PORT": "1"},
+                          capture_output=True, text=True, timeout=60)
+    assert typo.returncode == 2
+    assert "unknown settings (typo?): K2_KAFAK_PORT" in typo.stdout
+
+
+def test_bad_setting_fails_naming_it():
+    env = {**os.environ, "K2_KAFKA_PORT": "not-a-port"}
+    result = subprocess.run([K2, "stack", "status"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "K2_KAFKA_PORT='not-a-port' is not a valid int" in result.stderr
