@@ -161,5 +161,6 @@ def observe(stream: str, settings: PlatformSettings, runner_active_runs: int,
         source_detail=detail,
         runner_active_runs=runner_active_runs,
         last_trigger_age_s=(now - last) if last else None,
-        has_checkpoint=(checkpoint / "offsets").is_dir(),
+        # The query writes checkpoint/metadata at its first start, before any batch.
+        has_checkpoint=(checkpoint / "metadata").exists(),
     )

@@ -1,0 +1,139 @@
+"""The babysitter against the real stack: start all, restart after kill -9, restart a stall.
+
+The babysitter runs in-process (`airflow dags test`); the runner DAGs it triggers are
+executed by the stack's scheduler, so the streams run exactly as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+from polling import wait_until
+from stack_api import AirflowApi
+
+from k2 import contracts
+from k2.admin import tables
+from k2.catalog import catalog
+from k2.streams import checkpoint_dir, lock_holder
+
+pytestmark = [pytest.mark.dags, pytest.mark.integration]
+
+RUNNERS = {s: f"stream_{s}" for s in contracts.STREAMS}
+STALL_MINUTES = 1  # only for the stall step: on 2 shared cores a first batch can take longer
+
+
+def _holders() -> dict[str, int | None]:
+    return {s: lock_holder(s) for s in contracts.STREAMS}
+
+
+def _stop_all(api: AirflowApi) -> None:
+    """Fail every runner run (Airflow kills its task) and wait until no stream runs."""
+    for dag_id in RUNNERS.values():
+        for run in api.runs(dag_id):
+            api.fail_run(dag_id, run["dag_run_id"])
+    for stream in contracts.STREAMS:
+        pid = lock_holder(stream)
+        if pid and pid > 0:
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    wait_until(lambda: not any(_holders().values()), 90, 1, "all streams stopped")
+
+
+@pytest.fixture
+def api(stack, airflow_cli):
+    if set(contracts.all_tables()) - set(tables.existing_tables(catalog(stack))):
+        result = airflow_cli("dags", "test", "bootstrap", timeout=420)
+        assert result.returncode == 0, result.stdout[-3000:]
+    airflow_cli("dags", "reserialize", timeout=120)  # new DAG files without waiting for a rescan
+    client = AirflowApi(stack)
+    for dag_id in RUNNERS.values():
+        client.set_paused(dag_id, False)
+    _stop_all(client)
+    yield client
+    _stop_all(client)  # never leave Spark apps running
+
+
+def _babysit(airflow_cli, stall_minutes: float = 10) -> dict[str, str]:
+    result = airflow_cli("dags", "test", "streaming_babysitter", "-c",
+                         json.dumps({"stall_minutes": stall_minutes}), timeout=240)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "state=success" in output, output[-4000:]
+    return dict(re.findall(r"STREAM (\w+): (\w+) \(", output))
+
+
+def _wait_for_copies(old: dict[str, int | None], streams: list[str], timeout: float = 300) -> dict:
+    def fresh():
+        now = _holders()
+        ok = all(now[s] and now[s] > 0 and now[s] != old.get(s) for s in streams)
+        return now if ok else None
+
+    return wait_until(fresh, timeout, 2, f"new copies of {streams}")
+
+
+def _produce_trades(stack, count: int = 20) -> None:
+    from confluent_kafka import SerializingProducer
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+
+    from k2.admin.schemas import registry_client
+
+    serializer = AvroSerializer(registry_client(stack.registry_url), contracts.trade_schema_text(),
+                                conf={"auto.register.schemas": False, "use.latest.version": True})
+    producer = SerializingProducer({"bootstrap.servers": stack.kafka_bootstrap,
+                                    "value.serializer": serializer})
+    now_us = int(time.time() * 1_000_000)
+    for i in range(count):
+        producer.produce(contracts.trade_topic("binance"), key=b"BTCUSDT", value={
+            "message_id": str(uuid.uuid4()), "trade_id": str(now_us + i), "symbol": "BTCUSDT",
+            "exchange": "BINANCE", "timestamp": now_us, "price": Decimal("50000.10000000"),
+            "quantity": Decimal("0.01000000"), "base_asset": "BTC", "quote_currency": "USDT",
+            "side": "BUY", "ingestion_timestamp": now_us, "vendor_data": {},
+        })
+    assert producer.flush(30) == 0
+
+
+def test_babysitter_starts_restarts_crashed_and_stalled_streams(api, airflow_cli, stack):
+    streams = list(contracts.STREAMS)
+
+    # 1. Nothing runs: every stream is started, each by exactly one runner run.
+    states = _babysit(airflow_cli)
+    assert set(states) == set(streams)
+    assert set(states.values()) <= {"STARTED", "RESTARTED"}, states
+    first = _wait_for_copies({}, streams)
+    assert all(len(api.runs(RUNNERS[s])) == 1 for s in streams)
+    wait_until(lambda: all((checkpoint_dir(s) / "metadata").exists() for s in streams), 300, 2,
+               "every stream's query to start (Spark start-up is slow on 2 shared cores)")
+
+    # 2. All running: left alone (the start tasks are skipped, no new runner run).
+    states = _babysit(airflow_cli)
+    assert set(states.values()) <= {"HEALTHY", "IDLE"}, states
+    assert _holders() == first
+
+    # 3. kill -9 of bronze: the babysitter restarts it from its checkpoint; others untouched.
+    bronze = contracts.STREAMS[0]
+    os.kill(first[bronze], signal.SIGKILL)
+    wait_until(lambda: not api.runs(RUNNERS[bronze]) and lock_holder(bronze) is None, 120, 1,
+               "the killed stream's runner run to end")
+    states = _babysit(airflow_cli)
+    assert states[bronze] == "RESTARTED", states
+    assert {states[s] for s in streams[1:]} <= {"HEALTHY", "IDLE"}, states
+    second = _wait_for_copies(first, [bronze])
+    assert {s: second[s] for s in streams[1:]} == {s: first[s] for s in streams[1:]}
+
+    # 4. Stall bronze (freeze its JVM and driver) while Kafka receives new trades.
+    os.killpg(os.getpgid(second[bronze]), signal.SIGSTOP)
+    _produce_trades(stack)
+    time.sleep(STALL_MINUTES * 60 + 5)  # the stall limit itself is what is under test
+    states = _babysit(airflow_cli, stall_minutes=STALL_MINUTES)
+    assert states[bronze] == "STALLED", states
+    assert {states[s] for s in streams[1:]} <= {"HEALTHY", "IDLE"}, states
+    third = _wait_for_copies(second, [bronze])
+    assert third[bronze] != second[bronze]
