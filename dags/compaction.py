@@ -2,7 +2,7 @@
 ### compaction — rewrite small files and manifests (every 6 hours, at :30)
 
 One task per table, one table at a time, in data-flow order: `spark_jobs/compaction.py
---table <table>` through SparkSubmitOperator. The job compacts only *cold* partitions
+--tables <table>` through SparkSubmitOperator. The job compacts only *cold* partitions
 (ones the streams no longer write or MERGE into, so its replace commits do not fail
 validation), then rewrites manifests. Streams skip replace snapshots when reading.
 

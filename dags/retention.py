@@ -1,10 +1,8 @@
 """
 ### retention — trim each table to its retention, then tidy its files (daily, 02:00 UTC)
 
-One task per table, one table at a time, in data-flow order
-(`bronze_crypto_trades`, `silver_<exchange>_trades`, `silver_dlq`,
-`gold_crypto_trades`): `spark_jobs/retention.py --table <table>` through
-SparkSubmitOperator. The job does partition-aligned deletes (metadata-only) per the
+`spark_jobs/retention.py` through SparkSubmitOperator; the job works one table at a
+time (it has no table selector yet, so this is one task, not one per table). It does partition-aligned deletes (metadata-only) per the
 table's retention (Bronze 7 days, Silver and DLQ 30 days, Gold unlimited), then
 snapshot expiry and orphan-file removal with ages longer than any stream's expected
 downtime, so a running or briefly stopped stream is never broken.
@@ -17,7 +15,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 from k2_airflow.defaults import START_DATE, default_args
-from k2_airflow.maintenance import per_table_chain
+from k2_airflow.maintenance import all_tables_task
 
 with DAG(
     dag_id="retention",
@@ -29,4 +27,4 @@ with DAG(
     default_args=default_args(retries=3),
     tags=["k2", "maintenance"],
 ) as dag:
-    per_table_chain("retention")
+    all_tables_task("retention")

@@ -23,17 +23,26 @@ def table_order() -> list[str]:
     return contracts.all_tables()  # Bronze, Silver per exchange, Silver DLQ, Gold
 
 
-def per_table_chain(job: str, extra_args: list[str] | None = None) -> list:
+RETRY_POLICY = {
+    "retries": CONFLICT_RETRIES,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(hours=1),
+}
+
+
+def all_tables_task(job: str, extra_args: list[str] | None = None):
+    """One task for jobs that walk the tables themselves (``retention.py`` has no table
+    selector yet); the job still works one table at a time."""
+    return spark_job(f"{job}_all_tables", job, list(extra_args or []), **RETRY_POLICY)
+
+
+def per_table_chain(job: str, table_flag: str = "--tables",
+                    extra_args: list[str] | None = None) -> list:
     """``<job>_<table>`` SparkSubmitOperator tasks chained in :func:`table_order`."""
     tasks = [
-        spark_job(
-            f"{job}_{table}", job, ["--table", table, *(extra_args or [])],
-            retries=CONFLICT_RETRIES,
-            retry_delay=timedelta(minutes=1),
-            retry_exponential_backoff=2.0,
-            max_retry_delay=timedelta(minutes=10),
-            execution_timeout=timedelta(hours=1),
-        )
+        spark_job(f"{job}_{table}", job, [table_flag, table, *(extra_args or [])], **RETRY_POLICY)
         for table in table_order()
     ]
     for upstream, downstream in zip(tasks, tasks[1:], strict=False):
