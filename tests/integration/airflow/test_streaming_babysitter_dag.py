@@ -1,4 +1,5 @@
-"""The babysitter against the real stack: start all, restart after kill -9, restart a stall.
+"""The babysitter against the real stack: start all, restart after kill -9, restart a stall;
+and maintenance (retention, compaction) while the streams run.
 
 The babysitter runs in-process (`airflow dags test`); the runner DAGs it triggers are
 executed by the stack's scheduler, so the streams run exactly as in production.
@@ -15,13 +16,13 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from polling import wait_until
 from stack_api import AirflowApi
 
 from k2 import contracts
 from k2.admin import tables
 from k2.catalog import catalog
 from k2.streams import checkpoint_dir, lock_holder
+from polling import wait_until
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
 
@@ -137,3 +138,21 @@ def test_babysitter_starts_restarts_crashed_and_stalled_streams(api, airflow_cli
     assert {states[s] for s in streams[1:]} <= {"HEALTHY", "IDLE"}, states
     third = _wait_for_copies(second, [bronze])
     assert third[bronze] != second[bronze]
+
+
+def test_retention_and_compaction_run_while_streams_stay_healthy(api, airflow_cli):
+    streams = list(contracts.STREAMS)
+    _babysit(airflow_cli)
+    running = _wait_for_copies({}, streams)
+    wait_until(lambda: all((checkpoint_dir(s) / "metadata").exists() for s in streams), 300, 2,
+               "every stream's query to start")
+
+    for dag_id in ("retention", "compaction"):
+        result = airflow_cli("dags", "test", dag_id, timeout=900)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0 and "state=success" in output, output[-4000:]
+
+    assert _holders() == running  # no stream died during maintenance
+    states = _babysit(airflow_cli)
+    assert set(states.values()) <= {"HEALTHY", "IDLE"}, states
+    assert _holders() == running
