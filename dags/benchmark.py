@@ -16,6 +16,7 @@ two benchmarks would measure each other.
 from __future__ import annotations
 
 from airflow.sdk import DAG, Param, task
+
 from k2_airflow import bench
 from k2_airflow.defaults import START_DATE, default_args
 

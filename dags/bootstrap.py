@@ -18,6 +18,7 @@ Run it again at any time: a second run reports `exists` everywhere and changes n
 from __future__ import annotations
 
 from airflow.sdk import DAG, Param, task
+
 from k2_airflow import bootstrap
 from k2_airflow.defaults import START_DATE, default_args
 from k2_airflow.spark import spark_job

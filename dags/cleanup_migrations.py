@@ -19,6 +19,7 @@ Never touches v3 objects (the names in `k2.contracts` are protected in
 from __future__ import annotations
 
 from airflow.sdk import DAG, Param, task
+
 from k2_airflow import cleanup
 from k2_airflow.defaults import START_DATE, default_args
 

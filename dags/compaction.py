@@ -13,6 +13,7 @@ Commit conflicts are retried (3 times, exponential backoff). Offset from `retent
 from __future__ import annotations
 
 from airflow.sdk import DAG
+
 from k2_airflow.defaults import START_DATE, default_args
 from k2_airflow.maintenance import per_table_chain
 

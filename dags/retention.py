@@ -14,6 +14,7 @@ away from `compaction` (every 6 h at :30) so the two do not overlap.
 from __future__ import annotations
 
 from airflow.sdk import DAG
+
 from k2_airflow.defaults import START_DATE, default_args
 from k2_airflow.maintenance import all_tables_task
 

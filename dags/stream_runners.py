@@ -15,9 +15,8 @@ trigger one by hand to start a stream without waiting for the babysitter.
 
 from __future__ import annotations
 
-from k2_airflow.babysitter.runner import stream_runner_dag
-
 from k2.contracts import STREAMS
+from k2_airflow.babysitter.runner import stream_runner_dag
 
 for _stream in STREAMS:
     _dag = stream_runner_dag(_stream, __doc__)

@@ -30,10 +30,10 @@ from datetime import timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Param
-from k2_airflow.babysitter.watch import StreamWatchOperator, runner_dag_id
-from k2_airflow.defaults import START_DATE, default_args
 
 from k2.contracts import STREAMS
+from k2_airflow.babysitter.watch import StreamWatchOperator, runner_dag_id
+from k2_airflow.defaults import START_DATE, default_args
 
 with DAG(
     dag_id="streaming_babysitter",

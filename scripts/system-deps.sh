@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the local stack needs, from Debian's archive: Java 17 (Kafka, the
 # registry, Spark), Maven (fetches JVM artifacts), PostgreSQL (catalog, registry and
-# Airflow metadata). Installs only what is missing; needs root (or sudo) to install.
+# Airflow metadata), Chromium for the UI test. Installs only what is missing; needs
+# root (or sudo) to install.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,9 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 command -v runuser >/dev/null || missing+=(util-linux)
+# Headless browser for the Airflow UI test (tests/integration/airflow/test_airflow_ui_browser.py).
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

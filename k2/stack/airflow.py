@@ -94,6 +94,8 @@ def environment(s: PlatformSettings) -> dict[str, str]:
             ),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            # New DAG files show up within 30 s instead of the default 5 minutes.
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW_CONN_SPARK_DEFAULT": spark_connection(s),
         }
     )

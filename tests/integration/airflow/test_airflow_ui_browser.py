@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from stack_api import AirflowApi
 
 from k2.stack.airflow import api_url, password
 from polling import wait_until
+from stack_api import AirflowApi
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
 

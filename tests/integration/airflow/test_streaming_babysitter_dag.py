@@ -16,13 +16,13 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from stack_api import AirflowApi
 
 from k2 import contracts
 from k2.admin import tables
 from k2.catalog import catalog
 from k2.streams import checkpoint_dir, lock_holder
 from polling import wait_until
+from stack_api import AirflowApi
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
 

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+
 from k2_airflow.babysitter import probes
 from k2_airflow.babysitter.decision import Action, Observation, decide
 

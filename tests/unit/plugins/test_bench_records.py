@@ -6,9 +6,9 @@ import dataclasses
 import json
 
 import pytest
-from k2_airflow import bench
 
 from k2.settings import platform
+from k2_airflow import bench
 
 
 @pytest.fixture
