@@ -1,0 +1,83 @@
+"""Compaction: rewrite small files of cold partitions, then manifests; retries conflicts.
+
+Only partitions no stream writes to any more are rewritten (days before today for
+the day-partitioned tables, hours older than ``--cold-after-hours`` for Gold), so
+compaction never races a streaming append or Gold's MERGE on the same partition.
+Gold is rewritten with the ``sort`` strategy in its table order (timestamp,
+trade_id), which keeps one-hour range queries reading few, ordered files. Replace
+snapshots are skipped by streaming readers automatically.
+
+    spark-submit spark_jobs/compaction.py [--namespace market_data] [--cold-after-hours 2]
+        [--tables gold_crypto_trades,...] [--min-input-files 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime, timedelta
+
+from k2.contracts import GOLD_TABLE, all_tables
+from k2.settings import platform
+from spark_jobs.maintenance import day_before_filter, hour_before_filter, say, with_retries
+from spark_jobs.options import add_common
+
+JOB = "compaction"
+
+
+def log(message: str) -> None:
+    say(JOB, message)
+
+
+def cold_filter(table: str, now: datetime, cold_after_hours: float) -> str:
+    cold_before = now - timedelta(hours=cold_after_hours)
+    if table == GOLD_TABLE:
+        return hour_before_filter(cold_before)
+    return day_before_filter(table, cold_before.date())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common(parser)
+    parser.add_argument("--cold-after-hours", type=float, default=2.0,
+                        help="a partition is cold once it ended this long ago (default 2)")
+    parser.add_argument("--tables", help="comma-separated subset of tables (default: all)")
+    parser.add_argument("--min-input-files", type=int, default=2,
+                        help="rewrite a file group only if it has at least this many files")
+    parser.add_argument("--attempts", type=int, default=5, help="tries per commit on conflicts")
+    args = parser.parse_args(argv)
+    tables = args.tables.split(",") if args.tables else all_tables()
+    unknown = sorted(set(tables) - set(all_tables()))
+    if unknown:
+        parser.error(f"--tables: unknown {unknown}; known: {all_tables()}")
+
+    from spark_jobs.session import spark_session
+
+    spark = spark_session(JOB)
+    cat = platform().catalog_name
+    now = datetime.now(UTC)
+    try:
+        for table in tables:
+            short = f"{args.namespace}.{table}"
+            where = cold_filter(table, now, args.cold_after_hours).replace("'", "\\'")
+            strategy = ", strategy => 'sort'" if table == GOLD_TABLE else ""
+            sql = (f"CALL {cat}.system.rewrite_data_files(table => '{cat}.{short}'{strategy}, where => '{where}', "
+                   f"options => map('min-input-files', '{args.min_input_files}', "
+                   "'partial-progress.enabled', 'true'))")
+            log(f"{short}: rewriting cold files ({cold_filter(table, now, args.cold_after_hours)}) ...")
+            r = with_retries(lambda q=sql: spark.sql(q).first(), f"{short} rewrite_data_files", log,
+                             attempts=args.attempts)
+            log(f"{short}: rewrote {r.rewritten_data_files_count} files into {r.added_data_files_count}, "
+                f"{r.rewritten_bytes_count} bytes")
+            m = with_retries(lambda s=short: spark.sql(
+                f"CALL {cat}.system.rewrite_manifests(table => '{cat}.{s}')").first(),
+                f"{short} rewrite_manifests", log, attempts=args.attempts)
+            log(f"{short}: manifests {m.rewritten_manifests_count} -> {m.added_manifests_count}")
+        log("done")
+        return 0
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

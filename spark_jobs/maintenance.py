@@ -1,0 +1,77 @@
+"""Shared pieces of the maintenance jobs: retention rules, one-line output, commit retries.
+
+Order per table (Iceberg's advice, see docs/platform-notes.md): compact -> rewrite
+manifests -> expire snapshots -> remove orphans; one table at a time.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+
+from k2.contracts import BRONZE_TABLE, EXCHANGES, GOLD_TABLE, SILVER_DLQ_TABLE, silver_table
+
+T = TypeVar("T")
+
+# SPEC §3 retention; None = kept forever. Values are days.
+RETENTION_DAYS: dict[str, int | None] = {
+    BRONZE_TABLE: 7,
+    **{silver_table(e.name): 30 for e in EXCHANGES},
+    SILVER_DLQ_TABLE: 30,
+    GOLD_TABLE: None,
+}
+
+# How each table's partition is expressed, so deletes and "cold" filters line up with
+# partition boundaries (whole-partition deletes are metadata-only).
+DAY_COLUMN = {
+    BRONZE_TABLE: ("ingestion_date", "date"),
+    **{silver_table(e.name): ("exchange_date", "date") for e in EXCHANGES},
+    SILVER_DLQ_TABLE: ("error_timestamp", "timestamp"),
+}
+
+# Failures another writer's concurrent commit can cause; retried with backoff.
+RETRYABLE = ("CommitFailedException", "ValidationException", "CommitStateUnknownException",
+             "conflicting files", "Cannot commit")
+
+
+def say(job: str, message: str) -> None:
+    print(f"[{job}] {datetime.now(UTC):%H:%M:%S} {message}", flush=True)
+
+
+def day_before_filter(table: str, day: date) -> str:
+    """SQL predicate selecting whole partitions strictly before ``day`` (UTC)."""
+    column, kind = DAY_COLUMN[table]
+    if kind == "date":
+        return f"{column} < DATE '{day.isoformat()}'"
+    return f"{column} < TIMESTAMP '{day.isoformat()} 00:00:00+00:00'"
+
+
+def hour_before_filter(moment: datetime) -> str:
+    """Gold (partitioned by hours(timestamp)): whole hours strictly before ``moment``'s hour."""
+    hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return f"`timestamp` < TIMESTAMP '{hour:%Y-%m-%d %H:%M:%S}+00:00'"
+
+
+def retention_cutoff(table: str, today: date) -> date | None:
+    days = RETENTION_DAYS[table]
+    return None if days is None else today - timedelta(days=days)
+
+
+def with_retries(action: Callable[[], T], what: str, log: Callable[[str], None],
+                 attempts: int = 5, base_delay_s: float = 2.0) -> T:
+    """Run ``action``; on a commit conflict wait (exponential backoff + jitter) and retry."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:  # noqa: BLE001 - py4j wraps Java exceptions; match by text
+            text = str(exc)
+            if attempt == attempts or not any(marker in text for marker in RETRYABLE):
+                raise
+            delay = base_delay_s * 2 ** (attempt - 1) * (0.5 + random.random())
+            log(f"{what}: commit conflict (attempt {attempt}/{attempts}), retrying in {delay:.1f}s: "
+                f"{text.splitlines()[0][:200]}")
+            time.sleep(delay)
+    raise AssertionError("unreachable")
