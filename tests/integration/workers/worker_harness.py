@@ -16,8 +16,6 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,8 @@ from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from k2.settings import platform
-from workers.simulator import SimulatorConfig, SimulatorThread, read_record
+from simulator_expectations import DLQ_KIND, NAMESPACE, PAIRS, bad_frames, expected_trades  # noqa: F401
+from workers.simulator import SimulatorConfig, SimulatorThread
 
 with warnings.catch_warnings():
     import authlib.deprecate  # noqa: F401  (installs its own "always" warning filter)
@@ -36,17 +35,6 @@ with warnings.catch_warnings():
     from confluent_kafka.serialization import MessageField, SerializationContext
 
 REPO = Path(__file__).resolve().parents[3]
-NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's, restated
-PAIRS = {  # base/quote restated independently of workers/symbols.json
-    "BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT"),
-    "BTC/USD": ("BTC", "USD"), "ETH/USD": ("ETH", "USD"),
-}
-DLQ_KIND = {  # simulator bad-frame kind -> the worker's DLQ error_kind
-    "truncated_json": "malformed_json", "not_json": "malformed_json",
-    "oversize_decimal": "decimal_out_of_range", "unknown_symbol": "unknown_symbol",
-}
-
-
 def wait_for(condition: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.1):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -210,38 +198,6 @@ class TopicReader:
 
 
 # expectations from the simulator's record ------------------------------------------
-
-
-def expected_trades(record_path: str, exchange: str) -> dict[tuple[str, str], dict]:
-    """(symbol, trade_id) -> the v3 fields the worker must produce, per the record."""
-    expected: dict[tuple[str, str], dict] = {}
-    for ev in read_record(record_path):
-        if ev.get("ev") != "trade" or ev["exchange"] != exchange:
-            continue
-        if exchange == "binance":
-            ts = ev["time_wire"] * (1 if ev["time_unit"] == "us" else 1000)
-        else:
-            dt = datetime.fromisoformat(ev["time_wire"].replace("Z", "+00:00"))
-            ts = int(dt.timestamp()) * 1_000_000 + dt.microsecond
-        enum = exchange.upper()
-        base, quote = PAIRS[ev["symbol"]]
-        expected[(ev["symbol"], ev["trade_id"])] = {
-            "message_id": str(uuid.uuid5(NAMESPACE, f"{enum}:{ev['symbol']}:{ev['trade_id']}")),
-            "trade_id": ev["trade_id"],
-            "symbol": ev["symbol"],
-            "exchange": enum,
-            "timestamp": ts,
-            "price": Decimal(ev["price_wire"]),
-            "quantity": Decimal(ev["qty_wire"]),
-            "base_asset": base,
-            "quote_currency": quote,
-            "side": ev["taker"].upper(),  # the simulator's ground truth, not the wire flag
-        }
-    return expected
-
-
-def bad_frames(record_path: str, exchange: str) -> list[dict]:
-    return [e for e in read_record(record_path) if e.get("ev") == "bad_frame" and e["exchange"] == exchange]
 
 
 def assert_trades_match(messages: list[dict], expected: dict[tuple[str, str], dict], exchange: str) -> None:

@@ -1,0 +1,176 @@
+"""The whole data path on its own namespace, topics and checkpoints.
+
+End-to-end tests, the fault matrix and the end-to-end benchmark run the real workers
+and the real three streams against the real stack, isolated from the production
+``market_data`` tables and topics so they can run beside a live platform:
+
+    namespace   e2e_<run>                     (bootstrap_tables.py --namespace)
+    topics      e2e-<run>.market.crypto.trades.<exchange>, ...dlq   (K2_WORKERS_TOPIC_PREFIX)
+    checkpoints <workdir>/checkpoints/<stream> (K2_CHECKPOINT_ROOT)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from k2.catalog import catalog
+from k2.config import load
+from k2.contracts import DLQ_TOPIC, EXCHANGES, GOLD_TABLE, SILVER_DLQ_TABLE, STREAMS, trade_topic
+from k2.settings import REPO_ROOT, PlatformSettings
+from k2.stack.airflow import environment
+from k2.stack.spark import spark_submit
+from k2.streams import lock_holder, read_progress, stop_stream
+
+K2_BIN = str(Path(sys.executable).parent / "k2")
+
+
+@dataclass
+class IsolatedPipeline:
+    workdir: Path
+    run_id: str
+    trigger: str = "5 seconds"
+    partitions: int = 3
+    streams: dict[str, subprocess.Popen] = field(default_factory=dict)
+    workers: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.namespace = f"e2e_{self.run_id}"
+        self.prefix = f"e2e-{self.run_id}."
+        self.topics = {e.name: self.prefix + trade_topic(e.name) for e in EXCHANGES}
+        self.dlq_topic = self.prefix + DLQ_TOPIC
+        overrides = {"K2_CHECKPOINT_ROOT": str(self.workdir / "checkpoints")}
+        self.env = {**environment(load(PlatformSettings)), **overrides}
+        self.settings = load(PlatformSettings, {**os.environ, **overrides})
+
+    # -- setup -------------------------------------------------------------------
+    def create_topics(self) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        wanted = [*self.topics.values(), self.dlq_topic]
+        futures = admin.create_topics([NewTopic(t, self.partitions, 1) for t in wanted])
+        for future in futures.values():
+            future.result(60)
+
+    def spark_job(self, job: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [spark_submit(), str(REPO_ROOT / "spark_jobs" / f"{job}.py"), *args],
+            env=self.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+        )
+
+    def bootstrap_tables(self) -> None:
+        result = self.spark_job("bootstrap_tables", "--namespace", self.namespace)
+        if result.returncode != 0:
+            raise RuntimeError(f"bootstrap_tables failed:\n{result.stderr[-3000:]}")
+
+    def topic_arg(self) -> str:
+        return ",".join(f"{ex}={topic}" for ex, topic in self.topics.items())
+
+    # -- streams -----------------------------------------------------------------
+    def start_stream(self, stream: str) -> subprocess.Popen:
+        args = ["--namespace", self.namespace, "--trigger", self.trigger]
+        if stream != "gold_aggregation":
+            args += ["--topics", self.topic_arg()]
+        log = open(self.workdir / f"{stream}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            [spark_submit(), str(REPO_ROOT / "spark_jobs" / f"{stream}.py"), *args],
+            env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.streams[stream] = proc
+        return proc
+
+    def start_streams(self) -> None:
+        for stream in STREAMS:
+            self.start_stream(stream)
+
+    def stream_pid(self, stream: str) -> int | None:
+        return lock_holder(stream, self.settings)
+
+    def last_batch(self, stream: str) -> int:
+        progress = read_progress(stream, self.settings)
+        return progress.batch_id if progress else -1
+
+    def kill_stream(self, stream: str) -> None:
+        """kill -9 the stream's whole process group (as an OOM killer or a crash would)."""
+        proc = self.streams.get(stream)
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        stop_stream(stream, self.settings, timeout_s=30)
+
+    # -- workers -----------------------------------------------------------------
+    def worker_env(self, urls: dict[str, str], **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in self.env.items()
+               if not k.startswith(("K2_WORKERS_", "K2_BINANCE", "K2_KRAKEN"))}
+        env.update({
+            "K2_BINANCE_URLS": urls["binance"], "K2_KRAKEN_URLS": urls["kraken"],
+            "K2_BINANCE_SYMBOLS": "BTCUSDT,ETHUSDT", "K2_KRAKEN_SYMBOLS": "BTC/USD,ETH/USD",
+            "K2_WORKERS_REFRESH_SYMBOLS": "false", "K2_WORKERS_TOPIC_PREFIX": self.prefix,
+            "K2_BINANCE_METRICS_PORT": "0", "K2_KRAKEN_METRICS_PORT": "0",
+            "K2_WORKERS_WATCHDOG_S": "3", "K2_WORKERS_BACKOFF_BASE_S": "0.2",
+            "K2_WORKERS_BACKOFF_CAP_S": "2", "K2_WORKERS_SUMMARY_INTERVAL_S": "5",
+            "K2_SUPERVISOR_BACKOFF_BASE_S": "0.5", "PYTHONUNBUFFERED": "1",
+        })
+        env.update(extra)
+        return env
+
+    def start_workers(self, urls: dict[str, str], **extra: str) -> subprocess.Popen:
+        log = open(self.workdir / "workers.log", "ab")  # noqa: SIM115 - owned by the child
+        self.workers = subprocess.Popen(
+            [K2_BIN, "workers"], env=self.worker_env(urls, **extra), cwd=REPO_ROOT,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self.workers
+
+    def stop_workers(self, timeout: float = 60) -> int | None:
+        """SIGTERM the supervisor: workers flush their producers, then exit."""
+        if self.workers is None or self.workers.poll() is not None:
+            return self.workers.returncode if self.workers else None
+        self.workers.send_signal(signal.SIGTERM)
+        return self.workers.wait(timeout)
+
+    # -- reading -----------------------------------------------------------------
+    def table(self, name: str):
+        return catalog(self.settings).load_table(f"{self.namespace}.{name}")
+
+    def gold(self):
+        return self.table(GOLD_TABLE).scan().to_arrow()
+
+    def silver_dlq(self):
+        return self.table(SILVER_DLQ_TABLE).scan().to_arrow()
+
+    # -- teardown ----------------------------------------------------------------
+    def stop(self) -> None:
+        self.stop_workers()
+        for stream in list(self.streams):
+            self.kill_stream(stream)
+
+    def cleanup(self) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        self.stop()
+        cat = catalog(self.settings)
+        for (_, table) in cat.list_tables(self.namespace):
+            cat.purge_table(f"{self.namespace}.{table}")
+        cat.drop_namespace(self.namespace)
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
+        for future in admin.delete_topics([*self.topics.values(), self.dlq_topic]).values():
+            future.result(60)
+
+
+def wait_for(probe, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -1,0 +1,57 @@
+"""Expected data from the exchange simulator's record, built independently of K2's code.
+
+The simulator writes every trade and bad frame it sends (``--record``). These helpers
+turn that record into the v3 fields a worker must produce, using only the standard
+library (uuid.uuid5, Decimal, datetime) and restated constants, never the worker's own
+normalization, so a bug there cannot hide in the expectation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from workers.simulator import read_record
+
+NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's, restated
+PAIRS = {  # base/quote restated independently of workers/symbols.json
+    "BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT"),
+    "BTC/USD": ("BTC", "USD"), "ETH/USD": ("ETH", "USD"),
+}
+DLQ_KIND = {  # simulator bad-frame kind -> the worker's DLQ error_kind
+    "truncated_json": "malformed_json", "not_json": "malformed_json",
+    "oversize_decimal": "decimal_out_of_range", "unknown_symbol": "unknown_symbol",
+}
+
+
+def expected_trades(record_path: str, exchange: str) -> dict[tuple[str, str], dict]:
+    """(symbol, trade_id) -> the v3 fields the worker must produce, per the record."""
+    expected: dict[tuple[str, str], dict] = {}
+    for ev in read_record(record_path):
+        if ev.get("ev") != "trade" or ev["exchange"] != exchange:
+            continue
+        if exchange == "binance":
+            ts = ev["time_wire"] * (1 if ev["time_unit"] == "us" else 1000)
+        else:
+            dt = datetime.fromisoformat(ev["time_wire"].replace("Z", "+00:00"))
+            ts = int(dt.timestamp()) * 1_000_000 + dt.microsecond
+        enum = exchange.upper()
+        base, quote = PAIRS[ev["symbol"]]
+        expected[(ev["symbol"], ev["trade_id"])] = {
+            "message_id": str(uuid.uuid5(NAMESPACE, f"{enum}:{ev['symbol']}:{ev['trade_id']}")),
+            "trade_id": ev["trade_id"],
+            "symbol": ev["symbol"],
+            "exchange": enum,
+            "timestamp": ts,
+            "price": Decimal(ev["price_wire"]),
+            "quantity": Decimal(ev["qty_wire"]),
+            "base_asset": base,
+            "quote_currency": quote,
+            "side": ev["taker"].upper(),  # the simulator's ground truth, not the wire flag
+        }
+    return expected
+
+
+def bad_frames(record_path: str, exchange: str) -> list[dict]:
+    return [e for e in read_record(record_path) if e.get("ev") == "bad_frame" and e["exchange"] == exchange]
