@@ -1,0 +1,59 @@
+"""Pure parts of the maintenance jobs and Gold's partition-bounded MERGE predicate."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from k2.contracts import BRONZE_TABLE, GOLD_TABLE, SILVER_DLQ_TABLE, all_tables, silver_table
+from spark_jobs.compaction import cold_filter
+from spark_jobs.gold_aggregation import MAX_LISTED_HOURS, hour_predicate
+from spark_jobs.maintenance import RETENTION_DAYS, day_before_filter, retention_cutoff, with_retries
+
+
+def test_every_table_has_a_retention_rule_matching_the_spec():
+    assert set(RETENTION_DAYS) == set(all_tables())
+    assert RETENTION_DAYS[BRONZE_TABLE] == 7
+    assert RETENTION_DAYS[silver_table("binance")] == RETENTION_DAYS[SILVER_DLQ_TABLE] == 30
+    assert RETENTION_DAYS[GOLD_TABLE] is None
+
+
+def test_retention_filters_align_to_partitions():
+    today = date(2026, 3, 10)
+    assert retention_cutoff(BRONZE_TABLE, today) == date(2026, 3, 3)
+    assert retention_cutoff(GOLD_TABLE, today) is None
+    assert day_before_filter(BRONZE_TABLE, date(2026, 3, 3)) == "ingestion_date < DATE '2026-03-03'"
+    assert day_before_filter(SILVER_DLQ_TABLE, date(2026, 2, 8)) == \
+        "error_timestamp < TIMESTAMP '2026-02-08 00:00:00+00:00'"
+
+
+def test_cold_filters():
+    now = datetime(2026, 3, 10, 14, 35, tzinfo=UTC)
+    assert cold_filter(GOLD_TABLE, now, 2) == "`timestamp` < TIMESTAMP '2026-03-10 12:00:00+00:00'"
+    assert cold_filter(silver_table("kraken"), now, 2) == "exchange_date < DATE '2026-03-10'"
+
+
+def test_hour_predicate_lists_hours_then_falls_back_to_a_range():
+    h = datetime(2026, 3, 10, 5, tzinfo=UTC)
+    one = hour_predicate([h])
+    assert one == ("((t.`timestamp` >= TIMESTAMP '2026-03-10 05:00:00+00:00' AND "
+                   "t.`timestamp` < TIMESTAMP '2026-03-10 06:00:00+00:00'))")
+    many = hour_predicate([h.replace(day=1 + i // 24, hour=i % 24) for i in range(MAX_LISTED_HOURS + 1)])
+    assert " OR " not in many and "2026-03-01 00:00:00" in many and "2026-03-03 01:00:00" in many
+
+
+def test_with_retries_retries_conflicts_only():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("org.apache.iceberg.exceptions.CommitFailedException: conflict")
+        return "ok"
+
+    assert with_retries(flaky, "t", log=lambda m: None, base_delay_s=0.001) == "ok"
+    assert len(calls) == 3
+    with pytest.raises(ValueError):
+        with_retries(lambda: (_ for _ in ()).throw(ValueError("bad sql")), "t", log=lambda m: None,
+                     base_delay_s=0.001)
