@@ -2,17 +2,20 @@
 
 Every connection of an exchange sees the same tape, like on a real venue, so a
 rotation overlap yields true duplicates (same trade ids) and a gap would be visible.
-Prices and quantities are generated as decimal text, the form exchanges send.
+Prices and quantities are generated as decimal text, the form exchanges send. A
+bounded archive per symbol backs Binance's REST trade history (gap backfill).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
 
 SNAPSHOT_DEPTH = 50  # Kraken replays the last 50 trades on subscribe
+ARCHIVE_DEPTH = 10_000  # trades per symbol kept for Binance's REST history (bounded memory)
 
 _REFERENCE_PRICES = {"BTC": "94250", "ETH": "3300", "BNB": "690", "SOL": "190", "XRP": "2.2", "DOGE": "0.32"}
 
@@ -31,7 +34,13 @@ class Tape:
     """Trades of one exchange: sequential ids per symbol, random-walk prices."""
 
     def __init__(
-        self, symbols: list[str], bases: dict[str, str], seed: int, price_decimals: int, pad_to: int = 0
+        self,
+        symbols: list[str],
+        bases: dict[str, str],
+        seed: int,
+        price_decimals: int,
+        pad_to: int = 0,
+        archive_depth: int = ARCHIVE_DEPTH,
     ):
         self.rng = random.Random(seed)
         self.pad_to = pad_to  # Binance writes fixed 8 decimals ("94250.01000000")
@@ -40,6 +49,8 @@ class Tape:
         self.next_id = {s: self.rng.randrange(1_000_000, 9_000_000) for s in symbols}
         self.price = {s: Decimal(_REFERENCE_PRICES.get(bases[s], "100")) for s in symbols}
         self.history = {s: deque(maxlen=SNAPSHOT_DEPTH) for s in symbols}
+        # Consecutive ids per symbol, so a REST lookup by id is an index, not a search.
+        self.archive: dict[str, deque[SimTrade]] = {s: deque(maxlen=archive_depth) for s in symbols}
         self._tick = Decimal(1).scaleb(-price_decimals)
         self._last_ts = 0
 
@@ -58,4 +69,18 @@ class Tape:
         price_text = f"{price:.{self.pad_to}f}" if self.pad_to else f"{price:f}"
         trade = SimTrade(symbol, trade_id, price_text, f"{qty:f}", rng.choice(("buy", "sell")), ts)
         self.history[symbol].append(trade)
+        self.archive[symbol].append(trade)
         return trade
+
+    def since(self, symbol: str, from_id: int, limit: int) -> list[SimTrade]:
+        """Up to ``limit`` archived trades of ``symbol`` with id >= ``from_id`` (ascending);
+        starts at the oldest archived trade when ``from_id`` is older than the archive."""
+        archive = self.archive[symbol]
+        if not archive:
+            return []
+        start = max(0, from_id - archive[0].trade_id)
+        return list(itertools.islice(archive, start, start + limit))
+
+    def latest(self, symbol: str, limit: int) -> list[SimTrade]:
+        archive = self.archive[symbol]
+        return list(itertools.islice(archive, max(0, len(archive) - limit), None))

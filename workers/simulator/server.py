@@ -9,11 +9,18 @@ One server on 127.0.0.1 serves both protocols by path, like the real hosts do:
   unknown or v1 names, snapshot of the last 50 trades on subscribe, batched trades,
   heartbeats every second, application ping/pong).
 
+Plain HTTP GETs on the same port answer Binance's REST trade history
+(``/api/v3/historicalTrades``, ``/api/v3/trades``, see :mod:`workers.simulator.rest`)
+from the same tape, for gap backfill.
+
 Faults are configurable per connection (lifetime cut-off, serverShutdown, abrupt
-disconnect, silent stall) and per frame (malformed frames, duplicate trades), all
-from a seed. The record (JSON lines) lists exactly what each connection was sent:
-every trade with its wire text, every bad frame, every connection event, so tests
-compare Kafka against it without using worker code.
+disconnect, silent stall, Binance trades silently left out of the stream) and per
+frame (malformed frames, duplicate trades), all from a seed; REST can answer 429.
+The record (JSON lines) lists every trade the market published (``published``: the
+ground truth of a complete history) and exactly what each connection was sent:
+every trade with its wire text, every trade left out (``dropped``), every bad frame,
+every REST answer, every connection event, so tests compare Kafka against it without
+using worker code.
 """
 
 from __future__ import annotations
@@ -26,13 +33,17 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import IO, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
 
 from workers.simulator import protocols as p
-from workers.simulator.market import SimTrade, Tape
+from workers.simulator import rest
+from workers.simulator.market import ARCHIVE_DEPTH, SimTrade, Tape
 from workers.symbols import SymbolTable
 
 WRITE_HIGH_WATER = 1 << 20  # bytes buffered per connection before the market waits
@@ -48,6 +59,8 @@ class SimulatorConfig:
     kraken_batch: int = 5  # most trades in one Kraken message
     malformed_rate: float = 0.0  # chance per trade frame of an extra malformed frame
     duplicate_rate: float = 0.0  # chance per trade frame of sending it twice
+    drop_rate: float = 0.0  # Binance: chance per trade that a connection silently skips it
+    rest_history: int = ARCHIVE_DEPTH  # Binance REST: trades per symbol kept for historicalTrades
     exponent_rate: float = 0.1  # chance a Kraken qty is written in exponent form
     lifetime_s: float | None = None  # close every connection after this long (Binance: 24 h)
     shutdown_after_s: float | None = None  # Binance: serverShutdown after this long ...
@@ -188,6 +201,7 @@ class BinanceSession(Session):
     def __init__(self, sim: Simulator, conn: ServerConnection, conn_id: int, query: dict[str, list[str]]):
         super().__init__(sim, conn, conn_id)
         self.microseconds = query.get("timeUnit", ["MILLISECOND"])[0].upper() == "MICROSECOND"
+        self.drop_next = 0  # leave this many trades out of the stream (Simulator.drop)
         streams = query.get("streams", [""])[0]
         self.subscribed = self._symbols_of(streams.split("/") if streams else [])
 
@@ -204,6 +218,12 @@ class BinanceSession(Session):
         rec, subscribed, cfg, rng = self.rec, self.subscribed, self.cfg, self.rng
         for t in batch:
             if t.symbol not in subscribed:
+                continue
+            if self.drop_next or (cfg.drop_rate and rng.random() < cfg.drop_rate):
+                # A gap inside one connection, as when the exchange's stream skips a trade.
+                self.drop_next = max(0, self.drop_next - 1)
+                rec.write(ev="dropped", exchange="binance", conn=self.id, symbol=t.symbol,
+                          trade_id=str(t.trade_id))
                 continue
             self.maybe_bad_frame(t)
             frame = p.binance_trade(t, self.microseconds)
@@ -344,7 +364,8 @@ class Simulator:
             "kraken": {s: _base(table, "kraken", s) for s in cfg.kraken_symbols},
         }
         self.tapes = {
-            "binance": Tape(list(cfg.binance_symbols), bases["binance"], cfg.seed * 2, 2, pad_to=8),
+            "binance": Tape(list(cfg.binance_symbols), bases["binance"], cfg.seed * 2, 2, pad_to=8,
+                            archive_depth=cfg.rest_history),
             "kraken": Tape(list(cfg.kraken_symbols), bases["kraken"], cfg.seed * 2 + 1, 1),
         }
         self.markets = {ex: Market(ex, tape) for ex, tape in self.tapes.items()}
@@ -353,6 +374,9 @@ class Simulator:
         self._tasks: set[asyncio.Task] = set()
         self._next_conn = 0
         self.connections_opened = {"binance": 0, "kraken": 0}
+        self.rest_throttle = 0  # answer this many REST requests with 429 ...
+        self.rest_retry_after_s = 1  # ... and this Retry-After
+        self.rest_requests = 0
 
     # lifecycle ---------------------------------------------------------------------
 
@@ -361,7 +385,7 @@ class Simulator:
         self._server = await serve(
             self._handle, cfg.host, cfg.port, compression=None,
             ping_interval=cfg.ping_interval_s, ping_timeout=cfg.ping_timeout_s, max_size=1 << 20,
-            close_timeout=1.0,
+            close_timeout=1.0, process_request=self._process_request,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         for market in self.markets.values():
@@ -413,16 +437,60 @@ class Simulator:
             self.recorder.write(ev="control", exchange=exchange, conn=s.id, kind="stall", seconds=seconds)
         return len(victims)
 
+    def drop(self, exchange: str, trades: int) -> int:
+        """Binance: every open connection silently leaves out its next ``trades`` trades."""
+        victims = [s for s in self.sessions(exchange) if isinstance(s, BinanceSession)]
+        for s in victims:
+            s.drop_next += trades
+        return len(victims)
+
+    def throttle_rest(self, requests: int, retry_after_s: int = 1) -> None:
+        """Answer the next ``requests`` REST requests with 429 and ``Retry-After``."""
+        self.rest_throttle, self.rest_retry_after_s = requests, retry_after_s
+
     def inject_bad(self, exchange: str, kind: str) -> int:
         tape = self.tapes[exchange]
         victims = self.sessions(exchange)
         trade = tape.next(now_us())  # a real tape trade, sent only in its broken form
+        self._published(exchange, [trade])
         for s in victims:
             s.send_bad(kind, trade)
         self.recorder.flush()
         return len(victims)
 
     # internals ---------------------------------------------------------------------
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        """Plain HTTP GETs under /api/ are Binance REST; anything else is a WebSocket handshake."""
+        url = urllib.parse.urlsplit(request.path)
+        if not url.path.startswith("/api/"):
+            return None
+        self.rest_requests += 1
+        query = urllib.parse.parse_qs(url.query)
+        if self.rest_throttle > 0:
+            self.rest_throttle -= 1
+            reply = rest.too_many_requests(self.rest_retry_after_s)
+        else:
+            reply = rest.binance_trades(url.path, query, request.headers, self.tapes["binance"])
+        self.recorder.write(
+            ev="rest", exchange="binance", path=url.path, query=url.query, status=reply.status,
+            count=len(reply.trades), first_id=reply.trades[0].trade_id if reply.trades else None,
+            last_id=reply.trades[-1].trade_id if reply.trades else None,
+        )
+        self.recorder.flush()
+        body = reply.body.encode()
+        headers = Headers([("Content-Type", "application/json;charset=UTF-8"), ("Connection", "close"),
+                           ("Content-Length", str(len(body))), *reply.headers.items()])
+        return Response(reply.status, HTTPStatus(reply.status).phrase, headers, body)
+
+    def _published(self, exchange: str, trades: list[SimTrade]) -> None:
+        """Record what the market published: the complete history a client could recover."""
+        rec = self.recorder
+        if rec._file is None:
+            return
+        for t in trades:
+            rec.write(ev="published", exchange=exchange, symbol=t.symbol, trade_id=str(t.trade_id),
+                      price_wire=t.price, qty_wire=t.qty, taker=t.taker, time_us=t.ts_us)
 
     async def _handle(self, conn: ServerConnection) -> None:
         url = urllib.parse.urlsplit(conn.request.path)
@@ -503,6 +571,7 @@ class Simulator:
                 continue
             ts = now_us()
             batch = [market.tape.next(ts) for _ in range(n)]
+            self._published(market.exchange, batch)
             for session in list(market.sessions):
                 session.offer(batch)
             self.recorder.flush()
