@@ -53,5 +53,41 @@ def expected_trades(record_path: str, exchange: str) -> dict[tuple[str, str], di
     return expected
 
 
+def published_trades(record_path: str, exchange: str) -> dict[tuple[str, str], dict]:
+    """(symbol, trade_id) -> v3 fields of every trade the market published for each symbol
+    a client received, from the first trade any connection was sent (per symbol) to the
+    end of the run: what a complete history of the run holds, whatever the stream left out
+    (drops, reconnects, a dead worker). Times are µs: the worker asks both the stream
+    (timeUnit=MICROSECOND) and REST (X-MBX-TIME-UNIT) for them."""
+    events = read_record(record_path)
+    first: dict[str, int] = {}
+    for ev in events:
+        if ev.get("ev") == "trade" and ev["exchange"] == exchange:
+            tid = int(ev["trade_id"])
+            first[ev["symbol"]] = min(tid, first.get(ev["symbol"], tid))
+    expected: dict[tuple[str, str], dict] = {}
+    enum = exchange.upper()
+    for ev in events:
+        if ev.get("ev") != "published" or ev["exchange"] != exchange:
+            continue
+        symbol = ev["symbol"]
+        if symbol not in first or int(ev["trade_id"]) < first[symbol]:
+            continue
+        base, quote = PAIRS[symbol]
+        expected[(symbol, ev["trade_id"])] = {
+            "message_id": str(uuid.uuid5(NAMESPACE, f"{enum}:{symbol}:{ev['trade_id']}")),
+            "trade_id": ev["trade_id"],
+            "symbol": symbol,
+            "exchange": enum,
+            "timestamp": ev["time_us"],
+            "price": Decimal(ev["price_wire"]),
+            "quantity": Decimal(ev["qty_wire"]),
+            "base_asset": base,
+            "quote_currency": quote,
+            "side": ev["taker"].upper(),
+        }
+    return expected
+
+
 def bad_frames(record_path: str, exchange: str) -> list[dict]:
     return [e for e in read_record(record_path) if e.get("ev") == "bad_frame" and e["exchange"] == exchange]

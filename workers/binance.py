@@ -13,11 +13,22 @@ quantities are strings, kept as decimals. Times are µs because the URL asks for
 ``{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":...}}`` before a
 planned close. Keepalive is WebSocket ping frames from the server, answered by the
 connection layer: no application ping.
+
+Trades the stream missed come from REST ``/api/v3/historicalTrades`` (see
+:mod:`workers.backfill`); an element of its JSON array::
+
+    {"id":5123456789,"price":"94250.01000000","qty":"0.00210000","quoteQty":"197.92502100",
+     "time":1767225600120000,"isBuyerMaker":true,"isBestMatch":true}
+
+``time`` is µs because the request sends ``X-MBX-TIME-UNIT: MICROSECOND``. The record
+is the stream's (same message_id, so a trade seen on both paths deduplicates), with
+``vendor_data.source = "rest"`` and no event time (REST has none).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -37,6 +48,14 @@ class _Trade(msgspec.Struct):
     m: bool
 
 
+class _RestTrade(msgspec.Struct):
+    id: int
+    price: str
+    qty: str
+    time: int
+    isBuyerMaker: bool  # noqa: N815 - Binance's field name
+
+
 class _Envelope(msgspec.Struct):
     stream: str
     data: _Trade
@@ -44,12 +63,23 @@ class _Envelope(msgspec.Struct):
 
 _decode_trade_frame = msgspec.json.Decoder(_Envelope).decode
 _decode_any = msgspec.json.Decoder().decode
+_decode_rest_page = msgspec.json.Decoder(list[_RestTrade]).decode
+
+
+@dataclass
+class RestPage:
+    """One historicalTrades answer: records, rejected items, and every id it listed."""
+
+    records: list[dict] = field(default_factory=list)
+    rejects: list[tuple[NormalizeError, bytes]] = field(default_factory=list)  # (error, item JSON)
+    ids: list[int] = field(default_factory=list)  # ascending, rejected items included
 
 
 class Binance(Exchange):
     name = "binance"
     enum_symbol = "BINANCE"
     sends_heartbeats = False
+    backfills = True
 
     def __init__(self, symbols: Sequence[str], table: SymbolTable, *, microseconds: bool = True):
         super().__init__(symbols, table)
@@ -99,6 +129,67 @@ class Binance(Exchange):
                 "event_time_us": str(epoch_int_to_us(trade.E, unit, "E")),
                 "buyer_is_maker": "true" if trade.m else "false",
             },
+        )
+
+    def rest_time_unit_header(self) -> dict[str, str]:
+        """Ask REST for the stream's time unit, so both paths give the same timestamp."""
+        return {"X-MBX-TIME-UNIT": "MICROSECOND"} if self.microseconds else {}
+
+    def parse_rest_trades(self, body: bytes, symbol: str, received_us: int) -> RestPage:
+        """Parse a historicalTrades/trades body for ``symbol`` (pure). Raises
+        ``NormalizeError("bad_rest_response")`` when the body is not a JSON array of trades."""
+        try:
+            items = _decode_rest_page(body)
+        except msgspec.ValidationError:
+            return self._parse_rest_items(body, symbol, received_us)
+        except msgspec.DecodeError as exc:
+            raise NormalizeError("bad_rest_response", f"REST body is not valid JSON: {exc}") from None
+        page = RestPage(ids=[t.id for t in items])
+        for t in items:
+            try:
+                page.records.append(self._rest_record(t, symbol, received_us))
+            except NormalizeError as exc:
+                page.rejects.append((exc, msgspec.json.encode(t)))
+        return page
+
+    def _parse_rest_items(self, body: bytes, symbol: str, received_us: int) -> RestPage:
+        """Slow path: some element is not a trade; keep the good ones, reject the others."""
+        doc = _decode_any(body)
+        if not isinstance(doc, list):
+            raise NormalizeError("bad_rest_response", f"REST body is not a JSON array: {str(doc)[:200]}")
+        page = RestPage()
+        for item in doc:
+            raw = msgspec.json.encode(item)
+            try:
+                trade = msgspec.convert(item, _RestTrade)
+            except msgspec.ValidationError as exc:
+                page.rejects.append((NormalizeError("bad_trade", f"REST trade does not match: {exc}"), raw))
+                if isinstance(item, dict) and type(item.get("id")) is int:
+                    page.ids.append(item["id"])
+                continue
+            page.ids.append(trade.id)
+            try:
+                page.records.append(self._rest_record(trade, symbol, received_us))
+            except NormalizeError as exc:
+                page.rejects.append((exc, raw))
+        return page
+
+    def _rest_record(self, trade: _RestTrade, symbol: str, received_us: int) -> dict:
+        pair = self.pair(symbol)
+        if pair is None:
+            raise NormalizeError("unknown_symbol", f"symbol {symbol!r} is not in the symbol table")
+        return trade_record(
+            exchange_enum="BINANCE",
+            symbol=pair.symbol,
+            base_asset=pair.base,
+            quote_currency=pair.quote,
+            trade_id=str(trade.id),
+            timestamp_us=epoch_int_to_us(trade.time, self._unit_us, "time"),
+            price=decimal_18_8(trade.price, "price"),
+            quantity=decimal_18_8(trade.qty, "qty"),
+            side="SELL" if trade.isBuyerMaker else "BUY",
+            ingestion_us=received_us,
+            vendor_data={"buyer_is_maker": "true" if trade.isBuyerMaker else "false", "source": "rest"},
         )
 
     def _parse_other(self, frame: str | bytes) -> Parsed:

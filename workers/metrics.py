@@ -63,6 +63,12 @@ class WorkerCollector(Collector):
         yield counter(
             "k2_worker_backpressure_waits", "Times the producer queue was full and reading paused.", s.backpressure_waits
         )
+        yield counter("k2_worker_gaps", "Missing trade-id ranges detected (skips, reconnects, restarts).", s.gaps)
+        yield counter("k2_worker_backfilled", "Trades fetched over REST to fill gaps.", s.backfill_trades)
+        yield counter("k2_worker_backfill_requests", "REST backfill requests (exchange weight).", s.backfill_requests)
+        yield counter("k2_worker_backfill_throttled", "REST backfill answers 429/418 (rate limited).", s.backfill_throttled)
+        yield counter("k2_worker_backfill_failures", "Backfill rounds that failed.", s.backfill_failures)
+        yield counter("k2_worker_backfill_lost", "Trades given up by the backfill (too old, over the cap, REST failing).", s.backfill_lost)
         yield gauge("k2_worker_queue_depth", "Records queued in the producer awaiting delivery.", s.queue_depth)
         age = s.last_message_age_s()
         yield gauge(

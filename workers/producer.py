@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -56,6 +57,8 @@ class KafkaSink:
         # process from exiting forever; after this long the record is reported as lost.
         self.stopping = False
         self.give_up_after_stop_s = 30.0
+        # Called with (topic, key, value) of each record Kafka acknowledged (progress tracking).
+        self.on_acked: Callable[[str, bytes | None, bytes], None] | None = None
         self._producer = Producer({**config, "on_delivery": self._on_delivery, "error_cb": self._on_error})
 
     # hot path ----------------------------------------------------------------------
@@ -110,6 +113,8 @@ class KafkaSink:
             latency = msg.latency()
             if latency is not None:
                 self.stats.produce_latency.observe(latency)
+            if self.on_acked is not None:
+                self.on_acked(msg.topic(), msg.key(), msg.value())
             return
         self.stats.delivery_failures += 1
         self.log.throttled(

@@ -28,6 +28,8 @@ from workers.log import EventLog
 from workers.metrics import serve
 from workers.normalize import NormalizeError
 from workers.producer import KafkaSink, ProducerFatalError, check_topic_exists, producer_config
+from workers.progress import Progress
+from workers.recovery import Recovery
 from workers.registry import register_trade_schema, registry_client
 from workers.settings import WorkerSettings, worker_settings
 from workers.stats import WorkerStats
@@ -69,8 +71,9 @@ class FrameHandler:
     """Parse one frame, produce its trades, dead-letter what failed. The hot path."""
 
     def __init__(self, exchange: Exchange, encoder: TradeEncoder, sink: KafkaSink, topic: str,
-                 dead_letters: DeadLetters, stats: WorkerStats):
+                 dead_letters: DeadLetters, stats: WorkerStats, progress: Progress | None = None):
         self.parse = exchange.parse
+        self.track = progress.seen if progress is not None else None  # gap detection (Binance)
         self.encode = encoder.encode
         self.produce = sink.produce
         self.topic = topic
@@ -89,12 +92,14 @@ class FrameHandler:
             return 0, None
         trades = parsed.trades
         if trades:
-            keys, topic, produce, encode = self._keys, self.topic, self.produce, self.encode
+            keys, topic, produce, encode, track = self._keys, self.topic, self.produce, self.encode, self.track
             for record in trades:
                 symbol = record["symbol"]
                 key = keys.get(symbol)
                 if key is None:
                     key = keys[symbol] = symbol.encode()
+                if track is not None:
+                    track(symbol, record["trade_id"])
                 produce(topic, key, encode(record))
             stats.trades += len(trades)
             stats.last_trade_lag_us = received_us - trades[-1]["timestamp"]
@@ -134,6 +139,9 @@ class Summary:
             errors=sum(s.all_errors().values()),
             errors_by_kind=dict(s.all_errors()),
             delivery_failures=s.delivery_failures,
+            gaps=s.gaps,
+            backfilled=s.backfill_trades,
+            backfill_lost=s.backfill_lost,
             connected=s.connected,
         )
         self.last_trades, self.last_at, self.next_at = s.trades, now, now + self.interval_s
@@ -166,7 +174,16 @@ def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
     sink.give_up_after_stop_s = settings.flush_timeout_s
     dead_letters = DeadLetters(name, lambda key, value: sink.produce(dlq_topic, key, value), log)
     dead_letters.by_kind = stats.dead_letters
-    handler = FrameHandler(exchange, encoder, sink, topic, dead_letters, stats)
+    recovery = None
+    if isinstance(exchange, Binance) and exchange.backfills:
+        recovery = Recovery(
+            exchange, settings, topic,
+            lambda record: sink.produce(topic, record["symbol"].encode(), encoder.encode(record)),
+            dead_letters, stats, log,
+        )
+        sink.on_acked = recovery.on_acked
+    handler = FrameHandler(exchange, encoder, sink, topic, dead_letters, stats,
+                           recovery.progress if recovery else None)
     manager = ConnectionManager(exchange, settings, handler, stats, log)
 
     stop_metrics = None
@@ -192,6 +209,8 @@ def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
         nonlocal memory_check_at, exit_code
         sink.poll()
         now = time.monotonic()
+        if recovery is not None:
+            recovery.turn(now)
         stats.queue_depth = sink.pending()
         summary.maybe_log(now)
         if settings.memory_limit_mb and now >= memory_check_at:
@@ -212,7 +231,11 @@ def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
         exit_code = EXIT_ERROR
     finally:
         manager.close_all()
+        if recovery is not None:
+            recovery.stop()
         remaining = sink.flush(settings.flush_timeout_s)
+        if recovery is not None:
+            recovery.save()
         stats.queue_depth = remaining
         summary.maybe_log(time.monotonic(), force=True)
         (log.info if remaining == 0 else log.error)(

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 from k2.config import load, register, require, setting
+from k2.settings import platform
 
 EXCHANGE_NAMES = ("binance", "kraken")
 
@@ -33,7 +35,8 @@ class WorkerSettings:
     binance_rest_url: str = setting(
         "BINANCE_REST_URL",
         "https://api.binance.com",
-        "Binance REST base URL used to refresh base/quote metadata (exchangeInfo) at start.",
+        "Binance REST base URL: base/quote metadata (exchangeInfo) at start and gap backfill "
+        "(historicalTrades). Must be the simulator's http://127.0.0.1:PORT when the streams are.",
     )
     kraken_urls: tuple[str, ...] = setting(
         "KRAKEN_URLS",
@@ -119,6 +122,28 @@ class WorkerSettings:
         "",
         "Prefix for the trade and DLQ topic names (empty in production); isolates tests and demos.",
     )
+    state_dir: str = setting(
+        "WORKERS_STATE_DIR",
+        lambda v: str(Path(platform().home, "workers")),
+        "Folder of the workers' progress files (<dir>/<exchange>/last_acked.json: the last trade id "
+        "per symbol Kafka acknowledged), read at start to backfill what a killed worker missed.",
+    )
+    backfill: bool = setting(
+        "WORKERS_BACKFILL",
+        True,
+        "Binance: fetch trades missing from the stream (gaps in trade ids, reconnects, restarts) "
+        "over REST historicalTrades from K2_BINANCE_REST_URL.",
+    )
+    backfill_max_trades: int = setting(
+        "WORKERS_BACKFILL_MAX_TRADES",
+        100_000,
+        "Largest gap (trades per symbol) backfilled; older trades of a bigger gap are reported lost.",
+    )
+    backfill_page_limit: int = setting(
+        "WORKERS_BACKFILL_PAGE_LIMIT",
+        1000,
+        "Trades per historicalTrades request (1-1000; each request costs Binance REST weight).",
+    )
     restart_backoff_base_s: float = setting(
         "SUPERVISOR_BACKOFF_BASE_S", 1.0, "Supervisor: first delay before restarting an exited worker."
     )
@@ -150,6 +175,11 @@ class WorkerSettings:
         for env, value in positive.items():
             require(value > 0, env, f"must be > 0, got {value}")
         require(self.rotation_overlap_s >= 0, "WORKERS_ROTATION_OVERLAP_S", "must be >= 0")
+        require(self.backfill_max_trades > 0, "WORKERS_BACKFILL_MAX_TRADES", "must be > 0")
+        require(1 <= self.backfill_page_limit <= 1000, "WORKERS_BACKFILL_PAGE_LIMIT",
+                f"must be 1-1000 (Binance's largest page), got {self.backfill_page_limit}")
+        require(self.binance_rest_url.startswith(("http://", "https://")), "BINANCE_REST_URL",
+                f"{self.binance_rest_url!r} is not an http:// or https:// URL")
         require(self.linger_ms >= 0, "WORKERS_LINGER_MS", "must be >= 0")
         require(self.memory_limit_mb >= 0, "WORKERS_MEMORY_LIMIT_MB", "must be >= 0 (0 disables)")
         require(

@@ -52,6 +52,12 @@ class WorkerStats:
     last_trade_at: float = 0.0
     last_trade_lag_us: int = 0  # ingestion - exchange timestamp of the last trade
     queue_depth: int = 0  # producer messages awaiting delivery, refreshed by the loop
+    gaps: int = 0  # missing trade-id ranges detected (stream skips, reconnects, restarts)
+    backfill_trades: int = 0  # trades fetched over REST and handed to the producer
+    backfill_requests: int = 0  # REST requests made (each costs exchange weight)
+    backfill_throttled: int = 0  # 429/418 answers
+    backfill_failures: int = 0  # backfill rounds that failed (retried, then given up)
+    backfill_lost: int = 0  # trades given up: too old, beyond the cap, or REST kept failing
 
     def last_message_age_s(self, now: float | None = None) -> float:
         if not self.last_data_at:

@@ -138,6 +138,7 @@ def simulator_env(base: Mapping[str, str], port: int) -> dict[str, str]:
     env = dict(base)
     env["K2_BINANCE_URLS"] = f"ws://127.0.0.1:{port}"
     env["K2_KRAKEN_URLS"] = f"ws://127.0.0.1:{port}/v2"
+    env["K2_BINANCE_REST_URL"] = f"http://127.0.0.1:{port}"  # the simulator's REST history (backfill)
     env["K2_WORKERS_REFRESH_SYMBOLS"] = "false"
     return env
 

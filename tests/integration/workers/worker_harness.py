@@ -23,7 +23,14 @@ from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from k2.settings import platform
-from simulator_expectations import DLQ_KIND, NAMESPACE, PAIRS, bad_frames, expected_trades  # noqa: F401
+from simulator_expectations import (  # noqa: F401
+    DLQ_KIND,
+    NAMESPACE,
+    PAIRS,
+    bad_frames,
+    expected_trades,
+    published_trades,
+)
 from workers.simulator import SimulatorConfig, SimulatorThread
 
 with warnings.catch_warnings():
@@ -138,6 +145,9 @@ def worker_env(sim: SimulatorThread, topics: dict, **settings: str) -> dict[str,
         "K2_WORKERS_WATCHDOG_S": "2", "K2_WORKERS_BACKOFF_BASE_S": "0.1", "K2_WORKERS_BACKOFF_CAP_S": "1",
         "K2_WORKERS_LINGER_MS": "5", "K2_WORKERS_SUMMARY_INTERVAL_S": "2",
         "K2_WORKERS_KRAKEN_PING_INTERVAL_S": "1", "PYTHONUNBUFFERED": "1",
+        # Backfill from the simulator's REST, progress files private to this test.
+        "K2_BINANCE_REST_URL": f"http://127.0.0.1:{sim.port}",
+        "K2_WORKERS_STATE_DIR": str(Path(sim.record_path).parent / "worker-state"),
     })
     env.update({f"K2_{k.upper()}": str(v) for k, v in settings.items()})
     return env

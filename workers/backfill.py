@@ -1,0 +1,343 @@
+"""Backfill of Binance trades the stream missed, over REST ``historicalTrades``.
+
+:class:`~workers.progress.Progress` opens a gap ``[first, last]`` when trade ids jump
+(inside a connection, across a reconnect, or across a restart from the state file).
+This module fills it:
+
+* :func:`fetch_gap` pages through ``GET /api/v3/historicalTrades?symbol=S&fromId=N&limit=L``
+  (at most ``K2_WORKERS_BACKFILL_PAGE_LIMIT`` <= 1000 per request, each costing REST
+  weight) until ``last``. HTTP 429/418 wait ``Retry-After``; other failures retry with
+  backoff a few times, then the gap is reported failed. It only fetches and parses:
+  it is a generator of events, unit-tested with a fake ``fetch``.
+* :class:`Backfiller` runs it on a helper thread, so slow HTTP never delays the
+  receive loop (and with it Binance's pong deadline). Results come back through a
+  bounded queue.
+* :class:`GapFiller` is the main-thread side: it hands new gaps to the thread (capped at
+  ``K2_WORKERS_BACKFILL_MAX_TRADES``), produces returned trades exactly like stream
+  trades (same message_id, so overlaps are harmless duplicates), dead-letters bad
+  items, closes gaps, and logs ``backfill_started`` / ``backfill_done`` /
+  ``backfill_failed`` with counts.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from workers.binance import Binance, RestPage
+from workers.dlq import DeadLetters
+from workers.log import EventLog
+from workers.normalize import NormalizeError
+from workers.progress import Gap, Progress
+from workers.stats import WorkerStats
+
+HISTORICAL_TRADES = "/api/v3/historicalTrades"
+MAX_ATTEMPTS = 5  # consecutive failed requests (not 429s) before a gap is given up
+MAX_THROTTLED = 20  # 429/418 answers per gap before it is given up
+MAX_RETRY_AFTER_S = 300.0  # a longer ban (418) fails the gap instead of blocking the thread
+TIMEOUT_S = 10.0
+RETRY_ROUNDS = 5  # a failed gap is submitted again this many times in all ...
+RETRY_DELAY_S = 30.0  # ... this long apart, then given up and counted lost
+STOPPING = "worker stopping"
+
+Fetch = Callable[[str, dict[str, str], float], tuple[int, dict[str, str], bytes]]
+
+
+def http_get(url: str, headers: dict[str, str], timeout_s: float) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of a GET; HTTP errors are answers, not exceptions."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 - configured URL
+            return resp.status, dict(resp.headers.items()), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers.items()), exc.read()
+
+
+# events of fetch_gap -------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    gap: Gap
+    page: RestPage
+    received_us: int
+    url: str
+
+
+@dataclass
+class Unavailable:
+    """REST no longer has ``[first, last]`` (older than its history)."""
+
+    gap: Gap
+    first: int
+    last: int
+
+
+@dataclass
+class Done:
+    gap: Gap
+    requests: int
+    throttled: int
+    seconds: float
+
+
+@dataclass
+class Failed:
+    gap: Gap
+    next_id: int  # first id of the part not fetched
+    reason: str
+    requests: int
+
+
+Event = Page | Unavailable | Done | Failed
+
+
+def retry_after_s(headers: dict[str, str], default: float) -> float:
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                break
+    return default
+
+
+def fetch_gap(
+    gap: Gap,
+    exchange: Binance,
+    rest_url: str,
+    page_limit: int,
+    fetch: Fetch,
+    sleep: Callable[[float], bool],
+    stats: WorkerStats,
+) -> Iterator[Event]:
+    """Fetch ``gap`` page by page. ``sleep(s)`` waits and returns False when stopping."""
+    started = time.monotonic()
+    base = rest_url.rstrip("/") + HISTORICAL_TRADES
+    headers = exchange.rest_time_unit_header()
+    next_id, requests, throttled, failures = gap.first, 0, 0, 0
+
+    def failed(reason: str) -> Failed:
+        return Failed(gap, next_id, reason, requests)
+
+    while next_id <= gap.last:
+        limit = min(page_limit, gap.last - next_id + 1)
+        query = urllib.parse.urlencode({"symbol": gap.symbol, "fromId": next_id, "limit": limit})
+        url = f"{base}?{query}"
+        requests += 1
+        stats.backfill_requests += 1
+        try:
+            status, answer_headers, body = fetch(url, headers, TIMEOUT_S)
+        except (OSError, ValueError) as exc:  # URLError, timeouts, refused, bad URL
+            status, answer_headers, body, problem = 0, {}, b"", f"{type(exc).__name__}: {exc}"
+        else:
+            problem = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+        if status in (429, 418):
+            # Over the weight limit (429) or banned for ignoring it (418): wait as told.
+            throttled += 1
+            stats.backfill_throttled += 1
+            wait = retry_after_s(answer_headers, 1.0 if status == 429 else 60.0)
+            if throttled > MAX_THROTTLED or wait > MAX_RETRY_AFTER_S:
+                yield failed(f"{problem} (Retry-After {wait:g}s, {throttled} throttled answers)")
+                return
+            if not sleep(wait):
+                yield failed(STOPPING)
+                return
+            continue
+        page: RestPage | None = None
+        if status == 200:
+            try:
+                page = exchange.parse_rest_trades(body, gap.symbol, time.time_ns() // 1000)
+            except NormalizeError as exc:
+                problem = f"{exc.kind}: {exc}"
+            else:
+                if not page.ids:  # REST may trail the stream by a moment
+                    page, problem = None, f"no trades from id {next_id} yet"
+        if page is None:
+            failures += 1
+            if failures >= MAX_ATTEMPTS:
+                yield failed(f"{problem} ({failures} attempts)")
+                return
+            if not sleep(min(30.0, 0.5 * 2 ** (failures - 1))):
+                yield failed(STOPPING)
+                return
+            continue
+        failures = 0
+        if page.ids[0] > next_id:
+            yield Unavailable(gap, next_id, min(gap.last, page.ids[0] - 1))
+        wanted = [r for r in page.records if int(r["trade_id"]) <= gap.last]
+        page.records = wanted
+        yield Page(gap, page, time.time_ns() // 1000, url)
+        next_id = page.ids[-1] + 1
+    yield Done(gap, requests, throttled, round(time.monotonic() - started, 3))
+
+
+class Backfiller:
+    """Runs :func:`fetch_gap` for each submitted gap on one helper thread, in order."""
+
+    def __init__(self, exchange: Binance, rest_url: str, page_limit: int, stats: WorkerStats,
+                 fetch: Fetch = http_get):
+        self.exchange = exchange
+        self.rest_url = rest_url
+        self.page_limit = page_limit
+        self.stats = stats
+        self.fetch = fetch
+        self._gaps: queue.Queue[Gap | None] = queue.Queue()
+        # Bounded: at most this many pages wait for the main thread (memory stays small).
+        self.results: queue.Queue[Event] = queue.Queue(maxsize=16)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="backfill", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, gap: Gap) -> None:
+        self._gaps.put(gap)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._gaps.put(None)
+        self._thread.join(TIMEOUT_S + 1.0)
+
+    def _sleep(self, seconds: float) -> bool:
+        return not self._stop.wait(seconds)
+
+    def _put(self, event: Event) -> bool:
+        while not self._stop.is_set():
+            try:
+                self.results.put(event, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            gap = self._gaps.get()
+            if gap is None:
+                return
+            for event in fetch_gap(gap, self.exchange, self.rest_url, self.page_limit, self.fetch,
+                                   self._sleep, self.stats):
+                if not self._put(event):
+                    return
+
+
+class GapFiller:
+    """Main-thread side of the backfill: submit gaps, produce results, account for them."""
+
+    def __init__(self, progress: Progress, backfiller: Backfiller | None, produce: Callable[[dict], None],
+                 dead_letters: DeadLetters, stats: WorkerStats, log: EventLog, max_trades: int,
+                 disabled_reason: str = ""):
+        self.progress = progress
+        self.backfiller = backfiller
+        self.produce = produce
+        self.dead_letters = dead_letters
+        self.stats = stats
+        self.log = log
+        self.max_trades = max_trades
+        self.disabled_reason = disabled_reason
+        self._produced: dict[int, int] = {}  # gap id -> trades produced
+        self._rounds: dict[int, int] = {}  # gap id -> failed rounds so far
+        self._retry: list[tuple[float, Gap]] = []  # (due, gap) to submit again
+
+    def pump(self, max_events: int = 4) -> None:
+        """Called every loop turn: cheap when nothing is missing."""
+        if self.progress.new_gaps:
+            for gap in self.progress.take_new_gaps():
+                self._start(gap)
+        if self.backfiller is None:
+            return
+        if self._retry:
+            now = time.monotonic()
+            due = [gap for at, gap in self._retry if at <= now]
+            self._retry = [(at, gap) for at, gap in self._retry if at > now]
+            for gap in due:
+                self.log.info("backfill_started", symbol=gap.symbol, from_id=gap.first, to_id=gap.last,
+                              cause=gap.cause, trades=gap.size, round=self._rounds.get(gap.id, 0) + 1)
+                self.backfiller.submit(gap)
+        results = self.backfiller.results
+        for _ in range(max_events):
+            try:
+                event = results.get_nowait()
+            except queue.Empty:
+                return
+            self._on(event)
+
+    def _start(self, gap: Gap) -> None:
+        stats, log = self.stats, self.log
+        stats.gaps += 1
+        fields = {"symbol": gap.symbol, "from_id": gap.first, "to_id": gap.last, "cause": gap.cause}
+        if self.backfiller is None:
+            self.progress.close(gap.id)
+            self._lost(gap.size)
+            log.error("backfill_failed", **fields, reason=self.disabled_reason, lost=gap.size)
+            return
+        if gap.size > self.max_trades:
+            first = gap.last - self.max_trades + 1
+            skipped = first - gap.first
+            self._lost(skipped)
+            log.error("backfill_failed", **fields, lost=skipped, reason=(
+                f"gap of {gap.size} trades exceeds K2_WORKERS_BACKFILL_MAX_TRADES={self.max_trades}: "
+                f"trades {gap.first}..{first - 1} are not fetched"))
+            gap = self.progress.narrow(gap, first)
+            fields["from_id"] = first
+        self._produced[gap.id] = 0
+        log.info("backfill_started", **fields, trades=gap.size)
+        self.backfiller.submit(gap)
+
+    def _on(self, event: Event) -> None:
+        gap = event.gap
+        if isinstance(event, Page):
+            page = event.page
+            produced = self.progress.produced
+            for record in page.records:
+                produced(record["symbol"], record["trade_id"])
+                self.produce(record)
+            self.stats.backfill_trades += len(page.records)
+            self.stats.trades += len(page.records)
+            self._produced[gap.id] = self._produced.get(gap.id, 0) + len(page.records)
+            for error, raw in page.rejects:
+                self.dead_letters.send(error, raw, event.received_us, event.url)
+        elif isinstance(event, Unavailable):
+            lost = event.last - event.first + 1
+            self._lost(lost)
+            self.log.error("backfill_failed", symbol=gap.symbol, from_id=event.first, to_id=event.last,
+                           cause=gap.cause, lost=lost, reason="REST history no longer holds these trades")
+        elif isinstance(event, Done):
+            self.progress.close(gap.id)
+            self._rounds.pop(gap.id, None)
+            self.log.info("backfill_done", symbol=gap.symbol, from_id=gap.first, to_id=gap.last, cause=gap.cause,
+                          trades=self._produced.pop(gap.id, 0), requests=event.requests,
+                          throttled=event.throttled, seconds=event.seconds)
+        elif isinstance(event, Failed):
+            self._failed(event)
+
+    def _failed(self, event: Failed) -> None:
+        if event.reason == STOPPING:
+            return  # the gap stays open, so the saved watermark stays below it: the next start retries
+        gap = self.progress.narrow(event.gap, event.next_id)
+        rounds = self._rounds.get(gap.id, 0) + 1
+        self.stats.backfill_failures += 1
+        fields = {"symbol": gap.symbol, "from_id": gap.first, "to_id": gap.last, "cause": gap.cause,
+                  "trades": self._produced.get(gap.id, 0), "requests": event.requests, "reason": event.reason}
+        if rounds < RETRY_ROUNDS:
+            self._rounds[gap.id] = rounds
+            self._retry.append((time.monotonic() + RETRY_DELAY_S, gap))
+            self.log.error("backfill_failed", **fields, lost=0, will_retry_in_s=RETRY_DELAY_S, round=rounds,
+                           action="check K2_BINANCE_REST_URL and the network")
+            return
+        self.progress.close(gap.id)
+        self._rounds.pop(gap.id, None)
+        self._produced.pop(gap.id, None)
+        self._lost(gap.size)
+        self.log.error("backfill_failed", **fields, lost=gap.size, round=rounds,
+                       action="giving up on these trades; check K2_BINANCE_REST_URL and the network")
+
+    def _lost(self, trades: int) -> None:
+        self.stats.backfill_lost += trades
