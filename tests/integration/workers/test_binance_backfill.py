@@ -1,0 +1,107 @@
+"""Binance gap backfill against real Kafka + registry and the simulator's REST history.
+
+The expectation is every trade the simulator's market published for the subscribed
+symbols from the first one a connection was sent (``published_trades``, built from the
+record without worker code): a complete history, whatever the stream left out.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from worker_harness import (
+    TopicReader,
+    assert_contiguous,
+    assert_trades_match,
+    expected_trades,
+    published_trades,
+    wait_for,
+    wait_until_landed,
+    worker_env,
+)
+
+from workers.simulator import read_record
+
+pytestmark = pytest.mark.integration
+
+
+def record_events(sim, ev: str) -> list[dict]:
+    return [e for e in read_record(sim.record_path) if e.get("ev") == ev and e.get("exchange", "binance") == "binance"]
+
+
+def log_events(worker, event: str) -> list[dict]:
+    return [e for e in worker.events() if e.get("event") == event]
+
+
+def test_kill_9_under_supervisor_backfills_every_published_trade(stack, topics, make_simulator, start_worker):
+    sim = make_simulator(rate=40, seed=21)
+    env = worker_env(sim, topics, supervisor_backoff_base_s="1")
+    supervisor = start_worker("binance", env, [sys.executable, "-m", "k2.cli", "workers", "--exchange", "binance"])
+    reader = TopicReader(stack, topics["binance"])
+    state = Path(env["K2_WORKERS_STATE_DIR"]) / "binance" / "last_acked.json"
+    wait_for(lambda: len(reader.poll(0.3)) >= 100 and state.exists(), 30, "first trades and a progress file")
+
+    (first,) = [e["pid"] for e in log_events(supervisor, "child_started")]
+    os.kill(first, signal.SIGKILL)  # mid-flow: whatever it held unacknowledged dies with it
+    killed_at_conn = len(record_events(sim, "conn_open"))
+    wait_for(lambda: len(log_events(supervisor, "child_started")) == 2, 20, "supervisor to restart the worker")
+    assert log_events(supervisor, "child_exited")[0]["reason"] == "killed by SIGKILL"
+    wait_for(lambda: len(record_events(sim, "conn_open")) > killed_at_conn, 30, "restarted worker to reconnect")
+    wait_for(lambda: {e["symbol"] for e in log_events(supervisor, "backfill_done")} == {"BTCUSDT", "ETHUSDT"},
+             30, "the restart gap of both symbols backfilled")
+    time.sleep(2.0)  # more live trades after the backfill
+    sim.stop()
+
+    expected = published_trades(sim.record_path, "binance")
+    sent = expected_trades(sim.record_path, "binance")
+    downtime = set(expected) - set(sent)
+    assert len(downtime) >= 20, f"the kill left only {len(downtime)} trades unsent: not a real gap"
+    messages = wait_until_landed(reader, expected, timeout_s=45)
+    assert_trades_match(messages, expected, "binance")  # exact set, field by field, dup ids equal
+    assert_contiguous(messages)
+    done = log_events(supervisor, "backfill_done")
+    assert {e["cause"] for e in done} == {"restart"}, done
+    assert sum(e["trades"] for e in done) >= len(downtime)
+    assert not log_events(supervisor, "backfill_failed")
+    loaded = log_events(supervisor, "progress_state_loaded")
+    assert len(loaded) == 1 and set(loaded[0]["last_acked"]) == {"BTCUSDT", "ETHUSDT"}
+    rest = record_events(sim, "rest")
+    assert rest and all("historicalTrades" in e["path"] and e["status"] == 200 for e in rest)
+    assert supervisor.stop() == 0
+    reader.close()
+
+
+def test_gap_inside_one_connection_is_backfilled_through_429s(stack, topics, make_simulator, start_worker):
+    sim = make_simulator(rate=50, seed=23)
+    worker = start_worker("binance", worker_env(sim, topics, workers_backfill_page_limit="7"))
+    reader = TopicReader(stack, topics["binance"])
+    wait_for(lambda: len(reader.poll(0.3)) >= 50, 20, "first trades")
+    sim.call(sim.sim.throttle_rest, 2, 1)  # the first two REST requests: 429, Retry-After: 1
+    assert sim.call(sim.sim.drop, "binance", 40) == 1
+    wait_for(lambda: len(record_events(sim, "dropped")) == 40, 10, "40 trades left out of the stream")
+    wait_for(lambda: sum(e["trades"] for e in log_events(worker, "backfill_done")) >= 40, 30, "backfill of the drops")
+    time.sleep(1.0)
+    sim.stop()
+
+    expected = published_trades(sim.record_path, "binance")
+    dropped = {(e["symbol"], e["trade_id"]) for e in record_events(sim, "dropped")}
+    assert dropped <= set(expected) and not dropped & set(expected_trades(sim.record_path, "binance"))
+    messages = wait_until_landed(reader, expected)
+    assert_trades_match(messages, expected, "binance")
+    assert_contiguous(messages)
+    assert len(record_events(sim, "conn_open")) == 1, "the gap must be filled without a reconnect"
+    rest = record_events(sim, "rest")
+    assert [e["status"] for e in rest[:2]] == [429, 429] and all(e["status"] == 200 for e in rest[2:])
+    assert all(e["count"] <= 7 for e in rest), "pages larger than K2_WORKERS_BACKFILL_PAGE_LIMIT"
+    done = log_events(worker, "backfill_done")
+    assert {e["cause"] for e in done} == {"stream"} and sum(e["throttled"] for e in done) == 2
+    assert not log_events(worker, "backfill_failed")
+    assert worker.stop() == 0
+    final = log_events(worker, "stream_summary")[-1]
+    assert final["gaps"] == len(done) and final["backfilled"] >= 40 and final["backfill_lost"] == 0
+    reader.close()
