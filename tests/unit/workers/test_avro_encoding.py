@@ -98,3 +98,13 @@ def test_long_encoding_matches_reference_varint_everywhere():
     samples += [rng.randint(1_700_000_000_000_000, 1_900_000_000_000_000) for _ in range(20000)]
     for n in samples:
         assert encode_long(n) == _zigzag_varint(n), n
+
+
+def test_trade_id_is_read_back_from_the_encoded_value():
+    from workers.avro import trade_id_of
+
+    rng = random.Random(3)
+    encoder = TradeEncoder(SCHEMA, 7)
+    for _ in range(200):
+        record = random_record(rng)
+        assert trade_id_of(encoder.encode(record)) == record["trade_id"]

@@ -44,3 +44,4 @@ def test_simulator_env_points_workers_at_localhost():
     assert env["K2_BINANCE_URLS"] == "ws://127.0.0.1:18765"
     assert env["K2_KRAKEN_URLS"] == "ws://127.0.0.1:18765/v2"
     assert env["K2_WORKERS_REFRESH_SYMBOLS"] == "false"
+    assert env["K2_BINANCE_REST_URL"] == "http://127.0.0.1:18765"  # backfill from the simulator

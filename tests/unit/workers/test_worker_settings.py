@@ -45,3 +45,22 @@ def test_comma_lists_and_numbers_are_parsed():
 def test_bad_values_name_the_variable(env, fragment):
     with pytest.raises(SettingsError, match=fragment):
         load(WorkerSettings, env)
+
+
+def test_backfill_settings_and_guard_against_mixing_venues(tmp_path):
+    from workers.recovery import backfill_blocker, state_path
+
+    s = load(WorkerSettings, {"K2_WORKERS_STATE_DIR": str(tmp_path)})
+    assert (s.backfill, s.backfill_max_trades, s.backfill_page_limit) == (True, 100_000, 1000)
+    assert state_path(s, "binance") == tmp_path / "binance" / "last_acked.json"
+    assert backfill_blocker(s, "binance") == ""  # live stream, live REST
+    local_ws = load(WorkerSettings, {"K2_BINANCE_URLS": "ws://127.0.0.1:18765"})
+    assert "K2_BINANCE_REST_URL" in backfill_blocker(local_ws, "binance")
+    sim = load(WorkerSettings, {"K2_BINANCE_URLS": "ws://127.0.0.1:18765", "K2_BINANCE_REST_URL": "http://127.0.0.1:18765"})
+    assert backfill_blocker(sim, "binance") == ""
+    off = load(WorkerSettings, {"K2_WORKERS_BACKFILL": "false"})
+    assert "K2_WORKERS_BACKFILL=false" in backfill_blocker(off, "binance")
+    with pytest.raises(SettingsError, match="K2_WORKERS_BACKFILL_PAGE_LIMIT"):
+        load(WorkerSettings, {"K2_WORKERS_BACKFILL_PAGE_LIMIT": "1001"})
+    with pytest.raises(SettingsError, match="K2_BINANCE_REST_URL"):
+        load(WorkerSettings, {"K2_BINANCE_REST_URL": "ws://127.0.0.1:1"})
