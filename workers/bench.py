@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -53,6 +54,9 @@ def bench_one(exchange: str, duration_s: float, warmup_s: float, kraken_batch: i
         "K2_BINANCE_SYMBOLS": "BTCUSDT,ETHUSDT", "K2_KRAKEN_SYMBOLS": "BTC/USD,ETH/USD",
         "K2_WORKERS_REFRESH_SYMBOLS": "false", "K2_WORKERS_TOPIC_PREFIX": prefix,
         f"K2_{exchange.upper()}_METRICS_PORT": str(port), "K2_WORKERS_SUMMARY_INTERVAL_S": "10",
+        # Gap backfill from the simulator; throw-away progress files, like the topics.
+        "K2_BINANCE_REST_URL": f"http://127.0.0.1:{sim.port}",
+        "K2_WORKERS_STATE_DIR": tempfile.mkdtemp(prefix="k2-bench-state-"),
     })
     log_path = Path(f"/tmp/k2-bench-{exchange}.log")
     with open(log_path, "w") as log:
