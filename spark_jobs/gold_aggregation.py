@@ -30,7 +30,7 @@ from pyspark.sql.streaming import DataStreamWriter
 
 from k2.contracts import EXCHANGES, GOLD_TABLE, silver_table
 from spark_jobs.options import add_stream_options, table_id
-from spark_jobs.silver_transformation import iceberg_stream
+from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import V3_COLUMNS
 
 STREAM = "gold_aggregation"

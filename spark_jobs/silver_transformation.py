@@ -31,24 +31,13 @@ from k2.streams import checkpoint_dir
 from spark_jobs import wire
 from spark_jobs.batch_commits import BatchCommits
 from spark_jobs.options import add_stream_options, parse_topic_map, table_id
+from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import KAFKA_COLUMNS, V3_COLUMNS
 from spark_jobs.validation import classify, rules
 
 STREAM = "silver_transformation"
 KAFKA_NAMES = [c.name for c in KAFKA_COLUMNS]
 TIMESTAMP_FIELDS = {"timestamp", "ingestion_timestamp"}  # v3 long µs -> TIMESTAMP
-
-
-def iceberg_stream(spark: SparkSession, table: str, max_rows: int | None = None) -> DataFrame:
-    """A streaming read of an Iceberg table that survives retention and compaction commits."""
-    reader = (
-        spark.readStream.format("iceberg")
-        .option("streaming-skip-delete-snapshots", "true")
-        .option("streaming-skip-overwrite-snapshots", "true")
-    )
-    if max_rows:
-        reader = reader.option("streaming-max-rows-per-micro-batch", str(max_rows))
-    return reader.load(table)
 
 
 def _v3_projection(schema: wire.WriterSchema | None) -> list:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQueryListener
 
 from k2.streams import AlreadyRunning, StreamProgress, checkpoint_dir, hold_run_lock, write_progress
@@ -93,6 +93,18 @@ class ProgressListener(StreamingQueryListener):
 
     def onQueryTerminated(self, event) -> None:  # noqa: N802
         say(self.stream, f"query terminated{': ' + event.exception if event.exception else ''}")
+
+
+def iceberg_stream(spark: SparkSession, table: str, max_rows: int | None = None) -> DataFrame:
+    """A streaming read of an Iceberg table that survives retention and compaction commits."""
+    reader = (
+        spark.readStream.format("iceberg")
+        .option("streaming-skip-delete-snapshots", "true")
+        .option("streaming-skip-overwrite-snapshots", "true")
+    )
+    if max_rows:
+        reader = reader.option("streaming-max-rows-per-micro-batch", str(max_rows))
+    return reader.load(table)
 
 
 def run_stream(

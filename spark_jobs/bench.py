@@ -1,0 +1,269 @@
+"""Benchmarks of the Spark tier, on a namespace of their own (default k2bench).
+
+    spark-submit spark_jobs/bench.py gold-query [--rows 10000000] [--queries 30]
+        Gold one-hour range query p50/p99 via Spark SQL and via pyiceberg + DuckDB, on a
+        synthetic Gold table of --rows trades (generated once, in the table's sort order).
+    spark-submit spark_jobs/bench.py bronze [--messages 1000000]
+        Bronze ingest msg/s: produces --messages wire-format records to a fresh topic, then
+        drains it with bronze_ingestion's query (Trigger.AvailableNow) and reports rows/s
+        over the batches (startup excluded) and over the whole drain.
+
+    python -m spark_jobs.bench recovery [--messages 400000] [--stream bronze_ingestion]
+        Restart-to-first-committed-batch after ``kill -9``: runs the real bronze_ingestion
+        with spark-submit on a fresh topic (checkpoints in a temporary K2_CHECKPOINT_ROOT),
+        SIGKILLs its process group after two committed batches, restarts it, and times
+        from the restart to the next entry in the checkpoint's commits/ folder.
+
+One line per result, prefixed ``[bench]``; figures also as one JSON line at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from k2.contracts import BRONZE_TABLE, GOLD_TABLE
+from k2.settings import platform
+from spark_jobs.options import table_id
+
+HOUR = timedelta(hours=1)
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def ensure_tables(spark: SparkSession, namespace: str) -> None:
+    from spark_jobs.tables import create_all
+
+    create_all(spark, namespace, say=lambda m: None)
+
+
+def fill_gold(spark: SparkSession, namespace: str, rows: int, per_hour: int) -> int:
+    gold = table_id(GOLD_TABLE, namespace)
+    have = spark.table(gold).count()
+    chunk = 1_000_000
+    start = have
+    while start < rows:
+        n = min(chunk, rows - start)
+        base_us = int(BASE.timestamp() * 1_000_000)
+        step_us = 3_600_000_000 // per_hour
+        df = spark.range(start, start + n).select(
+            F.expr("uuid()").alias("message_id"),
+            F.col("id").cast("string").alias("trade_id"),
+            F.element_at(F.array(F.lit("BTCUSDT"), F.lit("ETHUSDT")), (F.col("id") % 2 + 1).cast("int")).alias("symbol"),
+            F.lit("BINANCE").alias("exchange"),
+            F.timestamp_micros(F.lit(base_us) + F.col("id") * step_us).alias("timestamp"),
+            (F.lit(60000) + F.col("id") % 1000 / 100).cast("decimal(18,8)").alias("price"),
+            (F.col("id") % 97 / 1000 + 0.001).cast("decimal(18,8)").alias("quantity"),
+            F.when(F.col("id") % 2 == 0, "BTC").otherwise("ETH").alias("base_asset"),
+            F.lit("USDT").alias("quote_currency"),
+            F.when(F.col("id") % 3 == 0, "SELL").otherwise("BUY").alias("side"),
+            F.timestamp_micros(F.lit(base_us) + F.col("id") * step_us + 1000).alias("ingestion_timestamp"),
+            F.create_map(F.lit("bench"), F.lit("1")).alias("vendor_data"),
+        ).withColumn("exchange_date", F.to_date("timestamp")).withColumn("exchange_hour", F.hour("timestamp"))
+        df.writeTo(gold).append()
+        start += n
+        say(f"gold fill: {start}/{rows} rows")
+    return spark.table(gold).count()
+
+
+def bench_gold_query(spark: SparkSession, args: argparse.Namespace) -> dict:
+    ensure_tables(spark, args.namespace)
+    total = fill_gold(spark, args.namespace, args.rows, args.per_hour)
+    hours = max(1, total // args.per_hour)
+    say(f"gold rows: {total} over ~{hours} hours ({args.per_hour}/hour)")
+    rng = random.Random(7)
+    picks = [BASE + HOUR * rng.randrange(hours) for _ in range(args.queries)]
+    gold = table_id(GOLD_TABLE, args.namespace)
+
+    def lit(ts: datetime) -> str:
+        return f"TIMESTAMP '{ts:%Y-%m-%d %H:%M:%S}+00:00'"
+
+    spark_ms = []
+    for i, h in enumerate([picks[0], *picks]):  # first query warms up, not counted
+        t0 = time.perf_counter()
+        row = spark.sql(f"SELECT count(*) AS n, sum(price * quantity) AS notional FROM {gold} "
+                        f"WHERE `timestamp` >= {lit(h)} AND `timestamp` < {lit(h + HOUR)}").first()
+        if i:
+            spark_ms.append((time.perf_counter() - t0) * 1000)
+    say(f"gold 1-hour query via Spark SQL: p50 {pct(spark_ms, .5):.0f} ms, p99 {pct(spark_ms, .99):.0f} ms "
+        f"(n={len(spark_ms)}, last hour rows={row.n})")
+
+    import duckdb
+
+    from k2.catalog import catalog
+
+    table = catalog().load_table(f"{args.namespace}.{GOLD_TABLE}")
+    duck_ms = []
+    for i, h in enumerate([picks[0], *picks]):
+        t0 = time.perf_counter()
+        arrow = table.scan(row_filter=f"timestamp >= '{h.isoformat()}' and timestamp < '{(h + HOUR).isoformat()}'",
+                           selected_fields=("timestamp", "price", "quantity")).to_arrow()
+        with duckdb.connect() as con:
+            con.register("hour_rows", arrow)
+            n = con.execute("SELECT count(*), sum(price::DOUBLE * quantity::DOUBLE) FROM hour_rows").fetchall()[0][0]
+        if i:
+            duck_ms.append((time.perf_counter() - t0) * 1000)
+    say(f"gold 1-hour query via pyiceberg+DuckDB: p50 {pct(duck_ms, .5):.0f} ms, p99 {pct(duck_ms, .99):.0f} ms "
+        f"(n={len(duck_ms)}, last hour rows={n})")
+    return {"gold_rows": total, "spark_sql_p50_ms": pct(spark_ms, .5), "spark_sql_p99_ms": pct(spark_ms, .99),
+            "duckdb_p50_ms": pct(duck_ms, .5), "duckdb_p99_ms": pct(duck_ms, .99)}
+
+
+def produce_frames(topic: str, messages: int) -> float:
+    """Produce ``messages`` copies of one valid-looking frame; returns seconds taken."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    s = platform()
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})  # keep alive until the result
+    admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])[topic].result(30)
+    p = Producer({"bootstrap.servers": s.kafka_bootstrap, "linger.ms": 20, "batch.size": 1_000_000,
+                  "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    value = bytes([0, 0, 0, 0, 1]) + b"x" * 140  # a typical v3 record is ~150 bytes
+    t0 = time.perf_counter()
+    for i in range(messages):
+        while True:
+            try:
+                p.produce(topic, value=value, key=b"BTCUSDT%d" % (i % 64))
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 10000 == 0:
+            p.poll(0)
+    p.flush(120)
+    return time.perf_counter() - t0
+
+
+def bench_bronze(spark: SparkSession, args: argparse.Namespace) -> dict:
+    from spark_jobs.bronze_ingestion import build
+
+    ensure_tables(spark, args.namespace)
+    topic = f"k2bench.{uuid.uuid4().hex[:8]}.binance"
+    secs = produce_frames(topic, args.messages)
+    say(f"produced {args.messages} records to {topic} in {secs:.1f}s ({args.messages / secs:,.0f} msg/s)")
+    ns = argparse.Namespace(topics=f"binance={topic}", max_offsets_per_trigger=args.max_offsets,
+                            fail_on_data_loss=False, namespace=args.namespace)
+    with tempfile.TemporaryDirectory() as cp:
+        t0 = time.perf_counter()
+        q = (build(spark, ns).option("checkpointLocation", cp).trigger(availableNow=True)
+             .toTable(table_id(BRONZE_TABLE, args.namespace)))
+        q.awaitTermination()
+        wall = time.perf_counter() - t0
+        progress = [json.loads(p.json) for p in q.recentProgress]
+    rows = sum(p["numInputRows"] for p in progress)
+    batch_ms = sum(p["durationMs"].get("triggerExecution", 0) for p in progress if p["numInputRows"])
+    steady = [p for p in progress[1:] if p["numInputRows"]]
+    steady_rate = (sum(p["numInputRows"] for p in steady) /
+                   (sum(p["durationMs"]["triggerExecution"] for p in steady) / 1000)) if steady else 0.0
+    say(f"bronze: {rows} rows in {len(progress)} batches; {rows / (batch_ms / 1000):,.0f} msg/s over batch time, "
+        f"{steady_rate:,.0f} msg/s excluding the first batch, {rows / wall:,.0f} msg/s wall incl. startup")
+    return {"bronze_rows": rows, "bronze_msg_s_batches": rows / (batch_ms / 1000),
+            "bronze_msg_s_steady": steady_rate, "bronze_msg_s_wall": rows / wall}
+
+
+def _commits(root: str) -> int:
+    from pathlib import Path
+
+    folder = Path(root) / "bronze_ingestion" / "checkpoint" / "commits"
+    return len(list(folder.glob("[0-9]*"))) if folder.exists() else 0
+
+
+def _wait(condition, timeout: float) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if condition():
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    raise TimeoutError(f"no progress within {timeout:.0f}s")
+
+
+def bench_recovery(args: argparse.Namespace) -> dict:
+    """Orchestrates spark-submit processes (no Spark in this process)."""
+    import os
+    import signal
+    import subprocess
+
+    from k2.settings import REPO_ROOT, env_for_children
+    from k2.stack.spark import spark_submit
+
+    topic = f"k2bench.{uuid.uuid4().hex[:8]}.binance"
+    produce_frames(topic, args.messages)
+    root = tempfile.mkdtemp(prefix="k2bench-recovery-")
+    env = {**env_for_children(platform()), "K2_CHECKPOINT_ROOT": root, "PYTHONPATH": str(REPO_ROOT)}
+    env["PATH"] = f"{os.path.dirname(spark_submit())}{os.pathsep}{env.get('PATH', '')}"
+    argv = [spark_submit(), str(REPO_ROOT / "spark_jobs" / "bronze_ingestion.py"), "--namespace",
+            args.namespace, "--topics", f"binance={topic}", "--trigger", "1 second",
+            "--max-offsets-per-trigger", str(args.messages // 40)]
+    log = open(os.path.join(root, "bronze.log"), "a")  # noqa: SIM115
+    samples = []
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        cold = _wait(lambda: _commits(root) >= 1, 180)
+        say(f"cold start to first committed batch: {cold:.1f}s")
+        for attempt in range(args.restarts):
+            before = _commits(root)
+            _wait(lambda b=before: _commits(root) >= b + 1, 120)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+            before = _commits(root)
+            t0 = time.monotonic()
+            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            _wait(lambda b=before: _commits(root) >= b + 1, 180)
+            samples.append(time.monotonic() - t0)
+            say(f"restart {attempt + 1}: kill -9 -> first committed batch in {samples[-1]:.1f}s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    say(f"recovery after kill -9: max {max(samples):.1f}s, mean {sum(samples) / len(samples):.1f}s "
+        f"(n={len(samples)}; log {log.name})")
+    return {"cold_start_s": cold, "recovery_s": samples}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["gold-query", "bronze", "recovery"])
+    parser.add_argument("--namespace", default="k2bench", help="namespace of the bench tables (default k2bench)")
+    parser.add_argument("--rows", type=int, default=10_000_000, help="gold-query: Gold rows to have")
+    parser.add_argument("--per-hour", type=int, default=40_000, help="gold-query: trades per hour")
+    parser.add_argument("--queries", type=int, default=30, help="gold-query: timed queries per engine")
+    parser.add_argument("--messages", type=int, default=1_000_000, help="bronze: records to ingest")
+    parser.add_argument("--max-offsets", type=int, default=500_000, help="bronze: maxOffsetsPerTrigger")
+    parser.add_argument("--restarts", type=int, default=3, help="recovery: kill -9/restart cycles")
+    args = parser.parse_args(argv)
+    if args.namespace == "market_data":
+        parser.error("benchmarks write synthetic data: use a namespace of their own")
+    if args.what == "recovery":
+        print(json.dumps({"bench": "recovery", **bench_recovery(args)}), flush=True)
+        return 0
+
+    from spark_jobs.session import spark_session
+
+    spark = spark_session("bench")
+    try:
+        result = bench_gold_query(spark, args) if args.what == "gold-query" else bench_bronze(spark, args)
+        print(json.dumps({"bench": args.what, **result}), flush=True)
+        return 0
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
