@@ -106,7 +106,9 @@ class Service:
                 raise StackError(self.name, "is running but not ready", self._log_hint())
             return False
         for host, port in self.ports:
-            if port_in_use(host, port):
+            # A just-killed JVM can still hold its sockets for a moment after its main
+            # thread is reaped, so give a port a few seconds before calling it taken.
+            if not wait_for(lambda h=host, p=port: not port_in_use(h, p), 10, 0.5):
                 raise StackError(
                     self.name,
                     f"port {host}:{port} is already in use by another process",
