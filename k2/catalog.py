@@ -6,9 +6,15 @@ PostgreSQL when both use the same catalog *name* (``K2_CATALOG``).
 
 from __future__ import annotations
 
+import logging
+
 from pyiceberg.catalog.sql import SqlCatalog
 
 from k2.settings import PlatformSettings, platform
+
+# Spark's JdbcCatalog creates the catalog tables in Iceberg's original (v0) layout, which
+# both sides share; pyiceberg warns about it on every load, which is noise here.
+logging.getLogger("pyiceberg.catalog.sql").setLevel(logging.ERROR)
 
 
 def catalog(settings: PlatformSettings | None = None) -> SqlCatalog:

@@ -91,7 +91,7 @@ def bars(trades_table: pa.Table) -> pa.Table:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")  # minute buckets of UTC time, whatever the host zone
     con.register("trades", trades_table)
-    return con.execute(
+    return con.sql(
         """
         SELECT time_bucket(INTERVAL 1 MINUTE, "timestamp") AS minute,
                arg_min(price, ("timestamp", trade_id)) AS open,
