@@ -112,6 +112,9 @@ class IsolatedPipeline:
                if not k.startswith(("K2_WORKERS_", "K2_BINANCE", "K2_KRAKEN"))}
         env.update({
             "K2_BINANCE_URLS": urls["binance"], "K2_KRAKEN_URLS": urls["kraken"],
+            # Gap backfill asks the same (simulated) exchange's REST API, never the live one.
+            "K2_BINANCE_REST_URL": urls["binance"].replace("ws://", "http://", 1).split("/stream")[0],
+            "K2_WORKERS_STATE_DIR": str(self.workdir / "worker-state"),
             "K2_BINANCE_SYMBOLS": "BTCUSDT,ETHUSDT", "K2_KRAKEN_SYMBOLS": "BTC/USD,ETH/USD",
             "K2_WORKERS_REFRESH_SYMBOLS": "false", "K2_WORKERS_TOPIC_PREFIX": self.prefix,
             "K2_BINANCE_METRICS_PORT": "0", "K2_KRAKEN_METRICS_PORT": "0",
