@@ -166,6 +166,8 @@ def faults_run(stack, run_id, tmp_path_factory):
         yield {"pipe": pipe, "expected": expected}
     finally:
         keeper.stopped.set()
+        if keeper.is_alive():
+            keeper.join(30)  # no restart may race the teardown's kills
         sim.stop()
         for module in (kafka, registry):  # never leave the shared stack broken
             if module.service(s).state() != "running":
