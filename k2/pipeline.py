@@ -87,9 +87,12 @@ class IsolatedPipeline:
         self.streams[stream] = proc
         return proc
 
-    def start_streams(self) -> None:
+    def start_streams(self, ready_timeout: float = 300) -> None:
+        """Start the three streams and wait until each has committed its first batch."""
         for stream in STREAMS:
             self.start_stream(stream)
+        for stream in STREAMS:
+            wait_for(lambda s=stream: self.last_batch(s) >= 0, ready_timeout, f"{stream} first batch")
 
     def stream_pid(self, stream: str) -> int | None:
         return lock_holder(stream, self.settings)

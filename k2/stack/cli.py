@@ -72,8 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("setup", help="download the JVM artifacts (Kafka, registry, Spark jars)",
                        description="Fetch the stack's JVM artifacts from Maven Central into "
                        "$K2_CACHE_DIR (idempotent). `make setup` also creates the virtualenv.")
-    p.add_argument("components", nargs="*", choices=["kafka", "spark", "registry"],
-                   metavar="COMPONENT", help="only these: kafka spark registry (default: all)")
+    # No `choices=` here: with nargs="*" argparse rejects the empty default (Python 3.11).
+    p.add_argument("components", nargs="*", metavar="COMPONENT",
+                   help="only these: kafka spark registry (default: all)")
     p.set_defaults(func=_setup)
 
     p = sub.add_parser("airflow", help="run the Airflow CLI against the local stack",
@@ -178,6 +179,11 @@ def _init_airflow(args: argparse.Namespace) -> int:
 def _setup(args: argparse.Namespace) -> int:
     from k2.stack import artifacts
 
+    unknown = set(args.components) - set(artifacts.COMPONENTS)
+    if unknown:
+        print(f"k2 setup: unknown components {sorted(unknown)}; choose from "
+              f"{', '.join(artifacts.COMPONENTS)}", file=sys.stderr)
+        return 2
     try:
         artifacts.ensure_all(fresh_platform(), tuple(args.components) or artifacts.COMPONENTS)
     except StackError as exc:

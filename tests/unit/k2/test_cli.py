@@ -58,3 +58,9 @@ def test_bad_setting_fails_naming_it():
     result = subprocess.run([K2, "stack", "status"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "K2_KAFKA_PORT='not-a-port' is not a valid int" in result.stderr
+
+
+def test_setup_takes_no_or_known_components():
+    assert build_parser().parse_args(["setup"]).components == []
+    bad = subprocess.run([K2, "setup", "zookeeper"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown components ['zookeeper']" in bad.stderr

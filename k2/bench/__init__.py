@@ -1,0 +1,1 @@
+"""Benchmarks of the whole platform (`k2 bench`)."""

@@ -1,0 +1,183 @@
+"""`k2 bench`: every figure of SPEC §8 in one run, with its method, as JSON and markdown.
+
+Each benchmark runs against the real local stack on throw-away topics and namespaces:
+
+| figure | benchmark |
+|---|---|
+| worker throughput, CPU, RSS | `python -m workers.bench` (simulator → worker → Kafka acked) |
+| Bronze sustained msg/s | `spark_jobs/bench.py bronze` (pre-produced topic drained by bronze_ingestion) |
+| Gold 1-hour query p50/p99 | `spark_jobs/bench.py gold-query` (≥10M rows; pyiceberg+DuckDB and Spark SQL) |
+| recovery after kill -9 | `python -m spark_jobs.bench recovery` (restart → first committed batch) |
+| Silver and end-to-end latency, worker memory | `k2.bench.latency` (live isolated pipeline) |
+
+Results go to ``$K2_HOME/bench/<UTC time>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from k2.settings import REPO_ROOT, fresh_platform
+
+TARGETS = {  # SPEC §8, "ours"
+    "worker_trades_per_s": ">= 50,000 trades/s per process",
+    "bronze_msgs_per_s": ">= 50,000 msg/s sustained",
+    "silver_p99_s": "< 15 s",
+    "e2e_p99_s": "< 30 s",
+    "gold_query_p99_ms": "< 200 ms on >= 10M rows",
+    "recovery_s": "< 30 s, no loss, no duplicates",
+    "worker_rss_mb": "flat, < 200 MB per worker",
+}
+
+
+def _json_lines(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+    return out
+
+
+def _run(name: str, argv: list[str], env: dict, timeout: float) -> tuple[list[dict], float, str]:
+    print(f"[k2 bench] {name}: {' '.join(argv[-6:])}", file=sys.stderr, flush=True)
+    began = time.monotonic()
+    proc = subprocess.run(argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    elapsed = time.monotonic() - began
+    results = _json_lines(proc.stdout)
+    error = "" if proc.returncode == 0 else (proc.stderr or proc.stdout)[-1500:]
+    print(f"[k2 bench] {name}: {'ok' if not error else 'FAILED'} in {elapsed:.0f}s", file=sys.stderr)
+    return results, elapsed, error
+
+
+def run_all(args: argparse.Namespace) -> dict:
+    from k2.stack.airflow import environment
+    from k2.stack.spark import spark_submit
+
+    s = fresh_platform()
+    env = environment(s)
+    py = sys.executable
+    spark_bench = str(REPO_ROOT / "spark_jobs" / "bench.py")
+    report: dict = {"started": datetime.now(UTC).isoformat(), "machine": _machine(), "results": {},
+                    "errors": {}}
+    plan = {
+        "workers": [py, "-m", "workers.bench", "--duration", str(args.worker_seconds), "--json"],
+        "bronze": [spark_submit(), spark_bench, "bronze", "--messages", str(args.bronze_messages)],
+        "gold_query": [spark_submit(), spark_bench, "gold-query", "--rows", str(args.gold_rows),
+                       "--queries", str(args.queries)],
+        "recovery": [py, "-m", "spark_jobs.bench", "recovery", "--restarts", str(args.restarts)],
+    }
+    for name, argv in plan.items():
+        if args.only and name not in args.only:
+            continue
+        results, elapsed, error = _run(name, argv, env, timeout=3600)
+        report["results"][name] = {"runs": results, "elapsed_s": round(elapsed, 1),
+                                   "command": " ".join(argv)}
+        if error:
+            report["errors"][name] = error
+    if not args.only or "latency" in args.only:
+        from k2.bench.latency import measure
+
+        print("[k2 bench] latency: live isolated pipeline", file=sys.stderr, flush=True)
+        try:
+            with tempfile.TemporaryDirectory(prefix="k2-bench-") as tmp:
+                report["results"]["latency"] = {"runs": [measure(Path(tmp), args.rate, args.seconds)],
+                                                "command": "k2.bench.latency.measure"}
+        except Exception as exc:  # noqa: BLE001 - one failed figure must not lose the others
+            report["errors"]["latency"] = repr(exc)
+    report["finished"] = datetime.now(UTC).isoformat()
+    return report
+
+
+def _machine() -> dict:
+    import os
+    import platform
+
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "load_1m": round(os.getloadavg()[0], 2)}
+
+
+def _first(report: dict, name: str) -> list[dict]:
+    return report["results"].get(name, {}).get("runs", [])
+
+
+def summary_rows(report: dict) -> list[tuple[str, str, str]]:
+    """(figure, measured, target) rows of the markdown summary."""
+    rows = []
+    for run in _first(report, "workers"):
+        name = run.get("exchange", "?")
+        rows.append((f"worker throughput ({name})",
+                     f"{run['trades_per_s']:,} trades/s acked at {run['worker_cpu_cores']} cores "
+                     f"({run['cpu_core_seconds_per_1000_trades_per_s']} core-s per 1,000 trades/s, "
+                     f"~{run['projected_trades_per_s_per_core']:,}/s projected on a free core), "
+                     f"RSS max {run['rss_mb_max']} MB", TARGETS["worker_trades_per_s"]))
+    for run in _first(report, "bronze"):
+        rows.append(("Bronze ingest", ", ".join(f"{k} {v}" for k, v in run.items() if k != "bench"),
+                     TARGETS["bronze_msgs_per_s"]))
+    for run in _first(report, "gold_query"):
+        rows.append(("Gold 1-hour range query", ", ".join(f"{k} {v}" for k, v in run.items() if k != "bench"),
+                     TARGETS["gold_query_p99_ms"]))
+    for run in _first(report, "recovery"):
+        rows.append(("recovery after kill -9", ", ".join(f"{k} {v}" for k, v in run.items() if k != "bench"),
+                     TARGETS["recovery_s"]))
+    for run in _first(report, "latency"):
+        rows.append(("Silver latency (Bronze commit → Silver commit)",
+                     f"p50 {run['silver_p50_s']} s, p99 {run['silver_p99_s']} s over {run['silver_rows']} rows",
+                     TARGETS["silver_p99_s"]))
+        rows.append(("end-to-end latency (exchange event → Gold commit)",
+                     f"p50 {run['e2e_p50_s']} s, p99 {run['e2e_p99_s']} s over {run['gold_rows']} rows",
+                     TARGETS["e2e_p99_s"]))
+        rows.append(("worker RSS during the run",
+                     f"first {run['worker_rss_first_mb']} MB, last {run['worker_rss_last_mb']} MB, "
+                     f"max {run['worker_rss_max_mb']} MB over {run['seconds']} s", TARGETS["worker_rss_mb"]))
+    return rows
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# K2 benchmark, {report['started']}", "",
+             f"Machine: {report['machine']['cpus']} CPUs, load {report['machine']['load_1m']} at start.", "",
+             "| figure | measured | target |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in summary_rows(report)]
+    lines += ["", "## Methods", "", __doc__.split("\n\n", 1)[1].strip(), ""]
+    if report["errors"]:
+        lines += ["## Failed benchmarks", ""]
+        lines += [f"- **{k}**: `{v.strip().splitlines()[-1] if v.strip() else v}`" for k, v in report["errors"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure every SPEC §8 figure; JSON + markdown report",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", nargs="+", choices=["workers", "bronze", "gold_query", "recovery", "latency"],
+                   help="run only these benchmarks")
+    p.add_argument("--worker-seconds", type=float, default=60, help="measured seconds per exchange")
+    p.add_argument("--bronze-messages", type=int, default=2_000_000, help="records Bronze ingests")
+    p.add_argument("--gold-rows", type=int, default=10_000_000, help="Gold rows for the query benchmark")
+    p.add_argument("--queries", type=int, default=30, help="timed 1-hour queries per engine")
+    p.add_argument("--restarts", type=int, default=3, help="kill -9/restart cycles")
+    p.add_argument("--rate", type=float, default=50, help="latency run: trades/s per exchange")
+    p.add_argument("--seconds", type=float, default=120, help="latency run: seconds of trading")
+    p.set_defaults(func=_main)
+
+
+def _main(args: argparse.Namespace) -> int:
+    report = run_all(args)
+    out_dir = Path(fresh_platform().home) / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out_dir / f"{stamp}.json").write_text(json.dumps(report, indent=2, default=str))
+    text = markdown(report)
+    (out_dir / f"{stamp}.md").write_text(text)
+    print(text)
+    print(f"[k2 bench] wrote {out_dir / stamp}.json and .md", file=sys.stderr)
+    return 1 if report["errors"] else 0
