@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.k2-installed
 
-.PHONY: help setup run stop test test-unit bench lint lock clean-state
+.PHONY: help setup run stop test test-faults test-unit bench lint lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
@@ -33,11 +33,15 @@ stop:  ## stop everything `make run` started (data is kept)
 test: setup  ## run every test tier against a real local stack (starts and stops it)
 	@scripts/run-tests.sh
 
+test-faults: setup  ## the fault matrix (kill -9 of every component while trades flow; ~10 min)
+	@$(BIN)/k2 stack up postgres kafka registry spark
+	@$(BIN)/python -m pytest -m faults tests
+
 test-unit: setup  ## only the unit tier (no services needed)
 	@$(BIN)/python -m pytest -m "not integration and not dags and not e2e" tests
 
-bench: setup  ## run the benchmarks and print their figures
-	@scripts/run-bench.sh
+bench: setup  ## measure every SPEC §8 figure (BENCH_ARGS="--only latency" for a subset)
+	@scripts/run-bench.sh $(BENCH_ARGS)
 
 lint: setup  ## ruff
 	@$(BIN)/ruff check .

@@ -8,7 +8,7 @@ BIN=.venv/bin
 export PYTHONUNBUFFERED=1
 
 echo "[k2] test: unit tier"
-$BIN/python -m pytest -m "not integration and not dags and not e2e" tests
+$BIN/python -m pytest -m "not integration and not dags and not e2e and not faults" tests
 unit_rc=$?
 
 started=0
@@ -25,7 +25,7 @@ stop_stack() { if [ "$started" = 1 ]; then echo "[k2] test: stopping the stack";
 trap stop_stack EXIT
 
 echo "[k2] test: integration, dags and end-to-end tiers against the local stack"
-$BIN/python -m pytest -m "integration or dags or e2e" tests
+$BIN/python -m pytest -m "(integration or dags or e2e) and not faults" tests
 stack_rc=$?
 
 if [ $unit_rc -ne 0 ] || [ $stack_rc -ne 0 ]; then

@@ -55,23 +55,27 @@ def expected_trades(record_path: str, exchange: str) -> dict[tuple[str, str], di
 
 def published_trades(record_path: str, exchange: str) -> dict[tuple[str, str], dict]:
     """(symbol, trade_id) -> v3 fields of every trade the market published for each symbol
-    a client received, from the first trade any connection was sent (per symbol) to the
-    end of the run: what a complete history of the run holds, whatever the stream left out
-    (drops, reconnects, a dead worker). Times are µs: the worker asks both the stream
-    (timeUnit=MICROSECOND) and REST (X-MBX-TIME-UNIT) for them."""
+    a client received, from the first to the last trade any connection was sent (per
+    symbol): what a complete history of the run holds, whatever the stream left out
+    (drops, reconnects, a dead worker). Trades published after the last one sent are
+    out: no client can know of them (they show up as a gap only once a later trade
+    arrives). Times are µs: the worker asks both the stream (timeUnit=MICROSECOND) and
+    REST (X-MBX-TIME-UNIT) for them."""
     events = read_record(record_path)
     first: dict[str, int] = {}
+    last: dict[str, int] = {}
     for ev in events:
         if ev.get("ev") == "trade" and ev["exchange"] == exchange:
             tid = int(ev["trade_id"])
             first[ev["symbol"]] = min(tid, first.get(ev["symbol"], tid))
+            last[ev["symbol"]] = max(tid, last.get(ev["symbol"], tid))
     expected: dict[tuple[str, str], dict] = {}
     enum = exchange.upper()
     for ev in events:
         if ev.get("ev") != "published" or ev["exchange"] != exchange:
             continue
         symbol = ev["symbol"]
-        if symbol not in first or int(ev["trade_id"]) < first[symbol]:
+        if symbol not in first or not first[symbol] <= int(ev["trade_id"]) <= last[symbol]:
             continue
         base, quote = PAIRS[symbol]
         expected[(symbol, ev["trade_id"])] = {
