@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "k2.config_cli",
     "k2.query_cli",
     "k2.streams_cli",
+    "k2.bench.cli",
     "workers.cli",
 )
 
