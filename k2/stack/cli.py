@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only these groups: postgres kafka registry spark airflow (PostgreSQL "
                    "always starts; default: all)")
     p.add_argument("--spark-standalone", action="store_true",
-                   help="also run a Spark standalone master + worker (default: local master)")
+                   help="also run a Spark standalone master + worker; jobs use it when "
+                   "K2_SPARK_MASTER=spark://127.0.0.1:7077 (default: local master)")
     p.set_defaults(func=_up)
 
     p = ss.add_parser("down", help="stop every service the stack started",

@@ -13,21 +13,16 @@ from k2.stack.progress import say
 GROUPS = ("postgres", "kafka", "registry", "spark", "airflow")
 
 
-def all_services(s: PlatformSettings, spark_standalone: bool = True) -> list[Service]:
+def all_services(s: PlatformSettings) -> list[Service]:
     """Every service the stack may run, in start order (stop is the reverse)."""
     out = [postgres.service(s), kafka.service(s), registry.service(s)]
-    if spark_standalone:
-        out += spark.standalone_services(s)
+    out += spark.standalone_services(s)
     out += airflow.services(s)
     out.append(workers.service(s))
     return out
 
 
 OPTIONAL = ("spark-master", "spark-worker", "workers")  # listed only when started
-
-
-def group_of(service: Service) -> str:
-    return service.name.split("-")[0]
 
 
 def up(groups: Sequence[str] = GROUPS, spark_standalone: bool = False) -> PlatformSettings:
