@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,5 +189,5 @@ def env_for_children(settings: PlatformSettings) -> dict[str, str]:
     env["K2_CACHE_DIR"] = settings.cache_dir
     env["SPARK_CONF_DIR"] = str(settings.spark_conf_dir)
     env["SPARK_LOCAL_IP"] = settings.bind_host
-    env.setdefault("PYSPARK_PYTHON", str(Path(os.sys.executable)))
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
     return env
