@@ -9,22 +9,23 @@ the catalog work together. Manual trigger only; safe to re-run.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG
 
 from k2.settings import REPO_ROOT
+from k2_airflow.defaults import START_DATE, default_args
 
 with DAG(
     dag_id="platform_smoke",
     doc_md=__doc__,
     schedule=None,
-    start_date=datetime(2026, 1, 1),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["k2", "platform"],
-    default_args={"owner": "k2-platform", "retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args=default_args(retries=1),
 ):
     SparkSubmitOperator(
         task_id="spark_iceberg_smoke",

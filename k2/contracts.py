@@ -88,6 +88,11 @@ def qualified(table: str, catalog: str | None = None) -> str:
 STREAMS = ("bronze_ingestion", "silver_transformation", "gold_aggregation")
 
 
+def runner_dag_id(stream: str) -> str:
+    """The Airflow DAG that runs ``stream`` (triggered by the babysitter and `k2 up`)."""
+    return f"stream_{stream}"
+
+
 # Schemas -----------------------------------------------------------------------
 @cache
 def trade_schema_text() -> str:

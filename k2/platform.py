@@ -14,7 +14,7 @@ import sys
 import time
 
 from k2.airflow_api import AirflowApi, AirflowApiError
-from k2.contracts import STREAMS
+from k2.contracts import STREAMS, runner_dag_id
 from k2.settings import PlatformSettings
 from k2.stack import airflow
 from k2.stack.errors import StackError
@@ -25,7 +25,7 @@ BABYSITTER_DAG = "streaming_babysitter"
 
 
 def runner_dags() -> list[str]:
-    return [f"stream_{stream}" for stream in STREAMS]
+    return [runner_dag_id(stream) for stream in STREAMS]
 
 
 def bootstrap(api: AirflowApi) -> None:

@@ -7,14 +7,11 @@ from typing import Any
 
 from airflow.providers.standard.operators.branch import BaseBranchOperator
 
+from k2.contracts import runner_dag_id
 from k2.settings import platform
 from k2_airflow.babysitter import control, decision, probes
 
 log = logging.getLogger("k2.airflow.babysitter")
-
-
-def runner_dag_id(stream: str) -> str:
-    return f"stream_{stream}"
 
 
 class StreamWatchOperator(BaseBranchOperator):
