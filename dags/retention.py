@@ -1,8 +1,8 @@
 """
 ### retention — trim each table to its retention, then tidy its files (daily, 02:00 UTC)
 
-`spark_jobs/retention.py` through SparkSubmitOperator; the job works one table at a
-time (it has no table selector yet, so this is one task, not one per table). It does partition-aligned deletes (metadata-only) per the
+One task per table, one table at a time, in data-flow order: `spark_jobs/retention.py
+--tables <table>` through SparkSubmitOperator. Each does partition-aligned deletes (metadata-only) per the
 table's retention (Bronze 7 days, Silver and DLQ 30 days, Gold unlimited), then
 snapshot expiry and orphan-file removal with ages longer than any stream's expected
 downtime, so a running or briefly stopped stream is never broken.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from k2_airflow.defaults import START_DATE, default_args
-from k2_airflow.maintenance import all_tables_task
+from k2_airflow.maintenance import per_table_chain
 
 with DAG(
     dag_id="retention",
@@ -28,4 +28,4 @@ with DAG(
     default_args=default_args(retries=3),
     tags=["k2", "maintenance"],
 ) as dag:
-    all_tables_task("retention")
+    per_table_chain("retention")

@@ -17,9 +17,16 @@ import argparse
 import sys
 from datetime import UTC, datetime, timedelta
 
-from k2.contracts import GOLD_TABLE, all_tables
+from k2.contracts import GOLD_TABLE
 from k2.settings import platform
-from spark_jobs.maintenance import day_before_filter, hour_before_filter, say, with_retries
+from spark_jobs.maintenance import (
+    add_tables_option,
+    day_before_filter,
+    hour_before_filter,
+    say,
+    selected_tables,
+    with_retries,
+)
 from spark_jobs.options import add_common
 
 JOB = "compaction"
@@ -41,15 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     add_common(parser)
     parser.add_argument("--cold-after-hours", type=float, default=2.0,
                         help="a partition is cold once it ended this long ago (default 2)")
-    parser.add_argument("--tables", help="comma-separated subset of tables (default: all)")
+    add_tables_option(parser)
     parser.add_argument("--min-input-files", type=int, default=2,
                         help="rewrite a file group only if it has at least this many files")
     parser.add_argument("--attempts", type=int, default=5, help="tries per commit on conflicts")
     args = parser.parse_args(argv)
-    tables = args.tables.split(",") if args.tables else all_tables()
-    unknown = sorted(set(tables) - set(all_tables()))
-    if unknown:
-        parser.error(f"--tables: unknown {unknown}; known: {all_tables()}")
+    tables = selected_tables(parser, args.tables)
 
     from spark_jobs.session import spark_session
 

@@ -6,13 +6,21 @@ manifests -> expire snapshots -> remove orphans; one table at a time.
 
 from __future__ import annotations
 
+import argparse
 import random
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
-from k2.contracts import BRONZE_TABLE, EXCHANGES, GOLD_TABLE, SILVER_DLQ_TABLE, silver_table
+from k2.contracts import (
+    BRONZE_TABLE,
+    EXCHANGES,
+    GOLD_TABLE,
+    SILVER_DLQ_TABLE,
+    all_tables,
+    silver_table,
+)
 
 T = TypeVar("T")
 
@@ -35,6 +43,20 @@ DAY_COLUMN = {
 # Failures another writer's concurrent commit can cause; retried with backoff.
 RETRYABLE = ("CommitFailedException", "ValidationException", "CommitStateUnknownException",
              "conflicting files", "Cannot commit")
+
+
+def add_tables_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tables", help="comma-separated subset of tables, worked in data-flow order "
+                        f"(default: all: {','.join(all_tables())})")
+
+
+def selected_tables(parser: argparse.ArgumentParser, value: str | None) -> list[str]:
+    """``--tables`` as a list in data-flow order; an unknown name is a usage error."""
+    wanted = [t.strip() for t in value.split(",") if t.strip()] if value else all_tables()
+    unknown = sorted(set(wanted) - set(all_tables()))
+    if unknown:
+        parser.error(f"--tables: unknown {unknown}; known: {all_tables()}")
+    return [t for t in all_tables() if t in wanted]
 
 
 def say(job: str, message: str) -> None:

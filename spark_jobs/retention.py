@@ -9,7 +9,7 @@ checkpoint would point at an expired snapshot); then ``remove_orphan_files`` old
 than ``--orphan-age-hours`` (default 72 h, so files of in-flight commits are safe).
 
     spark-submit spark_jobs/retention.py [--namespace market_data] [--dry-run]
-        [--today 2026-01-31] [--snapshot-retention-hours 72] [--orphan-age-hours 72]
+        [--tables bronze_crypto_trades,...] [--today 2026-01-31] [--snapshot-retention-hours 72] [--orphan-age-hours 72]
 """
 
 from __future__ import annotations
@@ -18,9 +18,15 @@ import argparse
 import sys
 from datetime import UTC, date, datetime, timedelta
 
-from k2.contracts import all_tables
 from k2.settings import platform
-from spark_jobs.maintenance import day_before_filter, retention_cutoff, say, with_retries
+from spark_jobs.maintenance import (
+    add_tables_option,
+    day_before_filter,
+    retention_cutoff,
+    say,
+    selected_tables,
+    with_retries,
+)
 from spark_jobs.options import add_common, table_id
 
 JOB = "retention"
@@ -34,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common(parser)
     parser.add_argument("--dry-run", action="store_true", help="report what would be deleted; change nothing")
+    add_tables_option(parser)
     parser.add_argument("--today", type=date.fromisoformat, default=None,
                         help="UTC date retention counts back from (default: today)")
     parser.add_argument("--snapshot-retention-hours", type=float, default=72.0,
@@ -42,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orphan-age-hours", type=float, default=72.0,
                         help="only remove orphan files older than this (default 72)")
     args = parser.parse_args(argv)
+    tables = selected_tables(parser, args.tables)
     today = args.today or datetime.now(UTC).date()
     now = datetime.now(UTC)
 
@@ -50,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = spark_session(JOB)
     cat = platform().catalog_name
     try:
-        for table in all_tables():
+        for table in tables:
             ident = table_id(table, args.namespace)
             short = f"{args.namespace}.{table}"
             cutoff = retention_cutoff(table, today)

@@ -32,12 +32,6 @@ RETRY_POLICY = {
 }
 
 
-def all_tables_task(job: str, extra_args: list[str] | None = None):
-    """One task for jobs that walk the tables themselves (``retention.py`` has no table
-    selector yet); the job still works one table at a time."""
-    return spark_job(f"{job}_all_tables", job, list(extra_args or []), **RETRY_POLICY)
-
-
 def per_table_chain(job: str, table_flag: str = "--tables",
                     extra_args: list[str] | None = None) -> list:
     """``<job>_<table>`` SparkSubmitOperator tasks chained in :func:`table_order`."""

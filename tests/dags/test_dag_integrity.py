@@ -69,3 +69,18 @@ def test_stream_runners_never_time_out_or_retry(dagbag):
         if dag_id.startswith("stream_"):
             (run,) = dagbag.dags[dag_id].tasks
             assert run.execution_timeout is None and run.retries == 0
+
+
+@pytest.mark.parametrize("dag_id", ["retention", "compaction"])
+def test_maintenance_runs_one_table_per_task_in_data_flow_order(dagbag, dag_id):
+    tables = ["bronze_crypto_trades", "silver_binance_trades", "silver_kraken_trades", "silver_dlq",
+              "gold_crypto_trades"]  # SPEC §3's tables, Bronze to Gold
+    dag = dagbag.dags[dag_id]
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert set(tasks) == {f"{dag_id}_{t}" for t in tables}
+    assert tasks[f"{dag_id}_{tables[0]}"].upstream_task_ids == set()
+    for upstream, downstream in zip(tables, tables[1:], strict=False):
+        assert tasks[f"{dag_id}_{downstream}"].upstream_task_ids == {f"{dag_id}_{upstream}"}
+    for table in tables:
+        args = tasks[f"{dag_id}_{table}"].application_args
+        assert args[args.index("--tables") + 1] == table

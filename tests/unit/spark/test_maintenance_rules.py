@@ -57,3 +57,19 @@ def test_with_retries_retries_conflicts_only():
     with pytest.raises(ValueError):
         with_retries(lambda: (_ for _ in ()).throw(ValueError("bad sql")), "t", log=lambda m: None,
                      base_delay_s=0.001)
+
+
+def test_tables_option_keeps_data_flow_order_and_rejects_unknown_names(capsys):
+    import argparse
+
+    from spark_jobs.maintenance import add_tables_option, selected_tables
+
+    parser = argparse.ArgumentParser(prog="retention")
+    add_tables_option(parser)
+    assert selected_tables(parser, "gold_crypto_trades, bronze_crypto_trades") == [
+        "bronze_crypto_trades", "gold_crypto_trades"]
+    assert selected_tables(parser, None)[0] == "bronze_crypto_trades"
+    assert len(selected_tables(parser, None)) == 5
+    with pytest.raises(SystemExit):
+        selected_tables(parser, "bronze_crypto_trades,gold_trades")
+    assert "--tables: unknown ['gold_trades']" in capsys.readouterr().err
