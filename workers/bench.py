@@ -44,9 +44,11 @@ def delivered(port: int) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def bench_one(exchange: str, duration_s: float, warmup_s: float, kraken_batch: int, port: int) -> dict:
+def bench_one(
+    exchange: str, duration_s: float, warmup_s: float, kraken_batch: int, port: int, rate: float = 0.0,
+) -> dict:
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
-    sim = SimulatorThread(SimulatorConfig(rate=0, kraken_batch=kraken_batch, seed=1))
+    sim = SimulatorThread(SimulatorConfig(rate=rate, kraken_batch=kraken_batch, seed=1))
     urls = sim.urls()
     env = dict(os.environ)
     env.update({
@@ -58,7 +60,7 @@ def bench_one(exchange: str, duration_s: float, warmup_s: float, kraken_batch: i
         "K2_BINANCE_REST_URL": f"http://127.0.0.1:{sim.port}",
         "K2_WORKERS_STATE_DIR": tempfile.mkdtemp(prefix="k2-bench-state-"),
     })
-    log_path = Path(f"/tmp/k2-bench-{exchange}.log")
+    log_path = Path(tempfile.gettempdir()) / f"k2-bench-{exchange}-{port}.log"
     with open(log_path, "w") as log:
         worker = subprocess.Popen([sys.executable, "-m", "workers.run", exchange], cwd=REPO, env=env, stderr=log)
     try:
@@ -74,12 +76,17 @@ def bench_one(exchange: str, duration_s: float, warmup_s: float, kraken_batch: i
                 time.sleep(0.2)
         time.sleep(warmup_s)
         t0, d0, c0 = time.monotonic(), delivered(port), proc.cpu_times()
-        rss_max, samples = 0, []
+        rss_start = proc.memory_info().rss
+        rss_max, next_minute, rss_by_minute = rss_start, t0 + 60, []
         while time.monotonic() - t0 < duration_s:
             time.sleep(1.0)
             rss = proc.memory_info().rss
             rss_max = max(rss_max, rss)
-            samples.append(delivered(port))
+            if time.monotonic() >= next_minute:  # a soak's memory curve, one sample a minute
+                rss_by_minute.append(round(rss / 1e6, 1))
+                next_minute += 60
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited with {worker.returncode} during the run; see {log_path}")
         t1, d1, c1 = time.monotonic(), delivered(port), proc.cpu_times()
         elapsed = t1 - t0
         rate = (d1 - d0) / elapsed
@@ -91,11 +98,14 @@ def bench_one(exchange: str, duration_s: float, warmup_s: float, kraken_batch: i
             "cpu_core_seconds_per_1000_trades_per_s": round(cores / (rate / 1000), 4) if rate else None,
             # what one fully available core would sustain at the measured cost per trade
             "projected_trades_per_s_per_core": round(rate / cores) if cores else None,
+            "rss_mb_start": round(rss_start / 1e6, 1),
             "rss_mb_max": round(rss_max / 1e6, 1),
             "rss_mb_last": round(proc.memory_info().rss / 1e6, 1),
             "duration_s": round(elapsed, 1),
             "delivered": int(d1 - d0),
             "kraken_batch": kraken_batch if exchange == "kraken" else None,
+            "simulator_rate": rate or "unlimited",
+            "rss_mb_by_minute": rss_by_minute,
         }
     finally:
         worker.terminate()
@@ -142,12 +152,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="exchange to benchmark (repeatable; default both)")
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per exchange (default %(default)s)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default %(default)s)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="simulator trades/s per exchange; 0 = as fast as the worker reads (default). "
+                        "A fixed rate with a long --duration is a memory soak")
     parser.add_argument("--kraken-batch", type=int, default=10, help="trades per Kraken message (default %(default)s)")
     parser.add_argument("--metrics-port", type=int, default=19109, help="worker metrics port used to count acks")
     parser.add_argument("--json", action="store_true", help="print one JSON object per exchange only")
     args = parser.parse_args(argv)
     for exchange in args.exchange or ["binance", "kraken"]:
-        result = bench_one(exchange, args.duration, args.warmup, args.kraken_batch, args.metrics_port)
+        result = bench_one(exchange, args.duration, args.warmup, args.kraken_batch, args.metrics_port, args.rate)
         if args.json:
             print(json.dumps(result), flush=True)
         else:
@@ -155,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{exchange:8s} {result['trades_per_s']:>8,} trades/s acked | worker CPU "
                 f"{result['worker_cpu_cores']:.2f} cores = {result['cpu_core_seconds_per_1000_trades_per_s']} "
                 f"core-s per 1,000 trades/s (~{result['projected_trades_per_s_per_core']:,} trades/s per "
-                f"free core) | RSS max {result['rss_mb_max']} MB, last {result['rss_mb_last']} MB "
+                f"free core) | RSS start {result['rss_mb_start']} MB, max {result['rss_mb_max']} MB, "
+                f"last {result['rss_mb_last']} MB "
                 f"| {result['duration_s']} s",
                 flush=True,
             )
