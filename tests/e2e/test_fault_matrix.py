@@ -90,6 +90,47 @@ def _stall_recoveries(pipe: IsolatedPipeline, exchange: str) -> list[float]:
     return out
 
 
+def _where_lost(pipe: IsolatedPipeline, lost: dict[str, dict]) -> dict[str, list]:
+    """For trades missing from Gold: the furthest layer each one reached (diagnosis)."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    silver = set()
+    for exchange in ("binance", "kraken"):
+        silver |= set(pipe.table(f"silver_{exchange}_trades").scan(selected_fields=("message_id",))
+                      .to_arrow().column("message_id").to_pylist())
+    in_kafka: dict[str, tuple[int, int]] = {}
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": pipe.settings.registry_url}))
+    consumer = Consumer({"bootstrap.servers": pipe.settings.kafka_bootstrap, "group.id": f"diag-{pipe.run_id}",
+                         "enable.auto.commit": False})
+    for topic in pipe.topics.values():
+        for partition in range(pipe.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            consumer.assign([TopicPartition(topic, partition, low)])
+            offset, deadline = low - 1, time.monotonic() + 120
+            while offset < high - 1 and time.monotonic() < deadline:
+                for msg in consumer.consume(1000, 5):
+                    if msg.error():
+                        continue
+                    offset = msg.offset()
+                    value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
+                    if value["message_id"] in lost:
+                        in_kafka[value["message_id"]] = (partition, msg.offset())
+    consumer.close()
+    where: dict[str, list] = {"not_in_kafka": [], "in_kafka_not_silver": [], "in_silver_not_gold": []}
+    for mid, trade in lost.items():
+        ident = (trade["exchange"], trade["symbol"], int(trade["trade_id"]))
+        if mid in silver:
+            where["in_silver_not_gold"].append(ident)
+        elif mid in in_kafka:
+            where["in_kafka_not_silver"].append((*ident, *in_kafka[mid]))
+        else:
+            where["not_in_kafka"].append(ident)
+    return {k: sorted(v) for k, v in where.items()}
+
+
 def _record(fault: str, began: float, detail: str = "") -> None:
     RECOVERY.append({"fault": fault, "recovery_s": round(time.monotonic() - began, 1), "detail": detail})
 
@@ -168,7 +209,9 @@ def faults_run(stack, run_id, tmp_path_factory):
             wait_for(lambda: pipe.gold().num_rows >= len(expected), 300, "Gold complete", interval=5)
         except TimeoutError:
             pass  # the test below says exactly what is missing
-        yield {"pipe": pipe, "expected": expected}
+        gold_ids = set(pipe.gold().column("message_id").to_pylist())
+        lost = {m: e for m, e in expected.items() if m not in gold_ids}
+        yield {"pipe": pipe, "expected": expected, "where_lost": _where_lost(pipe, lost) if lost else {}}
     finally:
         keeper.stopped.set()
         if keeper.is_alive():
@@ -189,7 +232,8 @@ def test_gold_is_exactly_complete_after_every_fault(faults_run):
     assert [m for m, n in ids.items() if n > 1] == []
     missing = sorted((e["exchange"], e["symbol"], int(e["trade_id"]))
                      for m, e in faults_run["expected"].items() if m not in ids)
-    assert missing == [], f"{len(missing)} trades missing from Gold, e.g. {missing[:10]} ... {missing[-5:]}"
+    assert missing == [], (f"{len(missing)} trades missing from Gold, e.g. {missing[:10]} ... {missing[-5:]}; "
+                           f"furthest layer reached: {faults_run['where_lost']}")
     assert set(ids) == set(faults_run["expected"])
     for row in gold:
         exp = faults_run["expected"][row["message_id"]]
