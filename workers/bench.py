@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,7 +59,7 @@ def bench_one(
         f"K2_{exchange.upper()}_METRICS_PORT": str(port), "K2_WORKERS_SUMMARY_INTERVAL_S": "10",
         # Gap backfill from the simulator; throw-away progress files, like the topics.
         "K2_BINANCE_REST_URL": f"http://127.0.0.1:{sim.port}",
-        "K2_WORKERS_STATE_DIR": tempfile.mkdtemp(prefix="k2-bench-state-"),
+        "K2_WORKERS_STATE_DIR": (state_dir := tempfile.mkdtemp(prefix="k2-bench-state-")),
     })
     log_path = Path(tempfile.gettempdir()) / f"k2-bench-{exchange}-{port}.log"
     with open(log_path, "w") as log:
@@ -114,6 +115,7 @@ def bench_one(
         except subprocess.TimeoutExpired:
             worker.kill()
         sim.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
         _cleanup(prefix)
 
 
