@@ -55,9 +55,19 @@ def _unavailable(name: str, exc: ImportError):
     return run
 
 
+# Wrappers whose arguments belong to the wrapped tool, options included (argparse's
+# REMAINDER would still try to parse a leading `--conf` or `--help` itself).
+PASSTHROUGH = ("airflow", "spark-submit")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in PASSTHROUGH:
+        args = parser.parse_args(argv[:1])
+        args.args = argv[1:]
+    else:
+        args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except SettingsError as exc:

@@ -85,6 +85,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_airflow)
 
+    p = sub.add_parser("spark-submit", help="run spark-submit against the local stack",
+                       description="Runs pyspark's `spark-submit ARGS...` with the stack's Spark "
+                       "configuration (SPARK_CONF_DIR: jars, Iceberg catalog, master), e.g. "
+                       "`k2 spark-submit spark_jobs/retention.py --tables silver_dlq --dry-run`.",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_spark_submit)
+
 
 def _report(exc: StackError) -> int:
     print(f"k2 stack: {exc}", file=sys.stderr)
@@ -191,6 +199,22 @@ def _setup(args: argparse.Namespace) -> int:
         return _report(exc)
     print("JVM artifacts ready in", os.path.join(fresh_platform().cache_dir, "jvm"))
     return 0
+
+
+def _spark_submit(args: argparse.Namespace) -> int:
+    from k2.settings import REPO_ROOT, env_for_children
+    from k2.stack import spark
+
+    settings = fresh_platform()
+    try:
+        spark.write_conf(settings)  # current K2_* settings, as `k2 stack up` would write them
+        binary = spark.spark_submit()
+    except StackError as exc:
+        return _report(exc)
+    env = env_for_children(settings)
+    # The jobs import spark_jobs/ and k2/ from the checkout, whatever the cwd.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    return subprocess.run([binary, *args.args], env=env).returncode
 
 
 def _airflow(args: argparse.Namespace) -> int:

@@ -32,7 +32,8 @@ def test_all_areas_are_present():
     assert {("stack", a) for a in ("up", "down", "status", "logs")} <= set(COMMANDS)
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c != ("airflow",)], ids=" ".join)
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c not in {("airflow",), ("spark-submit",)}],
+                         ids=" ".join)
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args([*command, "--help"])
@@ -64,3 +65,13 @@ def test_setup_takes_no_or_known_components():
     assert build_parser().parse_args(["setup"]).components == []
     bad = subprocess.run([K2, "setup", "zookeeper"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown components ['zookeeper']" in bad.stderr
+
+
+def test_spark_submit_passes_options_through_with_the_stack_conf(tmp_path):
+    env = {**os.environ, "K2_HOME": str(tmp_path)}
+    result = subprocess.run([K2, "spark-submit", "--version"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "version 4.1.1" in result.stdout + result.stderr
+    conf = (tmp_path / "spark-conf" / "spark-defaults.conf").read_text()
+    assert f"spark.sql.catalog.k2.warehouse file://{tmp_path}/warehouse" in conf
