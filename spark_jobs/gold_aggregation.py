@@ -60,12 +60,20 @@ def hour_predicate(hours: list[datetime], alias: str = "t") -> str:
 class GoldBatch:
     def __init__(self, namespace: str):
         self.gold = table_id(GOLD_TABLE, namespace)
+        self._rows_in: dict[int, int] = {}  # batch id -> input rows (for the progress listener)
+
+    def rows_in(self, batch_id: int) -> int | None:
+        return self._rows_in.pop(batch_id, None)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         from spark_jobs.streaming import say
 
-        rows = with_gold_columns(batch).dropDuplicates(["message_id"]).persist()
+        incoming = with_gold_columns(batch).persist()
+        rows = incoming.dropDuplicates(["message_id"]).persist()
         try:
+            self._rows_in[batch_id] = incoming.count()  # scans the sources once, into the cache
+            for old in [b for b in self._rows_in if b < batch_id - 10]:  # the listener lags a little
+                del self._rows_in[old]
             # Epoch seconds, not datetimes: pyspark renders TIMESTAMP in the driver's local zone.
             hours = [datetime.fromtimestamp(r.h, UTC) for r in rows.select(
                 F.unix_timestamp(F.date_trunc("hour", "timestamp")).alias("h")).distinct().collect()
@@ -87,6 +95,7 @@ class GoldBatch:
                 f"{after - before} new in Gold")
         finally:
             rows.unpersist()
+            incoming.unpersist()
 
 
 def _gold_count_hint(spark: SparkSession, table: str) -> int:
@@ -97,11 +106,11 @@ def _gold_count_hint(spark: SparkSession, table: str) -> int:
     return int(row.n) if row and row.n else 0
 
 
-def build(spark: SparkSession, args: argparse.Namespace) -> DataStreamWriter:
+def build(spark: SparkSession, args: argparse.Namespace, sink: GoldBatch) -> DataStreamWriter:
     silvers = [iceberg_stream(spark, table_id(silver_table(e.name), args.namespace), args.max_rows_per_batch)
                for e in EXCHANGES]
     union = reduce(DataFrame.unionByName, silvers)
-    return union.writeStream.foreachBatch(GoldBatch(args.namespace))
+    return union.writeStream.foreachBatch(sink)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from spark_jobs.streaming import run_stream
 
-    return run_stream(STREAM, lambda spark: build(spark, args), args.trigger)
+    sink = GoldBatch(args.namespace)
+    return run_stream(STREAM, lambda spark: build(spark, args, sink), args.trigger, rows_in_of_batch=sink.rows_in)
 
 
 if __name__ == "__main__":

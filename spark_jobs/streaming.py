@@ -48,7 +48,9 @@ def kafka_lag(source: dict) -> int | None:
     return lag
 
 
-def progress_from_json(stream: str, progress: dict) -> StreamProgress:
+def progress_from_json(stream: str, progress: dict, rows_in: int | None = None) -> StreamProgress:
+    """``rows_in``: the batch's input rows as the stream counted them itself, when Spark's
+    per-source figures cannot be trusted (see :class:`ProgressListener`)."""
     sources = progress.get("sources") or []
     lags = [kafka_lag(s) for s in sources if "Kafka" in (s.get("description") or "")]
     known = [lag for lag in lags if lag is not None]
@@ -56,30 +58,47 @@ def progress_from_json(stream: str, progress: dict) -> StreamProgress:
         stream=stream,
         batch_id=int(progress.get("batchId", -1)),
         batch_timestamp=progress.get("timestamp", ""),
-        rows_in=int(progress.get("numInputRows", 0)),
-        rows_per_second=float(progress.get("processedRowsPerSecond") or 0.0),
+        rows_in=int(progress.get("numInputRows", 0)) if rows_in is None else rows_in,
+        rows_per_second=_rows_per_second(progress, rows_in),
         source_lag=sum(known) if known else None,
         pid=os.getpid(),
         sources=[
-            {"description": s.get("description"), "rows_in": s.get("numInputRows"),
+            {"description": s.get("description"), "rows_in": s.get("numInputRows") if rows_in is None else None,
              "end_offset": s.get("endOffset"), "latest_offset": s.get("latestOffset")}
             for s in sources
         ],
     )
 
 
-class ProgressListener(StreamingQueryListener):
-    """Publishes k2.streams progress after every batch; idle events refresh its age."""
+def _rows_per_second(progress: dict, rows_in: int | None) -> float:
+    rate = float(progress.get("processedRowsPerSecond") or 0.0)
+    spark_rows = int(progress.get("numInputRows") or 0)
+    if rows_in is None or not spark_rows:
+        return rate
+    return rate * rows_in / spark_rows  # same batch duration, the stream's own row count
 
-    def __init__(self, stream: str):
+
+class ProgressListener(StreamingQueryListener):
+    """Publishes k2.streams progress after every batch; idle events refresh its age.
+
+    ``rows_in_of_batch``: for a foreachBatch stream over several Iceberg sources, Spark
+    4.1 reports every source with the rows of all of them (Gold's two Silver tables each
+    showed the batch's total, doubling rows in), so such a stream counts its input
+    itself and the listener publishes that count instead.
+    """
+
+    def __init__(self, stream: str, rows_in_of_batch: Callable[[int], int | None] | None = None):
         self.stream = stream
+        self.rows_in_of_batch = rows_in_of_batch
         self.last: StreamProgress | None = None
 
     def onQueryStarted(self, event) -> None:  # noqa: N802 - Spark's API
         say(self.stream, f"query started id={event.id} run={event.runId}")
 
     def onQueryProgress(self, event) -> None:  # noqa: N802
-        progress = progress_from_json(self.stream, json.loads(event.progress.json))
+        raw = json.loads(event.progress.json)
+        counted = self.rows_in_of_batch(int(raw.get("batchId", -1))) if self.rows_in_of_batch else None
+        progress = progress_from_json(self.stream, raw, counted)
         self.last = progress
         write_progress(progress)
         if progress.rows_in or progress.batch_id == 0:
@@ -138,10 +157,12 @@ def run_stream(
     app: Callable[[SparkSession], DataStreamWriter],
     trigger: dict[str, object],
     table: str | None = None,
+    rows_in_of_batch: Callable[[int], int | None] | None = None,
 ) -> int:
     """Run one stream to completion (availableNow) or until stopped; return an exit code.
 
     ``table``: the Iceberg table of a sink query (``toTable``); None for foreachBatch.
+    ``rows_in_of_batch``: the stream's own input count per batch id (ProgressListener).
     """
     from spark_jobs.session import spark_session
 
@@ -151,7 +172,7 @@ def run_stream(
         say(stream, f"not started: {exc}")
         return 2
     spark = spark_session(stream)
-    spark.streams.addListener(ProgressListener(stream))
+    spark.streams.addListener(ProgressListener(stream, rows_in_of_batch))
     checkpoint = checkpoint_dir(stream)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
 

@@ -73,3 +73,14 @@ def test_gold_ddl_partitions_by_hour_and_sorts():
         assert props["format-version"] == "2"
         assert props["write.parquet.compression-codec"] == "zstd"
         assert props["write.metadata.delete-after-commit.enabled"] == "true"
+
+
+def test_progress_uses_the_streams_own_count_when_given():
+    raw = {"batchId": 7, "timestamp": "2026-01-01T00:00:00.000Z", "numInputRows": 88,
+           "processedRowsPerSecond": 22.0,
+           "sources": [{"description": "SparkMicroBatchStream@1", "numInputRows": 44},
+                       {"description": "SparkMicroBatchStream@2", "numInputRows": 44}]}
+    p = progress_from_json("gold_aggregation", raw, rows_in=44)
+    assert (p.rows_in, p.rows_per_second) == (44, 11.0)
+    assert [s["rows_in"] for s in p.sources] == [None, None]  # not attributable per source
+    assert progress_from_json("gold_aggregation", raw).rows_in == 88
