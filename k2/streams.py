@@ -119,30 +119,46 @@ def lock_holder(stream: str, settings: PlatformSettings | None = None) -> int | 
         return None
 
 
-def stop_stream(stream: str, settings: PlatformSettings | None = None, timeout_s: float = 60) -> bool:
-    """SIGKILL the running copy's process group (spark-submit JVM and Python driver).
+def stop_stream(stream: str, settings: PlatformSettings | None = None, timeout_s: float = 60,
+                graceful_s: float = 0.0) -> bool:
+    """Stop the running copy; returns True once its run lock is free.
 
-    Streams are built to survive ``kill -9`` (their checkpoint), so there is no graceful
-    path to wait for. A stream sharing the caller's process group (started by hand from
-    the same shell) is killed alone, never the caller. Returns True once the lock is free.
+    ``graceful_s`` > 0: SIGTERM first, so the stream stops between batches and exits 0
+    (its Airflow runner run then ends as a success and is not retried); after that long
+    it is killed. Otherwise SIGKILL of its process group (spark-submit JVM and Python
+    driver) at once: streams are built to survive ``kill -9`` (their checkpoint), and an
+    Airflow runner task retries a killed stream within seconds. A stream sharing the
+    caller's process group (started by hand from the same shell) is signalled alone,
+    never the caller.
     """
     import signal
+
+    def send(sig: int) -> None:
+        try:
+            group = os.getpgid(pid)
+            if sig == signal.SIGTERM or group == os.getpgid(0):
+                os.kill(pid, sig)  # SIGTERM: the driver alone, which stops its query cleanly
+            else:
+                os.killpg(group, sig)
+        except ProcessLookupError:
+            pass
+
+    def released(within_s: float) -> bool:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            if lock_holder(stream, settings) is None:
+                return True
+            time.sleep(0.5)
+        return lock_holder(stream, settings) is None
 
     pid = lock_holder(stream, settings)
     if pid is None:
         return True
-    if pid > 0:
-        try:
-            group = os.getpgid(pid)
-            if group == os.getpgid(0):
-                os.kill(pid, signal.SIGKILL)
-            else:
-                os.killpg(group, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if lock_holder(stream, settings) is None:
+    if pid <= 0:
+        return released(timeout_s)
+    if graceful_s > 0:
+        send(signal.SIGTERM)
+        if released(graceful_s):
             return True
-        time.sleep(0.5)
-    return False
+    send(signal.SIGKILL)
+    return released(timeout_s)

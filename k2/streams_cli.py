@@ -24,10 +24,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = ss.add_parser("status", help="each stream: running pid and its last published batch")
     s.add_argument("--json", action="store_true", help="print the progress records as JSON")
     s.set_defaults(func=_status)
-    s = ss.add_parser("stop", help="kill -9 a stream's process group (its checkpoint makes this safe)",
-                      description="Stops a running stream. With the babysitter unpaused it will be "
-                      "started again from its checkpoint at the babysitter's next run.")
+    s = ss.add_parser("stop", help="stop a stream cleanly after its current batch (or --kill it)",
+                      description="Stops a running stream: SIGTERM, so it finishes its current batch "
+                      "and exits 0 (its Airflow runner run ends as a success); killed if it has not "
+                      "stopped after --grace seconds. With the babysitter unpaused it is started "
+                      "again from its checkpoint at the babysitter's next run (every 5 min); pause "
+                      "`streaming_babysitter` to keep it down. --kill instead: kill -9 at once; "
+                      "its runner task retries it within seconds (a quick restart).")
     s.add_argument("stream", choices=STREAMS)
+    s.add_argument("--kill", action="store_true",
+                   help="kill -9 its process group now (safe: checkpoint); Airflow restarts it in seconds")
+    s.add_argument("--grace", type=float, default=120.0,
+                   help="seconds to wait for a clean stop before killing it (default %(default)s)")
     s.set_defaults(func=_stop)
     s = ss.add_parser("reset", help="stop a stream and move its checkpoint aside",
                       description="Stops the stream and renames its checkpoint folder to "
@@ -68,7 +76,9 @@ def _stop(args: argparse.Namespace) -> int:
     if lock_holder(args.stream) is None:
         print(f"{args.stream}: not running")
         return 0
-    ok = stop_stream(args.stream)
+    if not args.kill:
+        print(f"{args.stream}: asking it to stop after its current batch (up to {args.grace:.0f}s)")
+    ok = stop_stream(args.stream, graceful_s=0.0 if args.kill else args.grace)
     print(f"{args.stream}: {'stopped' if ok else 'still holding its lock after 60s'}")
     return 0 if ok else 1
 
@@ -81,7 +91,8 @@ def _reset(args: argparse.Namespace) -> int:
     if not args.yes:
         print(f"would stop {args.stream} and move {checkpoint} to {target}; add --yes to do it")
         return 0
-    if not stop_stream(args.stream):
+    # A clean stop, so its Airflow runner run ends instead of retrying into the old checkpoint.
+    if not stop_stream(args.stream, graceful_s=120.0):
         print(f"{args.stream}: could not stop it; nothing changed", file=sys.stderr)
         return 1
     if checkpoint.exists():

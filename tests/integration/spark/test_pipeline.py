@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ from k2.catalog import catalog
 from k2.config import load
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE, SILVER_DLQ_TABLE, silver_table, trade_schema
 from k2.settings import PlatformSettings, platform
-from k2.streams import hold_run_lock
+from k2.streams import hold_run_lock, lock_holder, stop_stream
 
 from .jobs import Jobs, wait_for
 from .trades import HOUR_US, PAIRS, Sent, TradeProducer, frame, hour_start_us, trade
@@ -158,6 +159,18 @@ def test_second_copy_refuses_to_start(jobs: Jobs, dataset: list[Sent]):
     finally:
         lock.close()
     assert "already running" in out and "query started" not in out
+
+
+def test_graceful_stop_ends_the_stream_with_exit_0(jobs: Jobs, dataset: list[Sent]):
+    """`k2 streams stop` (SIGTERM): the stream stops between batches and exits 0, so an
+    Airflow runner task ends as a success instead of being retried."""
+    settings = load(PlatformSettings, {**os.environ, "K2_CHECKPOINT_ROOT": str(jobs.checkpoint_root)})
+    proc = jobs.start("bronze_ingestion", "--trigger", "1 second")
+    wait_for(lambda: lock_holder("bronze_ingestion", settings) and "query started" in Path(proc.log_path).read_text(),
+             180, "bronze's query to start")
+    assert stop_stream("bronze_ingestion", settings, timeout_s=30, graceful_s=120) is True
+    assert proc.wait(30) == 0
+    assert "stopped cleanly" in Path(proc.log_path).read_text()
 
 
 def test_kill9_mid_flow_and_late_duplicates(jobs: Jobs, producer: TradeProducer, dataset: list[Sent]):

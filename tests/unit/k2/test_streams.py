@@ -72,3 +72,35 @@ def test_stop_stream_kills_the_holders_process_group(settings, tmp_path):
 def test_unknown_stream_is_rejected(settings):
     with pytest.raises(KeyError, match="bronze_ingestion"):
         read_progress("platinum", settings)
+
+
+def _lock_holder_process(tmp_path, on_sigterm: str) -> subprocess.Popen:
+    """A process holding silver_transformation's run lock; ``on_sigterm``: exit | ignore."""
+    script = textwrap.dedent(f"""
+        import signal, sys, time
+        from k2.config import load
+        from k2.settings import PlatformSettings
+        from k2.streams import hold_run_lock
+        s = load(PlatformSettings, {{"K2_HOME": {str(tmp_path)!r}, "K2_CHECKPOINT_ROOT": {str(tmp_path / "cp")!r}}})
+        lock = hold_run_lock("silver_transformation", s)
+        if {on_sigterm!r} == "exit":
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a stream's clean stop
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        time.sleep(600)
+    """)
+    return subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+
+
+def test_graceful_stop_lets_the_stream_exit_cleanly(settings, tmp_path):
+    proc = _lock_holder_process(tmp_path, "exit")
+    wait_until(lambda: lock_holder("silver_transformation", settings), 30, what="lock")
+    assert stop_stream("silver_transformation", settings, timeout_s=30, graceful_s=30) is True
+    assert proc.wait(10) == 0  # exit 0: an Airflow runner task succeeds and is not retried
+
+
+def test_graceful_stop_kills_a_stream_that_does_not_stop(settings, tmp_path):
+    proc = _lock_holder_process(tmp_path, "ignore")
+    wait_until(lambda: lock_holder("silver_transformation", settings), 30, what="lock")
+    assert stop_stream("silver_transformation", settings, timeout_s=30, graceful_s=2) is True
+    assert proc.wait(10) == -9
