@@ -12,7 +12,8 @@ Per stream (`bronze_ingestion`, `silver_transformation`, `gold_aggregation`):
   - **STARTED / RESTARTED**: not running (never started / crashed): start it, it resumes
     from its checkpoint;
   - **STALLED**: running but silent for more than `stall_minutes` while its source has
-    new data: killed (`kill -9` is what checkpoints are for) and restarted.
+    new data: killed (`kill -9` is what checkpoints are for); its runner task's retry
+    restarts it (or, with no runner run left, the babysitter triggers one).
 - **start_&lt;stream&gt;** (skipped unless needed) triggers the runner DAG
   `stream_<stream>`, whose single SparkSubmitOperator task *is* the stream (its log is
   the stream's log).

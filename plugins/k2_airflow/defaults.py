@@ -8,5 +8,5 @@ OWNER = "k2-data-platform"
 START_DATE = datetime(2026, 1, 1)  # fixed and in the past; catchup is off everywhere
 
 
-def default_args(retries: int = 1, retry_delay: timedelta = timedelta(seconds=30)) -> dict:
-    return {"owner": OWNER, "retries": retries, "retry_delay": retry_delay}
+def default_args(retries: int = 1, retry_delay: timedelta = timedelta(seconds=30), **extra: object) -> dict:
+    return {"owner": OWNER, "retries": retries, "retry_delay": retry_delay, **extra}

@@ -9,7 +9,8 @@ from enum import StrEnum
 class Action(StrEnum):
     LEAVE = "leave"  # healthy, starting, or nothing we can safely do
     START = "start"  # no copy running: trigger the runner
-    RESTART = "restart"  # running but stalled: kill it, then trigger the runner
+    RESTART = "restart"  # running but stalled, no runner run: kill it, then trigger the runner
+    KILL = "kill"  # running but stalled under a runner run: kill it; the run's retry restarts it
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,13 @@ def decide(obs: Observation, stall_after_s: float, start_grace_s: float) -> Deci
         quiet_for = min(known) if known else None
         if quiet_for is not None and quiet_for > stall_after_s:
             if obs.source_has_new_data:
-                return Decision(
-                    Action.RESTART, "stalled",
-                    f"pid {obs.holder_pid} has published no progress for {quiet_for:.0f}s "
-                    f"(limit {stall_after_s:.0f}s) while its source has new data "
-                    f"({obs.source_detail}); killing it and restarting from its checkpoint",
-                )
+                why = (f"pid {obs.holder_pid} has published no progress for {quiet_for:.0f}s "
+                       f"(limit {stall_after_s:.0f}s) while its source has new data ({obs.source_detail}); ")
+                if obs.runner_active_runs > 0:
+                    return Decision(Action.KILL, "stalled",
+                                    why + "killing it; its runner task's retry restarts it from its checkpoint")
+                return Decision(Action.RESTART, "stalled",
+                                why + "killing it and triggering its runner to restart it from its checkpoint")
             if obs.source_has_new_data is None:
                 return Decision(
                     Action.LEAVE, "unknown",
@@ -65,7 +67,8 @@ def decide(obs: Observation, stall_after_s: float, start_grace_s: float) -> Deci
         return Decision(
             Action.LEAVE, "waiting",
             f"{obs.runner_active_runs} runner run(s) queued or running but no process holds the "
-            "lock; not triggering another (check the runner DAG's task log and that it is unpaused)",
+            "lock (a crashed stream's task waits for its retry); not triggering another (if it "
+            "persists, check the runner DAG's task log and that it is unpaused)",
         )
 
     if obs.holder_pid is not None:  # lock held by a pid we cannot see: foreign or unreadable

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from k2_airflow.babysitter.watch import runner_dag_id
 from k2_airflow.defaults import START_DATE, default_args
 from k2_airflow.spark import spark_job
+
+RUNNER_RETRIES = 5
+RUNNER_RETRY_DELAY = timedelta(seconds=5)
 
 
 def stream_runner_dag(stream: str, doc_md: str):
@@ -20,9 +25,11 @@ def stream_runner_dag(stream: str, doc_md: str):
         # Triggered runs of a paused DAG never start; the babysitter itself stays paused
         # at creation, so nothing runs until an operator turns the babysitter on.
         is_paused_upon_creation=False,
-        # A crashed stream is restarted by the babysitter (from its checkpoint), not by a
-        # retry that would race it.
-        default_args=default_args(retries=0),
+        # A crashed or killed stream is started again by its task's retry within seconds
+        # (recovery well under a babysitter tick); backoff slows a crash loop, and once
+        # the retries are spent the run fails and the babysitter's next tick takes over.
+        default_args=default_args(retries=RUNNER_RETRIES, retry_delay=RUNNER_RETRY_DELAY,
+                                  retry_exponential_backoff=2.0, max_retry_delay=timedelta(minutes=2)),
         tags=["k2", "streaming", "runner"],
     ) as dag:
         spark_job("run", stream, execution_timeout=None)

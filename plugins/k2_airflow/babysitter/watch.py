@@ -17,6 +17,9 @@ log = logging.getLogger("k2.airflow.babysitter")
 class StreamWatchOperator(BaseBranchOperator):
     """Observe a stream, log its state and why, kill it if stalled; branch to its start task.
 
+    A stalled stream under a live runner run is only killed: the run's task fails and
+    its retry starts the stream again (triggering as well would queue a second run).
+
     Returns the start task's id when the runner must be triggered, else nothing (the
     start task is then skipped, which the grid shows as "left alone").
     """
@@ -39,14 +42,14 @@ class StreamWatchOperator(BaseBranchOperator):
         verdict = decision.decide(obs, stall_after_s=float(self.stall_minutes) * 60,
                                   start_grace_s=float(self.start_grace_minutes) * 60)
         log.info("%s: observed %s", self.stream, obs)
-        if verdict.action is decision.Action.RESTART:
+        if verdict.action in (decision.Action.RESTART, decision.Action.KILL):
             if not control.kill_stream(self.stream, obs.holder_pid, settings):
                 raise RuntimeError(f"{self.stream}: killed pid {obs.holder_pid} but the run lock "
                                    "is still held after 60s; check the process by hand")
         log.info("STREAM %s: %s (%s) - %s", self.stream, verdict.state.upper(),
                  verdict.action.value, verdict.reason)
         context["ti"].xcom_push(key="state", value=verdict.state)
-        if verdict.action is decision.Action.LEAVE:
+        if verdict.action in (decision.Action.LEAVE, decision.Action.KILL):
             return None
         probes.write_state(self.stream, settings, action=verdict.action.value, state=verdict.state)
         return self.start_task_id

@@ -29,5 +29,8 @@ class AirflowApi:
         body = json.dumps({"state": "failed"}).encode()
         self._call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", body)
 
+    def is_paused(self, dag_id: str) -> bool:
+        return bool(self._call("GET", f"/api/v2/dags/{dag_id}")["is_paused"])
+
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self._call("PATCH", f"/api/v2/dags/{dag_id}", json.dumps({"is_paused": paused}).encode())

@@ -35,10 +35,15 @@ def test_quiet_stream_without_new_source_data_is_idle_not_stalled():
     assert (d.action, d.state) == (Action.LEAVE, "idle")
 
 
-def test_quiet_stream_with_new_source_data_is_restarted():
+def test_stalled_stream_under_its_runner_is_killed_for_the_runners_retry():
     d = _decide(progress_age_s=STALL + 1)
+    assert (d.action, d.state) == (Action.KILL, "stalled")
+    assert "4242" in d.reason and "12 Kafka messages" in d.reason and "retry" in d.reason
+
+
+def test_stalled_stream_without_a_runner_run_is_killed_and_triggered():
+    d = _decide(progress_age_s=STALL + 1, runner_active_runs=0)
     assert (d.action, d.state) == (Action.RESTART, "stalled")
-    assert "4242" in d.reason and "12 Kafka messages" in d.reason
 
 
 def test_unknown_source_never_triggers_a_blind_restart():
@@ -53,7 +58,7 @@ def test_fresh_copy_is_not_judged_by_its_predecessors_progress():
 
 def test_copy_that_never_reported_is_stalled_after_the_limit():
     d = _decide(progress_age_s=None, running_since_s=STALL + 1)
-    assert d.action is Action.RESTART
+    assert d.state == "stalled" and d.action is Action.KILL
 
 
 def test_missing_stream_with_checkpoint_is_restarted_from_it():
