@@ -33,7 +33,7 @@ stop:  ## stop everything `make run` started (data is kept)
 test: setup  ## run every test tier against a real local stack (starts and stops it)
 	@scripts/run-tests.sh
 
-test-faults: setup  ## the fault matrix (kill -9 of every component while trades flow; ~10 min)
+test-faults: setup  ## only the fault matrix (kill -9 of every component while trades flow; ~4 min; also in make test)
 	@$(BIN)/k2 stack up postgres kafka registry spark
 	@$(BIN)/python -m pytest -m faults tests
 

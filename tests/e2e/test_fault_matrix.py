@@ -28,8 +28,6 @@ from k2.stack import kafka, registry
 from simulator_expectations import expected_trades, published_trades
 from workers.simulator import SimulatorConfig, SimulatorThread
 
-# Not in `make test` yet (`make test-faults` runs it): 1 of 3 full runs lost Binance trades
-# around later faults; see the notes on issue 6.
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(1800)]
 
 WATCHDOG_S = 5.0
