@@ -25,7 +25,7 @@ stop_stack() { if [ "$started" = 1 ]; then echo "[k2] test: stopping the stack";
 trap stop_stack EXIT
 
 echo "[k2] test: integration, dags and end-to-end tiers against the local stack"
-$BIN/python -m pytest -m "integration or dags or e2e or faults" tests
+$BIN/python -m pytest -m "integration or dags or e2e or faults" --durations=15 tests
 stack_rc=$?
 
 if [ $unit_rc -ne 0 ] || [ $stack_rc -ne 0 ]; then
