@@ -7,8 +7,8 @@
         Bronze ingest msg/s: produces --messages wire-format records to a fresh topic, then
         drains it with bronze_ingestion's query (Trigger.AvailableNow) and reports rows/s
         over the batches (startup excluded), over each whole minute of batches (the
-        slowest minute is the sustained rate; ~33M messages make a 10-minute drain) and
-        over the whole drain.
+        slowest minute is the sustained rate; at ~300K msg/s a 10-minute drain takes
+        ~180M messages) and over the whole drain.
 
     python -m spark_jobs.bench recovery [--messages 400000] [--stream bronze_ingestion]
         Restart-to-first-committed-batch after ``kill -9``: runs the real bronze_ingestion

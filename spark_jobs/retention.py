@@ -9,7 +9,8 @@ checkpoint would point at an expired snapshot); then ``remove_orphan_files`` old
 than ``--orphan-age-hours`` (default 72 h, so files of in-flight commits are safe).
 
     spark-submit spark_jobs/retention.py [--namespace market_data] [--dry-run]
-        [--tables bronze_crypto_trades,...] [--today 2026-01-31] [--snapshot-retention-hours 72] [--orphan-age-hours 72]
+        [--tables bronze_crypto_trades,...] [--today 2026-01-31]
+        [--snapshot-retention-hours 72] [--orphan-age-hours 72]
 """
 
 from __future__ import annotations

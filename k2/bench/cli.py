@@ -180,7 +180,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run only these benchmarks")
     p.add_argument("--worker-seconds", type=float, default=60, help="measured seconds per exchange")
     p.add_argument("--bronze-messages", type=int, default=33_000_000,
-                   help="records Bronze ingests (default: ~10 minutes at 50K msg/s, SPEC §8's sustained run)")
+                   help="records Bronze ingests (default 33M: 10 minutes of traffic at 55K msg/s; "
+                   "a drain lasting 10 minutes takes ~180M here)")
     p.add_argument("--gold-rows", type=int, default=10_000_000, help="Gold rows for the query benchmark")
     p.add_argument("--queries", type=int, default=30, help="timed 1-hour queries per engine")
     p.add_argument("--restarts", type=int, default=3, help="kill -9/restart cycles")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from k2.contracts import STREAMS
+from k2.contracts import STREAMS, silver_table
 from k2.pipeline import IsolatedPipeline, wait_for
 from k2.settings import fresh_platform
 from k2.stack import kafka, registry
@@ -97,7 +97,7 @@ def _where_lost(pipe: IsolatedPipeline, lost: dict[str, dict]) -> dict[str, list
 
     silver = set()
     for exchange in ("binance", "kraken"):
-        silver |= set(pipe.table(f"silver_{exchange}_trades").scan(selected_fields=("message_id",))
+        silver |= set(pipe.table(silver_table(exchange)).scan(selected_fields=("message_id",))
                       .to_arrow().column("message_id").to_pylist())
     in_kafka: dict[str, tuple[int, int]] = {}
     deserialize = AvroDeserializer(SchemaRegistryClient({"url": pipe.settings.registry_url}))
