@@ -167,17 +167,25 @@ def bench_bronze(spark: SparkSession, args: argparse.Namespace) -> dict:
 
     ensure_tables(spark, args.namespace)
     topic = f"k2bench.{uuid.uuid4().hex[:8]}.binance"
-    secs = produce_frames(topic, args.messages)
-    say(f"produced {args.messages} records to {topic} in {secs:.1f}s ({args.messages / secs:,.0f} msg/s)")
-    ns = argparse.Namespace(topics=f"binance={topic}", max_offsets_per_trigger=args.max_offsets,
-                            fail_on_data_loss=False, namespace=args.namespace)
-    with tempfile.TemporaryDirectory() as cp:
-        t0 = time.perf_counter()
-        q = (build(spark, ns).option("checkpointLocation", cp).trigger(availableNow=True)
-             .toTable(table_id(BRONZE_TABLE, args.namespace)))
-        q.awaitTermination()
-        wall = time.perf_counter() - t0
-        progress = [json.loads(p.json) for p in q.recentProgress]
+    bronze = table_id(BRONZE_TABLE, args.namespace)
+    # Every batch's progress, not Spark's default last 100 (a long drain has hundreds).
+    spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "1000000")
+    try:
+        secs = produce_frames(topic, args.messages)
+        say(f"produced {args.messages} records to {topic} in {secs:.1f}s ({args.messages / secs:,.0f} msg/s)")
+        ns = argparse.Namespace(topics=f"binance={topic}", max_offsets_per_trigger=args.max_offsets,
+                                fail_on_data_loss=False, namespace=args.namespace)
+        with tempfile.TemporaryDirectory() as cp:
+            t0 = time.perf_counter()
+            q = build(spark, ns).option("checkpointLocation", cp).trigger(availableNow=True).toTable(bronze)
+            q.awaitTermination()
+            wall = time.perf_counter() - t0
+            progress = [json.loads(p.json) for p in q.recentProgress]
+    finally:  # a long run leaves tens of GB behind otherwise
+        _drop_topic(topic)
+        spark.sql(f"DROP TABLE IF EXISTS {bronze} PURGE")
+        ensure_tables(spark, args.namespace)  # empty again, for the recovery bench
+        say(f"dropped the bench topic {topic}; purged and recreated {bronze}")
     rows = sum(p["numInputRows"] for p in progress)
     batch_ms = sum(p["durationMs"].get("triggerExecution", 0) for p in progress if p["numInputRows"])
     steady = [p for p in progress[1:] if p["numInputRows"]]
@@ -190,6 +198,17 @@ def bench_bronze(spark: SparkSession, args: argparse.Namespace) -> dict:
     return {"bronze_rows": rows, "bronze_msg_s_batches": rows / (batch_ms / 1000),
             "bronze_msg_s_steady": steady_rate, "bronze_sustained_minutes": len(minutes),
             "bronze_msg_s_slowest_minute": min(minutes) if minutes else None, "bronze_msg_s_wall": rows / wall}
+
+
+def _drop_topic(topic: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": platform().kafka_bootstrap})
+    for future in admin.delete_topics([topic]).values():
+        try:
+            future.result(60)
+        except Exception as exc:  # noqa: BLE001 - report, do not hide the figures
+            say(f"could not delete {topic}: {exc}")
 
 
 def minute_rates(batches: list[dict]) -> list[float]:
