@@ -2,10 +2,10 @@
 ### retention — trim each table to its retention, then tidy its files (daily, 02:00 UTC)
 
 One task per table, one table at a time, in data-flow order: `spark_jobs/retention.py
---tables <table>` through SparkSubmitOperator. Each does partition-aligned deletes (metadata-only) per the
-table's retention (Bronze 7 days, Silver and DLQ 30 days, Gold unlimited), then
-snapshot expiry and orphan-file removal with ages longer than any stream's expected
-downtime, so a running or briefly stopped stream is never broken.
+--tables <table>` through SparkSubmitOperator. Each does partition-aligned deletes
+(metadata-only) per the table's retention (Bronze 7 days, Silver and DLQ 30 days, Gold
+unlimited), then snapshot expiry and orphan-file removal with ages longer than any
+stream's expected downtime, so a running or briefly stopped stream is never broken.
 
 Commit conflicts with a stream are retried (3 times, exponential backoff). Scheduled
 away from `compaction` (every 6 h at :30) so the two do not overlap.
