@@ -201,14 +201,12 @@ def bench_bronze(spark: SparkSession, args: argparse.Namespace) -> dict:
 
 
 def _drop_topic(topic: str) -> None:
-    from confluent_kafka.admin import AdminClient
+    from k2.admin import topics
 
-    admin = AdminClient({"bootstrap.servers": platform().kafka_bootstrap})
-    for future in admin.delete_topics([topic]).values():
-        try:
-            future.result(60)
-        except Exception as exc:  # noqa: BLE001 - report, do not hide the figures
-            say(f"could not delete {topic}: {exc}")
+    try:
+        topics.delete_topics(topics.admin_client(platform().kafka_bootstrap), [topic])
+    except RuntimeError as exc:  # report, do not hide the figures
+        say(str(exc))
 
 
 def minute_rates(batches: list[dict]) -> list[float]:
