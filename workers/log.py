@@ -58,6 +58,20 @@ class EventLog:
         self.event(level, event, kind=kind, suppressed_since_last=suppressed, **fields)
 
 
+def parse_events(text: str) -> list[dict]:
+    """The JSON objects of a structured log, one per line, in order; other lines (a
+    traceback, plain output of another tool in the same file) are skipped."""
+    events = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass
+    return events
+
+
 def _utc_now() -> str:
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"

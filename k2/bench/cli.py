@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from k2.settings import REPO_ROOT, fresh_platform
+from workers.log import parse_events
 
 TARGETS = {  # SPEC §8, "ours"
     "worker_trades_per_s": ">= 50,000 trades/s per process",
@@ -37,24 +38,12 @@ TARGETS = {  # SPEC §8, "ours"
 }
 
 
-def _json_lines(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
-
-
 def _run(name: str, argv: list[str], env: dict, timeout: float) -> tuple[list[dict], float, str]:
     print(f"[k2 bench] {name}: {' '.join(argv[-6:])}", file=sys.stderr, flush=True)
     began = time.monotonic()
     proc = subprocess.run(argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
     elapsed = time.monotonic() - began
-    results = _json_lines(proc.stdout)
+    results = parse_events(proc.stdout)  # each benchmark prints its figures as JSON lines
     error = "" if proc.returncode == 0 else (proc.stderr or proc.stdout)[-1500:]
     print(f"[k2 bench] {name}: {'ok' if not error else 'FAILED'} in {elapsed:.0f}s", file=sys.stderr)
     return results, elapsed, error

@@ -26,6 +26,7 @@ from k2.pipeline import IsolatedPipeline, wait_for
 from k2.settings import fresh_platform
 from k2.stack import kafka, registry
 from simulator_expectations import expected_trades, published_trades
+from workers.log import parse_events
 from workers.simulator import SimulatorConfig, SimulatorThread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(1800)]
@@ -51,14 +52,7 @@ class StreamKeeper(threading.Thread):
 
 
 def _worker_events(pipe: IsolatedPipeline) -> list[dict]:
-    events = []
-    for line in (pipe.workdir / "workers.log").read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                pass
-    return events
+    return parse_events((pipe.workdir / "workers.log").read_text(errors="replace"))
 
 
 def _child_pid(pipe: IsolatedPipeline, exchange: str) -> int | None:

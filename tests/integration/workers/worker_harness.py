@@ -31,6 +31,7 @@ from simulator_expectations import (  # noqa: F401
     expected_trades,
     published_trades,
 )
+from workers.log import parse_events
 from workers.simulator import SimulatorConfig, SimulatorThread
 
 with warnings.catch_warnings():
@@ -120,13 +121,7 @@ class WorkerProcess:
     log_path: Path
 
     def events(self) -> list[dict]:
-        out = []
-        for line in self.log_path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-        return out
+        return parse_events(self.log_path.read_text())
 
     def stop(self, timeout_s: float = 30) -> int:
         if self.proc.poll() is None:
