@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from k2.settings import REPO_ROOT, env_for_children, platform
+from k2.config import load
+from k2.settings import REPO_ROOT, PlatformSettings, env_for_children, platform
 from k2.stack.spark import spark_submit
 
 
@@ -37,6 +38,11 @@ class Jobs:
     checkpoint_root: Path
     log_dir: Path
     running: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def settings(self) -> PlatformSettings:
+        """The platform settings the jobs see (their checkpoint root, locks, progress)."""
+        return load(PlatformSettings, {**os.environ, "K2_CHECKPOINT_ROOT": str(self.checkpoint_root)})
 
     @property
     def env(self) -> dict[str, str]:

@@ -9,7 +9,6 @@ stream with SIGKILL mid-flow, restarts it, and checks nothing is lost or doubled
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections import Counter
@@ -20,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from k2.catalog import catalog
-from k2.config import load
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE, SILVER_DLQ_TABLE, silver_table, trade_schema
-from k2.settings import PlatformSettings, platform
+from k2.settings import platform
 from k2.streams import hold_run_lock, lock_holder, stop_stream
 
 from .jobs import Jobs, wait_for
@@ -152,7 +150,7 @@ def test_progress_published_for_every_stream(jobs: Jobs, dataset: list[Sent]):
 
 
 def test_second_copy_refuses_to_start(jobs: Jobs, dataset: list[Sent]):
-    settings = load(PlatformSettings, {**os.environ, "K2_CHECKPOINT_ROOT": str(jobs.checkpoint_root)})
+    settings = jobs.settings
     lock = hold_run_lock("bronze_ingestion", settings)  # stands in for a running copy
     try:
         out = jobs.run("bronze_ingestion", "--trigger", "availableNow", check=False, timeout=120)
@@ -164,7 +162,7 @@ def test_second_copy_refuses_to_start(jobs: Jobs, dataset: list[Sent]):
 def test_graceful_stop_ends_the_stream_with_exit_0(jobs: Jobs, dataset: list[Sent]):
     """`k2 streams stop` (SIGTERM): the stream stops between batches and exits 0, so an
     Airflow runner task ends as a success instead of being retried."""
-    settings = load(PlatformSettings, {**os.environ, "K2_CHECKPOINT_ROOT": str(jobs.checkpoint_root)})
+    settings = jobs.settings
     proc = jobs.start("bronze_ingestion", "--trigger", "1 second")
     wait_for(lambda: lock_holder("bronze_ingestion", settings) and "query started" in Path(proc.log_path).read_text(),
              180, "bronze's query to start")
