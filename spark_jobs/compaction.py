@@ -7,7 +7,7 @@ Gold is rewritten with the ``sort`` strategy in its table order (timestamp,
 trade_id), which keeps one-hour range queries reading few, ordered files. Replace
 snapshots are skipped by streaming readers automatically.
 
-    spark-submit spark_jobs/compaction.py [--namespace market_data] [--cold-after-hours 2]
+    spark-submit spark_jobs/compaction.py [--namespace market_data] [--cold-after-hours 2] [--now ISO-8601]
         [--tables gold_crypto_trades,...] [--min-input-files 2]
 """
 
@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from k2.contracts import GOLD_TABLE
 from k2.settings import platform
 from spark_jobs.maintenance import (
+    add_now_option,
     add_tables_option,
     day_before_filter,
     hour_before_filter,
+    job_now,
     say,
     selected_tables,
     with_retries,
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-after-hours", type=float, default=2.0,
                         help="a partition is cold once it ended this long ago (default 2)")
     add_tables_option(parser)
+    add_now_option(parser)
     parser.add_argument("--min-input-files", type=int, default=2,
                         help="rewrite a file group only if it has at least this many files")
     parser.add_argument("--attempts", type=int, default=5, help="tries per commit on conflicts")
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     spark = spark_session(JOB)
     cat = platform().catalog_name
-    now = datetime.now(UTC)
+    now = job_now(args.now)
     try:
         for table in tables:
             short = f"{args.namespace}.{table}"

@@ -9,7 +9,7 @@ checkpoint would point at an expired snapshot); then ``remove_orphan_files`` old
 than ``--orphan-age-hours`` (default 72 h, so files of in-flight commits are safe).
 
     spark-submit spark_jobs/retention.py [--namespace market_data] [--dry-run]
-        [--tables bronze_crypto_trades,...] [--today 2026-01-31]
+        [--tables bronze_crypto_trades,...] [--now 2026-01-31T02:00:00Z]
         [--snapshot-retention-hours 72] [--orphan-age-hours 72]
 """
 
@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 
 from k2.settings import platform
 from spark_jobs.maintenance import (
+    add_now_option,
     add_tables_option,
     day_before_filter,
+    job_now,
     retention_cutoff,
     say,
     selected_tables,
@@ -42,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     add_common(parser)
     parser.add_argument("--dry-run", action="store_true", help="report what would be deleted; change nothing")
     add_tables_option(parser)
-    parser.add_argument("--today", type=date.fromisoformat, default=None,
-                        help="UTC date retention counts back from (default: today)")
+    add_now_option(parser)
     parser.add_argument("--snapshot-retention-hours", type=float, default=72.0,
                         help="expire snapshots older than this (default 72; > longest stream downtime)")
     parser.add_argument("--retain-last", type=int, default=20, help="always keep this many snapshots")
@@ -51,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only remove orphan files older than this (default 72)")
     args = parser.parse_args(argv)
     tables = selected_tables(parser, args.tables)
-    today = args.today or datetime.now(UTC).date()
-    now = datetime.now(UTC)
+    now = job_now(args.now)
+    today = now.date()
 
     from spark_jobs.session import spark_session
 

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,28 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "plugins"))  # Airflow adds plugins/ to sys.path too
 sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fake-now", default=None, metavar="HH:MM|ISO",
+        help="run the calendar-dependent tests (marker 'clock') as if it were this UTC time: "
+             "HH:MM means its latest past occurrence (00:05, 01:30, 23:55), or a full ISO-8601 "
+             "instant; the jobs they start receive it as --now (`make test-clock` runs all three)")
+
+
+@pytest.fixture(scope="session")
+def clock_now(request) -> datetime:
+    """The instant calendar-dependent tests count from: now, or ``--fake-now``.
+
+    Tests that seed data by date take it from here and hand it to the jobs they run
+    (``--now``), so no assertion depends on the wall-clock hour, day or date.
+    """
+    from fake_clock import fake_now
+
+    real = datetime.now(UTC)
+    text = request.config.getoption("--fake-now")
+    return fake_now(text, real) if text else real
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,10 @@ Tables are seeded through pyiceberg (old and recent partitions, several small fi
 per cold partition); gold_aggregation runs on a 1 s trigger while retention deletes
 Silver partitions under it and compaction rewrites Silver and Gold files, and must
 still pick up Silver rows appended afterwards.
+
+Every date comes from the ``clock_now`` fixture and reaches the jobs as ``--now``; the
+cold Silver partition is two days old, so it is cold at any hour of the day
+(``make test-clock`` runs this module at 00:05, 01:30 and 23:55 UTC).
 """
 
 from __future__ import annotations
@@ -29,8 +33,7 @@ from k2.contracts import (
 from .jobs import Jobs, wait_for
 from .trades import message_id
 
-pytestmark = pytest.mark.integration
-TODAY = datetime.now(UTC).date()
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 def table(jobs: Jobs, name: str):
@@ -67,21 +70,24 @@ def data_files(t, where: str = "") -> int:
 
 
 @pytest.fixture(scope="module")
-def seeded(jobs: Jobs) -> dict[str, list]:
+def seeded(jobs: Jobs, clock_now: datetime) -> dict[str, list]:
     jobs.run("bootstrap_tables")
-    old_day, yesterday = TODAY - timedelta(days=40), TODAY - timedelta(days=1)
+    today = clock_now.date()
+    # Cold means "ended at least --cold-after-hours (2 h) ago": at 01:30 yesterday is not
+    # cold yet, the day before yesterday always is.
+    old_day, cold_day = today - timedelta(days=40), today - timedelta(days=2)
     old_ts = datetime(old_day.year, old_day.month, old_day.day, 10, tzinfo=UTC)
-    y_ts = datetime(yesterday.year, yesterday.month, yesterday.day, 10, tzinfo=UTC)
-    append(jobs, BRONZE_TABLE, [bronze_row(i, TODAY - timedelta(days=10)) for i in range(3)])
-    append(jobs, BRONZE_TABLE, [bronze_row(i, TODAY) for i in range(3, 5)])
+    cold_ts = datetime(cold_day.year, cold_day.month, cold_day.day, 10, tzinfo=UTC)
+    append(jobs, BRONZE_TABLE, [bronze_row(i, today - timedelta(days=10)) for i in range(3)])
+    append(jobs, BRONZE_TABLE, [bronze_row(i, today) for i in range(3, 5)])
     old_silver = [silver_row(i, old_ts + timedelta(minutes=i)) for i in range(2)]
     append(jobs, silver_table("binance"), old_silver)
     recent = []
-    for i in range(3):  # three small files in yesterday's (cold) partition, same Gold hour
-        rows = [silver_row(10 + 2 * i + j, y_ts + timedelta(minutes=2 * i + j)) for j in range(2)]
+    for i in range(3):  # three small files in one cold Silver partition, same Gold hour
+        rows = [silver_row(10 + 2 * i + j, cold_ts + timedelta(minutes=2 * i + j)) for j in range(2)]
         append(jobs, silver_table("binance"), rows)
         recent += rows
-    append(jobs, SILVER_DLQ_TABLE, [dlq_row(0, old_ts), dlq_row(1, y_ts)])
+    append(jobs, SILVER_DLQ_TABLE, [dlq_row(0, old_ts), dlq_row(1, cold_ts)])
     gold_hour = datetime(old_day.year, old_day.month, old_day.day, 5, tzinfo=UTC)
     gold = []
     for i in range(3):  # three small files in one cold Gold hour, written out of order
@@ -90,10 +96,10 @@ def seeded(jobs: Jobs) -> dict[str, list]:
         row.update(exchange_date=gold_hour.date(), exchange_hour=gold_hour.hour)
         append(jobs, GOLD_TABLE, [row])
         gold.append(row)
-    return {"old_silver": old_silver, "recent_silver": recent, "gold": gold}
+    return {"old_silver": old_silver, "recent_silver": recent, "gold": gold, "cold_day": cold_day}
 
 
-def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list]):
+def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list], clock_now: datetime):
     all_ids = {r["message_id"] for r in seeded["old_silver"] + seeded["recent_silver"] + seeded["gold"]}
 
     def gold_ids() -> set[str]:
@@ -103,11 +109,12 @@ def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list]):
     # Gold takes one small MERGE per Silver append: several cold-hour files to compact.
     wait_for(lambda: gold_ids() == all_ids, 180, "Gold to hold the seeded Silver trades")
 
-    retention = jobs.run("retention")
-    compaction = jobs.run("compaction")
+    now = ["--now", clock_now.isoformat()]
+    retention = jobs.run("retention", *now)
+    compaction = jobs.run("compaction", *now)
     assert gold.poll() is None, "gold_aggregation died during maintenance"
 
-    later = [silver_row(100 + i, datetime.now(UTC) - timedelta(minutes=5)) for i in range(3)]
+    later = [silver_row(100 + i, clock_now - timedelta(minutes=5)) for i in range(3)]
     append(jobs, silver_table("binance"), later)
     wait_for(lambda: gold_ids() == all_ids | {r["message_id"] for r in later}, 120,
              "Gold to pick up Silver rows appended after retention and compaction")
@@ -129,10 +136,10 @@ def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list]):
     ids = [r["message_id"] for r in table(jobs, GOLD_TABLE).scan().to_arrow().to_pylist()]
     assert len(ids) == len(set(ids)) and set(ids) == all_ids | {r["message_id"] for r in later}
 
-    # Compaction: yesterday's three Silver files became one; Gold's cold hour too, sorted.
-    yesterday = (TODAY - timedelta(days=1)).isoformat()
+    # Compaction: the cold day's three Silver files became one; Gold's cold hour too, sorted.
+    cold_day = seeded["cold_day"].isoformat()
     silver_files = [f for f in table(jobs, silver_table("binance")).inspect.files().to_pylist()
-                    if str(f["partition"]["exchange_date"]) == yesterday]
+                    if str(f["partition"]["exchange_date"]) == cold_day]
     assert len(silver_files) == 1, compaction
     assert compaction.count("rewrote 3 files into 1") == 2, compaction
     gold_hour = seeded["gold"][0]["timestamp"]
