@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from k2.config import SettingsError
+from k2.config import SettingsError, warn_unknown_variables
 
 # module path -> registers these subcommands
 SUBCOMMAND_MODULES = (
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         args.args = argv[1:]
     else:
         args = parser.parse_args(argv)
+    if args.command != "config":  # `k2 config` reports them itself, with its exit code
+        warn_unknown_variables(f"k2 {args.command}")
     try:
         return int(args.func(args) or 0)
     except SettingsError as exc:

@@ -11,11 +11,20 @@ its value and documentation, and flags ``K2_*`` variables that nothing declares
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib
 import os
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, Any, TypeVar
 
 PREFIX = "K2_"
+
+# Modules that declare settings classes, by name and imported only when the full set is
+# needed: every runtime's environment carries variables meant for the others (a worker
+# inherits K2_<STREAM>_TRIGGER, a Spark job K2_WORKERS_*), so "unknown" must mean
+# "declared by no runtime", not "not declared by me".
+SETTINGS_MODULES = ("k2.settings", "k2.log_settings", "workers.settings", "spark_jobs.options")
 
 T = TypeVar("T")
 
@@ -99,6 +108,12 @@ def describe(obj: Any) -> list[tuple[str, str, str]]:
     return rows
 
 
+def import_settings_modules() -> None:
+    """Import every module of :data:`SETTINGS_MODULES` so all settings are registered."""
+    for name in SETTINGS_MODULES:
+        importlib.import_module(name)
+
+
 def known_variables() -> set[str]:
     return {f.metadata["env"] for cls in _REGISTRY for f in dataclasses.fields(cls)}
 
@@ -108,6 +123,43 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     environ = os.environ if environ is None else environ
     known = known_variables()
     return sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
+
+
+def closest_known(name: str, known: Iterable[str]) -> str | None:
+    """The declared variable ``name`` most likely misspells, or None if none is close."""
+    matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
+def unknown_variable_messages(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One message per unknown ``K2_*`` variable, with the closest declared name if any."""
+    known = known_variables()
+    messages = []
+    for name in unknown_variables(environ):
+        guess = closest_known(name, known)
+        hint = f"did you mean {guess}?" if guess else "no setting has a similar name"
+        messages.append(f"{name} is not a K2 setting and is ignored ({hint}); "
+                        "`k2 config` lists every setting")
+    return messages
+
+
+def warn_unknown_variables(who: str, environ: Mapping[str, str] | None = None,
+                           stream: IO[str] | None = None) -> list[str]:
+    """Print a warning naming each unknown ``K2_*`` variable; called by every entry point.
+
+    A typo in a setting otherwise falls back to the default without a word. This never
+    stops the caller: an unknown variable is reported, not fatal (``k2 config`` exits 2).
+    """
+    stream = sys.stderr if stream is None else stream
+    try:
+        import_settings_modules()
+    except ImportError as exc:  # a partial registry would flag real settings as typos
+        print(f"{who}: warning: K2_* variables not checked ({exc})", file=stream, flush=True)
+        return []
+    messages = unknown_variable_messages(environ)
+    for message in messages:
+        print(f"{who}: warning: {message}", file=stream, flush=True)
+    return messages
 
 
 def require(condition: bool, env: str, message: str) -> None:

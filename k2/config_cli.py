@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+import sys
 
 from k2 import config
-
-# Modules that declare settings classes; imported so `k2 config` knows all of them.
-SETTINGS_MODULES = ("k2.settings", "workers.settings", "spark_jobs.options")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,16 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in SETTINGS_MODULES:
-        importlib.import_module(name)
+    config.import_settings_modules()
     for cls in config._REGISTRY:
         obj = config.load(cls)
         print(f"# {cls.__name__}: {cls.__doc__.strip().splitlines()[0] if cls.__doc__ else ''}")
         for env, value, doc in config.describe(obj):
             print(f"{env}={value}\n    {doc}")
         print()
-    unknown = config.unknown_variables()
-    if unknown:
-        print("k2: unknown settings (typo?): " + ", ".join(unknown))
-        return 2
-    return 0
+    # The same check every entry point runs at start; here it also sets the exit code.
+    unknown = config.warn_unknown_variables("k2 config", stream=sys.stdout)
+    return 2 if unknown else 0

@@ -51,7 +51,20 @@ def test_config_flags_unknown_settings():
     typo = subprocess.run([K2, "config"], env={**env, "K2_KAFAK_PORT": "1"},
                           capture_output=True, text=True, timeout=60)
     assert typo.returncode == 2
-    assert "unknown settings (typo?): K2_KAFAK_PORT" in typo.stdout
+    assert ("K2_KAFAK_PORT is not a K2 setting and is ignored (did you mean K2_KAFKA_PORT?)"
+            in typo.stdout)
+
+
+def test_other_commands_warn_about_unknown_settings_and_carry_on():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
+    env.update({"K2_HOME": "/nonexistent/k2-home", "K2_REGISTRY_PROT": "1"})
+    result = subprocess.run([K2, "stack", "status"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.stderr.splitlines() == [
+        "k2 stack: warning: K2_REGISTRY_PROT is not a K2 setting and is ignored "
+        "(did you mean K2_REGISTRY_PORT?); `k2 config` lists every setting"
+    ]
+    assert result.stdout.startswith("SERVICE") and "postgres" in result.stdout  # it still ran
 
 
 def test_bad_setting_fails_naming_it():
