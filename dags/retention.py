@@ -8,7 +8,13 @@ unlimited), then snapshot expiry and orphan-file removal with ages longer than a
 stream's expected downtime, so a running or briefly stopped stream is never broken.
 
 Commit conflicts with a stream are retried (3 times, exponential backoff). Scheduled
-away from `compaction` (every 6 h at :30) so the two do not overlap.
+away from `compaction` (hourly at :30) so the two do not overlap. A separate task,
+`airflow_task_logs_cleanup`, deletes Airflow log files not written for
+`K2_AIRFLOW_LOG_RETENTION_DAYS` (default 7).
+
+`k2 up` (`make run`) leaves this DAG scheduled. A machine that is off at 02:00 runs the
+missed run once when the scheduler is back (cron schedule with `catchup=False`), and
+the first run happens as soon as the DAG is unpaused.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from k2_airflow.defaults import START_DATE, default_args
-from k2_airflow.maintenance import per_table_chain
+from k2_airflow.maintenance import airflow_log_cleanup, per_table_chain
 
 with DAG(
     dag_id="retention",
@@ -29,3 +35,4 @@ with DAG(
     tags=["k2", "maintenance"],
 ) as dag:
     per_table_chain("retention")
+    airflow_log_cleanup()  # independent of the tables: a failed table must not keep logs growing

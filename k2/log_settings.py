@@ -29,7 +29,7 @@ class LogSettings:
     airflow_retention_days: int = setting(
         "AIRFLOW_LOG_RETENTION_DAYS", 7,
         "Airflow task and DAG-processor log files not written for this many days are deleted "
-        "by the retention DAG's last task (0 keeps them forever).",
+        "by the retention DAG's airflow_task_logs_cleanup task (0 keeps them forever).",
     )
 
     def validate(self) -> None:

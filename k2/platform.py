@@ -2,7 +2,8 @@
 
 Order: the stack (PostgreSQL, Kafka, registry, Spark config, Airflow) → the bootstrap
 DAG (topics, schemas, tables; skipped once it has succeeded) → the streaming babysitter
-(which starts the three streams through their runner DAGs) → the exchange workers under
+(which starts the three streams through their runner DAGs) → the maintenance DAGs
+(retention daily, compaction hourly) left scheduled → the exchange workers under
 their supervisor. Live exchanges are the default; ``--simulator`` (``make run
 OFFLINE=1``) feeds the workers from the local exchange simulator instead.
 """
@@ -22,6 +23,9 @@ from k2.stack.progress import say, step
 
 BOOTSTRAP_DAG = "bootstrap"
 BABYSITTER_DAG = "streaming_babysitter"
+# Scheduled, never triggered here: without them snapshots, manifests and small files
+# grow without bound (issue 11). Their first run starts once they are unpaused.
+MAINTENANCE_DAGS = ("retention", "compaction")
 
 
 def runner_dags() -> list[str]:
@@ -55,14 +59,22 @@ def up(simulator: bool) -> PlatformSettings:
     s = services.up()
     api = AirflowApi(s, airflow.password(s))
     with step("airflow: waiting for the DAGs to be parsed"):
-        api.wait_for_dags([BOOTSTRAP_DAG, BABYSITTER_DAG, *runner_dags()])
+        api.wait_for_dags([BOOTSTRAP_DAG, BABYSITTER_DAG, *runner_dags(), *MAINTENANCE_DAGS])
     bootstrap(api)
+    schedule(api)
+    workers.service(s, simulator=simulator).start()
+    return s
+
+
+def schedule(api: AirflowApi) -> None:
+    """Unpause what runs by itself: the streams' runners, the babysitter, maintenance."""
     for dag_id in [*runner_dags(), BABYSITTER_DAG]:
         api.set_paused(dag_id, False)
     api.trigger(BABYSITTER_DAG)
     say("streaming_babysitter: unpaused and triggered; it starts the three streams")
-    workers.service(s, simulator=simulator).start()
-    return s
+    for dag_id in MAINTENANCE_DAGS:
+        api.set_paused(dag_id, False)
+    say(f"{', '.join(MAINTENANCE_DAGS)}: scheduled (unpaused)")
 
 
 def print_guide(s: PlatformSettings, simulator: bool) -> None:

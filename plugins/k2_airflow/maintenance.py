@@ -11,7 +11,10 @@ checkpoint may still need (the jobs own those ages).
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import timedelta
+from pathlib import Path
 
 from k2 import contracts
 from k2_airflow.spark import spark_job
@@ -42,3 +45,59 @@ def per_table_chain(job: str, table_flag: str = "--tables",
     for upstream, downstream in zip(tasks, tasks[1:], strict=False):
         upstream >> downstream
     return tasks
+
+
+def clean_old_logs(root: Path, max_age_days: float, now: float) -> tuple[int, int]:
+    """Delete files under ``root`` last written more than ``max_age_days`` before ``now``.
+
+    Age is the file's modification time, so the log of a task still running (a stream's
+    runner writes for days) is never removed. Folders left empty go too. Symlinks (the
+    DAG processor's ``latest``) are left alone. Returns (files deleted, bytes freed).
+    """
+    cutoff = now - max_age_days * 86400
+    files = freed = 0
+    for folder, dirs, names in os.walk(root, topdown=False):
+        for name in names:
+            path = Path(folder, name)
+            try:
+                info = path.lstat()
+                if path.is_symlink() or info.st_mtime >= cutoff:
+                    continue
+                path.unlink()
+            except FileNotFoundError:  # a concurrent cleanup or rotation got there first
+                continue
+            files += 1
+            freed += info.st_size
+        for name in dirs:
+            try:
+                Path(folder, name).rmdir()  # only succeeds when empty
+            except OSError:
+                pass
+    return files, freed
+
+
+def airflow_log_cleanup(task_id: str = "airflow_task_logs_cleanup"):
+    """A task deleting Airflow's own log files older than ``K2_AIRFLOW_LOG_RETENTION_DAYS``.
+
+    Airflow 3.3 has no age-based retention for local task logs (its Docker image ships
+    a separate clean-logs script), so the retention DAG does it.
+    """
+    from airflow.sdk import task
+
+    @task(task_id=task_id, retries=1, execution_timeout=timedelta(minutes=10))
+    def clean() -> str:
+        from airflow.configuration import conf
+
+        from k2.log_settings import log_settings
+
+        days = log_settings().airflow_retention_days
+        root = Path(conf.get("logging", "base_log_folder"))
+        if days == 0:
+            return f"K2_AIRFLOW_LOG_RETENTION_DAYS=0: logs under {root} are kept"
+        files, freed = clean_old_logs(root, days, time.time())
+        message = (f"deleted {files} log files ({freed / 1e6:.1f} MB) under {root} "
+                   f"not written for {days} days (K2_AIRFLOW_LOG_RETENTION_DAYS)")
+        print(message)
+        return message
+
+    return clean()
