@@ -4,6 +4,16 @@ Each service runs in its own session (process group) so ``down`` can stop it tog
 with any children. A pid file records the pid and the kernel's start time of the
 process, so a recycled pid is never mistaken for the service. A pid file whose process
 is gone means the service crashed (a clean stop removes the file).
+
+Logs rotate by size, the same way for every service: the service's stdout and stderr
+go into a pipe read by a small writer process (``python -m k2.stack.process LOG MAX
+BACKUPS``, :func:`pump`) that appends to ``$K2_HOME/logs/<service>.log`` and rotates it
+to ``.log.1`` .. ``.log.N`` at ``K2_LOG_MAX_MB``, keeping ``K2_LOG_BACKUPS`` files. One
+mechanism covers the JVMs (Kafka, registry, Spark daemons), PostgreSQL, Airflow and
+the workers alike, including what a JVM prints outside log4j (GC warnings, crashes),
+and no service has to reopen its file. The writer runs in its own session, so the
+signals that stop a service do not reach it: it writes the service's last words and
+exits when the last process holding the pipe (the service and any children) is gone.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +84,9 @@ class Service:
     run_as: str | None = None  # a user name to drop to when we are root (PostgreSQL)
     hint: str = ""
     extra: dict = field(default_factory=dict)
+    # Rotation of log_file; None: K2_LOG_MAX_MB and K2_LOG_BACKUPS (read at start).
+    log_max_bytes: int | None = None
+    log_backups: int | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -120,18 +134,19 @@ class Service:
         argv = list(self.argv)
         if self.run_as and os.geteuid() == 0:
             argv = ["runuser", "-u", self.run_as, "--", *argv]
-        with open(self.log_file, "ab") as log:
-            log.write(f"\n==== k2: starting {self.name} at {time.ctime()} ====\n".encode())
-            log.flush()
+        writer = self._start_log_writer()
+        try:
             proc = subprocess.Popen(
                 argv,
-                stdout=log,
+                stdout=writer.stdin,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
             )
+        finally:
+            writer.stdin.close()  # only the service (and its children) hold the pipe now
         started = _start_time(proc.pid)
         self.pid_file.write_text(f"{proc.pid} {started}\n")
         start = time.monotonic()
@@ -145,6 +160,7 @@ class Service:
             ok = _wait_ready(ready, self.ready_timeout)
         except _Exited as exc:
             self.pid_file.unlink(missing_ok=True)
+            _drained(writer)  # so the hint below shows the service's last lines
             raise StackError(
                 self.name, f"exited with code {exc.code} while starting", self._log_hint()
             ) from None
@@ -175,11 +191,33 @@ class Service:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def _start_log_writer(self) -> subprocess.Popen:
+        """The rotating writer the service's output is piped to (see the module doc)."""
+        max_bytes, backups = self.log_max_bytes, self.log_backups
+        if max_bytes is None or backups is None:
+            from k2.log_settings import log_settings
+
+            max_bytes = log_settings().max_bytes if max_bytes is None else max_bytes
+            backups = log_settings().backups if backups is None else backups
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "k2.stack.process", str(self.log_file), str(max_bytes), str(backups)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert writer.stdin is not None
+        writer.stdin.write(f"\n==== k2: starting {self.name} at {time.ctime()} ====\n".encode())
+        writer.stdin.flush()
+        return writer
+
     def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log yet)"
+        # Just after a rotation the current file holds little; the previous one the rest.
+        text = []
+        for path in (self.log_file.with_name(self.log_file.name + ".1"), self.log_file):
+            try:
+                text += path.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+        return "\n".join(text[-lines:]) if text else "(no log yet)"
 
     def _log_hint(self) -> str:
         hint = f"see its log {self.log_file} (last lines below)"
@@ -206,3 +244,94 @@ def _wait_ready(check: Callable[[], bool], timeout: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.5)
+
+
+def _drained(writer: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Wait until the log writer has written everything (it exits at end of input)."""
+    try:
+        writer.wait(timeout)
+    except subprocess.TimeoutExpired:  # a child of the service still holds the pipe
+        pass
+
+
+class RotatingLog:
+    """Append bytes to ``path``; past ``max_bytes`` move it to ``.1`` (``.1`` to ``.2``, ...).
+
+    At most ``backups`` old files are kept. A rotation happens at a line end when the
+    data allows, so a line is not split across two files.
+    """
+
+    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+        self.path, self.max_bytes, self.backups = path, max_bytes, backups
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "ab")  # noqa: SIM115 - kept open across writes, closed by close()
+        self._size = self._file.tell()
+
+    def write(self, data: bytes) -> None:
+        while data:
+            room = self.max_bytes - self._size
+            if len(data) <= room:
+                self._append(data)
+                return
+            cut = data.rfind(b"\n", 0, max(room, 0))
+            if cut < 0 and self._size > 0:
+                self.rotate()  # the next line starts a fresh file
+                continue
+            if cut < 0:  # one line longer than a whole file: keep it whole
+                end = data.find(b"\n")
+                cut = len(data) - 1 if end < 0 else end
+            self._append(data[: cut + 1])
+            self.rotate()
+            data = data[cut + 1 :]
+
+    def rotate(self) -> None:
+        self._file.close()
+        for n in range(self.backups - 1, 0, -1):
+            older = self._numbered(n)
+            if older.exists():
+                older.replace(self._numbered(n + 1))
+        self.path.replace(self._numbered(1))
+        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._size = 0
+
+    def close(self) -> None:
+        self._file.close()
+
+    def reopen(self) -> None:
+        """After a failed write or rotation: open ``path`` afresh if possible."""
+        try:
+            self._file.close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "ab")  # noqa: SIM115
+            self._size = self._file.tell()
+        except OSError:
+            pass  # still failing; the next write tries again
+
+    def _numbered(self, n: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{n}")
+
+    def _append(self, data: bytes) -> None:
+        self._file.write(data)
+        self._file.flush()  # `k2 stack logs -f` and crash hints read the file while we run
+        self._size += len(data)
+
+
+def pump(source: int, log: RotatingLog, chunk: int = 65536) -> None:
+    """Copy everything from the file descriptor ``source`` into ``log`` until end of input."""
+    while True:
+        data = os.read(source, chunk)
+        if not data:
+            log.close()
+            return
+        try:
+            log.write(data)
+        except (OSError, ValueError):
+            # Disk full or folder removed: drop this chunk and start over on the file.
+            # The writer must not die: the service would then fail writing to its pipe.
+            log.reopen()
+
+
+if __name__ == "__main__":
+    # The log writer of one service: python -m k2.stack.process LOG MAX_BYTES BACKUPS
+    _path, _max_bytes, _backups = sys.argv[1:4]
+    pump(sys.stdin.fileno(), RotatingLog(Path(_path), int(_max_bytes), int(_backups)))

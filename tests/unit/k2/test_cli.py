@@ -55,9 +55,11 @@ def test_config_flags_unknown_settings():
             in typo.stdout)
 
 
-def test_other_commands_warn_about_unknown_settings_and_carry_on():
+def test_other_commands_warn_about_unknown_settings_and_carry_on(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
-    env.update({"K2_HOME": "/nonexistent/k2-home", "K2_REGISTRY_PROT": "1"})
+    # Ports nobody uses, so `status` never reports another stack running on this machine.
+    env.update({"K2_HOME": str(tmp_path), "K2_REGISTRY_PROT": "1", "K2_PG_PORT": "1",
+                "K2_KAFKA_PORT": "2", "K2_REGISTRY_PORT": "3", "K2_AIRFLOW_PORT": "4"})
     result = subprocess.run([K2, "stack", "status"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.stderr.splitlines() == [
