@@ -9,6 +9,7 @@ Each benchmark runs against the real local stack on throw-away topics and namesp
 | Gold 1-hour query p50/p99 | `spark_jobs/bench.py gold-query` (≥10M rows; pyiceberg+DuckDB and Spark SQL) |
 | recovery after kill -9 | `python -m spark_jobs.bench recovery` (restart → first committed batch) |
 | Silver and end-to-end latency, worker memory | `k2.bench.latency` (live isolated pipeline) |
+| soak: snapshots, data files, metadata size over an hour | `k2.bench.soak` (live isolated pipeline, maintenance every 10 min); only with `--only soak` |
 
 Results go to ``$K2_HOME/bench/<UTC time>.json`` and ``.md``.
 """
@@ -80,13 +81,36 @@ def run_all(args: argparse.Namespace) -> dict:
         print("[k2 bench] latency: live isolated pipeline", file=sys.stderr, flush=True)
         try:
             with tempfile.TemporaryDirectory(prefix="k2-bench-") as tmp:
-                report["results"]["latency"] = {"runs": [measure(Path(tmp), args.rate, args.seconds,
-                                                                 args.warmup)],
+                report["results"]["latency"] = {"runs": [measure(Path(tmp), args.rate or 50,
+                                                                 args.seconds or 120, args.warmup)],
                                                 "command": "k2.bench.latency.measure"}
         except Exception as exc:  # noqa: BLE001 - one failed figure must not lose the others
             report["errors"]["latency"] = repr(exc)
+    if args.only and "soak" in args.only:  # an hour by default: never part of a plain `make bench`
+        _soak(args, report)
     report["finished"] = datetime.now(UTC).isoformat()
     return report
+
+
+def _soak(args: argparse.Namespace, report: dict) -> None:
+    from k2.bench.soak import soak, summary_lines
+
+    seconds = args.seconds or 3600
+    print(f"[k2 bench] soak: {seconds:g} s at {args.rate or 200:g} trades/s per exchange, maintenance "
+          f"every {args.maintenance_every:g} s", file=sys.stderr, flush=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="k2-soak-") as tmp:
+            run = soak(Path(tmp), args.rate or 200, seconds, args.sample_every, args.maintenance_every)
+    except Exception as exc:  # noqa: BLE001 - report what broke, as for the other figures
+        report["errors"]["soak"] = repr(exc)
+        return
+    report["results"]["soak"] = {"runs": [run], "command": "k2.bench.soak.soak"}
+    for line in summary_lines(run["summary"], run["failed_batches"], run["maintenance"]):
+        print(line, file=sys.stderr, flush=True)
+    failed_jobs = [m for m in run["maintenance"] if m["returncode"] != 0]
+    if run["failed_batches"] or failed_jobs:
+        report["errors"]["soak"] = (f"{len(run['failed_batches'])} failed batches, "
+                                    f"{len(failed_jobs)} failed maintenance runs")
 
 
 def _machine() -> dict:
@@ -134,6 +158,13 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
     for run in _first(report, "recovery"):
         rows.append(("recovery after kill -9", _fields(run),
                      TARGETS["recovery_s"]))
+    for run in _first(report, "soak"):
+        for table, metrics in run["summary"].items():
+            rows.append((f"soak {table} ({run['seconds']:g} s at {run['rate_per_exchange']:g}/s per exchange)",
+                         ", ".join(f"{m} {v['first']:,} -> {v['last']:,} (max {v['max']:,})"
+                                   for m, v in metrics.items()),
+                         "flat snapshots and metadata; zero failed batches"))
+        rows.append(("soak failed batches", str(len(run["failed_batches"])), "0"))
     for run in _first(report, "latency"):
         steady = (f"after the first {run.get('warmup_s', 0):g} s" if run.get("steady_rows") else "")
         rows.append(("Silver latency (Bronze commit → Silver commit)",
@@ -165,8 +196,9 @@ def markdown(report: dict) -> str:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure every SPEC §8 figure; JSON + markdown report",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", nargs="+", choices=["workers", "bronze", "gold_query", "recovery", "latency"],
-                   help="run only these benchmarks")
+    p.add_argument("--only", nargs="+",
+                   choices=["workers", "bronze", "gold_query", "recovery", "latency", "soak"],
+                   help="run only these benchmarks (soak runs only when named here)")
     p.add_argument("--worker-seconds", type=float, default=60, help="measured seconds per exchange")
     p.add_argument("--bronze-messages", type=int, default=33_000_000,
                    help="records Bronze ingests (default 33M: 10 minutes of traffic at 55K msg/s; "
@@ -174,8 +206,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gold-rows", type=int, default=10_000_000, help="Gold rows for the query benchmark")
     p.add_argument("--queries", type=int, default=30, help="timed 1-hour queries per engine")
     p.add_argument("--restarts", type=int, default=3, help="kill -9/restart cycles")
-    p.add_argument("--rate", type=float, default=50, help="latency run: trades/s per exchange")
-    p.add_argument("--seconds", type=float, default=120, help="latency run: seconds of trading")
+    p.add_argument("--rate", type=float, default=None,
+                   help="latency and soak runs: trades/s per exchange (default 50; soak 200)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="latency and soak runs: seconds of trading (default 120; soak 3600)")
+    p.add_argument("--sample-every", type=float, default=60,
+                   help="soak: seconds between two samples of every table (default 60)")
+    p.add_argument("--maintenance-every", type=float, default=600,
+                   help="soak: seconds between compaction + retention runs (default 600)")
     p.add_argument("--warmup", type=float, default=30,
                    help="latency run: first seconds left out of the steady-state percentiles (default 30)")
     p.set_defaults(func=_main)
