@@ -102,7 +102,9 @@ def _soak(args: argparse.Namespace, report: dict) -> None:
         with tempfile.TemporaryDirectory(prefix="k2-soak-") as tmp:
             run = soak(Path(tmp), args.rate or 200, seconds, args.sample_every, args.maintenance_every)
     except Exception as exc:  # noqa: BLE001 - report what broke, as for the other figures
-        report["errors"]["soak"] = repr(exc)
+        import traceback
+
+        report["errors"]["soak"] = "".join(traceback.format_exception(exc)[-3:])
         return
     report["results"]["soak"] = {"runs": [run], "command": "k2.bench.soak.soak"}
     for line in summary_lines(run["summary"], run["failed_batches"], run["maintenance"]):

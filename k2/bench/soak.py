@@ -111,8 +111,11 @@ def summary_lines(summary: dict, failures: list[dict], maintenance: list[dict]) 
 def _folder_bytes(folder: Path) -> int:
     total = 0
     for entry in os.scandir(folder):
-        if entry.is_file(follow_symlinks=False):
-            total += entry.stat().st_size
+        try:
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat().st_size
+        except FileNotFoundError:  # an old metadata.json the stream just deleted on commit
+            continue
     return total
 
 
