@@ -6,6 +6,8 @@ read. Layout under ``K2_CHECKPOINT_ROOT`` (default ``$K2_HOME/checkpoints``)::
     <root>/<stream>/checkpoint/   Spark's checkpoint (offsets/, commits/, ...)
     <root>/<stream>/progress.json last batch, written after every batch (atomic rename)
     <root>/<stream>/run.lock      held (flock) by the one running copy of the stream
+    <root>/<stream>/data_loss.jsonl  every offset range Kafka deleted before the stream read
+                                  it, one JSON line per range, appended, never rewritten
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from k2 import contracts
 from k2.contracts import STREAMS
 from k2.settings import PlatformSettings, platform
 
@@ -39,6 +42,24 @@ def lock_file(stream: str, settings: PlatformSettings | None = None) -> Path:
     return stream_dir(stream, settings) / "run.lock"
 
 
+def loss_file(stream: str, settings: PlatformSettings | None = None) -> Path:
+    return stream_dir(stream, settings) / "data_loss.jsonl"
+
+
+def source_tables(stream: str) -> list[str]:
+    """The Iceberg tables a stream reads (bronze_ingestion reads Kafka: none)."""
+    if stream == "silver_transformation":
+        return [contracts.BRONZE_TABLE]
+    if stream == "gold_aggregation":
+        return [contracts.silver_table(e.name) for e in contracts.EXCHANGES]
+    return []
+
+
+def readers_of(table: str) -> list[str]:
+    """The streams whose checkpoints hold a position in ``table`` (retention must respect them)."""
+    return [s for s in STREAMS if table in source_tables(s)]
+
+
 @dataclass
 class StreamProgress:
     """What a stream reports after each micro-batch."""
@@ -52,6 +73,12 @@ class StreamProgress:
     pid: int
     updated_at: float = field(default_factory=time.time)  # epoch seconds of the write
     sources: list[dict] = field(default_factory=list)
+    # Offsets Kafka deleted before the stream read them: this batch's ranges, and the
+    # totals over the stream's life (from data_loss.jsonl), so a loss stays visible
+    # after later batches overwrite this file.
+    data_loss: list[dict] = field(default_factory=list)
+    lost_offsets_total: int = 0
+    lost_ranges_total: int = 0
 
     def age_seconds(self, now: float | None = None) -> float:
         return (now or time.time()) - self.updated_at
@@ -71,6 +98,51 @@ def read_progress(stream: str, settings: PlatformSettings | None = None) -> Stre
     except (OSError, ValueError):
         return None
     return StreamProgress(**data)
+
+
+@dataclass(frozen=True)
+class LostRange:
+    """Offsets ``[first_offset, end_offset)`` of one partition, deleted by Kafka unread."""
+
+    topic: str
+    partition: int
+    first_offset: int
+    end_offset: int  # exclusive
+    batch_id: int = -1  # the micro-batch that found the gap
+    detected_at: float = 0.0  # epoch seconds
+
+    @property
+    def count(self) -> int:
+        return self.end_offset - self.first_offset
+
+    def describe(self) -> str:
+        return (f"{self.topic}[{self.partition}] offsets {self.first_offset}..{self.end_offset - 1} "
+                f"({self.count} records)")
+
+
+def record_losses(stream: str, ranges: list[LostRange], settings: PlatformSettings | None = None) -> None:
+    """Append ``ranges`` to the stream's loss ledger (append-only: the history is the report)."""
+    if not ranges:
+        return
+    path = loss_file(stream, settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as out:
+        out.writelines(json.dumps(asdict(r), sort_keys=True) + "\n" for r in ranges)
+
+
+def read_losses(stream: str, settings: PlatformSettings | None = None) -> list[LostRange]:
+    """Every range in the stream's loss ledger, oldest first; a torn last line is skipped."""
+    try:
+        lines = loss_file(stream, settings).read_text().splitlines()
+    except OSError:
+        return []
+    ranges = []
+    for line in lines:
+        try:
+            ranges.append(LostRange(**json.loads(line)))
+        except (ValueError, TypeError):
+            continue
+    return ranges
 
 
 class AlreadyRunning(RuntimeError):

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("streams", help="status, stop or reset the Spark streams",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ss = p.add_subparsers(dest="streams_command", metavar="ACTION", required=True)
-    s = ss.add_parser("status", help="each stream: running pid and its last published batch")
+    s = ss.add_parser("status", help="each stream: running pid, its last published batch, and data lost")
     s.add_argument("--json", action="store_true", help="print the progress records as JSON")
     s.set_defaults(func=_status)
     s = ss.add_parser("stop", help="stop a stream cleanly after its current batch (or --kill it)",
@@ -47,14 +47,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_reset)
 
 
+LOSS_LINES = 5  # newest ledger ranges listed under a stream; `--json` has them all
+
+
 def _status(args: argparse.Namespace) -> int:
-    from k2.streams import lock_holder, read_progress
+    from k2.streams import lock_holder, loss_file, read_losses, read_progress
 
     records = []
     for stream in STREAMS:
         progress = read_progress(stream)
+        # From the ledger, not progress.json: a later batch overwrites the progress file.
+        lost = read_losses(stream)
         records.append({"stream": stream, "pid": lock_holder(stream),
-                        "progress": asdict(progress) if progress else None})
+                        "progress": asdict(progress) if progress else None,
+                        "data_lost": {"offsets": sum(r.count for r in lost), "ranges": [asdict(r) for r in lost],
+                                      "ledger": str(loss_file(stream))}})
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
@@ -67,7 +74,23 @@ def _status(args: argparse.Namespace) -> int:
                     f"written {time.time() - p['updated_at']:.0f}s ago")
         state = f"running (pid {r['pid']})" if r["pid"] else "stopped"
         print(f"{r['stream']:<22} {state:<20} {last}")
+        _print_losses(r["data_lost"])
     return 0
+
+
+def _print_losses(lost: dict) -> None:
+    from k2.streams import LostRange
+
+    ranges = [LostRange(**d) for d in lost["ranges"]]
+    if not ranges:
+        return
+    print(f"{'':<22} DATA LOST: {lost['offsets']} offsets in {len(ranges)} range(s) deleted by Kafka "
+          f"before the stream read them (ledger {lost['ledger']})")
+    for r in ranges[-LOSS_LINES:]:
+        when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(r.detected_at))
+        print(f"{'':<24} {r.describe()}, batch {r.batch_id}, found {when}")
+    if len(ranges) > LOSS_LINES:
+        print(f"{'':<24} ... and {len(ranges) - LOSS_LINES} older range(s) (--json lists all)")
 
 
 def _stop(args: argparse.Namespace) -> int:

@@ -14,12 +14,27 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQueryListener
 
-from k2.streams import AlreadyRunning, StreamProgress, checkpoint_dir, hold_run_lock, write_progress
+from k2.settings import PlatformSettings
+from k2.streams import (
+    AlreadyRunning,
+    LostRange,
+    StreamProgress,
+    checkpoint_dir,
+    hold_run_lock,
+    read_losses,
+    record_losses,
+    write_progress,
+)
+
+# A stream's check of one progress JSON for source data deleted before it was read
+# (see bronze_ingestion.losses_from_progress).
+LossCheck = Callable[[dict], list[LostRange]]
 
 
 def say(stream: str, message: str) -> None:
@@ -85,12 +100,38 @@ class ProgressListener(StreamingQueryListener):
     4.1 reports every source with the rows of all of them (Gold's two Silver tables each
     showed the batch's total, doubling rows in), so such a stream counts its input
     itself and the listener publishes that count instead.
+
+    ``find_losses``: for a Kafka stream, finds offsets Kafka deleted before the batch read
+    them; each range is logged as an ERROR, appended to the stream's loss ledger and
+    published in the progress, with the running totals of the ledger.
     """
 
-    def __init__(self, stream: str, rows_in_of_batch: Callable[[int], int | None] | None = None):
+    def __init__(self, stream: str, rows_in_of_batch: Callable[[int], int | None] | None = None,
+                 find_losses: LossCheck | None = None, settings: PlatformSettings | None = None):
         self.stream = stream
+        self.settings = settings
         self.rows_in_of_batch = rows_in_of_batch
+        self.find_losses = find_losses
         self.last: StreamProgress | None = None
+        known = read_losses(stream, settings) if find_losses else []
+        self.lost_offsets, self.lost_ranges = sum(r.count for r in known), len(known)
+
+    def _check_losses(self, raw: dict, progress: StreamProgress) -> None:
+        try:
+            lost = self.find_losses(raw) if self.find_losses else []
+        except Exception as exc:  # noqa: BLE001 - a broken check must not stop progress reports
+            say(self.stream, f"ERROR data-loss check failed for batch {progress.batch_id}: {exc!r}")
+            return
+        if lost:
+            record_losses(self.stream, lost, self.settings)
+            self.lost_offsets += sum(r.count for r in lost)
+            self.lost_ranges += len(lost)
+        for r in lost:
+            say(self.stream, f"ERROR DATA LOST: Kafka deleted {r.describe()} before this stream read "
+                f"them (batch {progress.batch_id}); they are not in Bronze. Raise the topic's "
+                "retention.ms or keep the stream running (see `k2 streams status`)")
+        progress.data_loss = [asdict(r) for r in lost]
+        progress.lost_offsets_total, progress.lost_ranges_total = self.lost_offsets, self.lost_ranges
 
     def onQueryStarted(self, event) -> None:  # noqa: N802 - Spark's API
         say(self.stream, f"query started id={event.id} run={event.runId}")
@@ -99,8 +140,10 @@ class ProgressListener(StreamingQueryListener):
         raw = json.loads(event.progress.json)
         counted = self.rows_in_of_batch(int(raw.get("batchId", -1))) if self.rows_in_of_batch else None
         progress = progress_from_json(self.stream, raw, counted)
+        if self.find_losses:
+            self._check_losses(raw, progress)
         self.last = progress
-        write_progress(progress)
+        write_progress(progress, self.settings)
         if progress.rows_in or progress.batch_id == 0:
             say(self.stream, f"batch {progress.batch_id}: {progress.rows_in} rows in, "
                 f"{progress.rows_per_second:.0f} rows/s, lag {progress.source_lag}")
@@ -108,7 +151,7 @@ class ProgressListener(StreamingQueryListener):
     def onQueryIdle(self, event) -> None:  # noqa: N802
         if self.last is not None:
             self.last.updated_at = time.time()
-            write_progress(self.last)
+            write_progress(self.last, self.settings)
 
     def onQueryTerminated(self, event) -> None:  # noqa: N802
         say(self.stream, f"query terminated{': ' + event.exception if event.exception else ''}")
@@ -158,11 +201,13 @@ def run_stream(
     trigger: dict[str, object],
     table: str | None = None,
     rows_in_of_batch: Callable[[int], int | None] | None = None,
+    find_losses: LossCheck | None = None,
 ) -> int:
     """Run one stream to completion (availableNow) or until stopped; return an exit code.
 
     ``table``: the Iceberg table of a sink query (``toTable``); None for foreachBatch.
     ``rows_in_of_batch``: the stream's own input count per batch id (ProgressListener).
+    ``find_losses``: the stream's check for source data deleted unread (ProgressListener).
     """
     from spark_jobs.session import spark_session
 
@@ -172,7 +217,7 @@ def run_stream(
         say(stream, f"not started: {exc}")
         return 2
     spark = spark_session(stream)
-    spark.streams.addListener(ProgressListener(stream, rows_in_of_batch))
+    spark.streams.addListener(ProgressListener(stream, rows_in_of_batch, find_losses))
     checkpoint = checkpoint_dir(stream)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
 

@@ -1,4 +1,11 @@
-"""What to do with one stream, from observations only (pure, unit-tested with fakes)."""
+"""What to do with one stream, from observations only (pure, unit-tested with fakes).
+
+Data loss (offsets Kafka deleted before Bronze read them) is a verdict of its own,
+``DATA_LOST``, but never a reason to act: the records are gone, and killing or
+restarting a healthy stream would not bring them back. The loss rides along whatever
+the stream needs otherwise (a crashed stream is still restarted); the watch task
+reports it loudly (see :mod:`.watch`).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +32,9 @@ class Observation:
     runner_active_runs: int  # queued or running runs of the stream's runner DAG
     last_trigger_age_s: float | None  # seconds since the babysitter last triggered it
     has_checkpoint: bool
+    new_lost_ranges: int = 0  # loss-ledger ranges not reported by an earlier babysitter run
+    new_lost_offsets: int = 0
+    loss_detail: str = ""  # the new ranges, for the log
 
 
 @dataclass(frozen=True)
@@ -32,9 +42,23 @@ class Decision:
     action: Action
     state: str  # one word for the UI: healthy, idle, starting, started, restarted, stalled...
     reason: str
+    data_lost: str | None = None  # the loss to report, if the stream lost source data
 
 
 def decide(obs: Observation, stall_after_s: float, start_grace_s: float) -> Decision:
+    verdict = _decide_action(obs, stall_after_s, start_grace_s)
+    if not obs.new_lost_ranges:
+        return verdict
+    lost = (f"{obs.new_lost_offsets} offsets in {obs.new_lost_ranges} range(s) were deleted by Kafka "
+            f"before the stream read them: {obs.loss_detail}")
+    if verdict.action is Action.LEAVE:
+        return Decision(Action.LEAVE, "data_lost",
+                        f"{lost}; not restarting for it (that cannot bring them back); "
+                        f"otherwise {verdict.state}: {verdict.reason}", lost)
+    return Decision(verdict.action, verdict.state, verdict.reason, lost)
+
+
+def _decide_action(obs: Observation, stall_after_s: float, start_grace_s: float) -> Decision:
     if obs.holder_pid is not None and obs.holder_alive:
         # A fresh copy inherits the old copy's progress.json: count from whichever is newer.
         known = [a for a in (obs.progress_age_s, obs.running_since_s) if a is not None]

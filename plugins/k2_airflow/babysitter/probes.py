@@ -15,19 +15,22 @@ from pathlib import Path
 
 from k2 import contracts
 from k2.settings import PlatformSettings
-from k2.streams import checkpoint_dir, lock_file, lock_holder, read_progress, stream_dir
+from k2.streams import (
+    LostRange,
+    checkpoint_dir,
+    lock_file,
+    lock_holder,
+    read_losses,
+    read_progress,
+    source_tables,
+    stream_dir,
+)
 from k2_airflow.babysitter.decision import Observation
 
 STATE_FILE = "babysitter.json"  # beside progress.json: the babysitter's last trigger time
+LOSS_STATE_FILE = "babysitter-loss.json"  # how many loss-ledger ranges it has reported
+LOSS_DETAIL_RANGES = 5  # ranges named in the log line; the rest are summed
 NEW_DATA_OPERATIONS = {"append"}
-
-
-def source_tables(stream: str) -> list[str]:
-    if stream == "silver_transformation":
-        return [contracts.BRONZE_TABLE]
-    if stream == "gold_aggregation":
-        return [contracts.silver_table(e.name) for e in contracts.EXCHANGES]
-    return []
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -136,6 +139,31 @@ def write_state(stream: str, settings: PlatformSettings, **state) -> None:
     path.write_text(json.dumps({**state, "at": time.time()}))
 
 
+def unreported_losses(stream: str, settings: PlatformSettings) -> list[LostRange]:
+    """Ranges of the stream's loss ledger that no babysitter run has reported yet."""
+    ledger = read_losses(stream, settings)
+    try:
+        reported = int(json.loads((stream_dir(stream, settings) / LOSS_STATE_FILE).read_text())["ranges"])
+    except (OSError, ValueError, KeyError, TypeError):
+        reported = 0
+    # A ledger shorter than what was reported was reset by hand: all of it is news.
+    return ledger[reported:] if reported <= len(ledger) else ledger
+
+
+def mark_losses_reported(stream: str, settings: PlatformSettings) -> None:
+    path = stream_dir(stream, settings) / LOSS_STATE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"ranges": len(read_losses(stream, settings)), "at": time.time()}))
+
+
+def describe_losses(ranges: list[LostRange]) -> str:
+    named = [r.describe() for r in ranges[:LOSS_DETAIL_RANGES]]
+    rest = ranges[LOSS_DETAIL_RANGES:]
+    if rest:
+        named.append(f"and {len(rest)} more range(s), {sum(r.count for r in rest)} records")
+    return "; ".join(named)
+
+
 def observe(stream: str, settings: PlatformSettings, runner_active_runs: int,
             now: float | None = None) -> Observation:
     now = now or time.time()
@@ -151,6 +179,7 @@ def observe(stream: str, settings: PlatformSettings, runner_active_runs: int,
         new_data, detail = source_new_data(stream, settings, progress.updated_at if progress else None)
     last = read_state(stream, settings).get("at")
     checkpoint = checkpoint_dir(stream, settings)
+    lost = unreported_losses(stream, settings)
     return Observation(
         stream=stream,
         holder_pid=pid,
@@ -163,4 +192,7 @@ def observe(stream: str, settings: PlatformSettings, runner_active_runs: int,
         last_trigger_age_s=(now - last) if last else None,
         # The query writes checkpoint/metadata at its first start, before any batch.
         has_checkpoint=(checkpoint / "metadata").exists(),
+        new_lost_ranges=len(lost),
+        new_lost_offsets=sum(r.count for r in lost),
+        loss_detail=describe_losses(lost),
     )

@@ -9,6 +9,7 @@ from airflow.providers.standard.operators.branch import BaseBranchOperator
 
 from k2.contracts import runner_dag_id
 from k2.settings import platform
+from k2.streams import loss_file
 from k2_airflow.babysitter import control, decision, probes
 
 log = logging.getLogger("k2.airflow.babysitter")
@@ -22,6 +23,12 @@ class StreamWatchOperator(BaseBranchOperator):
 
     Returns the start task's id when the runner must be triggered, else nothing (the
     start task is then skipped, which the grid shows as "left alone").
+
+    Data loss new since the last run is logged as ``STREAM <name>: DATA_LOST - ...`` at
+    ERROR and then fails this task, once, without retry: a red task in the grid is the
+    loud report, and the stream itself is left running. When the stream must also be
+    started, the start wins (failing here would skip it) and the loss stays unreported
+    until the next run, which fails then.
     """
 
     template_fields = ("stall_minutes", "start_grace_minutes")
@@ -49,7 +56,15 @@ class StreamWatchOperator(BaseBranchOperator):
         log.info("STREAM %s: %s (%s) - %s", self.stream, verdict.state.upper(),
                  verdict.action.value, verdict.reason)
         context["ti"].xcom_push(key="state", value=verdict.state)
+        if verdict.data_lost:
+            log.error("STREAM %s: DATA_LOST - %s (ledger: %s; `k2 streams status` shows the totals)",
+                      self.stream, verdict.data_lost, loss_file(self.stream, settings))
         if verdict.action in (decision.Action.LEAVE, decision.Action.KILL):
+            if verdict.data_lost:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                probes.mark_losses_reported(self.stream, settings)
+                raise AirflowFailException(f"{self.stream}: DATA_LOST - {verdict.data_lost}")
             return None
         probes.write_state(self.stream, settings, action=verdict.action.value, state=verdict.state)
         return self.start_task_id

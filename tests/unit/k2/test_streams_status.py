@@ -1,0 +1,45 @@
+"""`k2 streams status` shows data a stream lost, from its ledger, long after the batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from k2.config import load
+from k2.settings import PlatformSettings
+from k2.streams import LostRange, StreamProgress, record_losses, write_progress
+
+K2 = str(Path(sys.executable).parent / "k2")
+T = "market.crypto.trades.binance"
+
+
+def _status(tmp_path: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
+    env.update({"K2_HOME": str(tmp_path), "K2_CHECKPOINT_ROOT": str(tmp_path / "cp")})
+    result = subprocess.run([K2, "streams", "status", *args], env=env, capture_output=True, text=True,
+                            timeout=60, check=True)
+    return result.stdout
+
+
+def test_status_lists_lost_ranges_with_totals(tmp_path):
+    settings = load(PlatformSettings, {"K2_HOME": str(tmp_path), "K2_CHECKPOINT_ROOT": str(tmp_path / "cp")})
+    # The progress of a later, clean batch: the loss must still show.
+    write_progress(StreamProgress("bronze_ingestion", 9, "2026-01-31T00:00:00Z", 5, 1.0, 0, 1), settings)
+    record_losses("bronze_ingestion", [LostRange(T, 0, 10, 15, 4, 0.0), LostRange(T, 1, 30, 40, 4, 0.0)],
+                  settings)
+
+    text = _status(tmp_path)
+    bronze = text[text.index("bronze_ingestion"):text.index("silver_transformation")]
+    assert "DATA LOST: 15 offsets in 2 range(s) deleted by Kafka before the stream read them" in bronze
+    assert f"{T}[0] offsets 10..14 (5 records), batch 4, found 1970-01-01 00:00:00Z" in bronze
+    assert f"{T}[1] offsets 30..39 (10 records)" in bronze
+    assert "DATA LOST" not in text[text.index("silver_transformation"):]
+
+    records = {r["stream"]: r for r in json.loads(_status(tmp_path, "--json"))}
+    assert records["bronze_ingestion"]["data_lost"]["offsets"] == 15
+    assert [(d["partition"], d["first_offset"], d["end_offset"])
+            for d in records["bronze_ingestion"]["data_lost"]["ranges"]] == [(0, 10, 15), (1, 30, 40)]
+    assert records["gold_aggregation"]["data_lost"]["ranges"] == []
