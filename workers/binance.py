@@ -33,7 +33,16 @@ from dataclasses import dataclass, field
 import msgspec
 
 from workers.base import Control, Exchange, Parsed
-from workers.normalize import NormalizeError, decimal_18_8, epoch_int_to_us, trade_record
+from workers.jsonframe import DECODE_ERRORS, decode
+from workers.normalize import (
+    MAX_TRADE_ID,
+    NormalizeError,
+    clip,
+    decimal_18_8,
+    epoch_int_to_us,
+    trade_id_text,
+    trade_record,
+)
 from workers.symbols import SymbolTable
 
 
@@ -97,13 +106,11 @@ class Binance(Exchange):
     def parse(self, frame: str | bytes, received_us: int) -> Parsed:
         try:
             envelope = _decode_trade_frame(frame)
-        except msgspec.ValidationError:
+        except DECODE_ERRORS:  # not a well-formed trade frame: the slow path says what it is
             return self._parse_other(frame)
-        except msgspec.DecodeError as exc:
-            raise NormalizeError("malformed_json", f"frame is not valid JSON: {exc}") from None
         trade = envelope.data
         if trade.e != "trade":
-            raise NormalizeError("unexpected_frame", f"event type {trade.e!r} is not 'trade'")
+            raise NormalizeError("unexpected_frame", f"event type {clip(trade.e)!r} is not 'trade'")
         try:
             return Parsed(trades=[self._record(trade, received_us)])
         except NormalizeError as exc:
@@ -112,14 +119,14 @@ class Binance(Exchange):
     def _record(self, trade: _Trade, received_us: int) -> dict:
         pair = self.pair(trade.s)
         if pair is None:
-            raise NormalizeError("unknown_symbol", f"symbol {trade.s!r} is not in the symbol table")
+            raise NormalizeError("unknown_symbol", f"symbol {clip(trade.s)!r} is not in the symbol table")
         unit = self._unit_us
         return trade_record(
             exchange_enum="BINANCE",
             symbol=pair.symbol,
             base_asset=pair.base,
             quote_currency=pair.quote,
-            trade_id=str(trade.t),
+            trade_id=trade_id_text(trade.t, "trade id t"),
             timestamp_us=epoch_int_to_us(trade.T, unit, "T"),
             price=decimal_18_8(trade.p, "price p"),
             quantity=decimal_18_8(trade.q, "quantity q"),
@@ -140,10 +147,8 @@ class Binance(Exchange):
         ``NormalizeError("bad_rest_response")`` when the body is not a JSON array of trades."""
         try:
             items = _decode_rest_page(body)
-        except msgspec.ValidationError:
+        except DECODE_ERRORS:  # some element is not a trade, or the body is not JSON at all
             return self._parse_rest_items(body, symbol, received_us)
-        except msgspec.DecodeError as exc:
-            raise NormalizeError("bad_rest_response", f"REST body is not valid JSON: {exc}") from None
         page = RestPage(ids=[t.id for t in items])
         for t in items:
             try:
@@ -154,9 +159,12 @@ class Binance(Exchange):
 
     def _parse_rest_items(self, body: bytes, symbol: str, received_us: int) -> RestPage:
         """Slow path: some element is not a trade; keep the good ones, reject the others."""
-        doc = _decode_any(body)
+        try:
+            doc = decode(_decode_any, body)
+        except NormalizeError as exc:
+            raise NormalizeError("bad_rest_response", f"{exc.kind}: {exc}") from None
         if not isinstance(doc, list):
-            raise NormalizeError("bad_rest_response", f"REST body is not a JSON array: {str(doc)[:200]}")
+            raise NormalizeError("bad_rest_response", f"REST body is not a JSON array: {clip(doc)}")
         page = RestPage()
         for item in doc:
             raw = msgspec.json.encode(item)
@@ -164,7 +172,7 @@ class Binance(Exchange):
                 trade = msgspec.convert(item, _RestTrade)
             except msgspec.ValidationError as exc:
                 page.rejects.append((NormalizeError("bad_trade", f"REST trade does not match: {exc}"), raw))
-                if isinstance(item, dict) and type(item.get("id")) is int:
+                if isinstance(item, dict) and type(item.get("id")) is int and 0 <= item["id"] <= MAX_TRADE_ID:
                     page.ids.append(item["id"])
                 continue
             page.ids.append(trade.id)
@@ -177,13 +185,13 @@ class Binance(Exchange):
     def _rest_record(self, trade: _RestTrade, symbol: str, received_us: int) -> dict:
         pair = self.pair(symbol)
         if pair is None:
-            raise NormalizeError("unknown_symbol", f"symbol {symbol!r} is not in the symbol table")
+            raise NormalizeError("unknown_symbol", f"symbol {clip(symbol)!r} is not in the symbol table")
         return trade_record(
             exchange_enum="BINANCE",
             symbol=pair.symbol,
             base_asset=pair.base,
             quote_currency=pair.quote,
-            trade_id=str(trade.id),
+            trade_id=trade_id_text(trade.id, "trade id"),
             timestamp_us=epoch_int_to_us(trade.time, self._unit_us, "time"),
             price=decimal_18_8(trade.price, "price"),
             quantity=decimal_18_8(trade.qty, "qty"),
@@ -194,23 +202,23 @@ class Binance(Exchange):
 
     def _parse_other(self, frame: str | bytes) -> Parsed:
         """Slow path: anything that is not a well-formed trade frame."""
-        doc = _decode_any(frame)  # valid JSON: the typed decode got past the syntax
+        doc = decode(_decode_any, frame)
         if not isinstance(doc, dict):
             raise NormalizeError("unexpected_frame", f"expected a JSON object, got {type(doc).__name__}")
         if "result" in doc and "id" in doc:
-            return Parsed(control=Control("ack", f"id={doc['id']} result={doc['result']!r}"))
+            return Parsed(control=Control("ack", f"id={clip(doc['id'])} result={clip(doc['result'])}"))
         if "code" in doc and "msg" in doc:
-            return Parsed(control=Control("exchange_error", f"code={doc['code']} msg={doc['msg']}"))
+            return Parsed(control=Control("exchange_error", f"code={clip(doc['code'])} msg={clip(doc['msg'])}"))
         data = doc.get("data")
         if not isinstance(data, dict) or "stream" not in doc:
             raise NormalizeError("unexpected_frame", "not a combined-stream frame (no stream/data)")
         event = data.get("e")
         if event == "serverShutdown":
-            return Parsed(control=Control("server_shutdown", f"E={data.get('E')}"))
+            return Parsed(control=Control("server_shutdown", f"E={clip(data.get('E'))}"))
         if event != "trade":
-            raise NormalizeError("unexpected_frame", f"event type {event!r} is not 'trade'")
+            raise NormalizeError("unexpected_frame", f"event type {clip(event)} is not 'trade'")
         try:
             msgspec.convert(data, _Trade)
         except msgspec.ValidationError as exc:
             raise NormalizeError("bad_trade", f"trade event does not match the @trade format: {exc}") from None
-        raise NormalizeError("bad_trade", "trade event does not match the @trade format")
+        raise NormalizeError("bad_trade", "trade frame does not match the combined-stream format")

@@ -24,7 +24,15 @@ from typing import Literal
 import msgspec
 
 from workers.base import Control, Exchange, Parsed
-from workers.normalize import NormalizeError, decimal_18_8, rfc3339_to_us, trade_record
+from workers.jsonframe import DECODE_ERRORS, decode
+from workers.normalize import (
+    NormalizeError,
+    clip,
+    decimal_18_8,
+    rfc3339_to_us,
+    trade_id_text,
+    trade_record,
+)
 
 
 class _Trade(msgspec.Struct):
@@ -70,10 +78,8 @@ class Kraken(Exchange):
     def parse(self, frame: str | bytes, received_us: int) -> Parsed:
         try:
             message = _decode_trade_frame(frame)
-        except msgspec.ValidationError:
+        except DECODE_ERRORS:  # a control frame, an odd trade item, or not JSON: the slow path says
             return self._parse_other(frame, received_us)
-        except msgspec.DecodeError as exc:
-            raise NormalizeError("malformed_json", f"frame is not valid JSON: {exc}") from None
         parsed = Parsed()
         for index, trade in enumerate(message.data):
             try:
@@ -86,16 +92,16 @@ class Kraken(Exchange):
         symbol = self.normalize_symbol(trade.symbol)
         pair = self.pair(symbol)
         if pair is None:
-            raise NormalizeError("unknown_symbol", f"symbol {trade.symbol!r} is not in the symbol table")
+            raise NormalizeError("unknown_symbol", f"symbol {clip(trade.symbol)!r} is not in the symbol table")
         side = _SIDES.get(trade.side)
         if side is None:
-            raise NormalizeError("bad_trade", f"side {trade.side!r} is neither 'buy' nor 'sell'")
+            raise NormalizeError("bad_trade", f"side {clip(trade.side)!r} is neither 'buy' nor 'sell'")
         return trade_record(
             exchange_enum="KRAKEN",
             symbol=pair.symbol,
             base_asset=pair.base,
             quote_currency=pair.quote,
-            trade_id=str(trade.trade_id),
+            trade_id=trade_id_text(trade.trade_id, "trade_id"),
             timestamp_us=rfc3339_to_us(trade.timestamp),
             price=decimal_18_8(trade.price, "price"),
             quantity=decimal_18_8(trade.qty, "qty"),
@@ -106,30 +112,28 @@ class Kraken(Exchange):
 
     def _parse_other(self, frame: str | bytes, received_us: int) -> Parsed:
         """Slow path: control frames, and trade frames with at least one odd item."""
-        doc = _decode_any(frame)
+        doc = decode(_decode_any, frame)
         if not isinstance(doc, dict):
             raise NormalizeError("unexpected_frame", f"expected a JSON object, got {type(doc).__name__}")
         channel, method = doc.get("channel"), doc.get("method")
         if channel == "heartbeat":
             return Parsed(control=Control("heartbeat"))
         if channel == "status":
-            data = doc.get("data") or [{}]
-            system = data[0].get("system", "?") if isinstance(data[0], dict) else "?"
-            return Parsed(control=Control("status", str(system)))
+            return Parsed(control=Control("status", _system_status(doc.get("data"))))
         if method == "subscribe":
             return Parsed(control=_subscribe_result(doc))
         if method == "pong":
-            return Parsed(control=Control("pong", f"req_id={doc.get('req_id')}"))
+            return Parsed(control=Control("pong", f"req_id={clip(doc.get('req_id'))}"))
         if channel == "trade" and isinstance(doc.get("data"), list):
             return self._parse_items(doc, received_us)
         if doc.get("success") is False:
-            return Parsed(control=Control("exchange_error", f"{method}: {doc.get('error')}"))
-        raise NormalizeError("unexpected_frame", f"unknown message (channel={channel!r}, method={method!r})")
+            return Parsed(control=Control("exchange_error", f"{clip(method)}: {clip(doc.get('error'))}"))
+        raise NormalizeError("unexpected_frame", f"unknown message (channel={clip(channel)}, method={clip(method)})")
 
     def _parse_items(self, doc: dict, received_us: int) -> Parsed:
         """Item by item, so one bad trade in a batch does not drop its neighbours."""
         parsed = Parsed()
-        message_type = str(doc.get("type", ""))
+        message_type = clip(doc.get("type", ""))
         for index, item in enumerate(doc["data"]):
             try:
                 try:
@@ -142,9 +146,15 @@ class Kraken(Exchange):
         return parsed
 
 
+def _system_status(data: object) -> str:
+    """``system`` of a status message (``data: [{"system": "online", ...}]``), "?" if absent."""
+    first = data[0] if isinstance(data, list) and data else None
+    return clip(first.get("system", "?")) if isinstance(first, dict) else "?"
+
+
 def _subscribe_result(doc: dict) -> Control:
     result = doc.get("result") if isinstance(doc.get("result"), dict) else {}
-    symbol = result.get("symbol") or doc.get("symbol") or "?"
+    symbol = clip(result.get("symbol") or doc.get("symbol") or "?")
     if doc.get("success") is True:
         return Control("ack", f"trade {symbol}")
-    return Control("subscribe_error", f"subscribe {symbol} rejected: {doc.get('error', 'no error text')}")
+    return Control("subscribe_error", f"subscribe {symbol} rejected: {clip(doc.get('error', 'no error text'))}")

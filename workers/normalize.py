@@ -27,6 +27,9 @@ _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US_PER_S = 1_000_000
+# The record's times are Avro longs of µs since the epoch; 9999-12-31 (datetime's last
+# day) bounds them far below 2**63, and no trade happened before 1970.
+MAX_TIMESTAMP_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // datetime.resolution
 
 
 class NormalizeError(ValueError):
@@ -61,15 +64,20 @@ def decimal_18_8(value: str | Decimal | int, field: str) -> Decimal:
     """
     if isinstance(value, str):
         if _NUMBER.fullmatch(value) is None:
-            raise NormalizeError("bad_decimal", f"{field} {value!r} is not a decimal number")
-        number = Decimal(value)
+            raise NormalizeError("bad_decimal", f"{field} {clip(value)!r} is not a decimal number")
+        try:
+            number = Decimal(value)
+        except decimal.InvalidOperation:  # an exponent beyond what any Decimal holds
+            raise NormalizeError(
+                "decimal_out_of_range", f"{field} {clip(value)} is beyond any decimal's exponent range"
+            ) from None
     elif isinstance(value, Decimal):
         number = value
     elif isinstance(value, int) and not isinstance(value, bool):
         number = Decimal(value)
     else:
         raise NormalizeError(
-            "bad_decimal", f"{field} {value!r} ({type(value).__name__}) is not a decimal number"
+            "bad_decimal", f"{field} {clip(value)} ({type(value).__name__}) is not a decimal number"
         )
     if not number.is_finite():
         raise NormalizeError("bad_decimal", f"{field} {value!r} is not a finite number")
@@ -78,7 +86,7 @@ def decimal_18_8(value: str | Decimal | int, field: str) -> Decimal:
     except decimal.Inexact:
         raise NormalizeError(
             "decimal_out_of_range",
-            f"{field} {value} has more than {PRICE_SCALE} decimal places; "
+            f"{field} {clip(str(value))} has more than {PRICE_SCALE} decimal places; "
             "decimal(18,8) cannot hold it without rounding",
         ) from None
     except decimal.InvalidOperation:
@@ -86,10 +94,32 @@ def decimal_18_8(value: str | Decimal | int, field: str) -> Decimal:
     if abs(exact) >= _LIMIT:
         raise NormalizeError(
             "decimal_out_of_range",
-            f"{field} {value} has more than {INTEGER_DIGITS} integer digits; "
+            f"{field} {clip(str(value))} has more than {INTEGER_DIGITS} integer digits; "
             "decimal(18,8) cannot hold it",
         )
     return exact
+
+
+def clip(value: object, limit: int = 80) -> str:
+    """Short text of an untrusted wire value for an error or a control detail: hostile
+    frames carry strings and numbers thousands of characters long."""
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        text = f"<{type(value).__name__} too long to show>"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+# trade ids -----------------------------------------------------------------------
+
+MAX_TRADE_ID = 2**63 - 1  # venues' ids are 64-bit; gap tracking does arithmetic on them
+
+
+def trade_id_text(value: int, field: str) -> str:
+    """The record's trade_id text of a venue's integer id; out-of-range ids are rejected."""
+    if not 0 <= value <= MAX_TRADE_ID:
+        raise NormalizeError("bad_trade", f"{field} {clip(str(value))} is not a non-negative 64-bit trade id")
+    return str(value)
 
 
 # timestamps ----------------------------------------------------------------------
@@ -98,8 +128,11 @@ def decimal_18_8(value: str | Decimal | int, field: str) -> Decimal:
 def epoch_int_to_us(value: object, unit_us: int, field: str) -> int:
     """Integer epoch time in a unit of ``unit_us`` microseconds (1000 for ms) -> µs."""
     if type(value) is not int or value < 0:
-        raise NormalizeError("bad_timestamp", f"{field} {value!r} is not a non-negative integer time")
-    return value * unit_us
+        raise NormalizeError("bad_timestamp", f"{field} {clip(value)} is not a non-negative integer time")
+    us = value * unit_us
+    if us > MAX_TIMESTAMP_US:
+        raise NormalizeError("bad_timestamp", f"{field} {clip(value)} is beyond year 9999")
+    return us
 
 
 _second_cache: dict[str, int] = {}
@@ -113,21 +146,27 @@ def rfc3339_to_us(text: object, field: str = "timestamp") -> int:
     share it.
     """
     if not isinstance(text, str):
-        raise NormalizeError("bad_timestamp", f"{field} {text!r} is not an RFC 3339 string")
+        raise NormalizeError("bad_timestamp", f"{field} {clip(text)} is not an RFC 3339 string")
     if len(text) > 20 and text[-1] == "Z" and text[19] == ".":
         head, fraction = text[:19], text[20:-1]
         seconds = _second_cache.get(head)
         if seconds is None:
             seconds = _parse_seconds(head, text, field)
         if fraction.isdigit() and fraction.isascii():
-            return seconds * _US_PER_S + int(fraction[:6].ljust(6, "0"))
+            return _in_record_range(seconds * _US_PER_S + int(fraction[:6].ljust(6, "0")), text, field)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise NormalizeError("bad_timestamp", f"{field} {text!r} is not an RFC 3339 time") from None
+        raise NormalizeError("bad_timestamp", f"{field} {clip(text)!r} is not an RFC 3339 time") from None
     if parsed.tzinfo is None:
-        raise NormalizeError("bad_timestamp", f"{field} {text!r} has no UTC offset")
-    return (parsed - _EPOCH) // _ONE_US
+        raise NormalizeError("bad_timestamp", f"{field} {clip(text)!r} has no UTC offset")
+    return _in_record_range((parsed - _EPOCH) // _ONE_US, text, field)
+
+
+def _in_record_range(us: int, text: str, field: str) -> int:
+    if not 0 <= us <= MAX_TIMESTAMP_US:
+        raise NormalizeError("bad_timestamp", f"{field} {clip(text)!r} is before 1970 or after 9999")
+    return us
 
 
 _ONE_US = datetime.resolution  # timedelta(microseconds=1)
@@ -135,9 +174,12 @@ _ONE_US = datetime.resolution  # timedelta(microseconds=1)
 
 def _parse_seconds(head: str, text: str, field: str) -> int:
     try:
-        parsed = datetime.fromisoformat(head).replace(tzinfo=UTC)
+        parsed = datetime.fromisoformat(head)
     except ValueError:
-        raise NormalizeError("bad_timestamp", f"{field} {text!r} is not an RFC 3339 time") from None
+        raise NormalizeError("bad_timestamp", f"{field} {clip(text)!r} is not an RFC 3339 time") from None
+    if parsed.tzinfo is not None:  # an offset inside the first 19 characters, then ".fracZ"
+        raise NormalizeError("bad_timestamp", f"{field} {clip(text)!r} has two UTC offsets")
+    parsed = parsed.replace(tzinfo=UTC)
     seconds = int((parsed - _EPOCH).total_seconds())
     if len(_second_cache) > 4096:  # bounded: a long-running worker sees new seconds forever
         _second_cache.clear()
