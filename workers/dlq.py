@@ -6,10 +6,17 @@ value = UTF-8 JSON object::
     {"exchange": "kraken",            # worker that received the frame
      "error_kind": "decimal_out_of_range",   # stable, countable kind
      "error": "data[1]: price 0.000000001 has more than 8 decimal places; ...",
-     "raw": "<the frame exactly as received>",
+     "raw": "<the frame as received, its first RAW_LIMIT_BYTES bytes>",
      "raw_encoding": "utf-8",         # or "base64" for a binary frame that is not UTF-8
+     "raw_length": 123,               # bytes of the whole frame
+     "raw_sha256": "9f86d0...",       # of the whole frame; null when it was not read whole
+     "raw_truncated": false,          # true when "raw" holds only the frame's first bytes
      "received_at_us": 1767225600123456,
      "endpoint": "wss://ws.kraken.com/v2"}
+
+A record stays far below Kafka's 1 MB default message size whatever the frame: the raw
+frame is cut at ``RAW_LIMIT_BYTES`` (64 KiB; JSON escaping at most six-folds it) and the
+error at ``ERROR_LIMIT_CHARS``, while length and hash still identify the whole frame.
 
 A frame with several trades of which only some failed is dead-lettered once per
 failing trade (the error names the item index); its good trades are produced.
@@ -20,6 +27,7 @@ and produced through the same idempotent producer as the trades.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -27,28 +35,51 @@ from collections.abc import Callable
 from workers.log import EventLog
 from workers.normalize import NormalizeError
 
+RAW_LIMIT_BYTES = 64 * 1024
+ERROR_LIMIT_CHARS = 1000
+
 
 def dead_letter(
-    exchange: str, error: NormalizeError, raw: str | bytes, received_us: int, endpoint: str
+    exchange: str, error: NormalizeError, raw: str | bytes, received_us: int, endpoint: str,
+    *, declared_length: int | None = None,
 ) -> bytes:
-    """The DLQ record value for one rejected frame (or one rejected item of a frame)."""
-    if isinstance(raw, bytes):
-        try:
-            text, encoding = raw.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            text, encoding = base64.b64encode(raw).decode("ascii"), "base64"
-    else:
-        text, encoding = raw, "utf-8"
+    """The DLQ record value for one rejected frame (or one rejected item of a frame).
+
+    ``declared_length`` is for a frame refused before it was read whole (over the size
+    limit): ``raw`` is then the part received, and there is no hash of the whole.
+    """
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    kept = data[:RAW_LIMIT_BYTES]
+    truncated = len(kept) < (len(data) if declared_length is None else declared_length)
+    text, encoding = _as_text(kept, truncated)
+    message = str(error)
+    if len(message) > ERROR_LIMIT_CHARS:
+        message = f"{message[:ERROR_LIMIT_CHARS]}... ({len(message)} chars)"
     record = {
         "exchange": exchange,
         "error_kind": error.kind,
-        "error": str(error),
+        "error": message.encode("utf-8", "replace").decode(),  # lone surrogates cannot be UTF-8
         "raw": text,
         "raw_encoding": encoding,
+        "raw_length": len(data) if declared_length is None else declared_length,
+        "raw_sha256": hashlib.sha256(data).hexdigest() if declared_length is None else None,
+        "raw_truncated": truncated,
         "received_at_us": received_us,
         "endpoint": endpoint,
     }
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _as_text(kept: bytes, truncated: bool) -> tuple[str, str]:
+    """(text, "utf-8") when the bytes are UTF-8, else (base64, "base64"). A cut may split
+    the last character of a UTF-8 frame: that character is dropped rather than the frame
+    being stored as base64."""
+    try:
+        return kept.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as exc:
+        if truncated and exc.start >= len(kept) - 3 and exc.reason == "unexpected end of data":
+            return kept[: exc.start].decode("utf-8"), "utf-8"
+        return base64.b64encode(kept).decode("ascii"), "base64"
 
 
 class DeadLetters:
@@ -60,16 +91,18 @@ class DeadLetters:
         self._log = log
         self.by_kind: Counter[str] = Counter()
 
-    def send(self, error: NormalizeError, raw: str | bytes, received_us: int, endpoint: str) -> None:
+    def send(self, error: NormalizeError, raw: str | bytes, received_us: int, endpoint: str,
+             *, declared_length: int | None = None) -> None:
         self.by_kind[error.kind] += 1
         self._log.throttled(
             "warning",
             "frame_dead_lettered",
             error.kind,
-            error=str(error),
+            error=str(error)[:ERROR_LIMIT_CHARS],
             raw=(raw[:300] if isinstance(raw, str) else repr(raw[:300])),
             total_of_kind=self.by_kind[error.kind],
         )
         self._produce(
-            self.exchange.encode(), dead_letter(self.exchange, error, raw, received_us, endpoint)
+            self.exchange.encode(),
+            dead_letter(self.exchange, error, raw, received_us, endpoint, declared_length=declared_length),
         )
