@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from k2.contracts import STREAMS, all_tables
 
@@ -123,7 +124,7 @@ def sample_table(table, name: str, t_s: float) -> TableSample:
     """Figures from the table's current metadata (a local ``file://`` warehouse)."""
     snapshot = table.current_snapshot()
     data_files = int(snapshot.summary.get("total-data-files") or 0) if snapshot else 0
-    folder = Path(table.metadata_location.removeprefix("file://")).parent
+    folder = Path(urlparse(table.metadata_location).path).parent  # file:/x and file:///x alike
     return TableSample(t_s=t_s, table=name, snapshots=len(table.metadata.snapshots),
                        data_files=data_files, metadata_bytes=_folder_bytes(folder))
 

@@ -80,7 +80,7 @@ def test_sample_table_reads_snapshots_files_and_the_metadata_folder(tmp_path):
     snapshot = SimpleNamespace(summary={"total-data-files": "7"})
     table = SimpleNamespace(
         current_snapshot=lambda: snapshot,
-        metadata_location=f"file://{meta}/00001.metadata.json",
+        metadata_location=f"file:{meta}/00001.metadata.json",  # as pyiceberg reports it
         metadata=SimpleNamespace(snapshots=[object(), object()]),
     )
     assert sample_table(table, "gold_crypto_trades", 5.0) == _s(5.0, "gold_crypto_trades", 2, 7, 500)
