@@ -15,6 +15,10 @@ One thread multiplexes a worker's connections with ``select``:
 * **keepalive per exchange**: server ping frames are answered with a pong echoing the
   payload (websocket-client does that when reading), and exchanges with an
   application ping (Kraken) get one every ``kraken_ping_interval_s``.
+* **frame size limit**: a frame whose header announces more than ``max_frame_bytes``
+  (or a fragmented message growing past it) is not read: ``on_oversize`` dead-letters
+  what arrived of it, and the connection is replaced, since the stream cannot be
+  resynchronised without reading the payload (a hostile length may never end).
 
 The frame handler (parse + produce) is injected, so this module never looks inside
 a frame beyond the :class:`~workers.base.Control` kind the handler returns.
@@ -32,6 +36,7 @@ from itertools import count
 
 import websocket
 from websocket import ABNF
+from websocket._abnf import continuous_frame, frame_buffer
 
 from workers.base import Control, Exchange
 from workers.log import EventLog
@@ -55,6 +60,7 @@ class BufferedReceive:
         self._raw_recv = ws._recv  # websocket-client's socket read (timeouts, close detection)
         self._buf = b""
         self._pos = 0
+        self.max_frame_bytes: float = float("inf")  # set by limit_frames
 
     def recv(self, size: int) -> bytes:
         if self._pos >= len(self._buf):
@@ -66,6 +72,10 @@ class BufferedReceive:
 
     def buffered(self) -> int:
         return max(0, len(self._buf) - self._pos)
+
+    def peek(self, size: int) -> bytes:
+        """Up to ``size`` buffered bytes, without consuming them."""
+        return self._buf[self._pos : self._pos + size]
 
     def next_data_frame(self) -> bytes | None:
         """Fast path: the payload of a complete, final, unmasked text/binary frame at the
@@ -90,7 +100,7 @@ class BufferedReceive:
         else:
             return None
         end = start + size
-        if end > end_of_buf:
+        if end > end_of_buf or size > self.max_frame_bytes:  # websocket-client's path refuses it
             return None
         self._pos = end
         return buf[start:end]
@@ -136,6 +146,51 @@ class LinkClosed(Exception):
     """The peer closed the connection or the socket failed."""
 
 
+class FrameTooLarge(websocket.WebSocketProtocolException):
+    """A frame (or fragmented message) larger than the limit; its payload was not read."""
+
+    def __init__(self, length: int, limit: int, received: bytes = b""):
+        super().__init__(f"frame of {length} bytes exceeds the limit of {limit}")
+        self.length = length
+        self.received = received  # the part of the message already read (fragments)
+
+
+class _LimitedFrames(frame_buffer):
+    """websocket-client's frame reader, refusing a frame by its header, before reading
+    (and allocating) a payload of the announced length."""
+
+    def __init__(self, recv: Callable[[int], bytes], max_bytes: int):
+        super().__init__(recv, skip_utf8_validation=True)
+        self.max_bytes = max_bytes
+
+    def recv_length(self) -> None:
+        super().recv_length()
+        if self.length is not None and self.length > self.max_bytes:
+            raise FrameTooLarge(self.length, self.max_bytes)
+
+
+class _LimitedMessages(continuous_frame):
+    """websocket-client's reassembly of fragmented messages, refusing one past the limit."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(fire_cont_frame=False, skip_utf8_validation=True)
+        self.max_bytes = max_bytes
+
+    def add(self, frame: ABNF) -> None:
+        so_far = self.cont_data[1] if self.cont_data else b""
+        if len(so_far) + len(frame.data) > self.max_bytes:
+            self.cont_data, self.recving_frames = None, None
+            raise FrameTooLarge(len(so_far) + len(frame.data), self.max_bytes, so_far)
+        super().add(frame)
+
+
+def limit_frames(link: Link, max_bytes: int) -> None:
+    """Enforce ``max_bytes`` on everything ``link`` reads from now on (call before reading)."""
+    link.reader.max_frame_bytes = max_bytes
+    link.ws.frame_buffer = _LimitedFrames(link.reader.recv, max_bytes)
+    link.ws.cont_frame = _LimitedMessages(max_bytes)
+
+
 def open_link(
     link_id: int, endpoint: str, url: str, role: str, timeout_s: float, now: float
 ) -> Link:
@@ -151,6 +206,7 @@ def open_link(
 
 FrameHandler = Callable[[bytes, Link], tuple[int, Control | None]]
 Connector = Callable[[int, str, str, str, float, float], Link]
+OversizeHandler = Callable[[Link, int, bytes], None]  # (link, announced length, bytes received of it)
 
 
 class ConnectionManager:
@@ -165,6 +221,7 @@ class ConnectionManager:
         connector: Connector = open_link,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_oversize: OversizeHandler | None = None,
     ):
         self.exchange = exchange
         self.settings = settings
@@ -175,6 +232,7 @@ class ConnectionManager:
         self.connector = connector
         self.clock = clock
         self.rng = rng or random.Random()
+        self.on_oversize = on_oversize
         self.links: list[Link] = []
         self._ids = count(1)
         self._endpoint_index = 0
@@ -237,6 +295,9 @@ class ConnectionManager:
                 opcode, frame = link.ws.recv_data_frame(control_frame=True)
             except websocket.WebSocketTimeoutException:
                 return  # a frame is half-read; websocket-client resumes it next turn
+            except FrameTooLarge as exc:
+                self._oversize(link, exc)
+                return
             except (websocket.WebSocketException, OSError) as exc:
                 self._lost(link, "connection_error", f"{type(exc).__name__}: {exc}")
                 return
@@ -249,6 +310,21 @@ class ConnectionManager:
             # ping/pong: already answered by websocket-client; nothing else to do
             if link.closed:
                 return
+
+    def _oversize(self, link: Link, exc: FrameTooLarge) -> None:
+        limit = self.settings.max_frame_bytes
+        received = exc.received or link.reader.peek(limit)
+        if self.on_oversize is not None:
+            self.on_oversize(link, exc.length, received[:limit])
+        else:
+            self.stats.errors["frame_too_large"] += 1
+        self.log.error("frame_too_large", link=link.id, endpoint=link.endpoint, length=exc.length, limit=limit,
+                       action="replacing the connection; raise K2_WORKERS_MAX_FRAME_BYTES if the exchange "
+                              "really sends such frames")
+        self._lost(link, "frame_too_large", str(exc))
+        # Counted as a failed connection, so a peer that keeps doing it meets a growing backoff.
+        self._failures += 1
+        self._next_connect_at = self.clock() + self.backoff_delay(self._failures)
 
     def _on_data(self, link: Link, data: bytes) -> None:
         trades, control = self.handle_frame(data, link)
@@ -348,6 +424,7 @@ class ConnectionManager:
         link_id = next(self._ids)
         try:
             link = self.connector(link_id, endpoint, url, role, self.settings.connect_timeout_s, now)
+            limit_frames(link, self.settings.max_frame_bytes)
             for message in self.exchange.subscribe_messages():
                 link.ws.send(message)
         except (websocket.WebSocketException, OSError) as exc:  # incl. TLS errors and timeouts

@@ -1,9 +1,10 @@
 """One worker process: an exchange's WebSocket stream into its Kafka topic.
 
-``python -m workers.run binance`` (the supervisor starts it this way). Exit codes:
-0 after a clean shutdown (SIGTERM/SIGINT: stop reading, flush, close), 2 for a
-configuration error, 3 when the RSS ceiling was reached (flushed first; the
-supervisor restarts the worker), 1 for anything else.
+``python -m workers.run binance`` (the supervisor starts it this way). Exit codes
+(:mod:`workers.exits`): 0 after a clean shutdown (SIGTERM/SIGINT: stop reading, flush,
+close), 78 for a configuration error (the supervisor does not restart it), 3 when the
+RSS ceiling was reached (flushed first; the supervisor restarts the worker), 1 for
+anything else.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import os
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 from k2 import contracts
 from k2.config import SettingsError
@@ -23,6 +26,7 @@ from workers.base import Control, Exchange, UnknownSymbolError
 from workers.binance import Binance
 from workers.connection import ConnectionManager, Link
 from workers.dlq import DeadLetters
+from workers.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_MEMORY, EXIT_OK
 from workers.kraken import Kraken
 from workers.log import EventLog
 from workers.metrics import serve
@@ -35,7 +39,6 @@ from workers.settings import WorkerSettings, worker_settings
 from workers.stats import WorkerStats
 from workers.symbols import SymbolTable, fetch_pairs
 
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_MEMORY = 0, 1, 2, 3
 EXCHANGE_CLASSES: dict[str, type[Exchange]] = {"binance": Binance, "kraken": Kraken}
 
 
@@ -68,44 +71,80 @@ def build_exchange(settings: WorkerSettings, name: str, table: SymbolTable) -> E
 
 
 class FrameHandler:
-    """Parse one frame, produce its trades, dead-letter what failed. The hot path."""
+    """Parse one frame, produce its trades, dead-letter what failed. The hot path.
+
+    Every frame ends as trades, a control event or a dead letter: a frame over
+    ``max_frame_bytes`` is dead-lettered unparsed, a parser's typed reject with its kind,
+    and anything else the parse or the encoding raises (a bug: the parsers are total and
+    fuzzed) as ``parser_bug``, counted, logged once per exception site, and the worker
+    keeps reading. Errors of the Kafka producer itself propagate: they are not the frame's.
+    """
 
     def __init__(self, exchange: Exchange, encoder: TradeEncoder, sink: KafkaSink, topic: str,
-                 dead_letters: DeadLetters, stats: WorkerStats, progress: Progress | None = None):
+                 dead_letters: DeadLetters, stats: WorkerStats, progress: Progress | None = None,
+                 *, max_frame_bytes: int, log: EventLog):
         self.parse = exchange.parse
-        self.track = progress.seen if progress is not None else None  # gap detection (Binance)
+        self.track = progress.seen if progress is not None else None  # gap detection
         self.encode = encoder.encode
         self.produce = sink.produce
         self.topic = topic
         self.dead_letters = dead_letters
         self.stats = stats
+        self.max_frame_bytes = max_frame_bytes
+        self.log = log
         self._keys: dict[str, bytes] = {}
 
     def __call__(self, frame: bytes, link: Link) -> tuple[int, Control | None]:
         received_us = time.time_ns() // 1000
         stats = self.stats
         stats.frames += 1
+        if len(frame) > self.max_frame_bytes:
+            self.dead_letters.send(self._too_large(len(frame)), frame, received_us, link.endpoint)
+            return 0, None
         try:
             parsed = self.parse(frame, received_us)
+            trades = parsed.trades
+            # Encoded before anything is produced, so a frame is produced whole or dead-lettered whole.
+            encoded = [self.encode(record) for record in trades] if trades else ()
         except NormalizeError as exc:
             self.dead_letters.send(exc, frame, received_us, link.endpoint)
             return 0, None
-        trades = parsed.trades
+        except Exception as exc:  # noqa: BLE001 - the last-resort guard: no frame may stop the worker
+            self._parser_bug(exc, frame, received_us, link)
+            return 0, None
         if trades:
-            keys, topic, produce, encode, track = self._keys, self.topic, self.produce, self.encode, self.track
-            for record in trades:
+            keys, topic, produce, track = self._keys, self.topic, self.produce, self.track
+            for record, value in zip(trades, encoded, strict=True):
                 symbol = record["symbol"]
                 key = keys.get(symbol)
                 if key is None:
                     key = keys[symbol] = symbol.encode()
                 if track is not None:
                     track(symbol, record["trade_id"])
-                produce(topic, key, encode(record))
+                produce(topic, key, value)
             stats.trades += len(trades)
             stats.last_trade_lag_us = received_us - trades[-1]["timestamp"]
         for reject in parsed.rejects:
             self.dead_letters.send(reject, frame, received_us, link.endpoint)
         return len(trades), parsed.control
+
+    def oversize(self, link: Link, declared_length: int, prefix: bytes) -> None:
+        """A frame the connection refused to read (its header announced more than the limit)."""
+        self.stats.frames += 1
+        self.dead_letters.send(self._too_large(declared_length), prefix, time.time_ns() // 1000, link.endpoint,
+                               declared_length=declared_length)
+
+    def _too_large(self, length: int) -> NormalizeError:
+        return NormalizeError("frame_too_large", f"frame of {length} bytes exceeds K2_WORKERS_MAX_FRAME_BYTES="
+                                                 f"{self.max_frame_bytes}; raise it if the exchange really sends such frames")
+
+    def _parser_bug(self, exc: Exception, frame: bytes, received_us: int, link: Link) -> None:
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        site = f"{Path(where.filename).name}:{where.lineno}" if where else "?"
+        error = f"{type(exc).__name__} at {site}: {exc}"[:300]
+        self.log.throttled("error", "parser_bug", f"{type(exc).__name__}@{site}", 3600.0, error=error,
+                           action="the frame is in the DLQ as parser_bug; report it with that record")
+        self.dead_letters.send(NormalizeError("parser_bug", error), frame, received_us, link.endpoint)
 
 
 @dataclass
@@ -183,8 +222,9 @@ def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
         )
         sink.on_acked = recovery.on_acked
     handler = FrameHandler(exchange, encoder, sink, topic, dead_letters, stats,
-                           recovery.progress if recovery else None)
-    manager = ConnectionManager(exchange, settings, handler, stats, log)
+                           recovery.progress if recovery else None,
+                           max_frame_bytes=settings.max_frame_bytes, log=log)
+    manager = ConnectionManager(exchange, settings, handler, stats, log, on_oversize=handler.oversize)
 
     stop_metrics = None
     port = settings.metrics_port(name)
@@ -253,12 +293,20 @@ def main(argv: list[str] | None = None) -> int:
         description="Run one exchange worker (normally started by `k2 workers`). Settings: `k2 config`.",
     )
     parser.add_argument("exchange", choices=sorted(EXCHANGE_CLASSES))
+    parser.add_argument("--exit-reason-file", type=Path,
+                        help="on a configuration error, write its message here (the supervisor reads it)")
     args = parser.parse_args(argv)
     log = EventLog(exchange=args.exchange, stream=contracts.trade_topic(args.exchange))
     try:
         return run_worker(args.exchange, worker_settings(), log)
     except SettingsError as exc:
-        log.error("configuration_error", error=str(exc))
+        log.error("configuration_error", error=str(exc), exit_code=EXIT_CONFIG,
+                  action="fix the setting named in the error (`k2 config` lists them); restarting will not help")
+        if args.exit_reason_file is not None:
+            try:
+                args.exit_reason_file.write_text(str(exc))
+            except OSError as write_error:
+                log.warning("exit_reason_unwritten", path=str(args.exit_reason_file), error=str(write_error))
         return EXIT_CONFIG
     except Exception as exc:  # the supervisor restarts us; say why first
         log.error("worker_crashed", error=f"{type(exc).__name__}: {exc}")

@@ -14,6 +14,9 @@ from k2.config import load, register, require, setting
 from k2.settings import platform
 
 EXCHANGE_NAMES = ("binance", "kraken")
+# Below 4 KiB a Kraken snapshot (50 trades) would not fit; above 64 MiB one frame could
+# take a good part of the worker's memory ceiling.
+MIN_FRAME_BYTES, MAX_FRAME_BYTES = 4096, 64 * 1024 * 1024
 
 
 @register
@@ -88,6 +91,13 @@ class WorkerSettings:
         "WORKERS_KRAKEN_PING_INTERVAL_S",
         30.0,
         "Interval of Kraken application pings ({'method':'ping'}); Binance pings are answered, not sent.",
+    )
+    max_frame_bytes: int = setting(
+        "WORKERS_MAX_FRAME_BYTES",
+        1_048_576,
+        "Largest inbound WebSocket message in bytes (4096 to 67108864). A frame announcing more is "
+        "not read: it is dead-lettered as frame_too_large (with its length) and the connection is "
+        "replaced; a fragmented message that grows past it is dead-lettered the same way.",
     )
     memory_limit_mb: int = setting(
         "WORKERS_MEMORY_LIMIT_MB",
@@ -181,6 +191,8 @@ class WorkerSettings:
         require(self.binance_rest_url.startswith(("http://", "https://")), "BINANCE_REST_URL",
                 f"{self.binance_rest_url!r} is not an http:// or https:// URL")
         require(self.linger_ms >= 0, "WORKERS_LINGER_MS", "must be >= 0")
+        require(MIN_FRAME_BYTES <= self.max_frame_bytes <= MAX_FRAME_BYTES, "WORKERS_MAX_FRAME_BYTES",
+                f"must be {MIN_FRAME_BYTES}-{MAX_FRAME_BYTES} bytes, got {self.max_frame_bytes}")
         require(self.memory_limit_mb >= 0, "WORKERS_MEMORY_LIMIT_MB", "must be >= 0 (0 disables)")
         require(
             self.backoff_cap_s >= self.backoff_base_s,

@@ -23,8 +23,11 @@ import fastavro
 import pytest
 from hypothesis import strategies as st
 from worker_fuzzing import (
+    EXCHANGES,
     INTERESTING_BYTES,
+    REJECT_KINDS,
     SCALE,
+    TABLE,
     TALLIES,
     byte_edits,
     byte_flips,
@@ -44,36 +47,17 @@ from worker_fuzzing import (
 from k2 import contracts
 from workers.avro import TradeEncoder
 from workers.base import Exchange, Parsed
-from workers.binance import Binance
-from workers.kraken import Kraken
 from workers.normalize import NormalizeError
-from workers.symbols import SymbolTable
 
 MIN_CASES = 50_000
 RECEIVED_US = 1767225600200000
 MAX_ERROR_CHARS = 1000
 MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's, written out
 MAX_US = 253402300799999999  # 9999-12-31T23:59:59.999999Z
-REJECT_KINDS = {
-    "malformed_json", "not_utf8", "too_deeply_nested", "number_out_of_range", "unexpected_frame",
-    "bad_trade", "bad_decimal", "decimal_out_of_range", "bad_timestamp", "unknown_symbol",
-}
 CONTROL_KINDS = {"ack", "subscribe_error", "exchange_error", "heartbeat", "status", "pong", "server_shutdown"}
-TABLE = SymbolTable.shipped()
 SCHEMA = contracts.trade_schema()
 PARSED_SCHEMA = fastavro.parse_schema(SCHEMA)
 ENCODER = TradeEncoder(SCHEMA, 1)
-
-
-def binance() -> Exchange:
-    return Binance(["BTCUSDT", "ETHUSDT"], TABLE)
-
-
-def kraken() -> Exchange:
-    return Kraken(["BTC/USD", "ETH/USD"], TABLE)
-
-
-EXCHANGES = {"binance": binance, "kraken": kraken}
 
 
 def check_frame(exchange: Exchange, frame: str | bytes) -> Parsed | None:

@@ -10,6 +10,7 @@ def test_defaults_point_at_live_exchanges():
     assert s.kraken_urls == ("wss://ws.kraken.com/v2",)
     assert (s.binance_metrics_port, s.kraken_metrics_port) == (9101, 9102)
     assert s.connection_lifetime_s < 24 * 3600
+    assert s.max_frame_bytes == 1_048_576
 
 
 def test_comma_lists_and_numbers_are_parsed():
@@ -40,6 +41,9 @@ def test_comma_lists_and_numbers_are_parsed():
         ({"K2_WORKERS_COMPRESSION": "brotli"}, "K2_WORKERS_COMPRESSION"),
         ({"K2_KRAKEN_METRICS_PORT": "70000"}, "K2_KRAKEN_METRICS_PORT"),
         ({"K2_WORKERS_REFRESH_SYMBOLS": "maybe"}, "K2_WORKERS_REFRESH_SYMBOLS"),
+        ({"K2_WORKERS_MAX_FRAME_BYTES": "4095"}, "K2_WORKERS_MAX_FRAME_BYTES: must be 4096-67108864"),
+        ({"K2_WORKERS_MAX_FRAME_BYTES": "67108865"}, "K2_WORKERS_MAX_FRAME_BYTES"),
+        ({"K2_WORKERS_MAX_FRAME_BYTES": "1MB"}, "K2_WORKERS_MAX_FRAME_BYTES"),
     ],
 )
 def test_bad_values_name_the_variable(env, fragment):

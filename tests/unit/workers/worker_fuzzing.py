@@ -21,10 +21,34 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from workers.base import Exchange
+from workers.binance import Binance
+from workers.kraken import Kraken
+from workers.symbols import SymbolTable
+
 FRAMES_DIR = Path(__file__).with_name("frames")
 SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
 CAMPAIGN = SCALE > 1
 CAMPAIGN_SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**32))
+
+
+TABLE = SymbolTable.shipped()
+# Every kind a parser may reject a frame or a trade with (the dead letter's error_kind).
+REJECT_KINDS = {
+    "malformed_json", "not_utf8", "too_deeply_nested", "number_out_of_range", "unexpected_frame",
+    "bad_trade", "bad_decimal", "decimal_out_of_range", "bad_timestamp", "unknown_symbol",
+}
+
+
+def binance() -> Exchange:
+    return Binance(["BTCUSDT", "ETHUSDT"], TABLE)
+
+
+def kraken() -> Exchange:
+    return Kraken(["BTC/USD", "ETH/USD"], TABLE)
+
+
+EXCHANGES = {"binance": binance, "kraken": kraken}
 
 
 def recorded_frames(exchange: str) -> list[bytes]:
