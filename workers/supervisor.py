@@ -6,19 +6,28 @@ supervisor is running is restarted after ``min(cap, base * 2**(n-1))`` seconds w
 jitter, where ``n`` counts consecutive short-lived runs (a child that ran for a minute
 starts over at the base delay). SIGTERM/SIGINT are forwarded to every child, which
 flush and exit; children still running after the grace period are killed.
+
+A worker that exits with :data:`~workers.exits.EXIT_CONFIG` has a setting that no
+restart can fix: it is not restarted, and the supervisor logs the error the worker
+wrote to its ``--exit-reason-file`` and the setting it names. When no worker is left
+running, the supervisor stops and exits with that code too.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from workers.exits import DESCRIPTIONS, EXIT_CONFIG, EXIT_OK
 from workers.log import EventLog
 
 HEALTHY_RUN_S = 60.0  # a child that lived this long resets its restart backoff
@@ -36,6 +45,8 @@ class Child:
     restarts: int = 0
     history: list[int] = field(default_factory=list)  # exit codes, newest last
     stop_last: bool = False  # e.g. the simulator: workers flush before it goes away
+    reason_file: Path | None = None  # where the child writes why it exits with EXIT_CONFIG
+    gave_up: bool = False  # exited with a configuration error: not restarted
 
 
 class Supervisor:
@@ -56,12 +67,15 @@ class Supervisor:
         self.grace_s = grace_s
         self.rng = rng or random.Random()
         self.stopping = False
+        self.exit_code = EXIT_OK
 
     def backoff(self, failures: int) -> float:
         delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** max(0, failures - 1))
         return delay * self.rng.uniform(0.75, 1.0)
 
     def start(self, child: Child) -> None:
+        if child.reason_file is not None:
+            child.reason_file.unlink(missing_ok=True)  # a reason left by an earlier run is not this one's
         child.process = subprocess.Popen(child.argv, env=child.env)
         child.started_at = time.monotonic()
         child.restart_at = None
@@ -75,6 +89,9 @@ class Supervisor:
                 code = proc.returncode
                 child.history.append(code)
                 child.process = None
+                if code == EXIT_CONFIG:
+                    self._give_up(child, proc.pid)
+                    continue
                 ran = now - child.started_at
                 child.failures = 1 if ran >= HEALTHY_RUN_S else child.failures + 1
                 delay = self.backoff(child.failures)
@@ -85,6 +102,19 @@ class Supervisor:
             if child.process is None and child.restart_at is not None and now >= child.restart_at:
                 child.restarts += 1
                 self.start(child)
+
+    def _give_up(self, child: Child, pid: int) -> None:
+        child.gave_up, child.restart_at = True, None
+        error = _read_reason(child.reason_file)
+        settings = sorted(set(re.findall(r"\bK2_[A-Z0-9_]+", error)))
+        self.log.error("child_config_error", child=child.name, pid=pid, exit_code=EXIT_CONFIG, error=error,
+                       settings=settings, action=f"fix {' and '.join(settings) or 'the settings'} (`k2 config` "
+                       "shows them) and start again; the worker is not restarted")
+        workers = [c for c in self.children if not c.stop_last]
+        if all(c.gave_up for c in workers):
+            self.log.error("supervisor_stopping", reason="every worker exited with a configuration error",
+                           exit_code=EXIT_CONFIG)
+            self.exit_code, self.stopping = EXIT_CONFIG, True
 
     def run(self, poll_s: float = 0.2) -> int:
         def on_signal(signum: int, _frame: object) -> None:
@@ -106,7 +136,7 @@ class Supervisor:
             self._stop([c for c in self.children if c.stop_last == last])
         codes = {c.name: (c.process.returncode if c.process else None) for c in self.children}
         self.log.info("supervisor_stopped", exit_codes=codes)
-        return 0
+        return self.exit_code
 
     def _stop(self, children: list[Child]) -> None:
         running = [c for c in children if c.process is not None and c.process.poll() is None]
@@ -126,11 +156,20 @@ class Supervisor:
 def _describe_exit(code: int) -> str:
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
-    return {0: "exited", 2: "configuration error", 3: "memory ceiling"}.get(code, "crashed")
+    return DESCRIPTIONS.get(code, "crashed")
+
+
+def _read_reason(path: Path | None) -> str:
+    try:
+        return path.read_text().strip() if path is not None else ""
+    except OSError:
+        return ""  # the worker's own configuration_error log line still has it
 
 
 def worker_child(exchange: str, env: Mapping[str, str]) -> Child:
-    return Child(exchange, [sys.executable, "-m", "workers.run", exchange], dict(env))
+    reason_file = Path(tempfile.gettempdir()) / f"k2-worker-{exchange}-{os.getpid()}.exit-reason"
+    argv = [sys.executable, "-m", "workers.run", exchange, "--exit-reason-file", str(reason_file)]
+    return Child(exchange, argv, dict(env), reason_file=reason_file)
 
 
 def simulator_env(base: Mapping[str, str], port: int) -> dict[str, str]:
