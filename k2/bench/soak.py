@@ -154,6 +154,8 @@ class Maintenance(threading.Thread):
     def run(self) -> None:
         while not self.stop_event.wait(self.every):
             for job, args in self.jobs.items():
+                if self.stop_event.is_set():  # the soak is over: do not start another job
+                    return
                 began = self.clock()
                 result = self.pipe.spark_job(job, *args, timeout=1800)
                 tail = (result.stdout + result.stderr).strip().splitlines()
