@@ -21,6 +21,7 @@ This module fills it:
 
 from __future__ import annotations
 
+import http.client
 import queue
 import threading
 import time
@@ -134,7 +135,9 @@ def fetch_gap(
         stats.backfill_requests += 1
         try:
             status, answer_headers, body = fetch(url, headers, TIMEOUT_S)
-        except (OSError, ValueError) as exc:  # URLError, timeouts, refused, bad URL
+        # URLError, timeouts, refused, bad URL; a body cut short (IncompleteRead) or a
+        # malformed status line or header is an HTTPException, which is neither.
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             status, answer_headers, body, problem = 0, {}, b"", f"{type(exc).__name__}: {exc}"
         else:
             problem = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
@@ -159,6 +162,8 @@ def fetch_gap(
             else:
                 if not page.ids:  # REST may trail the stream by a moment
                     page, problem = None, f"no trades from id {next_id} yet"
+                elif max(page.ids) < next_id:  # paging on would never end
+                    page, problem = None, f"bad_rest_response: ids {min(page.ids)}..{max(page.ids)} are below fromId {next_id}"
         if page is None:
             failures += 1
             if failures >= MAX_ATTEMPTS:
@@ -169,12 +174,13 @@ def fetch_gap(
                 return
             continue
         failures = 0
-        if page.ids[0] > next_id:
-            yield Unavailable(gap, next_id, min(gap.last, page.ids[0] - 1))
-        wanted = [r for r in page.records if int(r["trade_id"]) <= gap.last]
+        first, last = min(page.ids), max(page.ids)  # REST lists them ascending; nothing here relies on it
+        if first > next_id:
+            yield Unavailable(gap, next_id, min(gap.last, first - 1))
+        wanted = [r for r in page.records if next_id <= int(r["trade_id"]) <= gap.last]
         page.records = wanted
         yield Page(gap, page, time.time_ns() // 1000, url)
-        next_id = page.ids[-1] + 1
+        next_id = last + 1
     yield Done(gap, requests, throttled, round(time.monotonic() - started, 3))
 
 
@@ -222,10 +228,26 @@ class Backfiller:
             gap = self._gaps.get()
             if gap is None:
                 return
+            if not self._fill(gap):
+                return
+
+    def _fill(self, gap: Gap) -> bool:
+        """Fetch one gap; False when stopping. An unexpected exception must not end the
+        thread silently (every later gap would wait forever): it fails this gap, which
+        the main thread logs, counts and retries after its backoff like any failure."""
+        next_id = gap.first
+        try:
             for event in fetch_gap(gap, self.exchange, self.rest_url, self.page_limit, self.fetch,
                                    self._sleep, self.stats):
+                if isinstance(event, Page) and event.page.ids:
+                    next_id = max(next_id, max(event.page.ids) + 1)
                 if not self._put(event):
-                    return
+                    return False
+        except Exception as exc:  # noqa: BLE001 - the thread's last-resort guard
+            self.stats.errors["backfill_bug"] += 1
+            reason = f"backfill_bug: {type(exc).__name__}: {exc}"[:300]
+            return self._put(Failed(gap, min(next_id, gap.last), reason, 0))
+        return True
 
 
 class GapFiller:

@@ -149,7 +149,7 @@ class Binance(Exchange):
             items = _decode_rest_page(body)
         except DECODE_ERRORS:  # some element is not a trade, or the body is not JSON at all
             return self._parse_rest_items(body, symbol, received_us)
-        page = RestPage(ids=[t.id for t in items])
+        page = RestPage(ids=[t.id for t in items if 0 <= t.id <= MAX_TRADE_ID])  # others are rejected below
         for t in items:
             try:
                 page.records.append(self._rest_record(t, symbol, received_us))
@@ -175,7 +175,8 @@ class Binance(Exchange):
                 if isinstance(item, dict) and type(item.get("id")) is int and 0 <= item["id"] <= MAX_TRADE_ID:
                     page.ids.append(item["id"])
                 continue
-            page.ids.append(trade.id)
+            if 0 <= trade.id <= MAX_TRADE_ID:  # an id out of range is rejected below, not paged on
+                page.ids.append(trade.id)
             try:
                 page.records.append(self._rest_record(trade, symbol, received_us))
             except NormalizeError as exc:

@@ -1,0 +1,136 @@
+"""Fuzzing the REST backfill: any historicalTrades answer ends as records, rejects or a
+failed request, and the backfill thread survives whatever its fetch raises."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.parse
+
+from hypothesis import strategies as st
+from test_fuzz_frames import check_contract
+from worker_fuzzing import (
+    REJECT_KINDS,
+    SCALE,
+    binance,
+    byte_edits,
+    fuzz,
+    structure_mutations,
+    sweep,
+    truncations,
+)
+
+from workers.backfill import Backfiller, Done, Failed, Page, Unavailable, fetch_gap
+from workers.normalize import NormalizeError
+from workers.progress import Gap
+from workers.stats import WorkerStats
+
+# As Binance answers GET /api/v3/historicalTrades?symbol=BTCUSDT&fromId=5123456789&limit=3
+RECORDED = [
+    b'[{"id":5123456789,"price":"94250.01000000","qty":"0.00210000","quoteQty":"197.92502100",'
+    b'"time":1767225600120000,"isBuyerMaker":true,"isBestMatch":true},'
+    b'{"id":5123456790,"price":"94250.02000000","qty":"0.10000000","quoteQty":"9425.00200000",'
+    b'"time":1767225600121500,"isBuyerMaker":false,"isBestMatch":true},'
+    b'{"id":5123456791,"price":"94249.99000000","qty":"1.00000000","quoteQty":"94249.99000000",'
+    b'"time":1767225600123000,"isBuyerMaker":true,"isBestMatch":true}]',
+    b'{"code":-1121,"msg":"Invalid symbol."}',
+    b"[]",
+]
+GAP = Gap(1, "BTCUSDT", 5123456789, 5123456791, "stream")
+EXCHANGE = binance()
+
+
+def check_body(body: bytes) -> None:
+    exchange = EXCHANGE
+    try:
+        page = exchange.parse_rest_trades(body, "BTCUSDT", 1)
+    except NormalizeError as exc:
+        assert exc.kind == "bad_rest_response" and len(str(exc)) <= 1000, exc
+        return
+    for record in page.records:
+        check_contract(exchange, record)
+        assert int(record["trade_id"]) in page.ids
+    for error, raw in page.rejects:
+        assert error.kind in REJECT_KINDS and isinstance(raw, bytes)
+        json.loads(raw)  # the dead letter keeps the item as JSON
+    assert all(type(i) is int and 0 <= i < 2**63 for i in page.ids)
+
+
+def test_every_truncation_and_byte_edit_of_recorded_answers():
+    assert sweep("rest_truncations", "binance", truncations(RECORDED), check_body) == sum(map(len, RECORDED))
+    assert sweep("rest_byte_edits", "binance", byte_edits(RECORDED), check_body) > 10_000
+
+
+def test_random_and_mutated_answers():
+    assert fuzz("rest_random_bytes", "binance", st.binary(max_size=300), check_body, 500) >= 500 * SCALE
+    assert fuzz("rest_structure", "binance", structure_mutations(RECORDED), check_body, 1000) >= 1000 * SCALE
+
+
+answers = st.tuples(
+    st.sampled_from([200, 200, 200, 418, 429, 500, 503]),
+    st.sampled_from([{}, {"Retry-After": "1"}, {"Retry-After": "x"}, {"Retry-After": "1e9"}]),
+    st.one_of(structure_mutations(RECORDED[:1]), st.sampled_from(RECORDED), st.binary(max_size=50)),
+)
+
+
+def test_fetch_gap_ends_on_any_sequence_of_answers():
+    """Whatever REST answers, paging ends (Done or Failed) within a bounded number of requests."""
+
+    def check(script: list) -> None:
+        script = list(script)
+        requests = []
+
+        def fetch(url: str, headers: dict, timeout_s: float):
+            requests.append(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["fromId"][0])
+            return script.pop(0) if script else (200, {}, b"[]")
+
+        events = list(fetch_gap(GAP, binance(), "http://rest.test", 1000, fetch, lambda s: True, WorkerStats("b")))
+        assert isinstance(events[-1], Done | Failed) and len(requests) <= 30, (events[-1], len(requests))
+        assert all(isinstance(e, Page | Unavailable) for e in events[:-1])
+        for page in (e for e in events if isinstance(e, Page)):
+            assert all(GAP.first <= int(r["trade_id"]) <= GAP.last for r in page.page.records)
+
+    assert fuzz("rest_fetch_gap", "binance", st.lists(answers, max_size=8), check, 500) >= 500 * SCALE
+
+
+def test_a_page_of_ids_below_from_id_fails_instead_of_paging_forever():
+    stale = RECORDED[0].replace(b"51234567", b"41234567")
+    events = list(fetch_gap(GAP, binance(), "http://rest.test", 1000, lambda u, h, t: (200, {}, stale),
+                            lambda s: True, WorkerStats("b")))
+    (failed,) = events
+    assert isinstance(failed, Failed) and "below fromId 5123456789" in failed.reason
+
+
+def test_a_body_cut_short_is_a_failed_request_not_a_dead_thread():
+    def fetch(url: str, headers: dict, timeout_s: float):
+        raise http.client.IncompleteRead(b"[{", 100)
+
+    events = list(fetch_gap(GAP, binance(), "http://rest.test", 1000, fetch, lambda s: True, WorkerStats("b")))
+    (failed,) = events
+    assert isinstance(failed, Failed) and "IncompleteRead" in failed.reason
+
+
+def test_the_backfill_thread_survives_an_unexpected_exception_and_serves_the_next_gap():
+    calls = []
+
+    def fetch(url: str, headers: dict, timeout_s: float):
+        calls.append(url)
+        if len(calls) == 1:
+            raise RuntimeError("surprise")
+        return 200, {}, RECORDED[0]
+
+    stats = WorkerStats("binance")
+    backfiller = Backfiller(binance(), "http://rest.test", 1000, stats, fetch=fetch)
+    backfiller.start()
+    try:
+        backfiller.submit(GAP)
+        failed = backfiller.results.get(timeout=10)
+        backfiller.submit(GAP)
+        page, done = backfiller.results.get(timeout=10), backfiller.results.get(timeout=10)
+    finally:
+        backfiller.stop()
+    assert isinstance(failed, Failed) and failed.reason == "backfill_bug: RuntimeError: surprise"
+    assert failed.next_id == GAP.first and stats.errors["backfill_bug"] == 1
+    assert isinstance(page, Page) and [r["trade_id"] for r in page.page.records] == ["5123456789", "5123456790",
+                                                                                    "5123456791"]
+    assert isinstance(done, Done)
