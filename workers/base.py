@@ -44,7 +44,9 @@ class Exchange(ABC):
     name: ClassVar[str]  # contracts.Exchange.name, e.g. "binance"
     enum_symbol: ClassVar[str]  # the v3 schema's Exchange enum symbol, e.g. "BINANCE"
     sends_heartbeats: ClassVar[bool]  # whether idle connections still deliver data frames
-    # Consecutive trade ids per symbol and a REST history to fill gaps from (workers.backfill).
+    # Trade ids consecutive per symbol: a jump is a gap, detected and counted (workers.progress).
+    sequential_ids: ClassVar[bool] = False
+    # And a REST history to fill gaps from (workers.backfill).
     backfills: ClassVar[bool] = False
 
     def __init__(self, symbols: Sequence[str], table: SymbolTable):

@@ -88,6 +88,7 @@ class Binance(Exchange):
     name = "binance"
     enum_symbol = "BINANCE"
     sends_heartbeats = False
+    sequential_ids = True
     backfills = True
 
     def __init__(self, symbols: Sequence[str], table: SymbolTable, *, microseconds: bool = True):

@@ -9,7 +9,8 @@ A frame on ``wss://ws.kraken.com/v2`` after subscribing::
 ``price``/``qty`` are JSON numbers: decoded straight from their text into Decimal,
 never through float. One frame may batch several trades; a ``snapshot`` replays the
 last trades on every (re)subscribe, which yields duplicates with equal message_id.
-``side`` is the taker side. Control frames: one subscribe ack per symbol
+``side`` is the taker side. ``trade_id`` is sequential per symbol, so a jump is a gap:
+counted and logged like Binance's (:mod:`workers.progress`), not yet backfilled. Control frames: one subscribe ack per symbol
 (``success:false`` carries ``error``), ``{"channel":"heartbeat"}`` about once a second,
 ``status`` on connect, and ``pong`` answering our application ``ping``. v1 names
 (``XBT``, ``XDG``) are normalized to ``BTC``/``DOGE``.
@@ -61,6 +62,7 @@ class Kraken(Exchange):
     name = "kraken"
     enum_symbol = "KRAKEN"
     sends_heartbeats = True
+    sequential_ids = True  # trade_id is sequential per book; REST backfill (Trades) is still to come
 
     def normalize_symbol(self, symbol: str) -> str:
         return self.table.normalize_kraken(symbol)

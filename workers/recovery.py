@@ -1,9 +1,11 @@
-"""Wiring of loss recovery for exchanges with consecutive ids and a REST history (Binance).
+"""Wiring of loss recovery for exchanges with consecutive trade ids (Binance, Kraken).
 
 Ties together :class:`~workers.progress.Progress` (fed by the frame handler and by
 Kafka's delivery callbacks), the state file it is saved to, and the backfill
 (:mod:`workers.backfill`), so :mod:`workers.run` only calls :meth:`Recovery.turn`
-every loop turn and :meth:`Recovery.close` at the end.
+every loop turn and :meth:`Recovery.close` at the end. An exchange without a REST
+backfill (Kraken, for now) still gets every gap detected, across restarts too, and
+counted and logged as lost.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from workers.avro import trade_id_of
 from workers.backfill import Backfiller, GapFiller
+from workers.base import Exchange
 from workers.binance import Binance
 from workers.dlq import DeadLetters
 from workers.log import EventLog
@@ -48,7 +51,7 @@ def backfill_blocker(settings: WorkerSettings, exchange: str) -> str:
 
 
 class Recovery:
-    def __init__(self, exchange: Binance, settings: WorkerSettings, topic: str,
+    def __init__(self, exchange: Exchange, settings: WorkerSettings, topic: str,
                  produce: Callable[[dict], None], dead_letters: DeadLetters, stats: WorkerStats, log: EventLog):
         name = exchange.name
         self.topic = topic
@@ -57,7 +60,8 @@ class Recovery:
                                {"exchange": name, "topic": topic, "rest_url": settings.rest_url(name)}, log)
         floors = {s: m for s, m in self.state.load().items() if s in exchange.pairs}
         self.progress = Progress(floors)
-        blocker = backfill_blocker(settings, name)
+        blocker = backfill_blocker(settings, name) if isinstance(exchange, Binance) else (
+            f"{name} has no REST backfill yet")
         self.backfiller: Backfiller | None = None
         if blocker:
             log.warning("backfill_unavailable", reason=blocker,

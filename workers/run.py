@@ -214,7 +214,7 @@ def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
     dead_letters = DeadLetters(name, lambda key, value: sink.produce(dlq_topic, key, value), log)
     dead_letters.by_kind = stats.dead_letters
     recovery = None
-    if isinstance(exchange, Binance) and exchange.backfills:
+    if exchange.sequential_ids:
         recovery = Recovery(
             exchange, settings, topic,
             lambda record: sink.produce(topic, record["symbol"].encode(), encoder.encode(record)),
