@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.k2-installed
 
-.PHONY: help setup run stop test test-faults test-unit bench lint lock
+.PHONY: help setup run stop test test-faults test-unit fuzz bench lint lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
@@ -39,6 +39,10 @@ test-faults: setup  ## only the fault matrix (kill -9 of every component while t
 
 test-unit: setup  ## only the unit tier (no services needed)
 	@$(BIN)/python -m pytest -m "not integration and not dags and not e2e" tests
+
+fuzz: setup  ## long fuzzing campaign of the worker parsers: FUZZ_SCALE (default 20) x the unit tier's examples, new seed each run (FUZZ_SEED=n repeats one); prints cases/s and any failure, minimized
+	@FUZZ_SCALE=$(or $(FUZZ_SCALE),20) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	  tests/unit/workers/test_fuzz_frames.py tests/unit/workers/test_fuzz_backfill.py tests/unit/workers/test_frame_handler.py
 
 bench: setup  ## measure every SPEC §8 figure (BENCH_ARGS="--only latency" for a subset)
 	@scripts/run-bench.sh $(BENCH_ARGS)
