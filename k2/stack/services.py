@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from k2.settings import PlatformSettings, fresh_platform
-from k2.stack import airflow, artifacts, kafka, postgres, registry, spark, workers
+from k2.stack import airflow, artifacts, kafka, postgres, registry, spark, spark_cds, workers
 from k2.stack.errors import StackError
 from k2.stack.process import Service
 from k2.stack.progress import say
@@ -41,6 +41,9 @@ def up(groups: Sequence[str] = GROUPS, spark_standalone: bool = False) -> Platfo
     if "registry" in groups:
         registry.service(s).start()
     spark.write_conf(s)
+    if "spark" in groups and spark_cds.ensure_archive(s, spark.base_java_options(s.spark_conf_dir),
+                                                      lambda m: say(f"spark: {m}")):
+        spark.write_conf(s)  # with the archive, built just now or already there
     if "spark" in groups and spark_standalone:
         for svc in spark.standalone_services(s):
             svc.start()

@@ -3,7 +3,9 @@
 Every ``spark-submit`` (ours, the tests', Airflow's SparkSubmitOperator) reads
 ``$SPARK_CONF_DIR/spark-defaults.conf``, written here, so jobs need no per-job flags.
 The master is ``K2_SPARK_MASTER`` (``local[2]`` by default); ``k2 stack up
---spark-standalone`` also runs a standalone master and worker on 127.0.0.1.
+--spark-standalone`` also runs a standalone master and worker on 127.0.0.1. Once
+``k2 stack up`` has built the class-data archive (:mod:`k2.stack.spark_cds`), the
+driver's JVM flags point at it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from k2.settings import PlatformSettings, env_for_children
+from k2.stack import spark_cds
 from k2.stack.artifacts import spark_jars
 from k2.stack.errors import StackError
 from k2.stack.process import Service
@@ -67,6 +70,10 @@ def catalog_conf(s: PlatformSettings) -> dict[str, str]:
     return conf
 
 
+def base_java_options(conf_dir: Path) -> str:
+    return f"-Dlog4j2.configurationFile={conf_dir / 'log4j2.properties'}"
+
+
 def defaults(s: PlatformSettings, conf_dir: Path) -> dict[str, str]:
     # The jars go on the JVM class path, not in spark.jars: spark.jars makes every Spark
     # process copy all of them (~120 MB, Iceberg's AWS bundle alone is 64 MB) into its
@@ -79,14 +86,18 @@ def defaults(s: PlatformSettings, conf_dir: Path) -> dict[str, str]:
         "spark.driver.memory": s.spark_driver_memory,
         "spark.driver.host": s.bind_host,
         "spark.driver.bindAddress": s.bind_host,
-        "spark.driver.extraClassPath": classpath,
+        # Spark's own jars again, explicitly, ahead of $SPARK_CONF_DIR (which spark-submit
+        # puts between the extra class path and its jars): the class-data archive may only
+        # hold classes from entries before the first non-empty folder on the class path.
+        "spark.driver.extraClassPath": os.pathsep.join(str(p) for p in spark_cds.driver_class_path(s)),
         "spark.executor.extraClassPath": classpath,
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         "spark.sql.defaultCatalog": s.catalog_name,
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.showConsoleProgress": "false",
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={conf_dir / 'log4j2.properties'}",
+        "spark.driver.extraJavaOptions": " ".join(filter(None, [base_java_options(conf_dir),
+                                                                 spark_cds.java_options(s)])),
     }
     conf.update(catalog_conf(s))
     return conf
