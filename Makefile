@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.k2-installed
 
-.PHONY: help setup run stop test test-faults test-unit fuzz bench lint lock
+.PHONY: help setup run stop test test-faults test-clock test-unit fuzz bench lint lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | expand -t 14
@@ -36,6 +36,11 @@ test: setup  ## run every test tier against a real local stack (starts and stops
 test-faults: setup  ## only the fault matrix (kill -9 of every component while trades flow; ~4 min; also in make test)
 	@$(BIN)/k2 stack up postgres kafka registry spark
 	@$(BIN)/python -m pytest -m faults tests
+
+test-clock: setup  ## the calendar-dependent tests as if it were 00:05, 01:30 and 23:55 UTC (FAKE_NOW=01:30 make test: the whole suite)
+	@$(BIN)/k2 stack up postgres kafka registry spark
+	@for t in 00:05 01:30 23:55; do echo "[k2] test-clock: --fake-now $$t"; \
+	  $(BIN)/python -m pytest -m clock --fake-now $$t tests || exit 1; done
 
 test-unit: setup  ## only the unit tier (no services needed)
 	@$(BIN)/python -m pytest -m "not integration and not dags and not e2e" tests

@@ -7,6 +7,7 @@ they fail with a message saying how to start it (never silently skipped).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,14 @@ sys.path.insert(0, str(REPO_ROOT / "plugins"))  # Airflow adds plugins/ to sys.p
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 
+TIERS = ("faults", "e2e", "dags", "integration")  # a test counts in the first tier it is marked with
+_tier_seconds: dict[str, float] = {}
+_tier_tests: dict[str, set[str]] = {}
+
+
 def pytest_addoption(parser):
+    parser.addoption("--tier-times", default=None, metavar="FILE",
+                     help="also write the per-tier timing summary as JSON to FILE (make test prints it)")
     parser.addoption(
         "--fake-now", default=None, metavar="HH:MM|ISO",
         help="run the calendar-dependent tests (marker 'clock') as if it were this UTC time: "
@@ -100,6 +108,25 @@ def airflow_cli(stack):
         return run_cli(stack, list(args), capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+def pytest_runtest_logreport(report):
+    tier = next((t for t in TIERS if t in report.keywords), "unit")
+    _tier_seconds[tier] = _tier_seconds.get(tier, 0.0) + report.duration  # setup + call + teardown
+    _tier_tests.setdefault(tier, set()).add(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not _tier_seconds:
+        return
+    terminalreporter.section("time per tier (setup + test + teardown)")
+    order = [t for t in (*TIERS[::-1], "unit") if t in _tier_seconds]
+    rows = {t: {"seconds": round(_tier_seconds[t], 1), "tests": len(_tier_tests[t])} for t in order}
+    for tier, row in rows.items():
+        terminalreporter.write_line(f"{tier:<12} {row['seconds']:>8.1f} s  {row['tests']:>4} tests")
+    path = config.getoption("--tier-times")
+    if path:
+        Path(path).write_text(json.dumps(rows))
 
 
 def pytest_collection_modifyitems(config, items):
