@@ -3,11 +3,12 @@
 Every connection of an exchange sees the same tape, like on a real venue, so a
 rotation overlap yields true duplicates (same trade ids) and a gap would be visible.
 Prices and quantities are generated as decimal text, the form exchanges send. A
-bounded archive per symbol backs Binance's REST trade history (gap backfill).
+bounded archive per symbol backs the REST trade histories (gap backfill).
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import random
 from collections import deque
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 SNAPSHOT_DEPTH = 50  # Kraken replays the last 50 trades on subscribe
-ARCHIVE_DEPTH = 10_000  # trades per symbol kept for Binance's REST history (bounded memory)
+ARCHIVE_DEPTH = 10_000  # trades per symbol kept for the REST histories (bounded memory)
 
 _REFERENCE_PRICES = {"BTC": "94250", "ETH": "3300", "BNB": "690", "SOL": "190", "XRP": "2.2", "DOGE": "0.32"}
 
@@ -79,6 +80,14 @@ class Tape:
         if not archive:
             return []
         start = max(0, from_id - archive[0].trade_id)
+        return list(itertools.islice(archive, start, start + limit))
+
+    def after_ns(self, symbol: str, since_ns: int, limit: int) -> list[SimTrade]:
+        """Up to ``limit`` archived trades of ``symbol`` with time (as ns) > ``since_ns``, ascending
+        (Kraken's ``since``); from the oldest archived trade when ``since_ns`` is older."""
+        archive = self.archive[symbol]
+        # A trade's time as ns is ts_us * 1000, so "> since_ns" is "ts_us > since_ns // 1000".
+        start = bisect.bisect_right(archive, since_ns // 1000, key=lambda t: t.ts_us)
         return list(itertools.islice(archive, start, start + limit))
 
     def latest(self, symbol: str, limit: int) -> list[SimTrade]:

@@ -1,4 +1,4 @@
-"""Binance's REST trade history, served by the simulator on its WebSocket port.
+"""Binance's and Kraken's REST trade history, served by the simulator on its WebSocket port.
 
 Binance lets a client recover trades it missed (``docs/exchanges.md``):
 
@@ -86,4 +86,75 @@ def binance_trades(path: str, query: Mapping[str, list[str]], headers: Mapping[s
     microseconds = str(headers.get("X-MBX-TIME-UNIT", "")).upper() == "MICROSECOND"
     trades = tape.latest(symbol, limit) if start is None else tape.since(symbol, start, limit)
     body = json.dumps([rest_trade(t, microseconds) for t in trades], separators=(",", ":"))
+    return RestReply(200, body, {}, trades)
+
+
+# Kraken ---------------------------------------------------------------------------
+#
+# ``GET /0/public/Trades?pair=XBTUSD&since=<ns>&count=1000`` answers HTTP 200 with
+# ``{"error":[],"result":{"XBTUSD":[[price, volume, time, side, ordertype, misc, trade_id], ...],
+# "last":"<ns>"}}``: trades with time > ``since`` (ns, exclusive), ascending, at most
+# ``count`` (default and most 1000); ``last`` is the ns time of the last one listed. The
+# real venue keys the list by its internal name (``XXBTZUSD``); the simulator by the
+# pair asked for, which clients must not rely on either way. Errors come with HTTP 200 in
+# ``error``. History older than the archive is not served: the answer starts at the
+# oldest archived trade, as if nothing older existed.
+
+KRAKEN_TRADES = "/0/public/Trades"
+KRAKEN_MAX_COUNT = 1000
+
+
+def kraken_error(*errors: str) -> RestReply:
+    return RestReply(200, json.dumps({"error": list(errors)}))
+
+
+def kraken_rate_limited() -> RestReply:
+    return kraken_error("EAPI:Rate limit exceeded")
+
+
+def kraken_rest_trade(t: SimTrade) -> list:
+    seconds = f"{t.ts_us // 1_000_000}.{t.ts_us % 1_000_000:06d}"
+    # time is a JSON number written with its µs digits (json.dumps would round a float).
+    return [t.price, t.qty, _Raw(seconds), "b" if t.taker == "buy" else "s", "m", "",  # the stream says ord_type "market"
+            t.trade_id]
+
+
+class _Raw(str):
+    """A number kept as its text, spliced into the JSON unquoted."""
+
+
+def kraken_pair_symbols(symbols: list[str], aliases: Mapping[str, str]) -> dict[str, str]:
+    """REST ``pair`` names accepted for each tape symbol: ``XBTUSD`` (altname), ``BTCUSD``, ``BTC/USD``."""
+    reverse = {ours: theirs for theirs, ours in aliases.items()}
+    names: dict[str, str] = {}
+    for symbol in symbols:
+        base, _, quote = symbol.partition("/")
+        for name in (symbol, base + quote, reverse.get(base, base) + reverse.get(quote, quote)):
+            names[name.upper()] = symbol
+    return names
+
+
+def kraken_trades(path: str, query: Mapping[str, list[str]], tape: Tape, pairs: Mapping[str, str]) -> RestReply:
+    """Answer one Trades GET from ``tape`` (``pairs``: :func:`kraken_pair_symbols`)."""
+    if path != KRAKEN_TRADES:
+        return kraken_error(f"EGeneral:Unknown method {path}")
+    pair = (query.get("pair") or [""])[0]
+    if not pair:
+        return kraken_error("EGeneral:Invalid arguments:pair")
+    symbol = pairs.get(pair.upper())
+    if symbol is None:
+        return kraken_error("EQuery:Unknown asset pair")
+    try:
+        since = int((query.get("since") or ["0"])[0])
+        count = int((query.get("count") or [str(KRAKEN_MAX_COUNT)])[0])
+    except ValueError:
+        return kraken_error("EGeneral:Invalid arguments")
+    if not 1 <= count <= KRAKEN_MAX_COUNT:
+        return kraken_error("EGeneral:Invalid arguments:count")
+    trades = tape.after_ns(symbol, since, count)
+    last = trades[-1].ts_us * 1000 if trades else since
+    items = ",".join(
+        "[" + ",".join(str(v) if isinstance(v, _Raw | int) else json.dumps(v) for v in kraken_rest_trade(t)) + "]"
+        for t in trades)
+    body = f'{{"error":[],"result":{{{json.dumps(pair)}:[{items}],"last":"{last}"}}}}'
     return RestReply(200, body, {}, trades)

@@ -9,13 +9,15 @@ One server on 127.0.0.1 serves both protocols by path, like the real hosts do:
   unknown or v1 names, snapshot of the last 50 trades on subscribe, batched trades,
   heartbeats every second, application ping/pong).
 
-Plain HTTP GETs on the same port answer Binance's REST trade history
-(``/api/v3/historicalTrades``, ``/api/v3/trades``, see :mod:`workers.simulator.rest`)
-from the same tape, for gap backfill.
+Plain HTTP GETs on the same port answer the REST trade histories from the same tape,
+for gap backfill: Binance ``/api/v3/historicalTrades`` and ``/api/v3/trades``, Kraken
+``/0/public/Trades`` (see :mod:`workers.simulator.rest`).
 
 Faults are configurable per connection (lifetime cut-off, serverShutdown, abrupt
-disconnect, silent stall, Binance trades silently left out of the stream) and per
-frame (malformed frames, duplicate trades), all from a seed; REST can answer 429.
+disconnect, silent stall, trades silently left out of the stream) and per frame
+(malformed frames, duplicate trades), all from a seed; REST can answer as rate-limited
+(Binance 429, Kraken ``EAPI:Rate limit exceeded``) and serves only ``rest_history``
+trades per symbol.
 The record (JSON lines) lists every trade the market published (``published``: the
 ground truth of a complete history) and exactly what each connection was sent:
 every trade with its wire text, every trade left out (``dropped``), every bad frame,
@@ -60,7 +62,8 @@ class SimulatorConfig:
     malformed_rate: float = 0.0  # chance per trade frame of an extra malformed frame
     duplicate_rate: float = 0.0  # chance per trade frame of sending it twice
     drop_rate: float = 0.0  # Binance: chance per trade that a connection silently skips it
-    rest_history: int = ARCHIVE_DEPTH  # Binance REST: trades per symbol kept for historicalTrades
+    kraken_drop_rate: float = 0.0  # Kraken: the same, for live updates (never the snapshot)
+    rest_history: int = ARCHIVE_DEPTH  # REST: trades per symbol kept (historicalTrades, Trades); older: not served
     exponent_rate: float = 0.1  # chance a Kraken qty is written in exponent form
     lifetime_s: float | None = None  # close every connection after this long (Binance: 24 h)
     shutdown_after_s: float | None = None  # Binance: serverShutdown after this long ...
@@ -123,6 +126,7 @@ class Session:
         self.subscribed: set[str] = set()
         self.stalled_until = 0.0
         self.closed = False
+        self.drop_next = 0  # leave this many trades out of the stream (Simulator.drop)
 
     # writing -----------------------------------------------------------------------
 
@@ -201,7 +205,6 @@ class BinanceSession(Session):
     def __init__(self, sim: Simulator, conn: ServerConnection, conn_id: int, query: dict[str, list[str]]):
         super().__init__(sim, conn, conn_id)
         self.microseconds = query.get("timeUnit", ["MILLISECOND"])[0].upper() == "MICROSECOND"
-        self.drop_next = 0  # leave this many trades out of the stream (Simulator.drop)
         streams = query.get("streams", [""])[0]
         self.subscribed = self._symbols_of(streams.split("/") if streams else [])
 
@@ -317,9 +320,17 @@ class KrakenSession(Session):
         if self.stalled() or self.closed:
             return
         by_symbol: dict[str, list[SimTrade]] = {}
+        rate, rng = self.cfg.kraken_drop_rate, self.rng
         for t in batch:
-            if t.symbol in self.subscribed:
-                by_symbol.setdefault(t.symbol, []).append(t)
+            if t.symbol not in self.subscribed:
+                continue
+            if self.drop_next or (rate and rng.random() < rate):
+                # A trade id the v2 stream never sends, as reported in krakenfx/api-go#36.
+                self.drop_next = max(0, self.drop_next - 1)
+                self.rec.write(ev="dropped", exchange="kraken", conn=self.id, symbol=t.symbol,
+                               trade_id=str(t.trade_id))
+                continue
+            by_symbol.setdefault(t.symbol, []).append(t)
         for trades in by_symbol.values():
             self._send_trades(trades, snapshot=False)
 
@@ -366,7 +377,8 @@ class Simulator:
         self.tapes = {
             "binance": Tape(list(cfg.binance_symbols), bases["binance"], cfg.seed * 2, 2, pad_to=8,
                             archive_depth=cfg.rest_history),
-            "kraken": Tape(list(cfg.kraken_symbols), bases["kraken"], cfg.seed * 2 + 1, 1),
+            "kraken": Tape(list(cfg.kraken_symbols), bases["kraken"], cfg.seed * 2 + 1, 1,
+                           archive_depth=cfg.rest_history),
         }
         self.markets = {ex: Market(ex, tape) for ex, tape in self.tapes.items()}
         self.port = cfg.port
@@ -377,6 +389,7 @@ class Simulator:
         self.rest_throttle = 0  # answer this many REST requests with 429 ...
         self.rest_retry_after_s = 1  # ... and this Retry-After
         self.rest_requests = 0
+        self.kraken_pairs = rest.kraken_pair_symbols(list(cfg.kraken_symbols), table.kraken_aliases)
 
     # lifecycle ---------------------------------------------------------------------
 
@@ -438,14 +451,15 @@ class Simulator:
         return len(victims)
 
     def drop(self, exchange: str, trades: int) -> int:
-        """Binance: every open connection silently leaves out its next ``trades`` trades."""
-        victims = [s for s in self.sessions(exchange) if isinstance(s, BinanceSession)]
+        """Every open connection of ``exchange`` silently leaves out its next ``trades`` trades."""
+        victims = self.sessions(exchange)
         for s in victims:
             s.drop_next += trades
         return len(victims)
 
     def throttle_rest(self, requests: int, retry_after_s: int = 1) -> None:
-        """Answer the next ``requests`` REST requests with 429 and ``Retry-After``."""
+        """Answer the next ``requests`` REST requests as over the rate limit: Binance 429 with
+        ``Retry-After``, Kraken HTTP 200 with ``EAPI:Rate limit exceeded``."""
         self.rest_throttle, self.rest_retry_after_s = requests, retry_after_s
 
     def inject_bad(self, exchange: str, kind: str) -> int:
@@ -461,19 +475,29 @@ class Simulator:
     # internals ---------------------------------------------------------------------
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        """Plain HTTP GETs under /api/ are Binance REST; anything else is a WebSocket handshake."""
+        """Plain HTTP GETs under /api/ are Binance REST, under /0/public/ Kraken REST;
+        anything else is a WebSocket handshake."""
         url = urllib.parse.urlsplit(request.path)
-        if not url.path.startswith("/api/"):
+        if url.path.startswith("/api/"):
+            exchange = "binance"
+        elif url.path.startswith("/0/public/"):
+            exchange = "kraken"
+        else:
             return None
         self.rest_requests += 1
         query = urllib.parse.parse_qs(url.query)
-        if self.rest_throttle > 0:
+        throttled = self.rest_throttle > 0
+        if throttled:
             self.rest_throttle -= 1
+        if exchange == "kraken":
+            reply = rest.kraken_rate_limited() if throttled else rest.kraken_trades(
+                url.path, query, self.tapes["kraken"], self.kraken_pairs)
+        elif throttled:
             reply = rest.too_many_requests(self.rest_retry_after_s)
         else:
             reply = rest.binance_trades(url.path, query, request.headers, self.tapes["binance"])
         self.recorder.write(
-            ev="rest", exchange="binance", path=url.path, query=url.query, status=reply.status,
+            ev="rest", exchange=exchange, path=url.path, query=url.query, status=reply.status,
             count=len(reply.trades), first_id=reply.trades[0].trade_id if reply.trades else None,
             last_id=reply.trades[-1].trade_id if reply.trades else None,
         )
