@@ -1,14 +1,15 @@
-"""Backfill of Binance trades the stream missed, over REST ``historicalTrades``.
+"""Backfill of trades the stream missed, over the exchange's REST trade history.
 
 :class:`~workers.progress.Progress` opens a gap ``[first, last]`` when trade ids jump
 (inside a connection, across a reconnect, or across a restart from the state file).
 This module fills it:
 
-* :func:`fetch_gap` pages through ``GET /api/v3/historicalTrades?symbol=S&fromId=N&limit=L``
-  (at most ``K2_WORKERS_BACKFILL_PAGE_LIMIT`` <= 1000 per request, each costing REST
-  weight) until ``last``. HTTP 429/418 wait ``Retry-After``; other failures retry with
-  backoff a few times, then the gap is reported failed. It only fetches and parses:
-  it is a generator of events, unit-tested with a fake ``fetch``.
+* :func:`fetch_gap` pages through the exchange's :class:`~workers.rest_source.RestSource`
+  (Binance ``historicalTrades?fromId=``, :mod:`workers.binance`; Kraken
+  ``Trades?since=``, :mod:`workers.kraken_rest`) until ``last``, at most one request per
+  the source's ``min_interval_s``. Throttled answers wait as told; other failures retry
+  with backoff a few times, then the gap is reported failed. It only fetches and
+  parses: it is a generator of events, unit-tested with a fake ``fetch``.
 * :class:`Backfiller` runs it on a helper thread, so slow HTTP never delays the
   receive loop (and with it Binance's pong deadline). Results come back through a
   bounded queue.
@@ -30,22 +31,31 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
-from workers.binance import Binance, RestPage
 from workers.dlq import DeadLetters
 from workers.log import EventLog
-from workers.normalize import NormalizeError
 from workers.progress import Gap, Progress
+from workers.rest_source import Again, Answer, Problem, RestPage, RestSource, Throttled
+from workers.rest_source import retry_after_s as retry_after_s  # re-exported for callers
 from workers.stats import WorkerStats
 
-HISTORICAL_TRADES = "/api/v3/historicalTrades"
 MAX_ATTEMPTS = 5  # consecutive failed requests (not 429s) before a gap is given up
 MAX_THROTTLED = 20  # 429/418 answers per gap before it is given up
+MAX_AGAIN = 30  # cursor moves without trades (Kraken stepping back in time) per gap
 MAX_RETRY_AFTER_S = 300.0  # a longer ban (418) fails the gap instead of blocking the thread
 TIMEOUT_S = 10.0
 RETRY_ROUNDS = 5  # a failed gap is submitted again this many times in all ...
 RETRY_DELAY_S = 30.0  # ... this long apart, then given up and counted lost
 STOPPING = "worker stopping"
+
+class Backfills(Protocol):
+    """An exchange with a REST trade history (Binance, Kraken)."""
+
+    name: str
+
+    def rest_source(self, rest_url: str, page_limit: int) -> RestSource: ...
+
 
 Fetch = Callable[[str, dict[str, str], float], tuple[int, dict[str, str], bytes]]
 
@@ -99,95 +109,85 @@ class Failed:
 Event = Page | Unavailable | Done | Failed
 
 
-def retry_after_s(headers: dict[str, str], default: float) -> float:
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                break
-    return default
-
-
 def fetch_gap(
     gap: Gap,
-    exchange: Binance,
+    exchange: Backfills,
     rest_url: str,
     page_limit: int,
     fetch: Fetch,
     sleep: Callable[[float], bool],
     stats: WorkerStats,
 ) -> Iterator[Event]:
-    """Fetch ``gap`` page by page. ``sleep(s)`` waits and returns False when stopping."""
+    """Fetch ``gap`` page by page from ``exchange``'s REST source. ``sleep(s)`` waits and
+    returns False when stopping. Paging, pacing, throttling and retries are the same for
+    every venue; what a request and an answer look like is the source's business."""
     started = time.monotonic()
-    base = rest_url.rstrip("/") + HISTORICAL_TRADES
-    headers = exchange.rest_time_unit_header()
-    next_id, requests, throttled, failures = gap.first, 0, 0, 0
+    source = exchange.rest_source(rest_url, page_limit)
+    cursor = source.start(gap)
+    next_id, requests, throttled, failures, agains = gap.first, 0, 0, 0, 0
+    sent_at = -1e9
 
     def failed(reason: str) -> Failed:
         return Failed(gap, next_id, reason, requests)
 
     while next_id <= gap.last:
-        limit = min(page_limit, gap.last - next_id + 1)
-        query = urllib.parse.urlencode({"symbol": gap.symbol, "fromId": next_id, "limit": limit})
-        url = f"{base}?{query}"
+        pause = source.min_interval_s - (time.monotonic() - sent_at)
+        if pause > 0 and not sleep(pause):  # the venue's public rate limit, kept per gap
+            yield failed(STOPPING)
+            return
+        url, headers = source.request(gap, next_id, cursor)
         requests += 1
         stats.backfill_requests += 1
+        sent_at = time.monotonic()
         try:
             status, answer_headers, body = fetch(url, headers, TIMEOUT_S)
         # URLError, timeouts, refused, bad URL; a body cut short (IncompleteRead) or a
         # malformed status line or header is an HTTPException, which is neither.
         except (OSError, ValueError, http.client.HTTPException) as exc:
-            status, answer_headers, body, problem = 0, {}, b"", f"{type(exc).__name__}: {exc}"
+            answer: Answer = Problem(f"{type(exc).__name__}: {exc}")
         else:
-            problem = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
-        if status in (429, 418):
-            # Over the weight limit (429) or banned for ignoring it (418): wait as told.
+            answer = source.answer(status, answer_headers, body, gap, next_id, cursor, time.time_ns() // 1000)
+        if isinstance(answer, Throttled):
             throttled += 1
             stats.backfill_throttled += 1
-            wait = retry_after_s(answer_headers, 1.0 if status == 429 else 60.0)
-            if throttled > MAX_THROTTLED or wait > MAX_RETRY_AFTER_S:
-                yield failed(f"{problem} (Retry-After {wait:g}s, {throttled} throttled answers)")
+            if throttled > MAX_THROTTLED or answer.wait_s > MAX_RETRY_AFTER_S:
+                yield failed(f"{answer.problem} (wait {answer.wait_s:g}s, {throttled} throttled answers)")
                 return
-            if not sleep(wait):
+            if not sleep(answer.wait_s):
                 yield failed(STOPPING)
                 return
             continue
-        page: RestPage | None = None
-        if status == 200:
-            try:
-                page = exchange.parse_rest_trades(body, gap.symbol, time.time_ns() // 1000)
-            except NormalizeError as exc:
-                problem = f"{exc.kind}: {exc}"
-            else:
-                if not page.ids:  # REST may trail the stream by a moment
-                    page, problem = None, f"no trades from id {next_id} yet"
-                elif max(page.ids) < next_id:  # paging on would never end
-                    page, problem = None, f"bad_rest_response: ids {min(page.ids)}..{max(page.ids)} are below fromId {next_id}"
-        if page is None:
+        if isinstance(answer, Again):
+            agains += 1
+            if agains > MAX_AGAIN:
+                yield failed(f"{answer.reason} ({agains} times)")
+                return
+            cursor = answer.cursor
+            continue
+        if isinstance(answer, Problem):
             failures += 1
             if failures >= MAX_ATTEMPTS:
-                yield failed(f"{problem} ({failures} attempts)")
+                yield failed(f"{answer.problem} ({failures} attempts)")
                 return
             if not sleep(min(30.0, 0.5 * 2 ** (failures - 1))):
                 yield failed(STOPPING)
                 return
             continue
-        failures = 0
-        first, last = min(page.ids), max(page.ids)  # REST lists them ascending; nothing here relies on it
-        if first > next_id:
-            yield Unavailable(gap, next_id, min(gap.last, first - 1))
-        wanted = [r for r in page.records if next_id <= int(r["trade_id"]) <= gap.last]
-        page.records = wanted
+        failures, page, cursor = 0, answer.page, answer.cursor
+        if page.ids:  # a page may hold only trades below next_id (Kraken's cursor is a time)
+            first, last = min(page.ids), max(page.ids)  # no reliance on the order REST lists them in
+            if first > next_id:
+                yield Unavailable(gap, next_id, min(gap.last, first - 1))
+            page.records = [r for r in page.records if next_id <= int(r["trade_id"]) <= gap.last]
+            next_id = max(next_id, last + 1)
         yield Page(gap, page, time.time_ns() // 1000, url)
-        next_id = last + 1
     yield Done(gap, requests, throttled, round(time.monotonic() - started, 3))
 
 
 class Backfiller:
     """Runs :func:`fetch_gap` for each submitted gap on one helper thread, in order."""
 
-    def __init__(self, exchange: Binance, rest_url: str, page_limit: int, stats: WorkerStats,
+    def __init__(self, exchange: Backfills, rest_url: str, page_limit: int, stats: WorkerStats,
                  fetch: Fetch = http_get):
         self.exchange = exchange
         self.rest_url = rest_url
@@ -255,7 +255,7 @@ class GapFiller:
 
     def __init__(self, progress: Progress, backfiller: Backfiller | None, produce: Callable[[dict], None],
                  dead_letters: DeadLetters, stats: WorkerStats, log: EventLog, max_trades: int,
-                 disabled_reason: str = ""):
+                 disabled_reason: str = "", url_setting: str = "K2_BINANCE_REST_URL"):
         self.progress = progress
         self.backfiller = backfiller
         self.produce = produce
@@ -264,6 +264,7 @@ class GapFiller:
         self.log = log
         self.max_trades = max_trades
         self.disabled_reason = disabled_reason
+        self.url_setting = url_setting  # named in the advice when requests keep failing
         self._produced: dict[int, int] = {}  # gap id -> trades produced
         self._rounds: dict[int, int] = {}  # gap id -> failed rounds so far
         self._retry: list[tuple[float, Gap]] = []  # (due, gap) to submit again
@@ -352,14 +353,14 @@ class GapFiller:
             self._rounds[gap.id] = rounds
             self._retry.append((time.monotonic() + RETRY_DELAY_S, gap))
             self.log.error("backfill_failed", **fields, lost=0, will_retry_in_s=RETRY_DELAY_S, round=rounds,
-                           action="check K2_BINANCE_REST_URL and the network")
+                           action=f"check {self.url_setting} and the network")
             return
         self.progress.close(gap.id)
         self._rounds.pop(gap.id, None)
         self._produced.pop(gap.id, None)
         self._lost(gap.size)
         self.log.error("backfill_failed", **fields, lost=gap.size, round=rounds,
-                       action="giving up on these trades; check K2_BINANCE_REST_URL and the network")
+                       action=f"giving up on these trades; check {self.url_setting} and the network")
 
     def _lost(self, trades: int) -> None:
         self.stats.backfill_lost += trades

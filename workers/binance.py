@@ -27,8 +27,8 @@ is the stream's (same message_id, so a trade seen on both paths deduplicates), w
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import msgspec
 
@@ -43,7 +43,11 @@ from workers.normalize import (
     trade_id_text,
     trade_record,
 )
+from workers.progress import Gap
+from workers.rest_source import Answer, Got, Problem, RestPage, Throttled, retry_after_s
 from workers.symbols import SymbolTable
+
+HISTORICAL_TRADES = "/api/v3/historicalTrades"
 
 
 class _Trade(msgspec.Struct):
@@ -73,15 +77,6 @@ class _Envelope(msgspec.Struct):
 _decode_trade_frame = msgspec.json.Decoder(_Envelope).decode
 _decode_any = msgspec.json.Decoder().decode
 _decode_rest_page = msgspec.json.Decoder(list[_RestTrade]).decode
-
-
-@dataclass
-class RestPage:
-    """One historicalTrades answer: records, rejected items, and every id it listed."""
-
-    records: list[dict] = field(default_factory=list)
-    rejects: list[tuple[NormalizeError, bytes]] = field(default_factory=list)  # (error, item JSON)
-    ids: list[int] = field(default_factory=list)  # ascending, rejected items included
 
 
 class Binance(Exchange):
@@ -202,6 +197,9 @@ class Binance(Exchange):
             vendor_data={"buyer_is_maker": "true" if trade.isBuyerMaker else "false", "source": "rest"},
         )
 
+    def rest_source(self, rest_url: str, page_limit: int) -> BinanceTrades:
+        return BinanceTrades(self, rest_url, page_limit)
+
     def _parse_other(self, frame: str | bytes) -> Parsed:
         """Slow path: anything that is not a well-formed trade frame."""
         doc = decode(_decode_any, frame)
@@ -224,3 +222,42 @@ class Binance(Exchange):
         except msgspec.ValidationError as exc:
             raise NormalizeError("bad_trade", f"trade event does not match the @trade format: {exc}") from None
         raise NormalizeError("bad_trade", "trade frame does not match the combined-stream format")
+
+
+class BinanceTrades:
+    """``GET /api/v3/historicalTrades?symbol=S&fromId=N&limit=L``: pages by trade id, each
+    request costing REST weight; 429 (over the weight) and 418 (banned for ignoring it)
+    say how long to wait in ``Retry-After``."""
+
+    min_interval_s = 0.0  # Binance meters weight and says when to wait (429/418)
+    url_setting = "K2_BINANCE_REST_URL"
+
+    def __init__(self, exchange: Binance, rest_url: str, page_limit: int):
+        self.exchange = exchange
+        self.base = rest_url.rstrip("/") + HISTORICAL_TRADES
+        self.page_limit = page_limit
+
+    def start(self, gap: Gap) -> object:
+        return None  # the next id is the cursor
+
+    def request(self, gap: Gap, next_id: int, cursor: object) -> tuple[str, dict[str, str]]:
+        limit = min(self.page_limit, gap.last - next_id + 1)
+        query = urllib.parse.urlencode({"symbol": gap.symbol, "fromId": next_id, "limit": limit})
+        return f"{self.base}?{query}", self.exchange.rest_time_unit_header()
+
+    def answer(self, status: int, headers: dict[str, str], body: bytes, gap: Gap, next_id: int,
+               cursor: object, received_us: int) -> Answer:
+        problem = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+        if status in (429, 418):
+            return Throttled(retry_after_s(headers, 1.0 if status == 429 else 60.0), problem)
+        if status != 200:
+            return Problem(problem)
+        try:
+            page = self.exchange.parse_rest_trades(body, gap.symbol, received_us)
+        except NormalizeError as exc:
+            return Problem(f"{exc.kind}: {exc}")
+        if not page.ids:  # REST may trail the stream by a moment
+            return Problem(f"no trades from id {next_id} yet")
+        if max(page.ids) < next_id:  # paging on would never end
+            return Problem(f"bad_rest_response: ids {min(page.ids)}..{max(page.ids)} are below fromId {next_id}")
+        return Got(page, None)

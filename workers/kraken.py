@@ -10,7 +10,8 @@ A frame on ``wss://ws.kraken.com/v2`` after subscribing::
 never through float. One frame may batch several trades; a ``snapshot`` replays the
 last trades on every (re)subscribe, which yields duplicates with equal message_id.
 ``side`` is the taker side. ``trade_id`` is sequential per symbol, so a jump is a gap:
-counted and logged like Binance's (:mod:`workers.progress`), not yet backfilled. Control frames: one subscribe ack per symbol
+counted like Binance's (:mod:`workers.progress`) and backfilled over REST ``Trades``
+(:mod:`workers.kraken_rest`). Control frames: one subscribe ack per symbol
 (``success:false`` carries ``error``), ``{"channel":"heartbeat"}`` about once a second,
 ``status`` on connect, and ``pong`` answering our application ``ping``. v1 names
 (``XBT``, ``XDG``) are normalized to ``BTC``/``DOGE``.
@@ -26,6 +27,7 @@ import msgspec
 
 from workers.base import Control, Exchange, Parsed
 from workers.jsonframe import DECODE_ERRORS, decode
+from workers.kraken_rest import KrakenTrades
 from workers.normalize import (
     NormalizeError,
     clip,
@@ -62,7 +64,8 @@ class Kraken(Exchange):
     name = "kraken"
     enum_symbol = "KRAKEN"
     sends_heartbeats = True
-    sequential_ids = True  # trade_id is sequential per book; REST backfill (Trades) is still to come
+    sequential_ids = True  # trade_id is sequential per book
+    backfills = True  # REST Trades (workers.kraken_rest)
 
     def normalize_symbol(self, symbol: str) -> str:
         return self.table.normalize_kraken(symbol)
@@ -73,6 +76,9 @@ class Kraken(Exchange):
     def subscribe_messages(self) -> list[str]:
         params = {"channel": "trade", "symbol": self.symbols, "snapshot": True}
         return [json.dumps({"method": "subscribe", "params": params, "req_id": 1})]
+
+    def rest_source(self, rest_url: str, page_limit: int) -> KrakenTrades:
+        return KrakenTrades(self.pair, self.table.kraken_aliases, rest_url, page_limit)
 
     def ping_message(self, req_id: int) -> str | None:
         return json.dumps({"method": "ping", "req_id": req_id})

@@ -3,9 +3,9 @@
 Ties together :class:`~workers.progress.Progress` (fed by the frame handler and by
 Kafka's delivery callbacks), the state file it is saved to, and the backfill
 (:mod:`workers.backfill`), so :mod:`workers.run` only calls :meth:`Recovery.turn`
-every loop turn and :meth:`Recovery.close` at the end. An exchange without a REST
-backfill (Kraken, for now) still gets every gap detected, across restarts too, and
-counted and logged as lost.
+every loop turn and :meth:`Recovery.close` at the end. Both exchanges backfill over
+REST (Binance ``historicalTrades``, Kraken ``Trades``); with backfill disabled, gaps are
+still detected, across restarts too, and counted and logged as lost.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from workers.avro import trade_id_of
 from workers.backfill import Backfiller, GapFiller
 from workers.base import Exchange
-from workers.binance import Binance
 from workers.dlq import DeadLetters
 from workers.log import EventLog
 from workers.progress import Progress, StateFile
@@ -46,7 +45,7 @@ def backfill_blocker(settings: WorkerSettings, exchange: str) -> str:
         # A local simulator's ids mean nothing to the live exchange (and the reverse):
         # "filling" a gap from the other one would publish unrelated trades.
         return (f"K2_{exchange.upper()}_URLS ({','.join(streams)}) and K2_{exchange.upper()}_REST_URL ({rest}) "
-                "point at different venues; set K2_BINANCE_REST_URL to the simulator's http://127.0.0.1:PORT")
+                f"point at different venues; set K2_{exchange.upper()}_REST_URL to the simulator's http://127.0.0.1:PORT")
     return ""
 
 
@@ -60,8 +59,7 @@ class Recovery:
                                {"exchange": name, "topic": topic, "rest_url": settings.rest_url(name)}, log)
         floors = {s: m for s, m in self.state.load().items() if s in exchange.pairs}
         self.progress = Progress(floors)
-        blocker = backfill_blocker(settings, name) if isinstance(exchange, Binance) else (
-            f"{name} has no REST backfill yet")
+        blocker = backfill_blocker(settings, name) if exchange.backfills else f"{name} has no REST backfill"
         self.backfiller: Backfiller | None = None
         if blocker:
             log.warning("backfill_unavailable", reason=blocker,
@@ -70,7 +68,8 @@ class Recovery:
             self.backfiller = Backfiller(exchange, settings.rest_url(name), settings.backfill_page_limit, stats)
             self.backfiller.start()
         self.filler = GapFiller(self.progress, self.backfiller, produce, dead_letters, stats, log,
-                                settings.backfill_max_trades, blocker)
+                                settings.backfill_max_trades, blocker,
+                                url_setting=f"K2_{name.upper()}_REST_URL")
         self._symbols: dict[bytes, str] = {}
         self._save_at = 0.0
 

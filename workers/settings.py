@@ -54,7 +54,8 @@ class WorkerSettings:
     kraken_rest_url: str = setting(
         "KRAKEN_REST_URL",
         "https://api.kraken.com",
-        "Kraken REST base URL used to refresh base/quote metadata (AssetPairs) at start.",
+        "Kraken REST base URL: base/quote metadata (AssetPairs) at start and gap backfill "
+        "(public Trades, paced to one request a second).",
     )
     refresh_symbols: bool = setting(
         "WORKERS_REFRESH_SYMBOLS",
@@ -141,8 +142,8 @@ class WorkerSettings:
     backfill: bool = setting(
         "WORKERS_BACKFILL",
         True,
-        "Binance: fetch trades missing from the stream (gaps in trade ids, reconnects, restarts) "
-        "over REST historicalTrades from K2_BINANCE_REST_URL.",
+        "Fetch trades missing from the stream (gaps in trade ids, reconnects, restarts) over REST: "
+        "Binance historicalTrades from K2_BINANCE_REST_URL, Kraken Trades from K2_KRAKEN_REST_URL.",
     )
     backfill_max_trades: int = setting(
         "WORKERS_BACKFILL_MAX_TRADES",

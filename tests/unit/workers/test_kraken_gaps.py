@@ -1,5 +1,6 @@
-"""Kraken: gaps in a symbol's sequential trade_id are detected, counted and logged as lost
-(no REST backfill yet), within a connection and across a kill -9 (from the state file)."""
+"""Kraken: gaps in a symbol's sequential trade_id are detected, within a connection and
+across a kill -9 (from the state file); with backfill disabled they are counted and
+logged as lost (the REST backfill itself: test_kraken_backfill.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from workers.stats import WorkerStats
 from workers.symbols import SymbolTable
 
 TOPIC = "market.crypto.trades.kraken"
+DISABLED = "backfill disabled (K2_WORKERS_BACKFILL=false)"
 
 
 def frame(symbol: str, *ids: int) -> bytes:
@@ -38,7 +40,7 @@ class Worker:
     def __init__(self, state_dir):
         self.out, self.stats = io.StringIO(), WorkerStats("kraken")
         log = EventLog(self.out)
-        settings = load(WorkerSettings, {"K2_WORKERS_STATE_DIR": str(state_dir)})
+        settings = load(WorkerSettings, {"K2_WORKERS_STATE_DIR": str(state_dir), "K2_WORKERS_BACKFILL": "false"})
         exchange = Kraken(["BTC/USD", "ETH/USD"], SymbolTable.shipped())
         dead_letters = DeadLetters("kraken", lambda k, v: None, log)
         self.recovery = Recovery(exchange, settings, TOPIC, lambda record: None, dead_letters, self.stats, log)
@@ -63,8 +65,8 @@ def test_a_jump_in_one_symbols_trade_ids_is_counted_and_logged_as_lost(tmp_path)
     worker = Worker(tmp_path)
     worker.receive(frame("BTC/USD", 100, 101), frame("ETH/USD", 7), frame("BTC/USD", 105, 106),
                    frame("ETH/USD", 8, 10))
-    assert worker.gaps() == [("BTC/USD", 102, 104, "stream", 3, "kraken has no REST backfill yet"),
-                             ("ETH/USD", 9, 9, "stream", 1, "kraken has no REST backfill yet")]
+    assert worker.gaps() == [("BTC/USD", 102, 104, "stream", 3, DISABLED),
+                             ("ETH/USD", 9, 9, "stream", 1, DISABLED)]
     assert (worker.stats.gaps, worker.stats.backfill_lost, worker.stats.trades) == (2, 4, 7)
 
 
@@ -81,5 +83,5 @@ def test_trades_missed_while_the_worker_was_dead_are_a_restart_gap(tmp_path):
     first.recovery.save()  # what the periodic save had written before the kill
     restarted = Worker(tmp_path)
     restarted.receive(frame("BTC/USD", 110))
-    assert restarted.gaps() == [("BTC/USD", 102, 109, "restart", 8, "kraken has no REST backfill yet")]
+    assert restarted.gaps() == [("BTC/USD", 102, 109, "restart", 8, DISABLED)]
     assert restarted.stats.backfill_lost == 8
