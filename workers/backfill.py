@@ -109,6 +109,14 @@ class Failed:
 Event = Page | Unavailable | Done | Failed
 
 
+class Pacer:
+    """When the last request left: shared by the gaps of one thread, so the venue's
+    pace holds from one gap to the next too."""
+
+    def __init__(self) -> None:
+        self.sent_at = -1e9  # time.monotonic()
+
+
 def fetch_gap(
     gap: Gap,
     exchange: Backfills,
@@ -117,6 +125,7 @@ def fetch_gap(
     fetch: Fetch,
     sleep: Callable[[float], bool],
     stats: WorkerStats,
+    pacer: Pacer | None = None,
 ) -> Iterator[Event]:
     """Fetch ``gap`` page by page from ``exchange``'s REST source. ``sleep(s)`` waits and
     returns False when stopping. Paging, pacing, throttling and retries are the same for
@@ -125,20 +134,20 @@ def fetch_gap(
     source = exchange.rest_source(rest_url, page_limit)
     cursor = source.start(gap)
     next_id, requests, throttled, failures, agains = gap.first, 0, 0, 0, 0
-    sent_at = -1e9
+    pacer = pacer or Pacer()
 
     def failed(reason: str) -> Failed:
         return Failed(gap, next_id, reason, requests)
 
     while next_id <= gap.last:
-        pause = source.min_interval_s - (time.monotonic() - sent_at)
+        pause = source.min_interval_s - (time.monotonic() - pacer.sent_at)
         if pause > 0 and not sleep(pause):  # the venue's public rate limit, kept per gap
             yield failed(STOPPING)
             return
         url, headers = source.request(gap, next_id, cursor)
         requests += 1
         stats.backfill_requests += 1
-        sent_at = time.monotonic()
+        pacer.sent_at = time.monotonic()
         try:
             status, answer_headers, body = fetch(url, headers, TIMEOUT_S)
         # URLError, timeouts, refused, bad URL; a body cut short (IncompleteRead) or a
@@ -197,6 +206,7 @@ class Backfiller:
         self._gaps: queue.Queue[Gap | None] = queue.Queue()
         # Bounded: at most this many pages wait for the main thread (memory stays small).
         self.results: queue.Queue[Event] = queue.Queue(maxsize=16)
+        self._pacer = Pacer()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backfill", daemon=True)
 
@@ -238,7 +248,7 @@ class Backfiller:
         next_id = gap.first
         try:
             for event in fetch_gap(gap, self.exchange, self.rest_url, self.page_limit, self.fetch,
-                                   self._sleep, self.stats):
+                                   self._sleep, self.stats, self._pacer):
                 if isinstance(event, Page) and event.page.ids:
                     next_id = max(next_id, max(event.page.ids) + 1)
                 if not self._put(event):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import msgspec
 
@@ -75,8 +75,12 @@ def time_to_us(value: object) -> int:
     if not isinstance(value, Decimal | int) or isinstance(value, bool):
         raise NormalizeError("bad_timestamp", f"time {clip(value)} is not a number of seconds")
     try:
-        us = int(Decimal(value).scaleb(6))
-    except (InvalidOperation, ValueError, OverflowError):
+        seconds = Decimal(value)
+        # Bounded before int(): "1e999999" would otherwise build a million-digit integer.
+        if not seconds.is_finite() or seconds.adjusted() > 12:
+            raise ValueError(value)
+        us = int(seconds.scaleb(6))
+    except (ArithmeticError, ValueError):  # decimal's Overflow/InvalidOperation are ArithmeticErrors
         raise NormalizeError("bad_timestamp", f"time {clip(value)} is not a number of seconds") from None
     if not 0 <= us <= MAX_TIMESTAMP_US:
         raise NormalizeError("bad_timestamp", f"time {clip(value)} is before 1970 or after 9999")
@@ -140,7 +144,8 @@ def _record(item: object, pair: Pair, received_us: int) -> dict:
         quantity=decimal_18_8(volume, "volume"),
         side=taker,
         ingestion_us=received_us,
-        vendor_data={"ord_type": _ORDER_TYPES.get(order_type, clip(order_type)), "source": "rest"},
+        vendor_data={"ord_type": _ORDER_TYPES.get(order_type, clip(order_type)) if isinstance(order_type, str)
+                     else clip(order_type), "source": "rest"},
     )
 
 

@@ -1,5 +1,6 @@
-"""Fuzzing the REST backfill: any historicalTrades answer ends as records, rejects or a
-failed request, and the backfill thread survives whatever its fetch raises."""
+"""Fuzzing the REST backfill: any historicalTrades (Binance) or Trades (Kraken) answer ends
+as records, rejects or a failed request, and the backfill thread survives whatever its
+fetch raises."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from worker_fuzzing import (
     binance,
     byte_edits,
     fuzz,
+    kraken,
     structure_mutations,
     sweep,
     truncations,
 )
 
 from workers.backfill import Backfiller, Done, Failed, Page, Unavailable, fetch_gap
+from workers.kraken_rest import parse_trades
 from workers.normalize import NormalizeError
 from workers.progress import Gap
 from workers.stats import WorkerStats
@@ -134,3 +137,99 @@ def test_the_backfill_thread_survives_an_unexpected_exception_and_serves_the_nex
     assert isinstance(page, Page) and [r["trade_id"] for r in page.page.records] == ["5123456789", "5123456790",
                                                                                     "5123456791"]
     assert isinstance(done, Done)
+
+
+# Kraken ------------------------------------------------------------------------------
+
+# As Kraken answers GET /0/public/Trades?pair=XBTUSD&since=...: trades, an error, nothing new.
+KRAKEN_RECORDED = [
+    b'{"error":[],"result":{"XXBTZUSD":['
+    b'["94250.10000","0.01250000",1767225600.123456,"s","m","",81234567],'
+    b'["94250.20000","0.50000000",1767225600.2,"b","l","",81234568],'
+    b'["94250.30000","1.00000000",1767225600.2000013,"b","m","",81234569]],'
+    b'"last":"1767225600200001300"}}',
+    b'{"error":["EAPI:Rate limit exceeded"]}',
+    b'{"error":[],"result":{"XXBTZUSD":[],"last":"1767225600200001300"}}',
+]
+KRAKEN_GAP = Gap(2, "BTC/USD", 81234567, 81234569, "stream")
+KRAKEN = kraken()
+
+
+def check_kraken_body(body: bytes) -> None:
+    exchange = KRAKEN
+    try:
+        page, last = parse_trades(body, exchange.pair("BTC/USD"), 1)
+    except NormalizeError as exc:
+        assert exc.kind in ("bad_rest_response", "rest_error") and len(str(exc)) <= 1000, exc
+        return
+    assert type(last) is int
+    for record in page.records:
+        check_contract(exchange, record)
+        assert int(record["trade_id"]) in page.ids
+    for error, raw in page.rejects:
+        assert error.kind in REJECT_KINDS and isinstance(raw, bytes)
+        json.loads(raw)
+    assert all(type(i) is int and 0 <= i < 2**63 for i in page.ids)
+
+
+def test_kraken_every_truncation_and_byte_edit_of_recorded_answers():
+    total = sum(map(len, KRAKEN_RECORDED))
+    assert sweep("rest_truncations", "kraken", truncations(KRAKEN_RECORDED), check_kraken_body) == total
+    assert sweep("rest_byte_edits", "kraken", byte_edits(KRAKEN_RECORDED), check_kraken_body) > 10_000
+
+
+def test_kraken_random_and_mutated_answers():
+    assert fuzz("rest_random_bytes", "kraken", st.binary(max_size=300), check_kraken_body, 300) >= 300 * SCALE
+    assert fuzz("rest_structure", "kraken", structure_mutations(KRAKEN_RECORDED), check_kraken_body,
+                600) >= 600 * SCALE
+
+
+kraken_answers = st.tuples(
+    st.sampled_from([200, 200, 200, 200, 429, 500, 502]),
+    st.sampled_from([{}, {"Retry-After": "1"}, {"Retry-After": "x"}, {"Retry-After": "1e9"}]),
+    st.one_of(structure_mutations(KRAKEN_RECORDED[:1]), st.sampled_from(KRAKEN_RECORDED), st.binary(max_size=50)),
+)
+
+
+def test_kraken_fetch_gap_ends_on_any_sequence_of_answers():
+    """Whatever Trades answers (the cursor included), paging ends (Done or Failed) within a
+    bounded number of requests, and only the gap's trades come out."""
+
+    def check(script: list) -> None:
+        script = list(script)
+        requests = []
+
+        def fetch(url: str, headers: dict, timeout_s: float):
+            requests.append(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["since"][0])
+            return script.pop(0) if script else (200, {}, KRAKEN_RECORDED[2])
+
+        events = list(fetch_gap(KRAKEN_GAP, kraken(), "http://rest.test", 1000, fetch, lambda s: True,
+                                WorkerStats("k")))
+        assert isinstance(events[-1], Done | Failed) and len(requests) <= 70, (events[-1], len(requests))
+        assert all(isinstance(e, Page | Unavailable) for e in events[:-1])
+        for page in (e for e in events if isinstance(e, Page)):
+            assert all(KRAKEN_GAP.first <= int(r["trade_id"]) <= KRAKEN_GAP.last for r in page.page.records)
+
+    assert fuzz("rest_fetch_gap", "kraken", st.lists(kraken_answers, max_size=8), check, 300) >= 300 * SCALE
+
+
+def test_the_kraken_backfill_thread_survives_any_exception_from_fetch():
+    calls = []
+
+    def fetch(url: str, headers: dict, timeout_s: float):
+        calls.append(url)
+        raise (RuntimeError("surprise") if len(calls) == 1 else http.client.IncompleteRead(b"{", 9))
+
+    stats = WorkerStats("kraken")
+    backfiller = Backfiller(kraken(), "http://rest.test", 1000, stats, fetch=fetch)
+    backfiller._sleep = lambda s: True  # the thread's waits are not what this test is about
+    backfiller.start()
+    try:
+        backfiller.submit(KRAKEN_GAP)
+        first = backfiller.results.get(timeout=10)
+        backfiller.submit(KRAKEN_GAP)
+        second = backfiller.results.get(timeout=10)
+    finally:
+        backfiller.stop()
+    assert isinstance(first, Failed) and first.reason == "backfill_bug: RuntimeError: surprise"
+    assert isinstance(second, Failed) and "IncompleteRead" in second.reason and stats.errors["backfill_bug"] == 1

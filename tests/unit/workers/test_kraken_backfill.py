@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from workers.backfill import Done, Failed, Page, Unavailable, fetch_gap
+from workers.backfill import Done, Failed, Pacer, Page, Unavailable, fetch_gap
 from workers.kraken import Kraken
 from workers.kraken_rest import MIN_INTERVAL_S, RATE_LIMITED_WAIT_S, parse_trades, rest_pair
 from workers.normalize import NormalizeError
@@ -109,10 +109,10 @@ class Rest:
         return reply.status, reply.headers, reply.body.encode()
 
 
-def run(kraken: Kraken, gap: Gap, rest: Rest, page_limit: int = 1000):
+def run(kraken: Kraken, gap: Gap, rest: Rest, page_limit: int = 1000, pacer: Pacer | None = None):
     sleeps: list[float] = []
     events = list(fetch_gap(gap, kraken, "http://rest.test/", page_limit, rest,
-                            lambda s: sleeps.append(s) or True, WorkerStats("kraken")))
+                            lambda s: sleeps.append(s) or True, WorkerStats("kraken"), pacer))
     return events, sleeps
 
 
@@ -167,6 +167,17 @@ def test_requests_are_paced_to_one_a_second(kraken):
     assert len(rest.queries) >= 10 and isinstance(events[-1], Done)
     # Every request after the first waited (the fake fetch answers at once) up to 1 s.
     assert len(sleeps) == len(rest.queries) - 1 and all(0.9 < s <= MIN_INTERVAL_S for s in sleeps)
+
+
+def test_the_pace_holds_from_one_gap_to_the_next(kraken):
+    tape = live_tape(trades=200, span_s=10)
+    archive = list(tape.archive["BTC/USD"])
+    pacer, rest = Pacer(), Rest(tape)
+    first, _ = run(kraken, Gap(8, "BTC/USD", archive[0].trade_id, archive[0].trade_id, "stream"), rest, pacer=pacer)
+    second, sleeps = run(kraken, Gap(9, "BTC/USD", archive[1].trade_id, archive[1].trade_id, "stream"), rest,
+                         pacer=pacer)
+    assert isinstance(first[-1], Done) and isinstance(second[-1], Done)
+    assert len(sleeps) == 1 and 0.9 < sleeps[0] <= MIN_INTERVAL_S  # the second gap's first request waited
 
 
 def test_other_errors_fail_the_gap_after_retries(kraken):
