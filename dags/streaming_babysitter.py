@@ -14,6 +14,15 @@ Per stream (`bronze_ingestion`, `silver_transformation`, `gold_aggregation`):
   - **STALLED**: running but silent for more than `stall_minutes` while its source has
     new data: killed (`kill -9` is what checkpoints are for); its runner task's retry
     restarts it (or, with no runner run left, the babysitter triggers one).
+  - **DATA_LOST**: Kafka deleted offsets before `bronze_ingestion` read them (the
+    stream's loss ledger has ranges no earlier run reported). Never a reason to kill
+    or restart (the records are gone either way): the stream is left as it is, a line
+    `STREAM <name>: DATA_LOST - <n> offsets in <k> range(s) were deleted by Kafka before
+    the stream read them: <topic>[<partition>] offsets a..b (<n> records); ...` is logged
+    at ERROR, and the watch task **fails once, without retry**, so the run
+    shows red. The next run is green again unless more was lost; `k2 streams status`
+    keeps listing every lost range. If the stream must also be started, the start
+    goes first and the next run reports the loss.
 - **start_&lt;stream&gt;** (skipped unless needed) triggers the runner DAG
   `stream_<stream>`, whose single SparkSubmitOperator task *is* the stream (its log is
   the stream's log).

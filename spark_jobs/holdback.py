@@ -14,7 +14,14 @@ stopped, retention must keep:
   the sequence number its rewrite started from, so it is held too when it could
   contain unconsumed rows): the partition delete stops before the earliest such day.
 
-Everything here is pure except :func:`reader_position`, which reads the checkpoint.
+Not covered: a reader run with ``availableNow``. Iceberg's ``prepareForTriggerAvailableNow``
+plans from the query's *initial* offset (``sources/<i>/offsets/0``), not from the
+committed one, so such a run needs every snapshot since the checkpoint was created;
+keeping those would stop expiry for good. Retention warns when it expires a reader's
+initial snapshot (:func:`initial_snapshots`); the streams run on processing-time
+triggers, which restart from the committed offset.
+
+Everything here is pure except the two functions that read the checkpoint.
 """
 
 from __future__ import annotations
@@ -60,15 +67,8 @@ def _batches(folder: Path) -> list[int]:
 
 
 def _entries(offsets_file: Path) -> tuple[dict, ...]:
-    entries = []
-    for line in offsets_file.read_text().splitlines()[2:]:  # v1, batch metadata, then one per source
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict) and "snapshot_id" in value:
-            entries.append(value)
-    return tuple(entries)
+    # v1, the batch's metadata, then one line per source
+    return tuple(_entries_of_lines(offsets_file.read_text().splitlines()[2:]))
 
 
 def reader_position(stream: str, checkpoint: Path) -> ReaderPosition | None:
@@ -82,6 +82,29 @@ def reader_position(stream: str, checkpoint: Path) -> ReaderPosition | None:
         return ReaderPosition(stream, committed[-1], _entries(checkpoint / "offsets" / str(committed[-1])))
     # Batch 0 planned, not committed: its end names the snapshot it reads from scratch.
     return ReaderPosition(stream, None, _entries(checkpoint / "offsets" / str(planned[0])))
+
+
+def initial_snapshots(checkpoint: Path) -> set[int]:
+    """The snapshots the reader's sources started from (what ``availableNow`` runs plan from)."""
+    found = set()
+    for first in (checkpoint / "sources").glob("*/offsets/0"):
+        try:
+            found.update(int(e["snapshot_id"]) for e in _entries_of_lines(first.read_text().splitlines()))
+        except OSError:
+            continue
+    return found
+
+
+def _entries_of_lines(lines: list[str]) -> list[dict]:
+    out = []
+    for line in lines:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and "snapshot_id" in value:
+            out.append(value)
+    return out
 
 
 def hold_for(reader: ReaderPosition, snapshots: dict[int, Snap]) -> Hold | None:

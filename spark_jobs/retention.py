@@ -32,6 +32,7 @@ from spark_jobs.holdback import (
     Snap,
     expire_before_ms,
     hold_for,
+    initial_snapshots,
     min_consumed_seq,
     reader_position,
 )
@@ -62,11 +63,12 @@ def _count(value: object) -> int | None:
         return None
 
 
-def table_holds(namespace: str, table: str) -> list[Hold]:
-    """Each downstream stream's claim on ``table``, from its checkpoint and the table's snapshots."""
+def table_holds(namespace: str, table: str) -> tuple[list[Hold], dict[int, tuple[str, int]]]:
+    """Each downstream stream's claim on ``table``, from its checkpoint and the table's snapshots,
+    and the readers' initial snapshots still in the table (id -> (stream, timestamp ms))."""
     readers = readers_of(table)
     if not readers:
-        return []
+        return [], {}
     from k2.catalog import catalog
 
     meta = catalog().load_table(f"{namespace}.{table}").metadata  # fresh: not Spark's cached copy
@@ -74,9 +76,10 @@ def table_holds(namespace: str, table: str) -> list[Hold]:
                                  _count(s.summary.get("added-data-files")) if s.summary else None,
                                  _count(s.summary.get("total-data-files")) if s.summary else None)
              for s in meta.snapshots}
-    holds = []
+    holds, initial = [], {}
     for stream in readers:
         checkpoint = checkpoint_dir(stream)
+        initial |= {sid: (stream, snaps[sid].timestamp_ms) for sid in initial_snapshots(checkpoint) if sid in snaps}
         position = reader_position(stream, checkpoint)
         if position is None:
             continue  # never planned a batch: it will start from what the table holds then
@@ -88,7 +91,7 @@ def table_holds(namespace: str, table: str) -> list[Hold]:
             continue
         log(f"{namespace}.{table}: holding back for {hold.detail}")
         holds.append(hold)
-    return holds
+    return holds, initial
 
 
 def held_cutoff(spark, ident: str, short: str, table: str, cutoff: date, holds: list[Hold]) -> date:
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         for table in tables:
             ident = table_id(table, args.namespace)
             short = f"{args.namespace}.{table}"
-            holds = table_holds(args.namespace, table)
+            holds, initial = table_holds(args.namespace, table)
             cutoff = retention_cutoff(table, today)
             if cutoff is None:
                 log(f"{short}: kept forever, no partition delete")
@@ -158,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
                 held = min(holds, key=lambda h: h.keep_from_ms)
                 log(f"{short}: KEPT snapshots from {sql_timestamp(older_ms)} on, not only those after "
                     f"{sql_timestamp(rule_ms)}: {held.detail}")
+            for sid, (stream, ts) in sorted(initial.items()):
+                if ts < older_ms:
+                    log(f"{short}: WARNING expiring snapshot {sid}, where {stream}'s checkpoint started: "
+                        "the stream resumes fine on its processing-time trigger, but an availableNow run "
+                        "of this checkpoint will fail (Iceberg plans those from the first snapshot)")
             if args.dry_run:
                 continue
             expired = with_retries(lambda s=short, o=older_ms: spark.sql(

@@ -12,6 +12,7 @@ from spark_jobs.holdback import (
     Snap,
     expire_before_ms,
     hold_for,
+    initial_snapshots,
     min_consumed_seq,
     reader_position,
 )
@@ -99,3 +100,12 @@ def test_expiry_and_delete_follow_the_slowest_reader():
 def test_sql_timestamp_keeps_milliseconds():
     assert sql_timestamp(1_769_903_999_999) == "TIMESTAMP '2026-01-31 23:59:59.999+00:00'"
     assert sql_timestamp(5) == "TIMESTAMP '1970-01-01 00:00:00.005+00:00'"
+
+
+def test_initial_snapshots_of_every_source(tmp_path):
+    for source, snapshot in (("0", 11), ("1", 12)):
+        folder = tmp_path / "sources" / source / "offsets"
+        folder.mkdir(parents=True)
+        (folder / "0").write_text(json.dumps(entry(snapshot, 0)))
+    assert initial_snapshots(tmp_path) == {11, 12}
+    assert initial_snapshots(tmp_path / "missing") == set()
