@@ -84,6 +84,8 @@ def table_holds(namespace: str, table: str) -> tuple[list[Hold], dict[int, tuple
         if position is None:
             continue  # never planned a batch: it will start from what the table holds then
         hold = hold_for(position, snaps)
+        if hold is None and not snaps:
+            continue  # an empty table: nothing to keep, and no snapshot to point at yet
         if hold is None:
             log(f"{namespace}.{table}: WARNING {stream}'s checkpoint {checkpoint} points at no snapshot "
                 "of this table: it reads another namespace, or its snapshot was expired already "

@@ -35,6 +35,7 @@ class Observation:
     new_lost_ranges: int = 0  # loss-ledger ranges not reported by an earlier babysitter run
     new_lost_offsets: int = 0
     loss_detail: str = ""  # the new ranges, for the log
+    loss_ledger_size: int = 0  # ranges in the ledger when observed (what a report covers)
 
 
 @dataclass(frozen=True)

@@ -139,9 +139,10 @@ def write_state(stream: str, settings: PlatformSettings, **state) -> None:
     path.write_text(json.dumps({**state, "at": time.time()}))
 
 
-def unreported_losses(stream: str, settings: PlatformSettings) -> list[LostRange]:
+def unreported_losses(stream: str, settings: PlatformSettings,
+                      ledger: list[LostRange] | None = None) -> list[LostRange]:
     """Ranges of the stream's loss ledger that no babysitter run has reported yet."""
-    ledger = read_losses(stream, settings)
+    ledger = read_losses(stream, settings) if ledger is None else ledger
     try:
         reported = int(json.loads((stream_dir(stream, settings) / LOSS_STATE_FILE).read_text())["ranges"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -150,10 +151,12 @@ def unreported_losses(stream: str, settings: PlatformSettings) -> list[LostRange
     return ledger[reported:] if reported <= len(ledger) else ledger
 
 
-def mark_losses_reported(stream: str, settings: PlatformSettings) -> None:
+def mark_losses_reported(stream: str, settings: PlatformSettings, ranges: int) -> None:
+    """Record that the first ``ranges`` ledger ranges were reported (the count observed, so
+    a range the stream appends meanwhile is still news for the next run)."""
     path = stream_dir(stream, settings) / LOSS_STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"ranges": len(read_losses(stream, settings)), "at": time.time()}))
+    path.write_text(json.dumps({"ranges": ranges, "at": time.time()}))
 
 
 def describe_losses(ranges: list[LostRange]) -> str:
@@ -179,7 +182,8 @@ def observe(stream: str, settings: PlatformSettings, runner_active_runs: int,
         new_data, detail = source_new_data(stream, settings, progress.updated_at if progress else None)
     last = read_state(stream, settings).get("at")
     checkpoint = checkpoint_dir(stream, settings)
-    lost = unreported_losses(stream, settings)
+    ledger = read_losses(stream, settings)
+    lost = unreported_losses(stream, settings, ledger)
     return Observation(
         stream=stream,
         holder_pid=pid,
@@ -195,4 +199,5 @@ def observe(stream: str, settings: PlatformSettings, runner_active_runs: int,
         new_lost_ranges=len(lost),
         new_lost_offsets=sum(r.count for r in lost),
         loss_detail=describe_losses(lost),
+        loss_ledger_size=len(ledger),
     )

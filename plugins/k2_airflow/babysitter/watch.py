@@ -63,7 +63,7 @@ class StreamWatchOperator(BaseBranchOperator):
             if verdict.data_lost:
                 from airflow.sdk.exceptions import AirflowFailException
 
-                probes.mark_losses_reported(self.stream, settings)
+                probes.mark_losses_reported(self.stream, settings, obs.loss_ledger_size)
                 raise AirflowFailException(f"{self.stream}: DATA_LOST - {verdict.data_lost}")
             return None
         probes.write_state(self.stream, settings, action=verdict.action.value, state=verdict.state)

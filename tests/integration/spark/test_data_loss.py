@@ -106,5 +106,5 @@ def test_offsets_deleted_while_bronze_was_stopped_are_reported_exactly(jobs: Job
     obs = probes.observe(STREAM, jobs.settings, runner_active_runs=0)
     verdict = decide(obs, stall_after_s=600, start_grace_s=300)
     assert verdict.data_lost is not None and verdict.data_lost.startswith("15 offsets in 2 range(s)")
-    probes.mark_losses_reported(STREAM, jobs.settings)
+    probes.mark_losses_reported(STREAM, jobs.settings, obs.loss_ledger_size)
     assert decide(probes.observe(STREAM, jobs.settings, runner_active_runs=0), 600, 300).data_lost is None

@@ -56,14 +56,18 @@ def test_ledger_ranges_are_news_until_reported(settings):
     stream = "bronze_ingestion"
     record_losses(stream, [LostRange(T, 0, 10, 15), LostRange(T, 1, 30, 40)], settings)
     assert [r.count for r in probes.unreported_losses(stream, settings)] == [5, 10]
-    probes.mark_losses_reported(stream, settings)
-    assert probes.unreported_losses(stream, settings) == []
+    obs = probes.observe(stream, settings, runner_active_runs=0)
+    assert (obs.new_lost_ranges, obs.new_lost_offsets, obs.loss_ledger_size) == (2, 15, 2)
+    # The stream finds another gap between the babysitter's look and its report.
     record_losses(stream, [LostRange(T, 0, 50, 51)], settings)
+    probes.mark_losses_reported(stream, settings, obs.loss_ledger_size)
     assert probes.unreported_losses(stream, settings) == [LostRange(T, 0, 50, 51)]
 
     obs = probes.observe(stream, settings, runner_active_runs=0)
     assert (obs.new_lost_ranges, obs.new_lost_offsets) == (1, 1)
     assert obs.loss_detail == f"{T}[0] offsets 50..50 (1 records)"
+    probes.mark_losses_reported(stream, settings, obs.loss_ledger_size)
+    assert probes.unreported_losses(stream, settings) == []
 
 
 def test_describe_losses_names_a_few_and_sums_the_rest():
