@@ -20,7 +20,7 @@ import argparse
 from datetime import UTC, datetime
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.avro.functions import from_avro
 from pyspark.sql.streaming import DataStreamWriter
@@ -38,53 +38,145 @@ from spark_jobs.validation import classify, rules
 STREAM = "silver_transformation"
 KAFKA_NAMES = [c.name for c in KAFKA_COLUMNS]
 TIMESTAMP_FIELDS = {"timestamp", "ingestion_timestamp"}  # v3 long µs -> TIMESTAMP
+MAX_SCHEMA_LOOKUPS = 32  # default registry requests per batch (--max-schema-lookups-per-batch)
 
 
-def _v3_projection(schema: wire.WriterSchema | None) -> list:
-    """The v3 columns from ``decoded`` (typed as in Silver); absent fields are null."""
+def framed(batch: DataFrame) -> DataFrame:
+    """The Bronze columns plus the header's schema id (null when the frame is too short)."""
+    return batch.select(*KAFKA_NAMES, wire.schema_id().alias("schema_id"))
+
+
+def lookup_candidates(frames: DataFrame, known: dict[int, wire.WriterSchema], limit: int) -> list[int]:
+    """Ids of this batch the cache has no answer for, at most ``limit``: most rows first
+    (a real schema id carries many trades, a hostile one few), then lowest id (real ids
+    are small and grow one by one). Ids below 1 are never registry ids: no lookup."""
+    ids = frames.where(wire.header_ok() & (F.col("schema_id") >= 1))
+    if known:
+        ids = ids.where(~F.col("schema_id").isin(list(known)))
+    top = ids.groupBy("schema_id").count().orderBy(F.desc("count"), "schema_id").limit(limit).collect()
+    return [r.schema_id for r in top]
+
+
+def resolve_schemas(frames: DataFrame, cache: wire.SchemaCache, limit: int) -> dict[int, wire.WriterSchema]:
+    """Every answer the cache holds, plus at most ``limit`` new registry lookups for this
+    batch's ids; ids left over are not looked up this batch (see :func:`with_schema_problem`)."""
+    known = cache.known()
+    for sid in lookup_candidates(frames, known, limit):
+        found = cache.get(sid)
+        if found.usable:
+            refused = wire.spark_problem(frames.sparkSession, found.text)
+            if refused:
+                found = wire.WriterSchema(sid, None, f"schema id {sid} {refused}")
+                cache.remember(found)
+        known[sid] = found
+    return known
+
+
+def with_schema_problem(frames: DataFrame, schemas: dict[int, wire.WriterSchema], lookup_cap: int) -> DataFrame:
+    """Adds ``schema_problem``: null for a frame with a bad header (the header rules name
+    it) or a usable schema id, else why the id cannot be decoded.
+
+    Known problems join in from a small table rather than one expression per id, so a
+    batch naming a thousand bad ids still plans and runs as one small broadcast join.
+    """
+    usable = sorted(sid for sid, s in schemas.items() if s.usable)
+    problems = [(sid, s.problem or f"schema id {sid} is unusable") for sid, s in schemas.items() if not s.usable]
+    if problems:
+        table = frames.sparkSession.createDataFrame(problems, "schema_id int, known_problem string")
+        joined = frames.join(F.broadcast(table), "schema_id", "left")
+    else:
+        joined = frames.withColumn("known_problem", F.lit(None).cast("string"))
+    sid = F.col("schema_id")
+    is_usable = sid.isin(usable) if usable else F.lit(False)
+    problem = (
+        F.when(~wire.header_ok() | F.coalesce(is_usable, F.lit(False)), F.lit(None).cast("string"))
+        .when(F.col("known_problem").isNotNull(), F.col("known_problem"))
+        .when(sid < 1, F.format_string("schema id %d is not a registry id (ids start at 1)", sid))
+        .otherwise(F.format_string(
+            "schema id %d was not looked up: this batch held more than %d schema ids new to the "
+            "registry cache (--max-schema-lookups-per-batch); if the id is real, replay the record "
+            "from Bronze", sid, F.lit(lookup_cap)))
+    )
+    return joined.select(*frames.columns, problem.alias("schema_problem"))
+
+
+def _v3_projection(decoded: str | None, schema: wire.WriterSchema | None) -> tuple[list[Column], Column]:
+    """The v3 columns typed as in Silver (absent fields null), and ``out_of_range``: the
+    fields whose decoded value does not fit (``try_cast``, never a failing cast)."""
     fields = schema.fields if schema else set()
-    out = []
+    out, overflow = [], []
     for c in V3_COLUMNS:
-        if c.name not in fields:
-            value = F.lit(None)
-        elif c.name in TIMESTAMP_FIELDS:
-            value = F.timestamp_micros(F.col(f"decoded.{c.name}"))
-        else:
-            value = F.col(f"decoded.{c.name}")
-        out.append(value.cast(c.type).alias(c.name))
-    return out
+        if c.name not in fields or decoded is None:
+            out.append(F.lit(None).cast(c.type).alias(c.name))
+            continue
+        source = F.col(f"{decoded}.{c.name}")
+        value = F.timestamp_micros(source) if c.name in TIMESTAMP_FIELDS else source
+        typed = value.try_cast(c.type)
+        out.append(typed.alias(c.name))
+        overflow.append(F.when(source.isNotNull() & typed.isNull(), F.lit(c.name)))
+    return out, (F.concat_ws(", ", *overflow) if overflow else F.lit(""))
 
 
-def decode(framed: DataFrame, schemas: dict[int, wire.WriterSchema]) -> DataFrame:
-    """Rows with ``decoded`` and the v3 columns; each schema id decoded with its own schema."""
+def decode(frames: DataFrame, schemas: dict[int, wire.WriterSchema]) -> DataFrame:
+    """Rows with ``decoded`` (true, or null when undecodable), ``out_of_range`` and the v3
+    columns; each usable schema id's rows decoded with their own writer schema, every
+    other row (bad header, unusable id) passed through undecoded. Each input row comes
+    out exactly once: ``route`` is one id or null."""
+    wire.cap_avro_allocations(frames.sparkSession)
+    usable = {sid: s for sid, s in schemas.items() if s.usable}
+    route = F.when(wire.header_ok() & F.col("schema_problem").isNull(), F.col("schema_id"))
+    routed = frames.withColumn("route", route)
     parts = []
-    usable = {sid: s for sid, s in schemas.items() if s.text}
     for sid, schema in usable.items():
-        part = framed.where(F.col("schema_id") == sid).withColumn(
-            "decoded", from_avro(wire.body(), schema.text, {"mode": "PERMISSIVE"}))
+        part = routed.where(F.col("route") == sid).withColumn(
+            "avro", from_avro(wire.body(), wire.decode_schema(schema.text), {"mode": "PERMISSIVE"}))
         # PERMISSIVE from_avro yields a struct of all-null fields for a malformed body; a
         # good v3 body never does (its fields are non-null), so that is decode_error.
-        all_null = reduce(lambda a, b: a & b, [F.col(f"decoded.{f}").isNull() for f in schema.fields])
-        ok = F.col("decoded").isNotNull() & ~all_null
-        parts.append(part.select(*framed.columns, F.when(ok, True).alias("decoded"),
-                                 *_v3_projection(schema)))
-    # Everything not decodable by a known trade schema: bad header or unusable id.
-    rest = framed.where(~F.col("schema_id").isin(list(usable)) | F.col("schema_id").isNull()
-                        | ~wire.magic_ok()) if usable else framed
-    if usable:
-        parts = [p.where(wire.magic_ok()) for p in parts]
-    parts.append(rest.select(*framed.columns, F.lit(None).cast("boolean").alias("decoded"),
-                             *_v3_projection(None)))
+        all_null = reduce(lambda a, b: a & b, [F.col(f"avro.{f}").isNull() for f in schema.fields])
+        ok = F.col("avro").isNotNull() & ~all_null
+        columns, overflow = _v3_projection("avro", schema)
+        parts.append(part.select(*frames.columns, F.when(ok, True).alias("decoded"),
+                                 F.when(ok, overflow).alias("out_of_range"), *columns))
+    rest = routed.where(F.col("route").isNull())
+    columns, _ = _v3_projection(None, None)
+    parts.append(rest.select(*frames.columns, F.lit(None).cast("boolean").alias("decoded"),
+                             F.lit(None).cast("string").alias("out_of_range"), *columns))
     return reduce(DataFrame.unionByName, parts)
+
+
+def check(frames: DataFrame, schemas: dict[int, wire.WriterSchema], topic_map: dict[str, str],
+          now: datetime, clock_skew_s: float) -> DataFrame:
+    """Decoded rows with ``error_type``/``error_message`` (null when the row is valid).
+
+    Persist the result before filtering it (SilverBatch does): Spark pushes a filter on
+    ``error_type`` down through the projections, inlining ``from_avro`` into every field
+    reference; the generated code then outgrows the JVM's limits and decodes each row
+    many times over.
+    """
+    return classify(decode(frames, schemas), rules(topic_map, now, clock_skew_s))
+
+
+def silver_rows(checked: DataFrame, topic: str) -> DataFrame:
+    """The valid rows of one exchange's topic, as its Silver table holds them."""
+    return checked.where(F.col("error_type").isNull() & (F.col("topic") == topic)).select(
+        *[c.name for c in V3_COLUMNS], F.to_date("timestamp").alias("exchange_date"))
+
+
+def dlq_rows(checked: DataFrame, now: datetime) -> DataFrame:
+    """Every rejected row, as silver_dlq holds it."""
+    return checked.where(F.col("error_type").isNotNull()).select(
+        *KAFKA_NAMES, "schema_id", "error_type", "error_message", F.lit(now).alias("error_timestamp"))
 
 
 class SilverBatch:
     """The ``foreachBatch`` function: one Bronze micro-batch -> Silver tables + DLQ."""
 
-    def __init__(self, namespace: str, topic_map: dict[str, str], clock_skew_s: float):
+    def __init__(self, namespace: str, topic_map: dict[str, str], clock_skew_s: float,
+                 max_schema_lookups: int = MAX_SCHEMA_LOOKUPS):
         self.namespace = namespace
         self.topic_map = topic_map
         self.clock_skew_s = clock_skew_s
+        self.max_schema_lookups = max_schema_lookups
         self.schemas = wire.SchemaCache(platform().registry_url)
         self.commits = BatchCommits(checkpoint_dir(STREAM), self.say)
 
@@ -96,27 +188,20 @@ class SilverBatch:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         now = datetime.now(UTC)  # one clock per batch: reruns of a stage agree
-        framed = batch.select(*KAFKA_NAMES, wire.schema_id().alias("schema_id")).persist()
+        frames = framed(batch).persist()
         try:
-            ids = [r.schema_id for r in framed.where(wire.magic_ok() & F.col("schema_id").isNotNull())
-                   .select("schema_id").distinct().collect()]
-            schemas = {sid: self.schemas.get(sid) for sid in ids}
-            problems = {sid: s.problem for sid, s in schemas.items() if s.problem}
-            with_problem = framed.withColumn(
-                "schema_problem",
-                F.coalesce(*[F.when(F.col("schema_id") == sid, F.lit(p)) for sid, p in problems.items()],
-                           F.lit(None).cast("string")) if problems else F.lit(None).cast("string"))
-            error_type, message = classify(rules(self.topic_map, now, self.clock_skew_s))
-            checked = (decode(with_problem, schemas)
-                       .withColumn("error_type", error_type)
-                       .withColumn("error_message", message)
-                       .persist())
+            before = self.schemas.lookups
+            schemas = resolve_schemas(frames, self.schemas, self.max_schema_lookups)
+            if self.schemas.lookups - before:
+                self.say(f"batch {batch_id}: {self.schemas.lookups - before} schema registry lookup(s)")
+            checked = check(with_schema_problem(frames, schemas, self.max_schema_lookups), schemas,
+                            self.topic_map, now, self.clock_skew_s).persist()
             try:
                 self._write(checked, batch_id, now)
             finally:
                 checked.unpersist()
         finally:
-            framed.unpersist()
+            frames.unpersist()
         self.commits.batch_done()
 
     def _write(self, checked: DataFrame, batch_id: int, now: datetime) -> None:
@@ -126,19 +211,13 @@ class SilverBatch:
         for r in stats:
             if r.error_type is not None:
                 by_type[r.error_type] = by_type.get(r.error_type, 0) + r["count"]
-        v3 = [c.name for c in V3_COLUMNS]
         written = []
         for ex, topic in self.topic_map.items():
             if valid_by_topic.get(topic):
-                valid = checked.where(F.col("error_type").isNull() & (F.col("topic") == topic)).select(
-                    *v3, F.to_date("timestamp").alias("exchange_date"))
-                self.commits.append(valid, table_id(silver_table(ex), self.namespace), batch_id)
+                self.commits.append(silver_rows(checked, topic), table_id(silver_table(ex), self.namespace), batch_id)
                 written.append(f"{silver_table(ex)}={valid_by_topic[topic]}")
-        rejected = checked.where(F.col("error_type").isNotNull())
         if by_type:
-            dlq = rejected.select(*KAFKA_NAMES, "schema_id", "error_type", "error_message",
-                                  F.lit(now).alias("error_timestamp"))
-            self.commits.append(dlq, table_id(SILVER_DLQ_TABLE, self.namespace), batch_id)
+            self.commits.append(dlq_rows(checked, now), table_id(SILVER_DLQ_TABLE, self.namespace), batch_id)
             written.append(f"{SILVER_DLQ_TABLE}={sum(by_type.values())} {by_type}")
         if written:
             self.say(f"batch {batch_id}: " + ", ".join(written))
@@ -146,7 +225,8 @@ class SilverBatch:
 
 def build(spark: SparkSession, args: argparse.Namespace) -> DataStreamWriter:
     bronze = iceberg_stream(spark, table_id(BRONZE_TABLE, args.namespace), args.max_rows_per_batch)
-    handler = SilverBatch(args.namespace, parse_topic_map(args.topics), args.clock_skew_seconds)
+    handler = SilverBatch(args.namespace, parse_topic_map(args.topics), args.clock_skew_seconds,
+                          args.max_schema_lookups_per_batch)
     return bronze.writeStream.foreachBatch(handler)
 
 
@@ -158,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="how far into the future a trade timestamp may be (default 60)")
     parser.add_argument("--max-rows-per-batch", type=int, default=1_000_000,
                         help="soft cap on Bronze rows per micro-batch (default 1000000)")
+    parser.add_argument("--max-schema-lookups-per-batch", type=int, default=MAX_SCHEMA_LOOKUPS,
+                        help="registry requests a batch may make for schema ids it has not seen; rows "
+                        f"of ids beyond it go to the DLQ as unknown_schema_id (default {MAX_SCHEMA_LOOKUPS})")
     args = parser.parse_args(argv)
 
     from spark_jobs.streaming import run_stream

@@ -3,17 +3,22 @@
 Rules run in order; a row gets the ``error_type`` and ``error_message`` of the first
 rule it fails, or nulls when it passes all of them. Frame-level problems (header,
 schema id, decode) come first because later rules need decoded fields.
+
+Every expression is total under ANSI mode (no cast, substring or arithmetic that can
+throw on any value), and every rule that compares a field runs after ``missing_field``,
+so a null never slips through a comparison that evaluates to null.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from k2.contracts import EXCHANGES, exchange
+from spark_jobs import wire
 
 # How each exchange spells a pair (SPEC §3): Binance BTCUSDT, Kraken BTC/USD.
 SYMBOL_SEPARATOR = {"binance": "", "kraken": "/"}
@@ -23,6 +28,16 @@ if missing:  # pragma: no cover - a new exchange must declare its symbol convent
 
 REQUIRED_TEXT = ("message_id", "trade_id", "symbol", "base_asset", "quote_currency")
 REQUIRED_ANY = ("exchange", "timestamp", "price", "quantity", "side", "ingestion_timestamp")
+TIMESTAMPS = ("timestamp", "ingestion_timestamp")
+
+# The oldest instant a trade (or its receipt) can have: Bitcoin's genesis block; no
+# crypto trade predates it, on any exchange, however deep a backfill goes. Fixed
+# rather than "now minus N days" so a replay or a late backfill never turns valid
+# trades into rejects. What it catches in practice is a unit mistake: seconds or
+# milliseconds sent as microseconds land in January 1970 (0, negatives and Long.MIN
+# too). Nanoseconds sent as microseconds land tens of millennia ahead and fail
+# future_timestamp instead.
+OLDEST_TIMESTAMP = datetime(2009, 1, 3, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -36,9 +51,19 @@ def _map(pairs: dict[str, str]) -> Column:
     return F.create_map(*[F.lit(x) for kv in pairs.items() for x in kv])
 
 
-def rules(topic_map: dict[str, str], now: datetime, clock_skew_s: float) -> list[Rule]:
+def _first_of(fields: tuple[str, ...], failed) -> Column:
+    """The name of the first field for which ``failed(name)`` holds."""
+    out = F.when(failed(fields[0]), F.lit(fields[0]))
+    for f in fields[1:]:
+        out = out.when(failed(f), F.lit(f))
+    return out
+
+
+def rules(topic_map: dict[str, str], now: datetime, clock_skew_s: float,
+          oldest: datetime = OLDEST_TIMESTAMP) -> list[Rule]:
     """Rules over a frame with ``value``, ``topic``, ``schema_id``, ``schema_problem``,
-    ``decoded`` (struct or null) and the v3 columns (``timestamp`` as TIMESTAMP)."""
+    ``decoded`` (true or null), ``out_of_range`` (names of fields whose decoded value
+    does not fit Silver's type, or empty) and the v3 columns (timestamps as TIMESTAMP)."""
     topic_enum = _map({t: exchange(ex).enum_symbol for ex, t in topic_map.items()})[F.col("topic")]
     topic_sep = _map({t: SYMBOL_SEPARATOR[ex] for ex, t in topic_map.items()})[F.col("topic")]
     limit = now + timedelta(seconds=clock_skew_s)
@@ -46,11 +71,13 @@ def rules(topic_map: dict[str, str], now: datetime, clock_skew_s: float) -> list
         F.when(F.col(c).isNull() | (F.col(c) == ""), F.lit(c)) for c in REQUIRED_TEXT
     ], *[F.when(F.col(c).isNull(), F.lit(c)) for c in REQUIRED_ANY])
     expected_symbol = F.concat(F.col("base_asset"), topic_sep, F.col("quote_currency"))
+    late = _first_of(TIMESTAMPS, lambda c: F.col(c) > F.lit(limit))
+    early = _first_of(TIMESTAMPS, lambda c: F.col(c) < F.lit(oldest))
     return [
-        Rule("truncated_frame", F.coalesce(F.length("value"), F.lit(0)) < 5,
+        Rule("truncated_frame", wire.frame_length() < wire.HEADER_BYTES,
              F.format_string("frame of %d bytes is shorter than the 5-byte wire header",
-                             F.coalesce(F.length("value"), F.lit(0)))),
-        Rule("bad_magic_byte", F.substring("value", 1, 1) != F.lit(bytes([0])),
+                             wire.frame_length())),
+        Rule("bad_magic_byte", ~wire.magic_ok(),
              F.format_string("magic byte is 0x%s, expected 0x00 (not Confluent wire format)",
                              F.hex(F.substring("value", 1, 1)))),
         Rule("unknown_schema_id", F.col("schema_problem").isNotNull(), F.col("schema_problem")),
@@ -59,6 +86,9 @@ def rules(topic_map: dict[str, str], now: datetime, clock_skew_s: float) -> list
                              F.length("value") - 5, F.col("schema_id"))),
         Rule("unknown_topic", topic_enum.isNull(),
              F.format_string("topic %s is not one of this stream's trade topics", F.col("topic"))),
+        Rule("value_out_of_range", F.coalesce(F.col("out_of_range"), F.lit("")) != "",
+             F.format_string("field(s) %s decode but do not fit Silver's types (decimal(18,8) for "
+                             "price and quantity)", F.col("out_of_range"))),
         Rule("missing_field", missing_fields != "",
              F.format_string("required field(s) missing or empty: %s", missing_fields)),
         Rule("exchange_topic_mismatch", F.col("exchange") != topic_enum,
@@ -68,10 +98,13 @@ def rules(topic_map: dict[str, str], now: datetime, clock_skew_s: float) -> list
              F.format_string("price %s is not > 0", F.col("price").cast("string"))),
         Rule("non_positive_quantity", F.col("quantity") <= 0,
              F.format_string("quantity %s is not > 0", F.col("quantity").cast("string"))),
-        Rule("future_timestamp", F.col("timestamp") > F.lit(limit),
-             F.format_string("timestamp %s is more than %ss ahead of processing time %s",
-                             F.col("timestamp").cast("string"), F.lit(f"{clock_skew_s:g}"),
-                             F.lit(now.isoformat()))),
+        Rule("future_timestamp", late.isNotNull(),
+             F.format_string("%s %s is more than %ss ahead of processing time %s", late,
+                             _value_of(late), F.lit(f"{clock_skew_s:g}"), F.lit(now.isoformat()))),
+        Rule("ancient_timestamp", early.isNotNull(),
+             F.format_string("%s %s is before %s (Bitcoin's genesis block), so no trade can have it; "
+                             "often seconds or milliseconds sent as microseconds", early,
+                             _value_of(early), F.lit(oldest.isoformat()))),
         Rule("symbol_mismatch", F.col("symbol") != expected_symbol,
              F.format_string("symbol %s is inconsistent with base %s / quote %s (expected %s)",
                              F.col("symbol"), F.col("base_asset"), F.col("quote_currency"),
@@ -79,15 +112,32 @@ def rules(topic_map: dict[str, str], now: datetime, clock_skew_s: float) -> list
     ]
 
 
-def classify(rule_list: list[Rule]) -> tuple[Column, Column]:
-    """(error_type, error_message) columns: those of the first failing rule, else null."""
-    error_type: Column | None = None
-    message: Column | None = None
-    for rule in rule_list:
-        if error_type is None:
-            error_type = F.when(rule.failed, F.lit(rule.error_type))
-            message = F.when(rule.failed, rule.message)
-        else:
-            error_type = error_type.when(rule.failed, F.lit(rule.error_type))
-            message = message.when(rule.failed, rule.message)
-    return error_type, message
+def _value_of(field_name: Column) -> Column:
+    """The named timestamp column's value as text."""
+    return F.when(field_name == "timestamp", F.col("timestamp").cast("string")).otherwise(
+        F.col("ingestion_timestamp").cast("string"))
+
+
+def classify(frame: DataFrame, rule_list: list[Rule]) -> DataFrame:
+    """``frame`` plus ``error_type`` and ``error_message``: those of the first failing
+    rule, else null.
+
+    The rules are evaluated once, into the index of the first that fails; type and
+    message are then picked by that index. Spelling each out as its own CASE over every
+    rule would repeat every condition (and Spark's generated code would outgrow the JVM's
+    method limit and fall back to the interpreter).
+    """
+    index = F.when(rule_list[0].failed, F.lit(0))
+    for i, rule in enumerate(rule_list[1:], start=1):
+        index = index.when(rule.failed, F.lit(i))
+    indexed = frame.withColumn("failed_rule", index)
+    idx = F.col("failed_rule")
+    error_type = F.when(idx == 0, F.lit(rule_list[0].error_type))
+    message = F.when(idx == 0, rule_list[0].message)
+    for i, rule in enumerate(rule_list[1:], start=1):
+        error_type = error_type.when(idx == i, F.lit(rule.error_type))
+        message = message.when(idx == i, rule.message)
+    # A message is never empty, even if a rule's text came out null.
+    return (indexed.withColumn("error_type", error_type)
+            .withColumn("error_message", F.when(idx.isNotNull(), F.coalesce(message, error_type)))
+            .drop("failed_rule"))
