@@ -1,0 +1,71 @@
+"""Kraken gap backfill against real Kafka + registry and the simulator's REST Trades.
+
+The simulator leaves Kraken trades out of the live stream (not out of REST), and
+rate-limits the first REST call the way Kraken does (HTTP 200, ``EAPI:Rate limit
+exceeded`` in the body). The expectation is every trade the market published for the
+subscribed symbols from the first to the last one a connection was sent
+(``published_trades``, built from the simulator's record without worker code).
+"""
+
+from __future__ import annotations
+
+import pytest
+from worker_harness import (
+    TopicReader,
+    assert_contiguous,
+    assert_trades_match,
+    expected_trades,
+    published_trades,
+    wait_for,
+    wait_until_landed,
+    worker_env,
+)
+
+from workers.simulator import read_record
+
+pytestmark = pytest.mark.integration
+
+DROPPED = 30
+
+
+def record_events(sim, ev: str) -> list[dict]:
+    return [e for e in read_record(sim.record_path) if e.get("ev") == ev and e.get("exchange") == "kraken"]
+
+
+def log_events(worker, event: str) -> list[dict]:
+    return [e for e in worker.events() if e.get("event") == event]
+
+
+def test_trades_the_stream_left_out_are_backfilled_through_a_rate_limit(stack, topics, make_simulator, start_worker):
+    sim = make_simulator(rate=40, seed=31)
+    env = worker_env(sim, topics, kraken_rest_url=f"http://127.0.0.1:{sim.port}")
+    worker = start_worker("kraken", env)
+    reader = TopicReader(stack, topics["kraken"])
+    wait_for(lambda: len(reader.poll(0.3)) >= 50, 20, "first trades")
+    sim.call(sim.sim.throttle_rest, 1)  # the first REST call: EAPI:Rate limit exceeded
+    assert sim.call(sim.sim.drop, "kraken", DROPPED) == 1
+    wait_for(lambda: len(record_events(sim, "dropped")) == DROPPED, 10, f"{DROPPED} trades left out of the stream")
+    dropped = {(e["symbol"], e["trade_id"]) for e in record_events(sim, "dropped")}
+    symbols = {s for s, _ in dropped}
+    # Each symbol's gap opens at its next live trade; both must be filled.
+    wait_for(lambda: sum(e["trades"] for e in log_events(worker, "backfill_done")) >= DROPPED
+             and {e["symbol"] for e in log_events(worker, "backfill_done")} >= symbols, 30, "backfill of the drops")
+    sim.stop()
+
+    expected = published_trades(sim.record_path, "kraken")
+    assert dropped <= set(expected) and not dropped & set(expected_trades(sim.record_path, "kraken"))
+    messages = wait_until_landed(reader, expected)
+    assert_trades_match(messages, expected, "kraken")  # exact set, field by field, dup ids equal
+    assert_contiguous(messages)
+    assert len(record_events(sim, "conn_open")) == 1, "the gap must be filled without a reconnect"
+    rest = record_events(sim, "rest")
+    assert rest[0]["throttled"] and not any(e["throttled"] for e in rest[1:])
+    assert all(e["path"] == "/0/public/Trades" and e["status"] == 200 for e in rest)
+    done = log_events(worker, "backfill_done")
+    assert {e["cause"] for e in done} == {"stream"} and sum(e["throttled"] for e in done) == 1
+    assert sum(e["trades"] for e in done) == DROPPED
+    assert not log_events(worker, "backfill_failed") and not log_events(worker, "backfill_unavailable")
+    assert worker.stop() == 0
+    final = log_events(worker, "stream_summary")[-1]
+    assert final["gaps"] == len(done) and final["backfilled"] == DROPPED and final["backfill_lost"] == 0
+    reader.close()
