@@ -38,6 +38,7 @@ class IsolatedPipeline:
     partitions: int = 3
     streams: dict[str, subprocess.Popen] = field(default_factory=dict)
     workers: subprocess.Popen | None = None
+    workers_log: Path | None = None
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -128,8 +129,18 @@ class IsolatedPipeline:
         env.update(extra)
         return env
 
-    def start_workers(self, urls: dict[str, str], **extra: str) -> subprocess.Popen:
-        log = open(self.workdir / "workers.log", "ab")  # noqa: SIM115 - owned by the child
+    def start_workers(self, urls: dict[str, str], phase: str | None = None, **extra: str) -> subprocess.Popen:
+        """The workers under their supervisor, fed from ``urls``.
+
+        ``phase`` names one market run among several on the same pipeline: its log and
+        its progress state are its own (``workers-<phase>.log``, ``worker-state-<phase>``),
+        so a new simulator's trade ids are never compared with an earlier one's watermark.
+        """
+        suffix = f"-{phase}" if phase else ""
+        self.workers_log = self.workdir / f"workers{suffix}.log"
+        if phase:
+            extra = {"K2_WORKERS_STATE_DIR": str(self.workdir / f"worker-state{suffix}"), **extra}
+        log = open(self.workers_log, "ab")  # noqa: SIM115 - owned by the child
         self.workers = subprocess.Popen(
             [K2_BIN, "workers"], env=self.worker_env(urls, **extra), cwd=REPO_ROOT,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

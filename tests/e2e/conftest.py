@@ -1,6 +1,27 @@
-"""Print the fault matrix's recovery times in the test summary."""
+"""The e2e tier's one shared pipeline, and the fault matrix's recovery times in the summary."""
 
 from __future__ import annotations
+
+import pytest
+
+from k2.pipeline import IsolatedPipeline
+from shared_pipeline import SharedPipeline, StreamKeeper
+
+
+@pytest.fixture(scope="session")
+def shared(stack, run_id, tmp_path_factory):
+    """Topics, tables and the three streams, started once for every e2e phase (see shared_pipeline)."""
+    pipe = IsolatedPipeline(tmp_path_factory.mktemp("e2e"), run_id)
+    keeper = StreamKeeper(pipe)
+    try:
+        pipe.create_topics()
+        pipe.bootstrap_tables()
+        pipe.start_streams()
+        keeper.start()
+        yield SharedPipeline(pipe, keeper)
+    finally:
+        keeper.stop()
+        pipe.cleanup()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

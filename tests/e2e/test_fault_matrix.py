@@ -4,7 +4,8 @@ Faults: each worker process (the supervisor restarts it), each stream (restarted
 its checkpoint, as the babysitter does), the Kafka broker and the schema registry
 (then restarted), and a network stall on the exchange connections (the simulator
 goes silent; the worker's watchdog reconnects). Afterwards Gold must still hold
-exactly the trades the simulator sent, once each. Each fault's time to recovery is
+every trade the simulator sent, once each, and nothing no phase sent (the pipeline is
+shared with the e2e test: tests/e2e/shared_pipeline.py). Each fault's time to recovery is
 printed in the test summary and written to ``$K2_HOME/reports/fault_matrix.json``.
 """
 
@@ -13,9 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -25,34 +24,20 @@ from k2.contracts import STREAMS, silver_table
 from k2.pipeline import IsolatedPipeline, wait_for
 from k2.settings import fresh_platform
 from k2.stack import kafka, registry
+from shared_pipeline import SharedPipeline
 from simulator_expectations import expected_trades, published_trades
 from workers.log import parse_events
 from workers.simulator import SimulatorConfig, SimulatorThread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(1800)]
+PHASE = "faults"  # this module's market run on the tier's shared pipeline (tests/e2e/conftest.py)
 
 WATCHDOG_S = 5.0
 RECOVERY: list[dict] = []  # read by tests/e2e/conftest.py for the terminal summary
 
 
-class StreamKeeper(threading.Thread):
-    """Restarts any stream whose process died, as the babysitter would (every 2 s)."""
-
-    def __init__(self, pipe: IsolatedPipeline) -> None:
-        super().__init__(daemon=True)
-        self.pipe = pipe
-        self.stopped = threading.Event()
-        self.paused: set[str] = set()
-
-    def run(self) -> None:
-        while not self.stopped.wait(2):
-            for stream, proc in list(self.pipe.streams.items()):
-                if stream not in self.paused and proc.poll() is not None:
-                    self.pipe.start_stream(stream)
-
-
 def _worker_events(pipe: IsolatedPipeline) -> list[dict]:
-    return parse_events((pipe.workdir / "workers.log").read_text(errors="replace"))
+    return parse_events(pipe.workers_log.read_text(errors="replace"))
 
 
 def _child_pid(pipe: IsolatedPipeline, exchange: str) -> int | None:
@@ -128,20 +113,15 @@ def _record(fault: str, began: float, detail: str = "") -> None:
 
 
 @pytest.fixture(scope="module")
-def faults_run(stack, run_id, tmp_path_factory):
-    pipe = IsolatedPipeline(tmp_path_factory.mktemp("faults"), f"f{run_id}")
-    record = pipe.workdir / "simulator.jsonl"
+def faults_run(stack, shared: SharedPipeline):
+    pipe, keeper = shared.pipe, shared.keeper
+    record = pipe.workdir / "simulator-faults.jsonl"
     # Every exchange connection goes silent 50 s after it opens, for 20 s: the stall fault.
     sim = SimulatorThread(SimulatorConfig(rate=10, seed=5, record=str(record), stall_after_s=50,
                                           stall_for_s=20))
-    keeper = StreamKeeper(pipe)
     s = fresh_platform()
     try:
-        pipe.create_topics()
-        pipe.bootstrap_tables()
-        pipe.start_streams()
-        keeper.start()
-        pipe.start_workers(sim.urls(), K2_WORKERS_WATCHDOG_S=str(WATCHDOG_S))
+        pipe.start_workers(sim.urls(), phase=PHASE, K2_WORKERS_WATCHDOG_S=str(WATCHDOG_S))
         for exchange in ("binance", "kraken"):
             wait_for(lambda ex=exchange: _child_pid(pipe, ex), 60, f"{exchange} worker")
 
@@ -197,38 +177,36 @@ def faults_run(stack, run_id, tmp_path_factory):
         # Kraken: every trade sent (its subscribe snapshot covers a restart).
         expected.update({v["message_id"]: v for v in published_trades(str(record), "binance").values()})
         expected.update({v["message_id"]: v for v in expected_trades(str(record), "kraken").values()})
+        shared.expect(PHASE, expected)
         try:
-            wait_for(lambda: pipe.gold().num_rows >= len(expected), 300, "Gold complete", interval=5)
+            wait_for(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 300,
+                     "Gold complete", interval=5)
         except TimeoutError:
             pass  # the test below says exactly what is missing
         gold_ids = set(pipe.gold().column("message_id").to_pylist())
         lost = {m: e for m, e in expected.items() if m not in gold_ids}
         yield {"pipe": pipe, "expected": expected, "where_lost": _where_lost(pipe, lost) if lost else {}}
     finally:
-        keeper.stopped.set()
-        if keeper.is_alive():
-            keeper.join(30)  # no restart may race the teardown's kills
         sim.stop()
+        pipe.stop_workers()
         for module in (kafka, registry):  # never leave the shared stack broken
             if module.service(s).state() != "running":
                 module.service(s).start()
-        pipe.cleanup()
         report = Path(s.home) / "reports" / "fault_matrix.json"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(RECOVERY, indent=2))
 
 
-def test_gold_is_exactly_complete_after_every_fault(faults_run):
+def test_gold_is_exactly_complete_after_every_fault(faults_run, shared: SharedPipeline):
     gold = faults_run["pipe"].gold().to_pylist()
-    ids = Counter(r["message_id"] for r in gold)
-    assert [m for m, n in ids.items() if n > 1] == []
-    missing = sorted((e["exchange"], e["symbol"], int(e["trade_id"]))
-                     for m, e in faults_run["expected"].items() if m not in ids)
-    assert missing == [], (f"{len(missing)} trades missing from Gold, e.g. {missing[:10]} ... {missing[-5:]}; "
-                           f"furthest layer reached: {faults_run['where_lost']}")
-    assert set(ids) == set(faults_run["expected"])
+    problems = shared.gold_problems(PHASE, gold)
+    assert problems == {"duplicated": [], "missing": [], "unexpected": []}, (
+        f"{ {k: len(v) for k, v in problems.items()} }, e.g. {problems['missing'][:10]}; "
+        f"furthest layer each missing trade reached: {faults_run['where_lost']}")
     for row in gold:
-        exp = faults_run["expected"][row["message_id"]]
+        exp = faults_run["expected"].get(row["message_id"])
+        if exp is None:
+            continue  # another phase's trade (checked by that phase)
         assert (row["trade_id"], row["price"], row["quantity"], row["side"]) == (
             exp["trade_id"], exp["price"], exp["quantity"], exp["side"])
 

@@ -1,11 +1,13 @@
 """End to end: simulator → workers → Kafka → bronze → silver (+ DLQ) → gold.
 
 The real workers (under their supervisor) and the real three Spark streams run against
-the real stack on an isolated namespace, topics and checkpoints. The simulator sends
+the real stack on an isolated namespace, topics and checkpoints, shared with the fault
+matrix (tests/e2e/shared_pipeline.py says how the two stay apart). The simulator sends
 trades (with duplicates and malformed frames) and records exactly what it sent; the
 test also writes invalid records straight to Kafka. Afterwards:
 
-- Gold holds exactly the set of trades the simulator sent, field by field, once each;
+- Gold holds every trade the simulator sent, field by field, once each, and nothing
+  that no phase sent;
 - the workers' DLQ topic holds exactly the malformed frames, by kind;
 - ``silver_dlq`` holds exactly the invalid records, each with its reason.
 """
@@ -26,7 +28,8 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.contracts import trade_schema_text
-from k2.pipeline import IsolatedPipeline, wait_for
+from k2.pipeline import wait_for
+from shared_pipeline import SharedPipeline
 from simulator_expectations import DLQ_KIND, bad_frames, expected_trades, published_trades
 from workers.simulator import SimulatorConfig, SimulatorThread
 
@@ -34,6 +37,7 @@ pytestmark = pytest.mark.e2e
 
 TRADE_SECONDS = 40
 RATE = 15  # trades/s per exchange
+PHASE = "e2e"  # this module's market run on the tier's shared pipeline (tests/e2e/conftest.py)
 
 
 def _valid(**changes) -> dict:
@@ -68,18 +72,13 @@ def _invalid_records(serialize, schema_id: int) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def run(stack, run_id, tmp_path_factory):
-    pipe = IsolatedPipeline(tmp_path_factory.mktemp("e2e"), run_id)
-    sim = None
+def run(stack, shared: SharedPipeline):
+    pipe = shared.pipe
+    record = pipe.workdir / "simulator-e2e.jsonl"
+    sim = SimulatorThread(SimulatorConfig(rate=RATE, malformed_rate=0.03, duplicate_rate=0.05,
+                                          seed=11, record=str(record)))
     try:
-        pipe.create_topics()
-        pipe.bootstrap_tables()
-        pipe.start_streams()
-
-        record = pipe.workdir / "simulator.jsonl"
-        sim = SimulatorThread(SimulatorConfig(rate=RATE, malformed_rate=0.03, duplicate_rate=0.05,
-                                              seed=11, record=str(record)))
-        pipe.start_workers(sim.urls())
+        pipe.start_workers(sim.urls(), phase=PHASE)
 
         # Invalid records straight into the binance topic, as a buggy producer would.
         registry = SchemaRegistryClient({"url": stack.registry_url})
@@ -96,7 +95,6 @@ def run(stack, run_id, tmp_path_factory):
 
         time.sleep(TRADE_SECONDS)  # the market runs; nothing is asserted on timing
         sim.stop()
-        sim = None
         assert pipe.stop_workers() == 0
 
         expected = {}
@@ -104,25 +102,26 @@ def run(stack, run_id, tmp_path_factory):
         # Kraken: every trade sent (its subscribe snapshot covers a restart).
         expected.update({v["message_id"]: v for v in published_trades(str(record), "binance").values()})
         expected.update({v["message_id"]: v for v in expected_trades(str(record), "kraken").values()})
-        wait_for(lambda: pipe.gold().num_rows >= len(expected), 600, "Gold to hold every trade",
-                 interval=5)
+        shared.expect(PHASE, expected)
+        wait_for(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 600,
+                 "Gold to hold every trade of this phase", interval=5)
         wait_for(lambda: pipe.silver_dlq().num_rows >= len(invalid), 300, "silver_dlq", interval=5)
         yield {"pipe": pipe, "expected": expected, "invalid": invalid, "record": str(record)}
     finally:
-        if sim is not None:
-            sim.stop()
-        pipe.cleanup()
+        sim.stop()
+        pipe.stop_workers()
 
 
-def test_gold_holds_exactly_the_trades_sent(run):
+def test_gold_holds_exactly_the_trades_sent(run, shared: SharedPipeline):
     gold = run["pipe"].gold().to_pylist()
+    problems = shared.gold_problems(PHASE, gold)
+    assert problems == {"duplicated": [], "missing": [], "unexpected": []}, {
+        k: (len(v), v[:10]) for k, v in problems.items()}
     expected = run["expected"]
-    ids = Counter(row["message_id"] for row in gold)
-    assert [m for m, n in ids.items() if n > 1] == []
-    assert set(ids) == set(expected), (
-        f"missing {len(set(expected) - set(ids))}, unexpected {len(set(ids) - set(expected))}")
     for row in gold:
-        exp = expected[row["message_id"]]
+        exp = expected.get(row["message_id"])
+        if exp is None:
+            continue  # another phase's trade (checked by that phase)
         ts = row["timestamp"]
         assert int(ts.timestamp()) * 1_000_000 + ts.microsecond == exp["timestamp"]
         assert {k: row[k] for k in ("trade_id", "symbol", "exchange", "price", "quantity",

@@ -1,0 +1,63 @@
+"""One isolated pipeline shared by the end-to-end tier: started once, used by each market run.
+
+Starting the streams costs three Spark start-ups and bootstrapping the tables a fourth,
+a minute or two on 2 cores; the e2e test and the fault matrix each used to pay it. Now
+they are *phases* on the same namespace, topics and streams: each phase runs its own
+simulator (distinct seeds, so distinct trade ids) and its own workers (own log and
+progress state), and records the trades it expects in Gold. Each phase then asserts
+that Gold holds every trade it expects, exactly once, and nothing that no phase sent,
+so one phase's loss never hides behind, or fails, the other.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from k2.pipeline import IsolatedPipeline
+
+
+class StreamKeeper(threading.Thread):
+    """Restarts any stream whose process died, as the babysitter would (every 2 s)."""
+
+    def __init__(self, pipe: IsolatedPipeline) -> None:
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.stopped = threading.Event()
+        self.paused: set[str] = set()
+
+    def run(self) -> None:
+        while not self.stopped.wait(2):
+            for stream, proc in list(self.pipe.streams.items()):
+                if stream not in self.paused and proc.poll() is not None:
+                    self.pipe.start_stream(stream)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.is_alive():
+            self.join(30)  # no restart may race the teardown's kills
+
+
+@dataclass
+class SharedPipeline:
+    pipe: IsolatedPipeline
+    keeper: StreamKeeper
+    expected: dict[str, dict[str, dict]] = field(default_factory=dict)  # phase -> message_id -> trade
+
+    def expect(self, phase: str, trades: dict[str, dict]) -> None:
+        self.expected[phase] = trades
+
+    def all_expected(self) -> set[str]:
+        return {m for trades in self.expected.values() for m in trades}
+
+    def gold_problems(self, phase: str, gold: list[dict]) -> dict[str, list]:
+        """What is wrong with Gold from ``phase``'s point of view (empty lists: nothing)."""
+        ids = Counter(r["message_id"] for r in gold)
+        mine = self.expected[phase]
+        return {
+            "duplicated": sorted(m for m, n in ids.items() if n > 1),
+            "missing": sorted((e["exchange"], e["symbol"], int(e["trade_id"]))
+                              for m, e in mine.items() if m not in ids),
+            "unexpected": sorted(m for m in ids if m not in self.all_expected()),
+        }
