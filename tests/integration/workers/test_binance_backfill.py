@@ -71,7 +71,12 @@ def test_kill_9_under_supervisor_backfills_every_published_trade(stack, topics, 
     loaded = log_events(supervisor, "progress_state_loaded")
     assert len(loaded) == 1 and set(loaded[0]["last_acked"]) == {"BTCUSDT", "ETHUSDT"}
     rest = record_events(sim, "rest")
-    assert rest and all("historicalTrades" in e["path"] and e["status"] == 200 for e in rest)
+    assert rest and all(e["status"] == 200 for e in rest)
+    # The restarted worker probed each symbol's newest id at connect; everything else pages history.
+    assert sorted(e["query"] for e in rest if e["path"] == "/api/v3/trades") == [
+        "symbol=BTCUSDT&limit=1", "symbol=ETHUSDT&limit=1"]
+    assert all("historicalTrades" in e["path"] for e in rest if e["path"] != "/api/v3/trades")
+    assert {e["symbol"] for e in log_events(supervisor, "probed")} == {"BTCUSDT", "ETHUSDT"}
     assert supervisor.stop() == 0
     reader.close()
 
