@@ -43,7 +43,7 @@ test-clock: setup  ## the calendar-dependent tests as if it were 00:05, 01:30 an
 	  $(BIN)/python -m pytest -m clock --fake-now $$t tests || exit 1; done
 
 test-unit: setup  ## only the unit tier (no services needed)
-	@$(BIN)/python -m pytest -m "not integration and not dags and not e2e" tests
+	@$(BIN)/python -m pytest -m "not integration and not dags and not e2e and not faults" tests
 
 fuzz: setup  ## long fuzzing campaign of the worker parsers: FUZZ_SCALE (default 20) x the unit tier's examples, new seed each run (FUZZ_SEED=n repeats one); prints cases/s and any failure, minimized
 	@FUZZ_SCALE=$(or $(FUZZ_SCALE),20) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
