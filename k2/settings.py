@@ -38,6 +38,8 @@ def _pg_password(values: dict) -> str:
 @register
 @dataclass(frozen=True)
 class PlatformSettings:
+    """Where the platform's services listen and keep their state, and how components reach them."""
+
     home: str = setting("HOME", _home, "State folder: pid files, logs, data, warehouse, checkpoints.")
     cache_dir: str = setting(
         "CACHE_DIR",
