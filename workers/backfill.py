@@ -36,7 +36,7 @@ from typing import Protocol
 from workers.dlq import DeadLetters
 from workers.log import EventLog
 from workers.progress import Gap, Progress
-from workers.rest_source import Again, Answer, Problem, RestPage, RestSource, Throttled
+from workers.rest_source import Again, Answer, Got, Problem, RestPage, RestSource, Throttled
 from workers.rest_source import retry_after_s as retry_after_s  # re-exported for callers
 from workers.stats import WorkerStats
 
@@ -106,7 +106,24 @@ class Failed:
     requests: int
 
 
-Event = Page | Unavailable | Done | Failed
+@dataclass(frozen=True)
+class Probe:
+    """Ask REST for ``symbol``'s newest trade id (at connect)."""
+
+    symbol: str
+
+
+@dataclass
+class Latest:
+    """The probe's result: the newest id, or None and why not."""
+
+    symbol: str
+    trade_id: int | None
+    reason: str = ""
+
+
+Event = Page | Unavailable | Done | Failed | Latest
+PROBE_ATTEMPTS = 3  # a failed probe costs little: the symbol's next trade still reveals the gap
 
 
 class Pacer:
@@ -193,6 +210,36 @@ def fetch_gap(
     yield Done(gap, requests, throttled, round(time.monotonic() - started, 3))
 
 
+def probe_latest(symbol: str, exchange: Backfills, rest_url: str, fetch: Fetch, sleep: Callable[[float], bool],
+                 stats: WorkerStats, pacer: Pacer) -> Latest:
+    """The newest trade id of ``symbol`` over REST, paced and retried like a gap's pages."""
+    source = exchange.rest_source(rest_url, 1)
+    reason = ""
+    for attempt in range(1, PROBE_ATTEMPTS + 1):
+        pause = source.min_interval_s - (time.monotonic() - pacer.sent_at)
+        if pause > 0 and not sleep(pause):
+            return Latest(symbol, None, STOPPING)
+        url, headers = source.latest_request(symbol)
+        stats.backfill_requests += 1
+        pacer.sent_at = time.monotonic()
+        try:
+            status, answer_headers, body = fetch(url, headers, TIMEOUT_S)
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            answer: Answer = Problem(f"{type(exc).__name__}: {exc}")
+        else:
+            answer = source.latest_answer(status, answer_headers, body, symbol, time.time_ns() // 1000)
+        if isinstance(answer, Got) and answer.page.ids:
+            return Latest(symbol, max(answer.page.ids))
+        if isinstance(answer, Throttled):
+            stats.backfill_throttled += 1
+            reason, wait = answer.problem, answer.wait_s
+        else:
+            reason, wait = getattr(answer, "problem", "no trade id in the answer"), 0.5 * 2 ** (attempt - 1)
+        if attempt < PROBE_ATTEMPTS and (wait > MAX_RETRY_AFTER_S or not sleep(wait)):
+            break
+    return Latest(symbol, None, f"{reason} ({attempt} attempts)")
+
+
 class Backfiller:
     """Runs :func:`fetch_gap` for each submitted gap on one helper thread, in order."""
 
@@ -203,7 +250,7 @@ class Backfiller:
         self.page_limit = page_limit
         self.stats = stats
         self.fetch = fetch
-        self._gaps: queue.Queue[Gap | None] = queue.Queue()
+        self._gaps: queue.Queue[Gap | Probe | None] = queue.Queue()
         # Bounded: at most this many pages wait for the main thread (memory stays small).
         self.results: queue.Queue[Event] = queue.Queue(maxsize=16)
         self._pacer = Pacer()
@@ -215,6 +262,9 @@ class Backfiller:
 
     def submit(self, gap: Gap) -> None:
         self._gaps.put(gap)
+
+    def probe(self, symbol: str) -> None:
+        self._gaps.put(Probe(symbol))
 
     def stop(self) -> None:
         self._stop.set()
@@ -235,11 +285,20 @@ class Backfiller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            gap = self._gaps.get()
-            if gap is None:
+            item = self._gaps.get()
+            if item is None:
                 return
-            if not self._fill(gap):
+            if not (self._probe(item) if isinstance(item, Probe) else self._fill(item)):
                 return
+
+    def _probe(self, probe: Probe) -> bool:
+        try:
+            latest = probe_latest(probe.symbol, self.exchange, self.rest_url, self.fetch, self._sleep, self.stats,
+                                  self._pacer)
+        except Exception as exc:  # noqa: BLE001 - the thread's last-resort guard, as in _fill
+            self.stats.errors["backfill_bug"] += 1
+            latest = Latest(probe.symbol, None, f"backfill_bug: {type(exc).__name__}: {exc}"[:300])
+        return latest.reason == STOPPING or self._put(latest)
 
     def _fill(self, gap: Gap) -> bool:
         """Fetch one gap; False when stopping. An unexpected exception must not end the
@@ -324,7 +383,19 @@ class GapFiller:
         log.info("backfill_started", **fields, trades=gap.size)
         self.backfiller.submit(gap)
 
+    def probe(self, symbols: list[str]) -> None:
+        """At connect: ask REST for each symbol's newest id, so a symbol that stays quiet
+        is backfilled from its watermark now, not at its next trade."""
+        if self.backfiller is None:
+            return
+        for symbol in symbols:
+            if symbol in self.progress.last_seen:  # nothing to backfill from otherwise
+                self.backfiller.probe(symbol)
+
     def _on(self, event: Event) -> None:
+        if isinstance(event, Latest):
+            self._probed(event)
+            return
         gap = event.gap
         if isinstance(event, Page):
             page = event.page
@@ -371,6 +442,18 @@ class GapFiller:
         self._lost(gap.size)
         self.log.error("backfill_failed", **fields, lost=gap.size, round=rounds,
                        action=f"giving up on these trades; check {self.url_setting} and the network")
+
+    def _probed(self, event: Latest) -> None:
+        if event.trade_id is None:
+            self.log.warning("probe_failed", symbol=event.symbol, reason=event.reason,
+                             detail="the symbol's next trade reveals any gap instead")
+            return
+        last_seen = self.progress.last_seen.get(event.symbol)
+        opened = self.progress.probed(event.symbol, event.trade_id)
+        self.log.info("probed", symbol=event.symbol, latest=event.trade_id, last_seen=last_seen, gap=opened)
+        if opened:
+            for gap in self.progress.take_new_gaps():
+                self._start(gap)
 
     def _lost(self, trades: int) -> None:
         self.stats.backfill_lost += trades

@@ -48,6 +48,7 @@ from workers.rest_source import Answer, Got, Problem, RestPage, Throttled, retry
 from workers.symbols import SymbolTable
 
 HISTORICAL_TRADES = "/api/v3/historicalTrades"
+RECENT_TRADES = "/api/v3/trades"
 
 
 class _Trade(msgspec.Struct):
@@ -235,6 +236,7 @@ class BinanceTrades:
     def __init__(self, exchange: Binance, rest_url: str, page_limit: int):
         self.exchange = exchange
         self.base = rest_url.rstrip("/") + HISTORICAL_TRADES
+        self.recent = rest_url.rstrip("/") + RECENT_TRADES
         self.page_limit = page_limit
 
     def start(self, gap: Gap) -> object:
@@ -247,17 +249,34 @@ class BinanceTrades:
 
     def answer(self, status: int, headers: dict[str, str], body: bytes, gap: Gap, next_id: int,
                cursor: object, received_us: int) -> Answer:
+        page = self._page(status, headers, body, gap.symbol, received_us)
+        if not isinstance(page, RestPage):
+            return page
+        if not page.ids:  # REST may trail the stream by a moment
+            return Problem(f"no trades from id {next_id} yet")
+        if max(page.ids) < next_id:  # paging on would never end
+            return Problem(f"bad_rest_response: ids {min(page.ids)}..{max(page.ids)} are below fromId {next_id}")
+        return Got(page, None)
+
+    def latest_request(self, symbol: str) -> tuple[str, dict[str, str]]:
+        query = urllib.parse.urlencode({"symbol": symbol, "limit": 1})
+        return f"{self.recent}?{query}", self.exchange.rest_time_unit_header()
+
+    def latest_answer(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
+                      received_us: int) -> Answer:
+        page = self._page(status, headers, body, symbol, received_us)
+        if not isinstance(page, RestPage):
+            return page
+        return Got(page, None) if page.ids else Problem(f"no recent trade of {symbol}")
+
+    def _page(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
+              received_us: int) -> RestPage | Answer:
         problem = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
         if status in (429, 418):
             return Throttled(retry_after_s(headers, 1.0 if status == 429 else 60.0), problem)
         if status != 200:
             return Problem(problem)
         try:
-            page = self.exchange.parse_rest_trades(body, gap.symbol, received_us)
+            return self.exchange.parse_rest_trades(body, symbol, received_us)
         except NormalizeError as exc:
             return Problem(f"{exc.kind}: {exc}")
-        if not page.ids:  # REST may trail the stream by a moment
-            return Problem(f"no trades from id {next_id} yet")
-        if max(page.ids) < next_id:  # paging on would never end
-            return Problem(f"bad_rest_response: ids {min(page.ids)}..{max(page.ids)} are below fromId {next_id}")
-        return Got(page, None)

@@ -175,20 +175,10 @@ class KrakenTrades:
     def answer(self, status: int, headers: dict[str, str], body: bytes, gap: Gap, next_id: int,
                cursor: object, received_us: int) -> Answer:
         assert isinstance(cursor, Since)
-        text = body[:200].decode("utf-8", "replace")
-        if status == 429:
-            return Throttled(retry_after_s(headers, RATE_LIMITED_WAIT_S), f"HTTP 429: {text}")
-        if status != 200:
-            return Problem(f"HTTP {status}: {text}")
-        pair = self.pairs(gap.symbol)
-        if pair is None:
-            return Problem(f"unknown_symbol: {clip(gap.symbol)} is not in the symbol table")
-        try:
-            page, last = parse_trades(body, pair, received_us)
-        except NormalizeError as exc:
-            if exc.kind == "rest_error" and ("Rate limit" in str(exc) or "Too many requests" in str(exc)):
-                return Throttled(RATE_LIMITED_WAIT_S, f"rest_error: {exc}")
-            return Problem(f"{exc.kind}: {exc}")
+        parsed = self._page(status, headers, body, gap.symbol, received_us)
+        if not isinstance(parsed, tuple):
+            return parsed
+        page, last = parsed
         low = min(page.ids) if page.ids else None
         if not cursor.placed and cursor.ns > 0 and (low is None or low > next_id):
             # Nothing at or before the first missing id yet: look further back in time.
@@ -205,3 +195,31 @@ class KrakenTrades:
         # The next page starts 1 ns before ``last``: trades sharing the boundary's time are
         # asked for again (their ids filter them out) rather than skipped.
         return Got(page, replace(cursor, ns=max(last - 1, cursor.ns), placed=True))
+
+    def latest_request(self, symbol: str) -> tuple[str, dict[str, str]]:
+        # No since: the most recent trades (Kraken: "returns the last 1000 trades by default").
+        return f"{self.base}?pair={rest_pair(symbol, self.aliases)}&count=1", {}
+
+    def latest_answer(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
+                      received_us: int) -> Answer:
+        parsed = self._page(status, headers, body, symbol, received_us)
+        if not isinstance(parsed, tuple):
+            return parsed
+        return Got(parsed[0], None) if parsed[0].ids else Problem(f"no recent trade of {symbol}")
+
+    def _page(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
+              received_us: int) -> tuple[RestPage, int] | Answer:
+        text = body[:200].decode("utf-8", "replace")
+        if status == 429:
+            return Throttled(retry_after_s(headers, RATE_LIMITED_WAIT_S), f"HTTP 429: {text}")
+        if status != 200:
+            return Problem(f"HTTP {status}: {text}")
+        pair = self.pairs(symbol)
+        if pair is None:
+            return Problem(f"unknown_symbol: {clip(symbol)} is not in the symbol table")
+        try:
+            return parse_trades(body, pair, received_us)
+        except NormalizeError as exc:
+            if exc.kind == "rest_error" and ("Rate limit" in str(exc) or "Too many requests" in str(exc)):
+                return Throttled(RATE_LIMITED_WAIT_S, f"rest_error: {exc}")
+            return Problem(f"{exc.kind}: {exc}")

@@ -95,6 +95,18 @@ class Progress:
         if tid > self.max_acked.get(symbol, tid - 1):
             self.max_acked[symbol] = tid
 
+    def probed(self, symbol: str, latest: int) -> bool:
+        """REST says ``latest`` is the symbol's newest trade (the connect probe): what lies
+        between the last one seen and it is a gap now, not when the next trade comes (a
+        quiet symbol may not trade for hours). True when that opened a gap."""
+        last = self.last_seen.get(symbol)
+        if last is None or latest <= last:
+            return False
+        self._open(symbol, last + 1, latest)
+        self.last_seen[symbol] = latest
+        self._restarting.discard(symbol)
+        return True
+
     # gaps --------------------------------------------------------------------------
 
     def _open(self, symbol: str, first: int, last: int) -> None:

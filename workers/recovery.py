@@ -72,6 +72,8 @@ class Recovery:
                                 url_setting=f"K2_{name.upper()}_REST_URL")
         self._symbols: dict[bytes, str] = {}
         self._save_at = 0.0
+        self.stats = stats
+        self._connected = False  # as of the last turn: a rise is a (re)connect, which probes
 
     def on_acked(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Delivery callback hook: one record acknowledged by Kafka."""
@@ -83,6 +85,10 @@ class Recovery:
         self.progress.acked(symbol, trade_id_of(value))
 
     def turn(self, now: float) -> None:
+        if self.stats.connected != self._connected:
+            self._connected = self.stats.connected
+            if self._connected:
+                self.filler.probe(sorted(self.progress.last_seen))
         self.filler.pump()
         if now >= self._save_at:
             self._save_at = now + SAVE_INTERVAL_S

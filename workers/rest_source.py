@@ -73,6 +73,13 @@ class RestSource(Protocol):
                cursor: object, received_us: int) -> Answer:
         """What one HTTP answer means (pure)."""
 
+    def latest_request(self, symbol: str) -> tuple[str, dict[str, str]]:
+        """(url, headers) asking for the most recent trade of ``symbol`` (the connect probe)."""
+
+    def latest_answer(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
+                      received_us: int) -> Answer:
+        """What the probe's answer means: ``Got`` (its highest id is the latest), or not (pure)."""
+
 
 def retry_after_s(headers: dict[str, str], default: float) -> float:
     for key, value in headers.items():

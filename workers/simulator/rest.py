@@ -94,7 +94,8 @@ def binance_trades(path: str, query: Mapping[str, list[str]], headers: Mapping[s
 # ``GET /0/public/Trades?pair=XBTUSD&since=<ns>&count=1000`` answers HTTP 200 with
 # ``{"error":[],"result":{"XBTUSD":[[price, volume, time, side, ordertype, misc, trade_id], ...],
 # "last":"<ns>"}}``: trades with time > ``since`` (ns, exclusive), ascending, at most
-# ``count`` (default and most 1000); ``last`` is the ns time of the last one listed. The
+# ``count`` (default and most 1000), the most recent ones without ``since``; ``last`` is
+# the ns time of the last one listed. The
 # real venue keys the list by its internal name (``XXBTZUSD``); the simulator by the
 # pair asked for, which clients must not rely on either way. Errors come with HTTP 200 in
 # ``error``. History older than the archive is not served: the answer starts at the
@@ -151,7 +152,8 @@ def kraken_trades(path: str, query: Mapping[str, list[str]], tape: Tape, pairs: 
         return kraken_error("EGeneral:Invalid arguments")
     if not 1 <= count <= KRAKEN_MAX_COUNT:
         return kraken_error("EGeneral:Invalid arguments:count")
-    trades = tape.after_ns(symbol, since, count)
+    # Without since: the most recent trades ("returns the last 1000 trades by default").
+    trades = tape.after_ns(symbol, since, count) if "since" in query else tape.latest(symbol, count)
     last = trades[-1].ts_us * 1000 if trades else since
     items = ",".join(
         "[" + ",".join(str(v) if isinstance(v, _Raw | int) else json.dumps(v) for v in kraken_rest_trade(t)) + "]"

@@ -57,6 +57,14 @@ def test_paging_with_last_reaches_every_trade_once():
     assert seen == [a.trade_id for a in archive]
 
 
+def test_without_since_the_most_recent_trades():
+    t = tape()
+    archive = list(t.archive["ETH/USD"])
+    result = json.loads(get(t, pair="ETHUSD", count=2).body)["result"]
+    assert [i[6] for i in result["ETHUSD"]] == [a.trade_id for a in archive[-2:]]
+    assert result["last"] == str(archive[-1].ts_us * 1000)
+
+
 def test_history_older_than_the_archive_is_not_served():
     t = tape(depth=20)
     archive = t.archive["BTC/USD"]

@@ -1,0 +1,123 @@
+"""The connect probe: each symbol's newest id over REST (Binance and Kraken), so a symbol
+that stays quiet after a restart or reconnect is backfilled from its watermark at once."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import urllib.parse
+
+import pytest
+
+from workers.backfill import Backfiller, GapFiller, Latest, Pacer, probe_latest
+from workers.binance import Binance
+from workers.dlq import DeadLetters
+from workers.kraken import Kraken
+from workers.log import EventLog
+from workers.progress import Progress
+from workers.simulator.market import Tape
+from workers.simulator.rest import binance_trades, kraken_pair_symbols, kraken_trades
+from workers.stats import WorkerStats
+from workers.symbols import SymbolTable
+
+TABLE = SymbolTable.shipped()
+LIMITED = (200, {}, b'{"error":["EAPI:Rate limit exceeded"]}')
+
+
+def tapes() -> dict[str, Tape]:
+    now = time.time_ns() // 1000 - 60_000_000
+    kraken = Tape(["BTC/USD", "ETH/USD"], {"BTC/USD": "BTC", "ETH/USD": "ETH"}, 5, 1)
+    binance = Tape(["BTCUSDT", "ETHUSDT"], {"BTCUSDT": "BTC", "ETHUSDT": "ETH"}, 6, 2, pad_to=8)
+    for i in range(400):
+        kraken.next(now + 100_000 * i)
+        binance.next(now + 100_000 * i)
+    return {"kraken": kraken, "binance": binance}
+
+
+class Rest:
+    """Answers from the simulator's handlers, after scripted faults."""
+
+    def __init__(self, tapes: dict[str, Tape], faults: list | None = None):
+        self.tapes, self.faults, self.urls = tapes, list(faults or []), []
+        self.pairs = kraken_pair_symbols(tapes["kraken"].symbols, TABLE.kraken_aliases)
+
+    def __call__(self, url: str, headers: dict, timeout_s: float):
+        self.urls.append(url)
+        if self.faults:
+            fault = self.faults.pop(0)
+            if isinstance(fault, Exception):
+                raise fault
+            return fault
+        parts = urllib.parse.urlsplit(url)
+        query = urllib.parse.parse_qs(parts.query)
+        if parts.path.startswith("/0/"):
+            reply = kraken_trades(parts.path, query, self.tapes["kraken"], self.pairs)
+        else:
+            reply = binance_trades(parts.path, query, headers, self.tapes["binance"])
+        return reply.status, reply.headers, reply.body.encode()
+
+
+@pytest.fixture
+def exchanges() -> dict:
+    return {"kraken": Kraken(["BTC/USD", "ETH/USD"], TABLE), "binance": Binance(["BTCUSDT", "ETHUSDT"], TABLE)}
+
+
+@pytest.mark.parametrize(("name", "symbol"), [("kraken", "ETH/USD"), ("binance", "ETHUSDT")])
+def test_probe_answers_the_newest_trade_id(exchanges, name, symbol):
+    t = tapes()
+    rest = Rest(t)
+    latest = probe_latest(symbol, exchanges[name], "http://rest.test", rest, lambda s: True, WorkerStats(name), Pacer())
+    assert latest == Latest(symbol, t[name].archive[symbol][-1].trade_id)
+    assert len(rest.urls) == 1 and "since" not in rest.urls[0] and "fromId" not in rest.urls[0]
+
+
+def test_probe_waits_out_the_rate_limit_then_gives_up_after_three_attempts(exchanges):
+    sleeps: list[float] = []
+    stats = WorkerStats("kraken")
+    rest = Rest(tapes(), [LIMITED, LIMITED, LIMITED])
+    latest = probe_latest("BTC/USD", exchanges["kraken"], "http://rest.test", rest, lambda s: sleeps.append(s) or True,
+                          stats, Pacer())
+    assert latest.trade_id is None and "EAPI:Rate limit exceeded" in latest.reason and "3 attempts" in latest.reason
+    assert [s for s in sleeps if s > 1.0] == [5.0, 5.0] and stats.backfill_throttled == 3
+    rest = Rest(tapes(), [LIMITED, OSError("refused")])
+    assert probe_latest("BTC/USD", exchanges["kraken"], "http://rest.test", rest, lambda s: True, stats,
+                        Pacer()).trade_id is not None  # the third attempt answers
+
+
+def test_progress_probed_opens_the_gap_from_the_watermark():
+    progress = Progress({"BTC/USD": 100, "ETH/USD": 50})
+    assert progress.probed("BTC/USD", 130) and not progress.probed("ETH/USD", 50)
+    assert not progress.probed("SOL/USD", 10)  # never seen: nothing to backfill from
+    (gap,) = progress.take_new_gaps()
+    assert (gap.symbol, gap.first, gap.last, gap.cause) == ("BTC/USD", 101, 130, "restart")
+    progress.seen("BTC/USD", "131")  # the next live trade opens no second gap
+    assert progress.take_new_gaps() == [] and progress.watermark("BTC/USD") == 100
+
+
+@pytest.mark.parametrize(("name", "symbols"), [("kraken", ["BTC/USD", "ETH/USD"]), ("binance", ["BTCUSDT", "ETHUSDT"])])
+def test_quiet_symbols_are_backfilled_at_connect_without_a_live_trade(exchanges, name, symbols):
+    t = tapes()
+    floors = {s: t[name].archive[s][-40].trade_id for s in symbols}  # the state file after a restart
+    progress = Progress(floors)
+    out, produced = io.StringIO(), []
+    stats = WorkerStats(name)
+    log = EventLog(out)
+    backfiller = Backfiller(exchanges[name], "http://rest.test", 1000, stats, fetch=Rest(t))
+    backfiller._sleep = lambda s: True  # pacing is tested elsewhere; keep this test fast
+    gf = GapFiller(progress, backfiller, produced.append, DeadLetters(name, lambda k, v: None, log), stats, log, 10_000)
+    backfiller.start()
+    try:
+        gf.probe(symbols)
+        deadline = time.monotonic() + 20
+        while len(produced) < 78 and time.monotonic() < deadline:
+            gf.pump()
+            time.sleep(0.01)
+    finally:
+        backfiller.stop()
+    expected = {(s, str(a.trade_id)) for s in symbols for a in list(t[name].archive[s])[-39:]}
+    assert len(expected) == 78 and {(r["symbol"], r["trade_id"]) for r in produced} == expected
+    assert len(produced) == 78 and progress.open_gaps == {}
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    probed = [e for e in events if e["event"] == "probed"]
+    assert sorted((e["symbol"], e["gap"]) for e in probed) == [(s, True) for s in symbols]
