@@ -153,7 +153,8 @@ class WorkerSettings:
     backfill_page_limit: int = setting(
         "WORKERS_BACKFILL_PAGE_LIMIT",
         1000,
-        "Trades per historicalTrades request (1-1000; each request costs Binance REST weight).",
+        "Trades per backfill request (1-1000): Binance historicalTrades limit (each costs REST weight), "
+        "Kraken Trades count.",
     )
     restart_backoff_base_s: float = setting(
         "SUPERVISOR_BACKOFF_BASE_S", 1.0, "Supervisor: first delay before restarting an exited worker."
