@@ -45,9 +45,10 @@ test-clock: setup  ## the calendar-dependent tests as if it were 00:05, 01:30 an
 test-unit: setup  ## only the unit tier (no services needed)
 	@$(BIN)/python -m pytest -m "not integration and not dags and not e2e and not faults" tests
 
-fuzz: setup  ## long fuzzing campaign of the worker parsers: FUZZ_SCALE (default 20) x the unit tier's examples, new seed each run (FUZZ_SEED=n repeats one); prints cases/s and any failure, minimized
+fuzz: setup  ## long fuzzing campaign of the worker parsers and Silver's decode: FUZZ_SCALE (default 20) x the unit tier's examples, new seed each run (FUZZ_SEED=n repeats one); prints cases/s and any failure, minimized
 	@FUZZ_SCALE=$(or $(FUZZ_SCALE),20) FUZZ_SEED=$(FUZZ_SEED) $(BIN)/python -m pytest -q -s -p no:cacheprovider \
-	  tests/unit/workers/test_fuzz_frames.py tests/unit/workers/test_fuzz_backfill.py tests/unit/workers/test_frame_handler.py
+	  tests/unit/workers/test_fuzz_frames.py tests/unit/workers/test_fuzz_backfill.py tests/unit/workers/test_frame_handler.py \
+	  tests/unit/spark/test_silver_fuzz.py
 
 bench: setup  ## measure every SPEC §8 figure (BENCH_ARGS="--only latency" for a subset)
 	@scripts/run-bench.sh $(BENCH_ARGS)

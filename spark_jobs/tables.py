@@ -135,7 +135,8 @@ SILVER_DLQ = TableDef(
         Column("error_type", "string",
                "Machine-readable reason: bad_magic_byte, truncated_frame, unknown_schema_id, "
                "decode_error, missing_field, non_positive_price, non_positive_quantity, "
-               "future_timestamp, exchange_topic_mismatch, unknown_topic, symbol_mismatch."),
+               "future_timestamp, ancient_timestamp, value_out_of_range, exchange_topic_mismatch, "
+               "unknown_topic, symbol_mismatch."),
         Column("error_message", "string", "Human-readable explanation with the offending values."),
         Column("error_timestamp", "timestamp", "When the record was rejected, UTC; partitioned by day."),
     ),

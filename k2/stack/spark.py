@@ -21,6 +21,7 @@ from k2.stack import spark_cds
 from k2.stack.artifacts import spark_jars
 from k2.stack.errors import StackError
 from k2.stack.process import Service
+from spark_jobs.wire import AVRO_LIMITS
 
 MASTER_PORT = 7077
 MASTER_UI_PORT = 8090
@@ -98,6 +99,10 @@ def defaults(s: PlatformSettings, conf_dir: Path) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.extraJavaOptions": " ".join(filter(None, [base_java_options(conf_dir),
                                                                  spark_cds.java_options(s)])),
+        # Executor JVMs of a standalone cluster: the same Avro allocation caps the driver
+        # sets on itself (spark_jobs.wire.cap_avro_allocations), so a forged length
+        # prefix is a decode_error there too, not an OutOfMemoryError.
+        "spark.executor.extraJavaOptions": " ".join(f"-D{k}={v}" for k, v in AVRO_LIMITS.items()),
     }
     conf.update(catalog_conf(s))
     return conf
