@@ -89,10 +89,8 @@ def ensure_archive(s: PlatformSettings, base_java_options: str, log) -> Path | N
     argv = [spark_submit(),
             "--conf", f"spark.driver.extraJavaOptions={base_java_options} -XX:ArchiveClassesAtExit={tmp}",
             str(Path(__file__).with_name("spark_warmup.py")), "--warehouse", str(warehouse)]
-    env = env_for_children(s)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), env.get("PYTHONPATH")]))
-    try:
-        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    try:  # the warm-up imports only pyspark: no PYTHONPATH needed
+        result = subprocess.run(argv, env=env_for_children(s), capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
         log("class-data archive: the warm-up job timed out; Spark starts without it")
         return None
