@@ -76,11 +76,50 @@ if [ "$started" = 1 ]; then
   fi
 fi
 
-echo "[k2] test: integration, dags and end-to-end tiers against the local stack"
-phase "stack tiers" $BIN/python -m pytest -m "integration or dags or e2e or faults" --durations=15 \
-  --tier-times "$times/stack.json" "${fake_now[@]}" tests
-stack_rc=$?
+# The stack tiers in four steps. Most of their time is waiting (Spark start-ups, triggers,
+# Airflow), so independent tests run as three pytest processes at once; what disturbs
+# the others runs alone: the fault matrix (kills Kafka and the registry) first, the
+# stack restart last. Every stack-tier test is in exactly one step: the third group is
+# "the rest of tests/integration".
+STACK_TIERS="(integration or dags) and not e2e and not faults and not restarts_stack"
+AIRFLOW_GROUP=(tests/integration/airflow tests/integration/query tests/dags)
+SPARK_GROUP=(tests/integration/spark/test_pipeline.py tests/integration/spark/test_maintenance.py
+             tests/integration/spark/test_poison_corpus.py)
+ignore=()
+for path in "${AIRFLOW_GROUP[@]}" "${SPARK_GROUP[@]}"; do ignore+=(--ignore "$path"); done
 
+group() {  # group NAME MARKER-EXPRESSION PYTEST-ARGS...: one pytest process of the stack tiers
+  local name=$1 expr=$2
+  shift 2
+  $BIN/python -m pytest -m "$expr" --durations=8 -p no:cacheprovider --basetemp "$times/tmp-$name" \
+    --tier-times "$times/$name.json" "${fake_now[@]}" "$@"
+}
+
+echo "[k2] test: e2e tier and fault matrix (alone: the fault matrix kills Kafka and the registry)"
+phase "e2e + fault matrix" group e2e "e2e or faults" tests
+e2e_rc=$?
+
+echo "[k2] test: integration and dags tiers, three groups at once (airflow, spark, services); output follows each"
+began=$SECONDS
+group airflow "$STACK_TIERS" "${AIRFLOW_GROUP[@]}" >"$times/airflow.out" 2>&1 &
+airflow_pid=$!
+group spark "$STACK_TIERS" "${SPARK_GROUP[@]}" >"$times/spark.out" 2>&1 &
+spark_pid=$!
+group services "$STACK_TIERS" "${ignore[@]}" tests/integration >"$times/services.out" 2>&1 &
+services_pid=$!
+groups_rc=0
+for pid in $airflow_pid $spark_pid $services_pid; do wait "$pid" || groups_rc=1; done
+for name in airflow spark services; do
+  echo "----- [k2] test: group $name"
+  cat "$times/$name.out"
+done
+phases+=("$(printf '%-28s %6d s' "3 groups at once" $((SECONDS - began)))")
+
+echo "[k2] test: the stack restart test (alone, last)"
+phase "stack restart" group lifecycle "restarts_stack" tests
+lifecycle_rc=$?
+
+stack_rc=$((e2e_rc || groups_rc || lifecycle_rc))
 if [ $unit_rc -ne 0 ] || [ $stack_rc -ne 0 ]; then
   echo "[k2] test: FAILED (unit tier rc=$unit_rc, stack tiers rc=$stack_rc)" >&2
   exit 1
