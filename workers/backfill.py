@@ -133,6 +133,21 @@ class Pacer:
     def __init__(self) -> None:
         self.sent_at = -1e9  # time.monotonic()
 
+    def send(self, fetch: Fetch, url: str, headers: dict[str, str], min_interval_s: float,
+             sleep: Callable[[float], bool], stats: WorkerStats) -> tuple[int, dict[str, str], bytes] | Problem | None:
+        """One request, no sooner than ``min_interval_s`` after the last; None: the worker is stopping."""
+        pause = min_interval_s - (time.monotonic() - self.sent_at)
+        if pause > 0 and not sleep(pause):  # the venue's public rate limit
+            return None
+        stats.backfill_requests += 1
+        self.sent_at = time.monotonic()
+        try:
+            return fetch(url, headers, TIMEOUT_S)
+        # URLError, timeouts, refused, bad URL; a body cut short (IncompleteRead) or a
+        # malformed status line or header is an HTTPException, which is neither.
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            return Problem(f"{type(exc).__name__}: {exc}")
+
 
 def fetch_gap(
     gap: Gap,
@@ -157,22 +172,14 @@ def fetch_gap(
         return Failed(gap, next_id, reason, requests)
 
     while next_id <= gap.last:
-        pause = source.min_interval_s - (time.monotonic() - pacer.sent_at)
-        if pause > 0 and not sleep(pause):  # the venue's public rate limit, kept per gap
+        url, headers = source.request(gap, next_id, cursor)
+        sent = pacer.send(fetch, url, headers, source.min_interval_s, sleep, stats)
+        if sent is None:
             yield failed(STOPPING)
             return
-        url, headers = source.request(gap, next_id, cursor)
         requests += 1
-        stats.backfill_requests += 1
-        pacer.sent_at = time.monotonic()
-        try:
-            status, answer_headers, body = fetch(url, headers, TIMEOUT_S)
-        # URLError, timeouts, refused, bad URL; a body cut short (IncompleteRead) or a
-        # malformed status line or header is an HTTPException, which is neither.
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            answer: Answer = Problem(f"{type(exc).__name__}: {exc}")
-        else:
-            answer = source.answer(status, answer_headers, body, gap, next_id, cursor, time.time_ns() // 1000)
+        answer: Answer = sent if isinstance(sent, Problem) else \
+            source.answer(*sent, gap, next_id, cursor, time.time_ns() // 1000)
         if isinstance(answer, Throttled):
             throttled += 1
             stats.backfill_throttled += 1
@@ -216,18 +223,12 @@ def probe_latest(symbol: str, exchange: Backfills, rest_url: str, fetch: Fetch, 
     source = exchange.rest_source(rest_url, 1)
     reason = ""
     for attempt in range(1, PROBE_ATTEMPTS + 1):
-        pause = source.min_interval_s - (time.monotonic() - pacer.sent_at)
-        if pause > 0 and not sleep(pause):
-            return Latest(symbol, None, STOPPING)
         url, headers = source.latest_request(symbol)
-        stats.backfill_requests += 1
-        pacer.sent_at = time.monotonic()
-        try:
-            status, answer_headers, body = fetch(url, headers, TIMEOUT_S)
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            answer: Answer = Problem(f"{type(exc).__name__}: {exc}")
-        else:
-            answer = source.latest_answer(status, answer_headers, body, symbol, time.time_ns() // 1000)
+        sent = pacer.send(fetch, url, headers, source.min_interval_s, sleep, stats)
+        if sent is None:
+            return Latest(symbol, None, STOPPING)
+        answer: Answer = sent if isinstance(sent, Problem) else \
+            source.latest_answer(*sent, symbol, time.time_ns() // 1000)
         if isinstance(answer, Got) and answer.page.ids:
             return Latest(symbol, max(answer.page.ids))
         if isinstance(answer, Throttled):
