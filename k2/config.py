@@ -152,14 +152,21 @@ def warn_unknown_variables(who: str, environ: Mapping[str, str] | None = None,
     """
     stream = sys.stderr if stream is None else stream
     try:
-        import_settings_modules()
-    except ImportError as exc:  # a partial registry would flag real settings as typos
+        messages = checked_unknown_variables(environ)
+    except ImportError as exc:
         print(f"{who}: warning: K2_* variables not checked ({exc})", file=stream, flush=True)
         return []
-    messages = unknown_variable_messages(environ)
     for message in messages:
         print(f"{who}: warning: {message}", file=stream, flush=True)
     return messages
+
+
+def checked_unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """:func:`unknown_variable_messages` over every runtime's settings, for entry points
+    that log in their own format (the workers' JSON lines). Raises ImportError when a
+    settings module cannot be imported: a partial registry would flag real settings as typos."""
+    import_settings_modules()
+    return unknown_variable_messages(environ)
 
 
 def require(condition: bool, env: str, message: str) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k2 import contracts
-from k2.config import SettingsError
+from k2.config import SettingsError, checked_unknown_variables
 from k2.settings import platform
 from workers.avro import TradeEncoder
 from workers.base import Control, Exchange, UnknownSymbolError
@@ -287,6 +287,18 @@ def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
     return exit_code
 
 
+def warn_unknown_settings(log: EventLog) -> None:
+    """One warning line per ``K2_*`` variable no setting declares: a typo would otherwise
+    fall back to the default without a word (compose starts workers this way, not via `k2`)."""
+    try:
+        messages = checked_unknown_variables()
+    except ImportError as exc:
+        log.warning("settings_unchecked", error=str(exc))
+        return
+    for message in messages:
+        log.warning("unknown_setting", variable=message.split(" ", 1)[0], message=message)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m workers.run",
@@ -297,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="on a configuration error, write its message here (the supervisor reads it)")
     args = parser.parse_args(argv)
     log = EventLog(exchange=args.exchange, stream=contracts.trade_topic(args.exchange))
+    warn_unknown_settings(log)
     try:
         return run_worker(args.exchange, worker_settings(), log)
     except SettingsError as exc:

@@ -63,3 +63,13 @@ def test_violations_are_reported(compose_check, tmp_path, mutate, message):
     result = _check(compose_check, _mutated(tmp_path, mutate))
     assert result.returncode == 1
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("exchange", ["binance", "kraken"])
+def test_a_worker_with_a_bad_setting_is_not_restarted_forever(exchange):
+    """Exit 78 (a setting no restart can fix) must not loop: the supervisor inside the
+    container leaves that worker down, and Docker restarts the supervisor only a few times."""
+    service = yaml.safe_load((REPO / "docker-compose.yaml").read_text())["services"][f"worker-{exchange}"]
+    assert service["command"] == ["k2", "workers", "--exchange", exchange]
+    policy, _, tries = service["restart"].partition(":")
+    assert policy == "on-failure" and 1 <= int(tries) <= 5

@@ -68,3 +68,24 @@ def test_backfill_settings_and_guard_against_mixing_venues(tmp_path):
         load(WorkerSettings, {"K2_WORKERS_BACKFILL_PAGE_LIMIT": "1001"})
     with pytest.raises(SettingsError, match="K2_BINANCE_REST_URL"):
         load(WorkerSettings, {"K2_BINANCE_REST_URL": "ws://127.0.0.1:1"})
+
+
+def test_worker_warns_about_unknown_k2_variables_in_its_log(tmp_path):
+    """`python -m workers.run` (how compose starts a worker) names a misspelt setting in a
+    JSON warning line before anything else, then fails on the bad one it does know."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("K2_")},
+           "K2_HOME": str(tmp_path), "K2_KAFAK_PORT": "9092", "K2_WORKERS_MAX_FRAME_BYTES": "1"}
+    result = subprocess.run([sys.executable, "-m", "workers.run", "binance"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    events = [json.loads(line) for line in (result.stdout + result.stderr).splitlines()
+              if line.startswith("{")]
+    assert result.returncode == 78, result.stdout + result.stderr
+    warning = next(e for e in events if e.get("event") == "unknown_setting")
+    assert warning["variable"] == "K2_KAFAK_PORT" and "did you mean K2_KAFKA_PORT?" in warning["message"]
+    assert [e["event"] for e in events].index("unknown_setting") < [e["event"] for e in events].index(
+        "configuration_error")
