@@ -98,7 +98,8 @@ def defaults(s: PlatformSettings, conf_dir: Path) -> dict[str, str]:
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.extraJavaOptions": " ".join(filter(None, [base_java_options(conf_dir),
-                                                                 spark_cds.java_options(s)])),
+                                                                 spark_cds.java_options(s),
+                                                                 s.spark_java_options])),
         # Executor JVMs of a standalone cluster: the same Avro allocation caps the driver
         # sets on itself (spark_jobs.wire.cap_avro_allocations), so a forged length
         # prefix is a decode_error there too, not an OutOfMemoryError.

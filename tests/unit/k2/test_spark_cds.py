@@ -51,3 +51,11 @@ def test_driver_class_path_puts_every_jar_before_the_conf_folder(tmp_path):
     assert all(e.endswith(".jar") for e in entries)
     executor = spark.defaults(s, s.spark_conf_dir)["spark.executor.extraClassPath"].split(os.pathsep)
     assert len(executor) == 2  # executors elsewhere keep their own Spark
+
+
+def test_extra_java_options_come_last(tmp_path):
+    s = _settings(tmp_path)
+    s = load(PlatformSettings, {"K2_HOME": s.home, "K2_CACHE_DIR": str(tmp_path / "cache"),
+                                "K2_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"})
+    options = spark.defaults(s, s.spark_conf_dir)["spark.driver.extraJavaOptions"]
+    assert options == f"{spark.base_java_options(s.spark_conf_dir)} -XX:TieredStopAtLevel=1"
