@@ -10,7 +10,7 @@ command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 command -v runuser >/dev/null || missing+=(util-linux)
-# Headless browser for the Airflow UI test (tests/integration/airflow/test_airflow_ui_browser.py).
+# Headless browser for the Airflow UI test (tests/integration/airflow/test_bootstrap_dag.py).
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 

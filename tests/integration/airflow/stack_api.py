@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
 import urllib.request
 
 from k2.stack.airflow import api_url, password
@@ -16,10 +18,23 @@ class AirflowApi:
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def _call(self, method: str, path: str, body: bytes | None = None, auth: bool = True) -> dict:
+        """One API call. Every call here is idempotent (reads, setting a state or a flag,
+        asking for a token), so a timeout or a dropped connection is retried: on 2 cores
+        shared with several Spark drivers the API server sometimes answers after 30 s."""
         headers = self.headers if auth else {"Content-Type": "application/json"}
-        req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers)
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"{}")
+        for attempt, timeout in enumerate((30, 60, 120)):
+            req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
+                    return json.loads(resp.read() or b"{}")
+            except urllib.error.HTTPError:
+                raise  # the server answered: a real error, not a slow one
+            except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
+                if attempt == 2:
+                    raise
+                print(f"[stack_api] {method} {path}: {exc!r}; retrying with a {timeout * 2} s timeout")
+                time.sleep(2)
+        raise AssertionError("unreachable")
 
     def runs(self, dag_id: str, states: tuple[str, ...] = ("queued", "running")) -> list[dict]:
         query = "&".join(f"state={s}" for s in states)

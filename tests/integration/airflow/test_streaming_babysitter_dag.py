@@ -2,7 +2,9 @@
 and maintenance (retention, compaction) while the streams run.
 
 The babysitter runs in-process (`airflow dags test`); the runner DAGs it triggers are
-executed by the stack's scheduler, so the streams run exactly as in production.
+executed by the stack's scheduler, so the streams run exactly as in production. The
+streams started by the first test keep running into the second (a stack tier test's
+cost is mostly Spark start-ups); the second starts them itself when run alone.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def _stop_all(api: AirflowApi) -> None:
     wait_until(lambda: not any(_holders().values()), 90, 1, "all streams stopped")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def api(stack, airflow_cli):
     if set(contracts.all_tables()) - set(tables.existing_tables(catalog(stack))):
         result = airflow_cli("dags", "test", "bootstrap", timeout=420)
@@ -137,9 +139,6 @@ def test_babysitter_starts_restarts_crashed_and_stalled_streams(api, airflow_cli
     second = _wait_for_copies(first, [bronze], timeout=240)
     assert {s: second[s] for s in streams[1:]} == {s: first[s] for s in streams[1:]}
     assert len(api.runs(RUNNERS[bronze])) == 1  # the same run, retried: no second run queued
-    states = _babysit(airflow_cli)
-    assert set(states.values()) <= {"HEALTHY", "IDLE"}, states
-    assert _holders() == second
 
     # 3b. Once the runner run has ended (retries spent, or failed by an operator), the
     #     babysitter restarts the stream from its checkpoint.
@@ -171,7 +170,8 @@ def test_babysitter_starts_restarts_crashed_and_stalled_streams(api, airflow_cli
 
 def test_retention_and_compaction_run_while_streams_stay_healthy(api, airflow_cli):
     streams = list(contracts.STREAMS)
-    _babysit(airflow_cli)
+    if not all(pid and pid > 0 for pid in _holders().values()):
+        _babysit(airflow_cli)
     running = _wait_for_copies({}, streams)
     wait_until(lambda: all((checkpoint_dir(s) / "metadata").exists() for s in streams), 300, 2,
                "every stream's query to start")
