@@ -289,7 +289,8 @@ def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
 
 def warn_unknown_settings(log: EventLog) -> None:
     """One warning line per ``K2_*`` variable no setting declares: a typo would otherwise
-    fall back to the default without a word (compose starts workers this way, not via `k2`)."""
+    fall back to the default without a word. The worker's own log says it, whoever started
+    it (`k2 workers` also warns once on its stderr)."""
     try:
         messages = checked_unknown_variables()
     except ImportError as exc:
