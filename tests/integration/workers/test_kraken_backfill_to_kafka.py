@@ -9,6 +9,8 @@ subscribed symbols from the first to the last one a connection was sent
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from worker_harness import (
     TopicReader,
@@ -36,13 +38,29 @@ def log_events(worker, event: str) -> list[dict]:
     return [e for e in worker.events() if e.get("event") == event]
 
 
+def _rest_quiet_for(sim, seconds: float):
+    """A probe: true once no REST request has reached the simulator for ``seconds``."""
+    seen = {"count": -1, "since": 0.0}
+
+    def quiet() -> bool:
+        count = len(record_events(sim, "rest"))
+        if count != seen["count"]:
+            seen.update(count=count, since=time.monotonic())
+        return time.monotonic() - seen["since"] >= seconds
+
+    return quiet
+
+
 def test_trades_the_stream_left_out_are_backfilled_through_a_rate_limit(stack, topics, make_simulator, start_worker):
     sim = make_simulator(rate=40, seed=31)
     env = worker_env(sim, topics, kraken_rest_url=f"http://127.0.0.1:{sim.port}")
     worker = start_worker("kraken", env)
     reader = TopicReader(stack, topics["kraken"])
     wait_for(lambda: len(reader.poll(0.3)) >= 50, 20, "first trades")
-    sim.call(sim.sim.throttle_rest, 1)  # the first REST call: EAPI:Rate limit exceeded
+    # The connect probes (one per symbol seen by then, paced a second apart) are over
+    # once REST has been quiet for a few seconds; only then is the next call a gap page.
+    wait_for(_rest_quiet_for(sim, 3.0), 60, "the connect probes to end")
+    sim.call(sim.sim.throttle_rest, 1)  # the next REST call: EAPI:Rate limit exceeded
     assert sim.call(sim.sim.drop, "kraken", DROPPED) == 1
     wait_for(lambda: len(record_events(sim, "dropped")) == DROPPED, 10, f"{DROPPED} trades left out of the stream")
     dropped = {(e["symbol"], e["trade_id"]) for e in record_events(sim, "dropped")}
@@ -59,8 +77,7 @@ def test_trades_the_stream_left_out_are_backfilled_through_a_rate_limit(stack, t
     assert_contiguous(messages)
     assert len(record_events(sim, "conn_open")) == 1, "the gap must be filled without a reconnect"
     rest = record_events(sim, "rest")
-    # One answer rate-limited, and it was a page of the gap (the connect probe, asked for
-    # before the throttle was set, has no since).
+    # One answer rate-limited, and it was a page of the gap (a connect probe has no since).
     (limited,) = [e for e in rest if e["throttled"]]
     assert "since=" in limited["query"], limited
     assert all(e["path"] == "/0/public/Trades" and e["status"] == 200 for e in rest)
