@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "k2.stack.cli",
     "k2.config_cli",
     "k2.query_cli",
+    "k2.completeness_cli",
     "k2.streams_cli",
     "k2.bench.cli",
     "workers.cli",

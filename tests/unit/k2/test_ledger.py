@@ -113,3 +113,16 @@ def test_symbols_and_exchanges_never_mix():
 def test_the_source_is_read_from_vendor_data():
     assert ledger.is_backfilled({"source": "rest", "buyer_is_maker": "true"})
     assert not ledger.is_backfilled({"buyer_is_maker": "true"}) and not ledger.is_backfilled(None)
+
+
+def test_summary_counts_quiet_hours_as_complete_and_names_the_range():
+    from k2 import completeness
+
+    start = T0
+    rows = ledger.hour_ledgers([_trade(1, 0), _trade(4, 2), _trade(5, 2)], _contiguous)
+    summary = completeness.summarize(rows, start, start + timedelta(hours=3, minutes=20))
+    assert (summary.hours, summary.complete, summary.without_trades, summary.with_gaps) == (4, 3, 2, 1)
+    assert summary.line("binance", "BTCUSDT", start, start + timedelta(hours=4)).endswith(
+        "3/4 hours complete (2 without trades), 2 missing ids in 1 ranges")
+    table = completeness.as_arrow(rows)
+    assert table.column("missing_ranges").to_pylist() == ["", "2-3"]
