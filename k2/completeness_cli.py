@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from k2.contracts import EXCHANGES
+from k2.query_cli import add_range_arguments, range_query, write_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,26 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "  k2 completeness --exchange kraken --symbol BTC/USD --last 6h --format json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--exchange", required=True, choices=[e.name for e in EXCHANGES])
-    p.add_argument("--symbol", required=True, help="normalized symbol: BTCUSDT (Binance), BTC/USD (Kraken)")
-    p.add_argument("--start", help="range start (inclusive; rounded down to the hour)")
-    p.add_argument("--end", default="now", help="range end (exclusive; default now)")
-    p.add_argument("--last", default="24h", help="range length when --start is omitted (default 24h)")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    p.add_argument("-o", "--output", help="file to write (default stdout)")
-    p.add_argument("--namespace", default=None, help=argparse.SUPPRESS)  # tests
+    add_range_arguments(p, "range start (inclusive; rounded down to the hour)", "24h", ["table", "csv", "json"])
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from k2 import completeness, query
-    from k2.query_cli import _write
 
     try:
-        end = query.parse_time(args.end)
-        start = query.parse_time(args.start) if args.start else end - query.parse_duration(args.last)
-        kwargs = {"namespace": args.namespace} if args.namespace else {}
-        q = query.TradeQuery(args.exchange, args.symbol, start, end, **kwargs)
+        q = range_query(args)
     except query.QueryError as exc:
         print(f"k2 completeness: {exc}", file=sys.stderr)
         return 2
@@ -57,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(text)
     else:
-        _write(table, args.format, args.output)
-    print(f"k2 completeness: {summary.line(args.exchange, args.symbol, completeness.floor_hour(start), end)}",
+        write_output(table, args.format, args.output)
+    print(f"k2 completeness: {summary.line(q.exchange, q.symbol, completeness.floor_hour(q.start), q.end)}",
           file=sys.stderr)
     return 1 if summary.missing_ids else 0

@@ -24,26 +24,42 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("what", choices=["trades", "bars"], help="trades, or 1-minute OHLCV bars")
+    add_range_arguments(p, "range start (inclusive)", "1h", ["table", "csv", "parquet"],
+                        "file to write (default stdout; required for parquet)")
+    p.add_argument("--limit", type=int, help="at most this many trades (trades only)")
+    p.set_defaults(func=run)
+
+
+def add_range_arguments(p: argparse.ArgumentParser, start_help: str, last: str, formats: list[str],
+                        output_help: str = "file to write (default stdout)") -> None:
+    """Exchange, symbol, time range and output options, shared by the commands that read Gold."""
     p.add_argument("--exchange", required=True, choices=[e.name for e in EXCHANGES])
     p.add_argument("--symbol", required=True, help="normalized symbol: BTCUSDT (Binance), BTC/USD (Kraken)")
-    p.add_argument("--start", help="range start (inclusive)")
+    p.add_argument("--start", help=start_help)
     p.add_argument("--end", default="now", help="range end (exclusive; default now)")
-    p.add_argument("--last", default="1h", help="range length when --start is omitted (30s, 15m, 2h, 7d)")
-    p.add_argument("--format", choices=["table", "csv", "parquet"], default="table")
-    p.add_argument("-o", "--output", help="file to write (default stdout; required for parquet)")
-    p.add_argument("--limit", type=int, help="at most this many trades (trades only)")
+    p.add_argument("--last", default=last,
+                   help=f"range length when --start is omitted (30s, 15m, 2h, 7d; default {last})")
+    p.add_argument("--format", choices=formats, default="table")
+    p.add_argument("-o", "--output", help=output_help)
     p.add_argument("--namespace", default=None, help=argparse.SUPPRESS)  # tests
-    p.set_defaults(func=run)
+
+
+def range_query(args: argparse.Namespace):
+    """The :class:`k2.query.TradeQuery` the range options describe; QueryError if they cannot."""
+    from k2 import query
+
+    end = query.parse_time(args.end)
+    start = query.parse_time(args.start) if args.start else end - query.parse_duration(args.last)
+    kwargs = {"namespace": args.namespace} if args.namespace else {}
+    return query.TradeQuery(args.exchange, args.symbol, start, end, **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
     from k2 import query
 
     try:
-        end = query.parse_time(args.end)
-        start = query.parse_time(args.start) if args.start else end - query.parse_duration(args.last)
-        kwargs = {"namespace": args.namespace} if args.namespace else {}
-        q = query.TradeQuery(args.exchange, args.symbol, start, end, **kwargs)
+        q = range_query(args)
+        start, end = q.start, q.end
         if args.format == "parquet" and not args.output:
             raise query.QueryError("--format parquet needs --output FILE")
     except query.QueryError as exc:
@@ -54,13 +70,13 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "bars":
         result = query.bars(result)
     elapsed = time.monotonic() - began
-    _write(result, args.format, args.output)
+    write_output(result, args.format, args.output)
     print(f"k2 query: {result.num_rows} {args.what} for {args.exchange} {args.symbol} "
           f"[{start.isoformat()}, {end.isoformat()}) in {elapsed * 1000:.0f} ms", file=sys.stderr)
     return 0
 
 
-def _write(table, fmt: str, output: str | None) -> None:
+def write_output(table, fmt: str, output: str | None) -> None:
     import pyarrow.csv
     import pyarrow.parquet
 
