@@ -92,9 +92,9 @@ fi
 # on namespaces and topics of their own), long after bootstrap has created the v3 ones.
 STACK_TIERS="(integration or dags) and not e2e and not faults and not restarts_stack"
 AIRFLOW_GROUP=(tests/integration/airflow/test_bootstrap_dag.py tests/integration/airflow/test_streaming_babysitter_dag.py)
-ISOLATED_GROUP=(tests/integration/spark/test_maintenance.py tests/integration/spark/test_poison_corpus.py
-                tests/integration/query tests/dags tests/integration/airflow/test_cleanup_migrations_dag.py)
-SPARK_GROUP=(tests/integration/spark/test_pipeline.py)
+ISOLATED_GROUP=(tests/integration/spark/test_maintenance.py tests/integration/query tests/dags
+                tests/integration/airflow/test_cleanup_migrations_dag.py)
+SPARK_GROUP=(tests/integration/spark/test_pipeline.py tests/integration/spark/test_poison_corpus.py)
 ignore=()
 for path in "${AIRFLOW_GROUP[@]}" "${ISOLATED_GROUP[@]}" "${SPARK_GROUP[@]}"; do ignore+=(--ignore "$path"); done
 
