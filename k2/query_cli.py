@@ -6,8 +6,12 @@ import argparse
 import sys
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from k2.contracts import EXCHANGES
+
+if TYPE_CHECKING:
+    from k2.query import TradeQuery
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +48,7 @@ def add_range_arguments(p: argparse.ArgumentParser, start_help: str, last: str, 
     p.add_argument("--namespace", default=None, help=argparse.SUPPRESS)  # tests
 
 
-def range_query(args: argparse.Namespace):
+def range_query(args: argparse.Namespace) -> TradeQuery:
     """The :class:`k2.query.TradeQuery` the range options describe; QueryError if they cannot."""
     from k2 import query
 
