@@ -21,10 +21,13 @@ from k2.catalog import catalog
 from k2.query import TradeQuery
 
 CONTIGUOUS_IDS = frozenset({"binance", "kraken"})  # each symbol's next trade gets the next id
-LEDGER_COLUMNS = (
-    "exchange", "symbol", "hour", "status", "gold_trades", "expected_trades", "missing_ids",
-    "missing_ranges", "live_trades", "backfill_trades", "first_trade_id", "last_trade_id",
-)
+# The report's columns, in order; missing ranges as text ``a-b,c-d`` (CSV- and terminal-friendly).
+LEDGER_SCHEMA = pa.schema([
+    ("exchange", pa.string()), ("symbol", pa.string()), ("hour", pa.timestamp("us", "UTC")),
+    ("status", pa.string()), ("gold_trades", pa.int64()), ("expected_trades", pa.int64()),
+    ("missing_ids", pa.int64()), ("missing_ranges", pa.string()), ("live_trades", pa.int64()),
+    ("backfill_trades", pa.int64()), ("first_trade_id", pa.string()), ("last_trade_id", pa.string()),
+])
 
 
 @dataclass(frozen=True)
@@ -80,15 +83,10 @@ def summarize(rows: list[ledger.HourLedger], start: datetime, end: datetime) -> 
 
 
 def as_arrow(rows: list[ledger.HourLedger]) -> pa.Table:
-    """The rows as a table; missing ranges as text ``a-b,c-d`` (CSV- and terminal-friendly)."""
+    """The rows as a :data:`LEDGER_SCHEMA` table."""
     records = []
     for r in rows:
         record = asdict(r)
         record["missing_ranges"] = ",".join(f"{a}-{b}" if a != b else str(a) for a, b in r.missing_ranges)
-        records.append({k: record[k] for k in LEDGER_COLUMNS})
-    schema = pa.schema([("exchange", pa.string()), ("symbol", pa.string()), ("hour", pa.timestamp("us", "UTC")),
-                        ("status", pa.string()), ("gold_trades", pa.int64()), ("expected_trades", pa.int64()),
-                        ("missing_ids", pa.int64()), ("missing_ranges", pa.string()), ("live_trades", pa.int64()),
-                        ("backfill_trades", pa.int64()), ("first_trade_id", pa.string()),
-                        ("last_trade_id", pa.string())])
-    return pa.Table.from_pylist(records, schema=schema)
+        records.append(record)
+    return pa.Table.from_pylist(records, schema=LEDGER_SCHEMA)

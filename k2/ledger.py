@@ -104,15 +104,15 @@ def _contiguous_hours(key: SymbolKey, held: dict[str, HeldTrade], before: int | 
     for hour in sorted(hours):
         ranges = tuple(gaps[hour])
         missing = sum(last - first + 1 for first, last in ranges)
-        ids = sorted(int(t.trade_id) for t in hours[hour])
+        held_in_hour = hours[hour]  # in id order: filled from ``ordered``
         if not missing:
             status = COMPLETE
         elif all(_covered(r, lost) for r in ranges):
             status = UNRECOVERABLE
         else:
             status = GAPS
-        rows.append(_row(key, hour, hours[hour], str(ids[0]), str(ids[-1]),
-                         expected=len(ids) + missing, missing=missing, ranges=ranges, status=status))
+        rows.append(_row(key, hour, held_in_hour, held_in_hour[0].trade_id, held_in_hour[-1].trade_id,
+                         expected=len(held_in_hour) + missing, missing=missing, ranges=ranges, status=status))
     return rows
 
 
