@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from pyiceberg.transforms import HourTransform
 
-from k2.catalog import catalog
-from k2.contracts import GOLD_TABLE
+from gold_fixture import gold_table
 
 pytestmark = pytest.mark.integration
 
@@ -41,23 +39,16 @@ SCHEMA = pa.schema([
 
 @pytest.fixture(scope="module")
 def gold(stack, run_id):
-    namespace = f"k2test_complete_{run_id}"
-    cat = catalog()
-    cat.create_namespace(namespace)
-    table = cat.create_table(f"{namespace}.{GOLD_TABLE}", schema=SCHEMA)
-    with table.update_spec() as spec:
-        spec.add_field("timestamp", HourTransform(), "timestamp_hour")
-    table.append(pa.table({
+    data = pa.table({
         "message_id": [f"m-{ex}-{sym}-{tid}" for ex, sym, _, tid, _ in HELD],
         "trade_id": [str(tid) for *_, tid, _ in HELD],
         "symbol": [sym for _, sym, *_ in HELD],
         "exchange": [ex for ex, *_ in HELD],
         "timestamp": [H9 + timedelta(hours=h, seconds=tid % 60) for _, _, h, tid, _ in HELD],
         "vendor_data": [[("source", "rest")] if rest else [("buyer_is_maker", "true")] for *_, rest in HELD],
-    }, schema=SCHEMA))
-    yield namespace
-    cat.purge_table(f"{namespace}.{GOLD_TABLE}")
-    cat.drop_namespace(namespace)
+    }, schema=SCHEMA)
+    with gold_table(f"k2test_complete_{run_id}", data) as namespace:
+        yield namespace
 
 
 def _k2(namespace: str, *args: str) -> subprocess.CompletedProcess:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from pyiceberg.transforms import HourTransform
 
+from gold_fixture import gold_table
 from k2.catalog import catalog
 from k2.contracts import GOLD_TABLE
 from k2.query import TradeQuery, bars, trades
@@ -50,12 +50,6 @@ SCHEMA = pa.schema([
 
 @pytest.fixture(scope="module")
 def gold(stack, run_id):
-    namespace = f"k2test_query_{run_id}"
-    cat = catalog()
-    cat.create_namespace(namespace)
-    table = cat.create_table(f"{namespace}.{GOLD_TABLE}", schema=SCHEMA)
-    with table.update_spec() as spec:
-        spec.add_field("timestamp", HourTransform(), "timestamp_hour")
     data = pa.table({
         "message_id": [f"m-{r[0]}-{r[3]}" for r in ROWS],
         "trade_id": [r[3] for r in ROWS],
@@ -68,10 +62,8 @@ def gold(stack, run_id):
         "quote_currency": ["USD" if r[0] == "KRAKEN" else "USDT" for r in ROWS],
         "side": [r[6] for r in ROWS],
     }, schema=SCHEMA)
-    table.append(data)
-    yield namespace
-    cat.purge_table(f"{namespace}.{GOLD_TABLE}")
-    cat.drop_namespace(namespace)
+    with gold_table(f"k2test_query_{run_id}", data) as namespace:
+        yield namespace
 
 
 def test_trades_in_range_are_exact_and_ordered(gold):
