@@ -23,16 +23,22 @@ def namespace_exists(catalog: Catalog, namespace: str = contracts.NAMESPACE) -> 
     return (namespace,) in {tuple(ns) for ns in catalog.list_namespaces()}
 
 
-def metadata_locations(catalog: Catalog, tables: list[str]) -> dict[str, str | None]:
-    """Table -> current metadata file; an unchanged location means no commit happened."""
+def definitions(catalog: Catalog, tables: list[str]) -> dict[str, tuple | None]:
+    """Table -> what bootstrap defines: identity (uuid), format, schema, partitioning, sort
+    order and properties (None: no such table). Data commits leave it unchanged, so it
+    tells "re-created or re-defined" apart from "a stream wrote to it"."""
     from pyiceberg.exceptions import NoSuchTableError
 
-    out: dict[str, str | None] = {}
+    out: dict[str, tuple | None] = {}
     for table in tables:
         try:
-            out[table] = catalog.load_table(contracts.qualified(table)).metadata_location
+            loaded = catalog.load_table(contracts.qualified(table))
         except NoSuchTableError:
             out[table] = None
+            continue
+        meta = loaded.metadata
+        out[table] = (str(meta.table_uuid), meta.format_version, meta.current_schema_id, str(loaded.schema()),
+                      str(loaded.spec()), str(loaded.sort_order()), tuple(sorted(loaded.properties.items())))
     return out
 
 

@@ -23,6 +23,7 @@ from k2 import contracts
 from k2.admin import tables
 from k2.catalog import catalog
 from k2.streams import checkpoint_dir, lock_file, lock_holder, progress_file
+from platform_bootstrap import bootstrap_lock
 from polling import wait_until
 from stack_api import AirflowApi
 
@@ -60,9 +61,10 @@ def _stop_all(api: AirflowApi) -> None:
 
 @pytest.fixture(scope="module")
 def api(stack, airflow_cli):
-    if set(contracts.all_tables()) - set(tables.existing_tables(catalog(stack))):
-        result = airflow_cli("dags", "test", "bootstrap", timeout=420)
-        assert result.returncode == 0, result.stdout[-3000:]
+    with bootstrap_lock(stack):  # the bootstrap module may be making the estate right now
+        if set(contracts.all_tables()) - set(tables.existing_tables(catalog(stack))):
+            result = airflow_cli("dags", "test", "bootstrap", timeout=420)
+            assert result.returncode == 0, result.stdout[-3000:]
     airflow_cli("dags", "reserialize", timeout=120)  # new DAG files without waiting for a rescan
     client = AirflowApi(stack)
     # The scheduled babysitter (unpaused by `k2 up` on a developer's stack) would trigger
