@@ -1,12 +1,14 @@
 """Fault matrix: while trades flow, kill -9 every moving part, one at a time.
 
-Faults: each worker process (the supervisor restarts it), each stream (restarted from
-its checkpoint, as the babysitter does), the Kafka broker and the schema registry
-(then restarted), and a network stall on the exchange connections (the simulator
-goes silent; the worker's watchdog reconnects). Afterwards Gold must still hold
-every trade the simulator sent, once each, and nothing no phase sent (the pipeline is
-shared with the e2e test: tests/e2e/shared_pipeline.py). Each fault's time to recovery is
-printed in the test summary and written to ``$K2_HOME/reports/fault_matrix.json``.
+Faults, in this order: the Kafka broker and the schema registry (then restarted: the
+only faults other tests would feel, so they come first and `make test` starts its other
+groups once they are over), each worker process (the supervisor restarts it), each
+stream (restarted from its checkpoint, as the babysitter does), and a network stall on
+the exchange connections (the simulator goes silent; the worker's watchdog reconnects).
+Afterwards Gold must still hold every trade the simulator sent, once each, and nothing
+no phase sent (the pipeline is shared with the e2e test: tests/e2e/shared_pipeline.py).
+Each fault's time to recovery is printed in the test summary and written to
+``$K2_HOME/reports/fault_matrix.json``.
 """
 
 from __future__ import annotations
@@ -108,6 +110,13 @@ def _where_lost(pipe: IsolatedPipeline, lost: dict[str, dict]) -> dict[str, list
     return {k: sorted(v) for k, v in where.items()}
 
 
+def _exclusive_part_done() -> None:
+    """Tell `make test` (scripts/run-tests.sh) that Kafka and the registry are left alone from now on."""
+    marker = os.environ.get("K2_TEST_EXCLUSIVE_DONE")
+    if marker:
+        Path(marker).touch()
+
+
 def _record(fault: str, began: float, detail: str = "") -> None:
     RECOVERY.append({"fault": fault, "recovery_s": round(time.monotonic() - began, 1), "detail": detail})
 
@@ -125,12 +134,32 @@ def faults_run(stack, shared: SharedPipeline):
         for exchange in ("binance", "kraken"):
             wait_for(lambda ex=exchange: _child_pid(pipe, ex), 60, f"{exchange} worker")
 
-        for exchange in ("binance", "kraken"):  # kill -9 of each worker
+        for exchange in ("binance", "kraken"):
             # Once trades are acknowledged: a worker killed before its first ack has no
             # progress to resume from (a fresh deployment starts at "now").
             wait_for(lambda ex=exchange: any(e.get("event") == "stream_summary" and e.get("exchange") == ex
                                              and e.get("delivered", 0) > 0 for e in _worker_events(pipe)),
                      60, f"{exchange} deliveries")
+
+        # The broker and the registry first: the only faults felt outside this pipeline
+        # (every test shares them), so `make test` runs this part alone and starts the
+        # other groups once it is over (K2_TEST_EXCLUSIVE_DONE).
+        for name, module in (("kafka", kafka), ("registry", registry)):
+            service = module.service(s)
+            began = time.monotonic()
+            os.killpg(service.pid(), signal.SIGKILL)
+            wait_for(lambda svc=service: svc.state() == "crashed", 30, f"{name} down")
+            service.start()
+            _record(f"kill -9 {name} + restart", began, "until healthy again")
+
+        bronze_before = pipe.last_batch("bronze_ingestion")
+        began = time.monotonic()
+        wait_for(lambda: pipe.last_batch("bronze_ingestion") > bronze_before + 1, 300,
+                 "bronze to commit new batches after the broker restart")
+        _record("data flowing after broker restart", began, "two new bronze batches")
+        _exclusive_part_done()
+
+        for exchange in ("binance", "kraken"):  # kill -9 of each worker
             pid = _child_pid(pipe, exchange)
             began = time.monotonic()
             os.kill(pid, signal.SIGKILL)
@@ -147,20 +176,6 @@ def faults_run(stack, shared: SharedPipeline):
             keeper.paused.discard(stream)  # the keeper restarts it
             wait_for(lambda st=stream, b=before: pipe.last_batch(st) > b, 300, f"{stream} new batch")
             _record(f"kill -9 stream {stream}", began, "restart to first committed batch")
-
-        for name, module in (("kafka", kafka), ("registry", registry)):  # broker and registry
-            service = module.service(s)
-            began = time.monotonic()
-            os.killpg(service.pid(), signal.SIGKILL)
-            wait_for(lambda svc=service: svc.state() == "crashed", 30, f"{name} down")
-            service.start()
-            _record(f"kill -9 {name} + restart", began, "until healthy again")
-
-        bronze_before = pipe.last_batch("bronze_ingestion")
-        began = time.monotonic()
-        wait_for(lambda: pipe.last_batch("bronze_ingestion") > bronze_before + 1, 300,
-                 "bronze to commit new batches after the broker restart")
-        _record("data flowing after broker restart", began, "two new bronze batches")
 
         wait_for(lambda: all(_stall_recoveries(pipe, ex) for ex in ("binance", "kraken")), 180,
                  "a stall and the watchdog's reconnect on both exchanges")
@@ -192,6 +207,7 @@ def faults_run(stack, shared: SharedPipeline):
         for module in (kafka, registry):  # never leave the shared stack broken
             if module.service(s).state() != "running":
                 module.service(s).start()
+        _exclusive_part_done()
         report = Path(s.home) / "reports" / "fault_matrix.json"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(RECOVERY, indent=2))
@@ -213,7 +229,7 @@ def test_gold_is_exactly_complete_after_every_fault(faults_run, shared: SharedPi
 
 def test_every_fault_was_injected_and_recovered(faults_run):
     faults = [r["fault"] for r in RECOVERY]
-    assert faults[:2] == ["kill -9 worker binance", "kill -9 worker kraken"]
+    assert faults[:2] == ["kill -9 kafka + restart", "kill -9 registry + restart"]
+    assert [f for f in faults if f.startswith("kill -9 worker")] == ["kill -9 worker binance", "kill -9 worker kraken"]
     assert [f for f in faults if f.startswith("kill -9 stream")] == [f"kill -9 stream {s}" for s in STREAMS]
-    assert "kill -9 kafka + restart" in faults and "kill -9 registry + restart" in faults
     assert "exchange stall (binance)" in faults and "exchange stall (kraken)" in faults
