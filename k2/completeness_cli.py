@@ -1,4 +1,5 @@
-"""`k2 completeness`: hour by hour, does Gold hold every trade of a symbol?"""
+"""`k2 completeness` (hour by hour, does Gold hold every trade of a symbol?) and
+`k2 ledger update` (bring the completeness ledger table up to date with Gold)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_range_arguments(p, "range start (inclusive; rounded down to the hour)", "24h", ["table", "csv", "json"])
     p.set_defaults(func=run)
 
+    ledger = sub.add_parser(
+        "ledger", help="the completeness ledger table (market_data.completeness_ledger)",
+        description="The completeness ledger: one row per exchange, symbol and UTC hour holding trades in "
+        "Gold, with first and last trade id, trades in Gold (live and from backfill), expected and missing "
+        "ids with their ranges, and a status. The `completeness_ledger` DAG updates it every 15 minutes; "
+        "query it with any Iceberg reader.")
+    actions = ledger.add_subparsers(dest="action", metavar="ACTION", required=True)
+    upd = actions.add_parser(
+        "update", help="recompute the hours Gold changed since the last update (all of Gold with --full)",
+        description="Reads the data files Gold added since the Gold snapshot the ledger last reflected, and "
+        "recomputes every hour from the earliest one they touch; prints one line with what changed.")
+    upd.add_argument("--namespace", default=None, help=argparse.SUPPRESS)  # tests
+    upd.add_argument("--full", action="store_true", help="recompute every hour of Gold")
+    upd.set_defaults(func=run_update)
+
 
 def run(args: argparse.Namespace) -> int:
     from k2 import completeness, query
@@ -50,3 +66,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"k2 completeness: {summary.line(q.exchange, q.symbol, completeness.floor_hour(q.start), q.end)}",
           file=sys.stderr)
     return 1 if summary.missing_ids else 0
+
+
+def run_update(args: argparse.Namespace) -> int:
+    from k2 import contracts, ledger_store
+
+    ledger_store.update(args.namespace or contracts.NAMESPACE, full=args.full,
+                        log=lambda line: print(line, file=sys.stderr))
+    return 0

@@ -68,6 +68,9 @@ NAMESPACE = "market_data"
 BRONZE_TABLE = "bronze_crypto_trades"
 SILVER_DLQ_TABLE = "silver_dlq"
 GOLD_TABLE = "gold_crypto_trades"
+# Not one of the pipeline's tables (all_tables): the completeness job keeps it from Gold,
+# and its upkeep too (k2/ledger_store.py); bootstrap creates it.
+LEDGER_TABLE = "completeness_ledger"
 LEGACY_TABLES = ("trades_v1", "trades_v2", "quotes_v1", "quotes_v2")
 
 
@@ -77,6 +80,11 @@ def silver_table(exchange_name: str) -> str:
 
 def all_tables() -> list[str]:
     return [BRONZE_TABLE, *(silver_table(e.name) for e in EXCHANGES), SILVER_DLQ_TABLE, GOLD_TABLE]
+
+
+def lakehouse_tables() -> list[str]:
+    """Every table bootstrap creates: the pipeline's, then the completeness ledger."""
+    return [*all_tables(), LEDGER_TABLE]
 
 
 def qualified(table: str, catalog: str | None = None) -> str:

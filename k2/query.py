@@ -15,7 +15,7 @@ import pyarrow as pa
 from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
 
 from k2.catalog import catalog
-from k2.contracts import GOLD_TABLE, NAMESPACE, exchange
+from k2.contracts import GOLD_TABLE, LEDGER_TABLE, NAMESPACE, exchange
 
 TRADE_COLUMNS = (
     "timestamp", "exchange", "symbol", "trade_id", "price", "quantity", "side",
@@ -84,27 +84,54 @@ def trades(q: TradeQuery, limit: int | None = None) -> pa.Table:
     return result.slice(0, limit) if limit is not None else result
 
 
-def bars(trades_table: pa.Table) -> pa.Table:
-    """One-minute OHLCV bars (open/close by trade time, then trade id) from trades."""
+HOUR_STATUS_SCHEMA = pa.schema([("hour", pa.timestamp("us", "UTC")), ("status", pa.string())])
+
+
+def hour_statuses(q: TradeQuery) -> pa.Table:
+    """The completeness ledger's status of each hour of ``q`` (``hour``, ``status``); empty
+    when the namespace has no ledger table (see k2/ledger_store.py)."""
+    cat = catalog()
+    ident = f"{q.namespace}.{LEDGER_TABLE}"
+    if not cat.table_exists(ident):
+        return HOUR_STATUS_SCHEMA.empty_table()
+    first_hour = q.start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    rows = cat.load_table(ident).scan(
+        row_filter=And(EqualTo("exchange", q.exchange), EqualTo("symbol", q.symbol),
+                       GreaterThanOrEqual("hour", first_hour.isoformat()), LessThan("hour", q.end.isoformat())),
+        selected_fields=("hour", "status")).to_arrow()
+    return rows.select(["hour", "status"]).cast(HOUR_STATUS_SCHEMA)
+
+
+def bars(trades_table: pa.Table, statuses: pa.Table | None = None) -> pa.Table:
+    """One-minute OHLCV bars (open/close by trade time, then trade id) from trades, with
+    ``trade_count`` and ``complete``: whether the completeness ledger (``statuses``, from
+    :func:`hour_statuses`) says the bar's hour holds every trade id; null when the ledger
+    has no word on it yet, or the venue's ids are not contiguous."""
     import duckdb
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")  # minute buckets of UTC time, whatever the host zone
     con.register("trades", trades_table)
+    con.register("ledger", statuses if statuses is not None else HOUR_STATUS_SCHEMA.empty_table())
     return con.sql(
         """
+        WITH b AS (
         SELECT time_bucket(INTERVAL 1 MINUTE, "timestamp") AS minute,
                arg_min(price, ("timestamp", trade_id)) AS open,
                max(price) AS high,
                min(price) AS low,
                arg_max(price, ("timestamp", trade_id)) AS close,
                sum(CAST(quantity AS DECIMAL(38, 8))) AS volume,
-               count(*) AS trades,
+               count(*) AS trade_count,
                -- decimal(18,8) products overflow 18 digits: widen before multiplying.
                CAST(sum(CAST(price AS DECIMAL(38, 8)) * CAST(quantity AS DECIMAL(38, 8)))
                     / sum(CAST(quantity AS DECIMAL(38, 8))) AS DECIMAL(18, 8)) AS vwap
         FROM trades
         GROUP BY minute
+        )
+        SELECT b.*, CASE l.status WHEN 'complete' THEN true WHEN 'gaps' THEN false
+                                  WHEN 'unrecoverable' THEN false END AS complete
+        FROM b LEFT JOIN ledger l ON l.hour = date_trunc('hour', b.minute)
         ORDER BY minute
         """
     ).to_arrow_table()

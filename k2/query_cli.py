@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     began = time.monotonic()
     result = query.trades(q, args.limit if args.what == "trades" else None)
     if args.what == "bars":
-        result = query.bars(result)
+        result = query.bars(result, query.hour_statuses(q))
     elapsed = time.monotonic() - began
     write_output(result, args.format, args.output)
     print(f"k2 query: {result.num_rows} {args.what} for {args.exchange} {args.symbol} "

@@ -33,7 +33,7 @@ def protected_subjects() -> set[str]:
 
 
 def protected_tables() -> set[str]:
-    return set(contracts.all_tables())
+    return set(contracts.lakehouse_tables())
 
 
 def is_legacy_topic(name: str) -> bool:

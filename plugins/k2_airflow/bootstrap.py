@@ -92,7 +92,7 @@ def _check_tables(s: PlatformSettings, rows: list, problems: list) -> None:
         return
     rows.append(("namespace", contracts.NAMESPACE, "ok"))
     present = set(tables.existing_tables(cat))
-    for table in contracts.all_tables():
+    for table in contracts.lakehouse_tables():
         name = contracts.qualified(table)
         if table not in present:
             rows.append(("table", name, "MISSING"))

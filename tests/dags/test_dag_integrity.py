@@ -22,6 +22,7 @@ EXPECTED_SCHEDULES = {
     "stream_gold_aggregation": None,
     "retention": "0 2 * * *",
     "compaction": "30 * * * *",
+    "completeness_ledger": timedelta(minutes=15),
     "benchmark": None,
 }
 # Two concurrent runs of these would collide (same objects, same streams, same cores).

@@ -31,7 +31,7 @@ from stack_api import AirflowApi
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
 
 SHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
-SUITE = ["benchmark", "bootstrap", "cleanup_migrations", "compaction", "retention",
+SUITE = ["benchmark", "bootstrap", "cleanup_migrations", "compaction", "completeness_ledger", "retention",
          "stream_bronze_ingestion", "stream_gold_aggregation", "stream_silver_transformation",
          "streaming_babysitter"]
 
@@ -48,7 +48,7 @@ def _estate(settings) -> dict:
             s: (registry.get_versions(s), schemas.subject_compatibility(registry, s))
             for s in schemas.desired_subjects() if s in subjects
         },
-        "tables": tables.definitions(catalog(settings), contracts.all_tables()),
+        "tables": tables.definitions(catalog(settings), contracts.lakehouse_tables()),
     }
 
 
@@ -74,7 +74,7 @@ def test_bootstrap_creates_everything(first_run):
         assert level == "BACKWARD"
         assert len(versions) >= 1
     assert all(estate["tables"].values()), estate["tables"]
-    assert set(estate["tables"]) == set(contracts.all_tables())
+    assert set(estate["tables"]) == set(contracts.lakehouse_tables())
     assert "Bootstrap verification" in output and "MISSING" not in output
 
 

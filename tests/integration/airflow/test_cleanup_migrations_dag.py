@@ -73,7 +73,7 @@ def _watched(stack, seeded) -> dict[str, set[str]]:
     """
     registry = schemas.registry_client(stack.registry_url)
     names = {
-        "tables": {*contracts.LEGACY_TABLES, *contracts.all_tables()},
+        "tables": {*contracts.LEGACY_TABLES, *contracts.lakehouse_tables()},
         "subjects": {*seeded["subjects"], seeded["keep_subject"], *schemas.desired_subjects()},
         "topics": {*seeded["topics"], seeded["keep_topic"], *contracts.trade_topics(),
                    contracts.DLQ_TOPIC},
@@ -109,7 +109,7 @@ def test_dry_run_lists_and_keeps_then_real_run_removes_exactly_the_legacy(airflo
     for name in [*map(contracts.qualified, seeded["tables"]), *seeded["subjects"], *seeded["topics"]]:
         assert name in summary, f"{name} not listed in the dry-run summary"
     for name in [seeded["keep_subject"], seeded["keep_topic"], *schemas.desired_subjects(),
-                 *(contracts.qualified(t) for t in contracts.all_tables())]:
+                 *(contracts.qualified(t) for t in contracts.lakehouse_tables())]:
         assert name not in summary
     for topic in [*contracts.trade_topics(), contracts.DLQ_TOPIC]:
         assert f" {topic} " not in summary

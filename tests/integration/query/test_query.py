@@ -91,11 +91,22 @@ def test_one_minute_bars(gold):
     assert first["minute"] == _ts(10, 0, 0)
     assert (first["open"], first["high"], first["low"], first["close"]) == (
         D("101"), D("103.5"), D("99.25"), D("99.25"))
-    assert first["volume"] == D("1.0") and first["trades"] == 3
+    assert first["volume"] == D("1.0") and first["trade_count"] == 3
     # vwap = (101*0.5 + 103.5*0.25 + 99.25*0.25) / 1.0
     assert first["vwap"] == D("101.18750000")
-    assert (second["open"], second["close"], second["volume"], second["trades"]) == (
+    assert (second["open"], second["close"], second["volume"], second["trade_count"]) == (
         D("102"), D("102"), D("2"), 1)
+    assert first["complete"] is None and second["complete"] is None  # no ledger for this namespace
+
+
+def test_bars_say_complete_as_the_ledger_says_of_their_hour(gold):
+    q = TradeQuery("binance", "BTCUSDT", _ts(9, 0, 0), _ts(12, 0, 0), namespace=gold)
+    statuses = pa.table({"hour": [_ts(9, 0, 0), _ts(10, 0, 0), _ts(11, 0, 0)],
+                         "status": ["complete", "gaps", "not_applicable"]},
+                        schema=pa.schema([("hour", pa.timestamp("us", "UTC")), ("status", pa.string())]))
+    result = bars(trades(q), statuses).to_pylist()
+    assert [(r["minute"], r["complete"]) for r in result] == [
+        (_ts(9, 59, 0), True), (_ts(10, 0, 0), False), (_ts(10, 1, 0), False), (_ts(11, 0, 0), None)]
 
 
 def test_cli_csv_output(gold):

@@ -25,6 +25,7 @@ def test_up_unpauses_retention_and_compaction_without_triggering_them():
     platform.schedule(api)  # type: ignore[arg-type]
     assert api.paused["retention"] is False
     assert api.paused["compaction"] is False
+    assert api.paused["completeness_ledger"] is False
     assert api.paused["streaming_babysitter"] is False
     for stream in ("bronze_ingestion", "silver_transformation", "gold_aggregation"):
         assert api.paused[f"stream_{stream}"] is False

@@ -45,4 +45,4 @@ def test_topics():
 
 def test_tables():
     assert all(legacy.is_legacy_table(t) for t in contracts.LEGACY_TABLES)
-    assert not any(legacy.is_legacy_table(t) for t in contracts.all_tables())
+    assert not any(legacy.is_legacy_table(t) for t in contracts.lakehouse_tables())

@@ -1,0 +1,46 @@
+"""
+### completeness_ledger — keep `market_data.completeness_ledger` current (every 15 min)
+
+One task, `update`: recomputes the ledger rows of every hour Gold changed since the
+last run (k2/ledger_store.py), one row per exchange, symbol and UTC hour with first and
+last trade id, trades in Gold (live and from REST backfill), expected and missing ids
+and their ranges, and a status (`complete`, `gaps`, `unrecoverable`, `not_applicable`).
+A late trade from backfill updates its hour and the hour its gap was counted in. Its
+log line says how many symbol-hours were recomputed and how many ids are missing.
+
+A scheduled job rather than the Gold stream: a row is only right once its neighbouring
+hours are known, and the ledger's cost never adds to Gold's batch time. Reads Gold
+through pyiceberg (no Spark start-up); the table keeps itself small (month partitions
+rewritten when crowded, snapshots older than a day expired).
+
+`k2 up` (`make run`) leaves it scheduled. `k2 ledger update` does the same by hand,
+`k2 completeness` reads a symbol's hours straight from Gold.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, task
+
+from k2_airflow.defaults import START_DATE, default_args
+
+with DAG(
+    dag_id="completeness_ledger",
+    doc_md=__doc__,
+    schedule=timedelta(minutes=15),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,  # the job is the table's only writer
+    default_args=default_args(retries=2),
+    tags=["k2", "completeness"],
+) as dag:
+
+    @task(task_id="update", execution_timeout=timedelta(minutes=30))
+    def update() -> dict:
+        from k2 import ledger_store
+
+        result = ledger_store.update()
+        return {"rows": result.rows, "missing_ids": result.missing_ids, "statuses": result.statuses}
+
+    update()

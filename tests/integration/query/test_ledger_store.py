@@ -1,0 +1,154 @@
+"""The completeness ledger table, kept from a Gold-shaped table the test writes step by step.
+
+Each step appends trades to Gold as the Gold stream would (live trades, then the trades
+a REST backfill brought late) and runs one incremental update; the expected rows are
+written out by hand from the ids each step holds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from gold_fixture import gold_table
+from k2 import contracts, ledger_store
+from k2.catalog import catalog
+
+pytestmark = pytest.mark.integration
+
+H9 = datetime(2026, 3, 1, 9, tzinfo=UTC)
+SCHEMA = pa.schema([
+    ("message_id", pa.string()), ("trade_id", pa.string()), ("symbol", pa.string()),
+    ("exchange", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC")),
+    ("price", pa.decimal128(18, 8)), ("quantity", pa.decimal128(18, 8)), ("side", pa.string()),
+    ("base_asset", pa.string()), ("quote_currency", pa.string()),
+    ("vendor_data", pa.map_(pa.string(), pa.string())),
+])
+K2 = str(Path(sys.executable).parent / "k2")
+
+
+def _trades(rows: list[tuple[str, str, int, int, bool]]) -> pa.Table:
+    """(exchange enum, symbol, hour offset from 09:00, trade id, from REST) -> Gold rows."""
+    return pa.table({
+        "message_id": [f"m-{ex}-{sym}-{tid}" for ex, sym, _, tid, _ in rows],
+        "trade_id": [str(tid) for *_, tid, _ in rows],
+        "symbol": [sym for _, sym, *_ in rows],
+        "exchange": [ex for ex, *_ in rows],
+        "timestamp": [H9 + timedelta(hours=h, seconds=tid % 60) for _, _, h, tid, _ in rows],
+        "price": [Decimal("100")] * len(rows), "quantity": [Decimal("1")] * len(rows),
+        "side": ["BUY"] * len(rows), "base_asset": ["BTC"] * len(rows),
+        "quote_currency": ["USD" if ex == "KRAKEN" else "USDT" for ex, *_ in rows],
+        "vendor_data": [[("source", "rest")] if rest else [("buyer_is_maker", "true")] for *_, rest in rows],
+    }, schema=SCHEMA)
+
+
+def _ledger(namespace: str) -> dict[tuple, dict]:
+    rows = catalog().load_table(ledger_store.identifier(namespace)).scan().to_arrow().to_pylist()
+    return {(r["exchange"], r["symbol"], r["hour"]): r for r in rows}
+
+
+def _row(ledger: dict, exchange: str, symbol: str, hour: int) -> tuple:
+    r = ledger[(exchange, symbol, H9 + timedelta(hours=hour))]
+    ranges = [(x["first_id"], x["last_id"]) for x in r["missing_ranges"] or []]
+    return (r["status"], r["gold_trades"], r["backfill_trades"], r["expected_trades"], r["missing_ids"], ranges,
+            r["first_trade_id"], r["last_trade_id"])
+
+
+@pytest.fixture
+def gold(stack, run_id):
+    live = _trades([("BINANCE", "BTCUSDT", 0, tid, False) for tid in range(100, 105)]
+                   + [("BINANCE", "BTCUSDT", 1, 108, False), ("BINANCE", "BTCUSDT", 1, 110, False),
+                      ("BINANCE", "BTCUSDT", 3, 111, False)]
+                   + [("KRAKEN", "BTC/USD", 1, 55, False), ("KRAKEN", "BTC/USD", 1, 56, False)])
+    with gold_table(f"k2test_ledger_{run_id}", live) as namespace:
+        try:
+            yield namespace
+        finally:
+            catalog().purge_table(ledger_store.identifier(namespace))
+
+
+def test_late_backfill_updates_its_hour_and_the_hour_its_gap_was_counted_in(gold):
+    cat = catalog()
+    gold_table_ = cat.load_table(f"{gold}.{contracts.GOLD_TABLE}")
+    t1, t2, t3 = (datetime(2026, 3, 2, h, tzinfo=UTC) for h in (1, 2, 3))
+
+    # 1. First run: all of Gold. 105..107 and 109 missing, both counted at 10:00
+    #    (the hour of 108 and 110, the trades that revealed them).
+    first = ledger_store.update(gold, now=t1, log=lambda _: None)
+    assert first.full and first.since == H9 and first.rows == 4
+    rows = _ledger(gold)
+    assert len(rows) == 4
+    assert _row(rows, "binance", "BTCUSDT", 0) == ("complete", 5, 0, 5, 0, [], "100", "104")
+    assert _row(rows, "binance", "BTCUSDT", 1) == ("gaps", 2, 0, 6, 4, [(105, 107), (109, 109)], "108", "110")
+    assert _row(rows, "binance", "BTCUSDT", 3) == ("complete", 1, 0, 1, 0, [], "111", "111")
+    assert _row(rows, "kraken", "BTC/USD", 1) == ("complete", 2, 0, 2, 0, [], "55", "56")
+
+    # 2. Backfill brings 105..107, which happened at 09:xx: 09:00 gains them, and 10:00
+    #    (whose files did not change) now misses only 109.
+    gold_table_.append(_trades([("BINANCE", "BTCUSDT", 0, tid, True) for tid in (105, 106, 107)]))
+    second = ledger_store.update(gold, now=t2, log=lambda _: None)
+    assert not second.full and second.since == H9 and second.gold_snapshot == gold_table_.current_snapshot().snapshot_id
+    rows = _ledger(gold)
+    assert _row(rows, "binance", "BTCUSDT", 0) == ("complete", 8, 3, 8, 0, [], "100", "107")
+    assert _row(rows, "binance", "BTCUSDT", 1) == ("gaps", 2, 0, 3, 1, [(109, 109)], "108", "110")
+    assert rows[("binance", "BTCUSDT", H9)]["computed_at"] == t2
+    assert _bars_complete(gold) == {"09": ["true"], "10": ["false"], "12": ["true"]}
+
+    # 3. 109 arrives (10:xx) and a new trade at 13:xx: only 10:00 onwards is recomputed.
+    gold_table_.refresh().append(_trades([("BINANCE", "BTCUSDT", 1, 109, True), ("BINANCE", "BTCUSDT", 4, 112, False)]))
+    third = ledger_store.update(gold, now=t3, log=lambda _: None)
+    assert third.since == H9 + timedelta(hours=1)
+    rows = _ledger(gold)
+    assert len(rows) == 5
+    assert _row(rows, "binance", "BTCUSDT", 1) == ("complete", 3, 1, 3, 0, [], "108", "110")
+    assert _row(rows, "binance", "BTCUSDT", 4) == ("complete", 1, 0, 1, 0, [], "112", "112")
+    assert rows[("binance", "BTCUSDT", H9)]["computed_at"] == t2  # 09:00 untouched
+    assert rows[("kraken", "BTC/USD", H9 + timedelta(hours=1))]["computed_at"] == t3
+
+    # 4. Nothing new in Gold: nothing recomputed; `k2 ledger update` says so; bars agree.
+    assert ledger_store.update(gold, now=t3, log=lambda _: None).since is None
+    out = subprocess.run([K2, "ledger", "update", "--namespace", gold], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "completeness ledger: up to date with Gold snapshot" in out.stderr, out.stderr
+    assert _bars_complete(gold) == {"09": ["true"], "10": ["true"], "12": ["true"], "13": ["true"]}
+
+
+def _bars_complete(namespace: str) -> dict[str, list[str]]:
+    """Hour -> the `complete` flag of each of its one-minute bars, from `k2 query bars`."""
+    out = subprocess.run([K2, "query", "bars", "--exchange", "binance", "--symbol", "BTCUSDT", "--namespace",
+                          namespace, "--start", "2026-03-01T09:00", "--end", "2026-03-01T14:00", "--format", "csv"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    hours: dict[str, list[str]] = {}
+    for bar in csv.DictReader(io.StringIO(out.stdout)):
+        hours.setdefault(bar["minute"][11:13], []).append(bar["complete"])
+    return {hour: sorted(set(flags)) for hour, flags in hours.items()}
+
+
+def test_upkeep_rewrites_crowded_months_and_expires_old_snapshots(gold, monkeypatch):
+    for step in range(3):  # three commits to Gold, three updates: several files and snapshots
+        if step:
+            catalog().load_table(f"{gold}.{contracts.GOLD_TABLE}").append(
+                _trades([("BINANCE", "BTCUSDT", 3, 111 + step, False)]))
+        ledger_store.update(gold, log=lambda _: None)
+    table = catalog().load_table(ledger_store.identifier(gold))
+    before = sorted(map(str, table.scan().to_arrow().drop_columns(["computed_at"]).to_pylist()))
+    assert len(table.inspect.files()) > 1 and len(table.snapshots()) > 1
+
+    monkeypatch.setattr(ledger_store, "MAX_FILES_PER_MONTH", 1)
+    monkeypatch.setattr(ledger_store, "KEEP_SNAPSHOTS", 1)
+    lines: list[str] = []
+    ledger_store.maintain(table, datetime.now(UTC) + timedelta(days=2), lines.append)
+
+    table = catalog().load_table(ledger_store.identifier(gold))
+    assert len(table.inspect.files()) == 1
+    assert len(table.snapshots()) == 1
+    assert sorted(map(str, table.scan().to_arrow().drop_columns(["computed_at"]).to_pylist())) == before
+    assert any("rewritten" in line for line in lines) and any("expired" in line for line in lines), lines
