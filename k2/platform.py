@@ -26,8 +26,9 @@ BABYSITTER_DAG = "streaming_babysitter"
 # Scheduled, never triggered here: without them snapshots, manifests and small files
 # grow without bound (issue 11). Their first run starts once they are unpaused.
 MAINTENANCE_DAGS = ("retention", "compaction")
-# Scheduled too: the completeness ledger follows Gold every 15 minutes.
-SCHEDULED_DAGS = (*MAINTENANCE_DAGS, "completeness_ledger")
+# Scheduled too: the completeness ledger follows Gold every 15 minutes; the hourly
+# reconciliation follows each record through the layers.
+SCHEDULED_DAGS = (*MAINTENANCE_DAGS, "completeness_ledger", "data_quality")
 
 
 def runner_dags() -> list[str]:

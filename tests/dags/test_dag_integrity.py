@@ -23,6 +23,7 @@ EXPECTED_SCHEDULES = {
     "retention": "0 2 * * *",
     "compaction": "30 * * * *",
     "completeness_ledger": timedelta(minutes=15),
+    "data_quality": "15 * * * *",
     "benchmark": None,
 }
 # Two concurrent runs of these would collide (same objects, same streams, same cores).

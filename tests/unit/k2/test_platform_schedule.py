@@ -26,6 +26,7 @@ def test_up_unpauses_retention_and_compaction_without_triggering_them():
     assert api.paused["retention"] is False
     assert api.paused["compaction"] is False
     assert api.paused["completeness_ledger"] is False
+    assert api.paused["data_quality"] is False
     assert api.paused["streaming_babysitter"] is False
     for stream in ("bronze_ingestion", "silver_transformation", "gold_aggregation"):
         assert api.paused[f"stream_{stream}"] is False

@@ -1,0 +1,234 @@
+"""Reconciliation across layers (issue 12, item 4): for a window of Kafka time, does every
+record a trade topic received reach Bronze, then Silver or ``silver_dlq``, then Gold?
+
+Per topic-partition, the window is the offsets ``[lo, hi)`` Kafka gives for its start and
+end times (``offsets_for_times``). Then:
+
+- **Bronze** must hold each of those offsets (it keeps Kafka's coordinates);
+- each Bronze record must be in ``silver_dlq`` (by its coordinates) or its trade in the
+  exchange's Silver table (by ``message_id``, decoded from the record's Avro body);
+- each such trade must be in Gold (by ``message_id``: Gold holds one row per trade, so
+  replays and duplicates count once).
+
+Every record that stops somewhere is reported with its topic, partition, offset and
+message id and the layer it did not reach. The ``data_quality`` DAG runs it hourly over a
+window that ended ``grace`` ago (in-flight records are not losses) and fails when
+anything is missing, so a loss shows red in the UI. ``k2 reconcile`` runs it by hand.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from k2 import contracts
+from k2.catalog import catalog
+from k2.settings import platform
+
+EXAMPLES = 5  # missing records named per layer and partition (the counts are always complete)
+
+
+@dataclass
+class PartitionReport:
+    topic: str
+    partition: int
+    first_offset: int  # the window: [first_offset, end_offset)
+    end_offset: int
+    bronze: int = 0
+    dlq: int = 0
+    silver: int = 0
+    gold: int = 0
+    not_in_bronze: list[tuple[int, int]] = field(default_factory=list)  # offset ranges, both included
+    not_in_silver: list[tuple[int, str]] = field(default_factory=list)  # (offset, message_id)
+    not_in_gold: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def produced(self) -> int:
+        return self.end_offset - self.first_offset
+
+    @property
+    def missing(self) -> int:
+        return sum(b - a + 1 for a, b in self.not_in_bronze) + len(self.not_in_silver) + len(self.not_in_gold)
+
+    def lines(self) -> list[str]:
+        where = f"{self.topic}[{self.partition}] offsets {self.first_offset}..{self.end_offset - 1}"
+        out = [f"{where}: produced {self.produced}, bronze {self.bronze}, silver {self.silver} + silver_dlq "
+               f"{self.dlq}, gold {self.gold} trades" + ("" if self.missing else ": ok")]
+        if self.not_in_bronze:
+            ranges = ", ".join(f"{a}..{b}" for a, b in self.not_in_bronze[:EXAMPLES])
+            out.append(f"  MISSING in bronze: offsets {ranges}")
+        for layer, lost in (("silver (nor silver_dlq)", self.not_in_silver), ("gold", self.not_in_gold)):
+            if lost:
+                named = ", ".join(f"offset {o} message_id {m}" for o, m in lost[:EXAMPLES])
+                out.append(f"  MISSING in {layer}: {len(lost)} record(s), e.g. {named}")
+        return out
+
+
+@dataclass
+class Report:
+    start: datetime
+    end: datetime
+    partitions: list[PartitionReport]
+
+    @property
+    def missing(self) -> int:
+        return sum(p.missing for p in self.partitions)
+
+    def lines(self) -> list[str]:
+        head = (f"reconciliation of Kafka time [{self.start.isoformat()}, {self.end.isoformat()}): "
+                f"{sum(p.produced for p in self.partitions)} records in {len(self.partitions)} partitions, "
+                f"{self.missing} missing")
+        return [head, *(line for p in self.partitions if p.produced for line in p.lines())]
+
+
+def _offset_ranges(first: int, end: int, held: set[int]) -> list[tuple[int, int]]:
+    """The offsets of ``[first, end)`` not in ``held``, as (first, last) ranges."""
+    out: list[tuple[int, int]] = []
+    for offset in range(first, end):
+        if offset in held:
+            continue
+        if out and out[-1][1] == offset - 1:
+            out[-1] = (out[-1][0], offset)
+        else:
+            out.append((offset, offset))
+    return out
+
+
+class _Decoder:
+    """message_id and trade time of a Confluent-framed v3 record (writer schemas cached)."""
+
+    def __init__(self, registry_url: str) -> None:
+        from k2.admin.schemas import registry_client
+
+        self.registry = registry_client(registry_url)
+        self.schemas: dict[int, object] = {}
+
+    def __call__(self, value: bytes) -> tuple[str, int] | None:
+        import fastavro
+
+        if len(value) < 5 or value[0] != 0:
+            return None
+        (schema_id,) = struct.unpack(">I", value[1:5])
+        if schema_id not in self.schemas:
+            import json
+
+            self.schemas[schema_id] = fastavro.parse_schema(json.loads(self.registry.get_schema(schema_id).schema_str))
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(value[5:]), self.schemas[schema_id])
+        except Exception:  # noqa: BLE001 - an undecodable body belongs in silver_dlq, checked there
+            return None
+        return record["message_id"], record["timestamp"]
+
+
+def _window_offsets(bootstrap: str, topics: list[str], start: datetime, end: datetime) -> dict:
+    """(topic, partition) -> (lo, hi): the offsets Kafka received in [start, end)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "k2-reconcile", "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(timeout=30)
+        parts = [TopicPartition(t, p) for t in topics if t in meta.topics for p in sorted(meta.topics[t].partitions)]
+        out = {}
+        for bound, ms in (("lo", int(start.timestamp() * 1000)), ("hi", int(end.timestamp() * 1000))):
+            found = consumer.offsets_for_times([TopicPartition(tp.topic, tp.partition, ms) for tp in parts], timeout=30)
+            for tp in found:
+                offset = tp.offset
+                if offset < 0:  # nothing at or after that time: the partition's end
+                    offset = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=30)[1]
+                out.setdefault((tp.topic, tp.partition), {})[bound] = offset
+        return {k: (v["lo"], v["hi"]) for k, v in out.items()}
+    finally:
+        consumer.close()
+
+
+def reconcile(start: datetime, end: datetime, namespace: str = contracts.NAMESPACE,
+              topic_prefix: str = "", log: Callable[[str], None] = print) -> Report:
+    """Follow every record Kafka received in [start, end) through the layers (module doc)."""
+    from pyiceberg.expressions import (
+        And,
+        EqualTo,
+        GreaterThanOrEqual,
+        In,
+        LessThan,
+        LessThanOrEqual,
+        Or,
+    )
+
+    s = platform()
+    cat = catalog(s)
+    topics = {topic_prefix + contracts.trade_topic(e.name): e.name for e in contracts.EXCHANGES}
+    windows = _window_offsets(s.kafka_bootstrap, list(topics), start, end)
+    reports = {key: PartitionReport(key[0], key[1], lo, hi) for key, (lo, hi) in sorted(windows.items())}
+    busy = [(t, p, lo, hi) for (t, p), (lo, hi) in windows.items() if hi > lo]
+    if not busy:
+        return Report(start, end, list(reports.values()))
+
+    def coordinates(t: str, p: int, lo: int, hi: int):
+        return And(EqualTo("topic", t), EqualTo("partition", p), GreaterThanOrEqual("offset", lo), LessThan("offset", hi))
+
+    def any_of(exprs):
+        out = exprs[0]
+        for e in exprs[1:]:
+            out = Or(out, e)
+        return out
+
+    where = any_of([coordinates(*b) for b in busy])
+    bronze = cat.load_table(f"{namespace}.{contracts.BRONZE_TABLE}").scan(
+        row_filter=where, selected_fields=("topic", "partition", "offset", "value")).to_arrow().to_pylist()
+    dlq = {(r["topic"], r["partition"], r["offset"]) for r in cat.load_table(
+        f"{namespace}.{contracts.SILVER_DLQ_TABLE}").scan(
+        row_filter=where, selected_fields=("topic", "partition", "offset")).to_arrow().to_pylist()}
+    log(f"reconcile: {len(bronze)} bronze records, {len(dlq)} in silver_dlq")
+
+    decode = _Decoder(s.registry_url)
+    held: dict[tuple[str, int], set[int]] = defaultdict(set)
+    trades: dict[str, list[tuple[tuple[str, int], int, str]]] = defaultdict(list)  # exchange -> records
+    times: dict[str, list[int]] = defaultdict(list)
+    for r in bronze:
+        key = (r["topic"], r["partition"])
+        held[key].add(r["offset"])
+        if (r["topic"], r["partition"], r["offset"]) in dlq:
+            reports[key].dlq += 1
+            continue
+        decoded = decode(r["value"])
+        exchange = topics[r["topic"]]
+        if decoded is None:  # neither decodable nor dead-lettered: Silver lost it
+            reports[key].not_in_silver.append((r["offset"], "(undecodable)"))
+            continue
+        trades[exchange].append((key, r["offset"], decoded[0]))
+        times[exchange].append(decoded[1])
+    for key, report in reports.items():
+        report.bronze = len(held[key])
+        report.not_in_bronze = _offset_ranges(report.first_offset, report.end_offset, held[key])
+
+    gold_table = cat.load_table(f"{namespace}.{contracts.GOLD_TABLE}")
+    for exchange, records in trades.items():
+        first_us, last_us = min(times[exchange]), max(times[exchange])
+        span = And(GreaterThanOrEqual("timestamp", first_us), LessThanOrEqual("timestamp", last_us))
+        ids = {m for _, _, m in records}
+        silver = set(cat.load_table(f"{namespace}.{contracts.silver_table(exchange)}").scan(
+            row_filter=span, selected_fields=("message_id",)).to_arrow().column("message_id").to_pylist()) & ids
+        gold = set(gold_table.scan(row_filter=And(span, In("message_id", ids)) if len(ids) < 10_000 else span,
+                                   selected_fields=("message_id",)).to_arrow().column("message_id").to_pylist())
+        for key, offset, message_id in records:
+            if message_id not in silver:
+                reports[key].not_in_silver.append((offset, message_id))
+                continue
+            reports[key].silver += 1
+            if message_id in gold:
+                reports[key].gold += 1
+            else:
+                reports[key].not_in_gold.append((offset, message_id))
+    return Report(start, end, list(reports.values()))
+
+
+def default_window(now: datetime, grace: timedelta, length: timedelta = timedelta(hours=1)) -> tuple[datetime, datetime]:
+    """The last whole ``length`` of Kafka time that ended at least ``grace`` before ``now``."""
+    end = now - grace
+    step = int(length.total_seconds())
+    end = datetime.fromtimestamp(int(end.timestamp()) // step * step, tz=end.tzinfo)
+    return end - length, end
