@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from k2.pipeline import IsolatedPipeline
+from workers.log import parse_events
 
 
 class StreamKeeper(threading.Thread):
@@ -61,3 +62,23 @@ class SharedPipeline:
                               for m, e in mine.items() if m not in ids),
             "unexpected": sorted(m for m in ids if m not in self.all_expected()),
         }
+
+
+# -- the workers of a phase, from their log -------------------------------------------
+
+
+def worker_events(pipe: IsolatedPipeline) -> list[dict]:
+    return parse_events(pipe.workers_log.read_text(errors="replace"))
+
+
+def child_pid(pipe: IsolatedPipeline, exchange: str) -> int | None:
+    started = [e for e in worker_events(pipe) if e.get("event") == "child_started" and e.get("child") == exchange]
+    return started[-1]["pid"] if started else None
+
+
+def connected_after(pipe: IsolatedPipeline, exchange: str, pid: int) -> bool:
+    """The restarted child ``pid`` has connected (Binance subscribes by URL, Kraken by message)."""
+    events = worker_events(pipe)
+    starts = [i for i, e in enumerate(events) if e.get("event") == "child_started" and e.get("pid") == pid]
+    return bool(starts) and any(e.get("event") == "connected" and e.get("exchange") == exchange
+                                for e in events[starts[-1]:])

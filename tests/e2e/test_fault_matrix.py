@@ -26,9 +26,8 @@ from k2.contracts import STREAMS, silver_table
 from k2.pipeline import IsolatedPipeline, wait_for
 from k2.settings import fresh_platform
 from k2.stack import kafka, registry
-from shared_pipeline import SharedPipeline
+from shared_pipeline import SharedPipeline, child_pid, connected_after, worker_events
 from simulator_expectations import expected_trades, published_trades
-from workers.log import parse_events
 from workers.simulator import SimulatorConfig, SimulatorThread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(1800)]
@@ -38,27 +37,10 @@ WATCHDOG_S = 5.0
 RECOVERY: list[dict] = []  # read by tests/e2e/conftest.py for the terminal summary
 
 
-def _worker_events(pipe: IsolatedPipeline) -> list[dict]:
-    return parse_events(pipe.workers_log.read_text(errors="replace"))
-
-
-def _child_pid(pipe: IsolatedPipeline, exchange: str) -> int | None:
-    started = [e for e in _worker_events(pipe) if e.get("event") == "child_started" and e.get("child") == exchange]
-    return started[-1]["pid"] if started else None
-
-
-def _connected_after(pipe: IsolatedPipeline, exchange: str, pid: int) -> bool:
-    """The restarted child ``pid`` has connected (Binance subscribes by URL, Kraken by message)."""
-    events = _worker_events(pipe)
-    starts = [i for i, e in enumerate(events) if e.get("event") == "child_started" and e.get("pid") == pid]
-    return bool(starts) and any(e.get("event") == "connected" and e.get("exchange") == exchange
-                                for e in events[starts[-1]:])
-
-
 def _stall_recoveries(pipe: IsolatedPipeline, exchange: str) -> list[float]:
     """Seconds from each watchdog-detected stall to the next connection of ``exchange``."""
     out, stalled_at = [], None
-    for e in _worker_events(pipe):
+    for e in worker_events(pipe):
         if e.get("exchange") != exchange:
             continue
         if e.get("event") == "connection_closed" and e.get("reason") == "stall":
@@ -132,13 +114,13 @@ def faults_run(stack, shared: SharedPipeline):
     try:
         pipe.start_workers(sim.urls(), phase=PHASE, K2_WORKERS_WATCHDOG_S=str(WATCHDOG_S))
         for exchange in ("binance", "kraken"):
-            wait_for(lambda ex=exchange: _child_pid(pipe, ex), 60, f"{exchange} worker")
+            wait_for(lambda ex=exchange: child_pid(pipe, ex), 60, f"{exchange} worker")
 
         for exchange in ("binance", "kraken"):
             # Once trades are acknowledged: a worker killed before its first ack has no
             # progress to resume from (a fresh deployment starts at "now").
             wait_for(lambda ex=exchange: any(e.get("event") == "stream_summary" and e.get("exchange") == ex
-                                             and e.get("delivered", 0) > 0 for e in _worker_events(pipe)),
+                                             and e.get("delivered", 0) > 0 for e in worker_events(pipe)),
                      60, f"{exchange} deliveries")
 
         # The broker and the registry first: the only faults felt outside this pipeline
@@ -160,12 +142,12 @@ def faults_run(stack, shared: SharedPipeline):
         _exclusive_part_done()
 
         for exchange in ("binance", "kraken"):  # kill -9 of each worker
-            pid = _child_pid(pipe, exchange)
+            pid = child_pid(pipe, exchange)
             began = time.monotonic()
             os.kill(pid, signal.SIGKILL)
-            new_pid = wait_for(lambda ex=exchange, old=pid: (p := _child_pid(pipe, ex)) != old and p, 60,
+            new_pid = wait_for(lambda ex=exchange, old=pid: (p := child_pid(pipe, ex)) != old and p, 60,
                                f"{exchange} restart")
-            wait_for(lambda ex=exchange, p=new_pid: _connected_after(pipe, ex, p), 60, f"{exchange} reconnected")
+            wait_for(lambda ex=exchange, p=new_pid: connected_after(pipe, ex, p), 60, f"{exchange} reconnected")
             _record(f"kill -9 worker {exchange}", began, "supervisor restart until reconnected")
 
         for stream in STREAMS:  # kill -9 of each stream, restarted from its checkpoint
