@@ -1,8 +1,9 @@
 """
 ### compaction — rewrite small files and manifests (hourly, at :30)
 
-One task per table, one table at a time, in data-flow order: `spark_jobs/compaction.py
---tables <table>` through SparkSubmitOperator. The job compacts only *cold* partitions
+One Spark task, `compaction`, working one table at a time in data-flow order (Bronze,
+Silver, DLQ, Gold): `spark_jobs/compaction.py` through SparkSubmitOperator, one log line
+per table (one Spark start-up instead of five: see plugins/k2_airflow/maintenance.py). The job compacts only *cold* partitions
 (ones the streams no longer write or MERGE into, so its replace commits do not fail
 validation), then rewrites manifests. Streams skip replace snapshots when reading.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from k2_airflow.defaults import START_DATE, default_args
-from k2_airflow.maintenance import per_table_chain
+from k2_airflow.maintenance import all_tables_task
 
 with DAG(
     dag_id="compaction",
@@ -33,4 +34,4 @@ with DAG(
     default_args=default_args(retries=3),
     tags=["k2", "maintenance"],
 ) as dag:
-    per_table_chain("compaction")
+    all_tables_task("compaction")

@@ -1,8 +1,9 @@
 """
 ### retention — trim each table to its retention, then tidy its files (daily, 02:00 UTC)
 
-One task per table, one table at a time, in data-flow order: `spark_jobs/retention.py
---tables <table>` through SparkSubmitOperator. Each does partition-aligned deletes
+One Spark task, `retention`, working one table at a time in data-flow order (Bronze,
+Silver, DLQ, Gold): `spark_jobs/retention.py` through SparkSubmitOperator, one log line
+per table (one Spark start-up instead of five: see plugins/k2_airflow/maintenance.py). Each does partition-aligned deletes
 (metadata-only) per the table's retention (Bronze 7 days, Silver and DLQ 30 days, Gold
 unlimited), then snapshot expiry and orphan-file removal with ages longer than any
 stream's expected downtime, so a running or briefly stopped stream is never broken.
@@ -22,7 +23,7 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from k2_airflow.defaults import START_DATE, default_args
-from k2_airflow.maintenance import airflow_log_cleanup, per_table_chain
+from k2_airflow.maintenance import airflow_log_cleanup, all_tables_task
 
 with DAG(
     dag_id="retention",
@@ -34,5 +35,5 @@ with DAG(
     default_args=default_args(retries=3),
     tags=["k2", "maintenance"],
 ) as dag:
-    per_table_chain("retention")
+    all_tables_task("retention")
     airflow_log_cleanup()  # independent of the tables: a failed table must not keep logs growing

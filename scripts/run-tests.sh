@@ -80,26 +80,25 @@ if [ "$started" = 1 ]; then
   fi
 fi
 
-# The stack tiers in three steps. Most of their time is waiting (Spark start-ups, triggers,
-# Airflow), so independent tests run as six pytest processes at once; what disturbs
-# the others runs alone: the fault matrix's kill -9 of Kafka and the registry first, the
+# The stack tiers in four steps. Most of their time is waiting (Spark start-ups, triggers,
+# Airflow), so independent tests run as four pytest processes at once; what disturbs
+# the others runs alone: the fault matrix (kills Kafka and the registry) first, the
 # stack restart last. Every stack-tier test is in exactly one step: the last group is
-# "the rest of tests/integration". Two groups work on the platform's own namespace,
-# topics and streams: `bootstrap` (the bootstrap DAG's runs) and `babysitter` (its
-# streams commit there). Their first bootstrap run is taken under one lock (see
-# tests/integration/airflow/platform_bootstrap.py); the babysitter starts a little later
-# so that the bootstrap module's run is the one that makes the estate.
+# "the rest of tests/integration". The `airflow` group holds the tests whose objects are
+# the platform's own namespace, topics and streams, in this order (bootstrap creates
+# them, the babysitter's streams commit to them): one process, so they never race.
 # The cleanup-migrations test also seeds and removes objects there, but only legacy ones
 # next to the v3 objects: it runs last in the `isolated` group (whose other tests work
 # on namespaces and topics of their own), long after bootstrap has created the v3 ones.
 STACK_TIERS="(integration or dags) and not e2e and not faults and not restarts_stack"
-BOOTSTRAP_GROUP=(tests/integration/airflow/test_bootstrap_dag.py)
-BABYSITTER_GROUP=(tests/integration/airflow/test_streaming_babysitter_dag.py)
+AIRFLOW_GROUP=(tests/integration/airflow/test_bootstrap_dag.py tests/integration/airflow/test_streaming_babysitter_dag.py)
 ISOLATED_GROUP=(tests/integration/spark/test_maintenance.py tests/integration/query tests/dags
                 tests/integration/airflow/test_cleanup_migrations_dag.py)
-SPARK_GROUP=(tests/integration/spark/test_pipeline.py tests/integration/spark/test_poison_corpus.py)
+# The completeness module lives with the e2e tier (it runs its own copy of that tier's
+# pipeline) but is marked integration: it runs here, beside the other groups.
+SPARK_GROUP=(tests/integration/spark/test_pipeline.py tests/e2e/test_platform_completeness.py)
 ignore=()
-for path in "${BOOTSTRAP_GROUP[@]}" "${BABYSITTER_GROUP[@]}" "${ISOLATED_GROUP[@]}" "${SPARK_GROUP[@]}"; do ignore+=(--ignore "$path"); done
+for path in "${AIRFLOW_GROUP[@]}" "${ISOLATED_GROUP[@]}" "${SPARK_GROUP[@]}"; do ignore+=(--ignore "$path"); done
 
 group() {  # group NAME MARKER-EXPRESSION PYTEST-ARGS...: one pytest process of the stack tiers
   local name=$1 expr=$2
@@ -108,30 +107,20 @@ group() {  # group NAME MARKER-EXPRESSION PYTEST-ARGS...: one pytest process of 
     --tier-times "$times/$name.json" "${fake_now[@]}" "$@"
 }
 
-# The e2e tier and the fault matrix: its first faults (kill -9 of Kafka and the registry)
-# are felt by every test, so they run alone; the fault matrix touches the marker file once
-# they are over and the other groups start beside the rest of it.
-GROUPS_RUN=(e2e bootstrap babysitter isolated spark services)
-echo "[k2] test: e2e tier and fault matrix, alone until Kafka and the registry have been killed and restarted"
-began=$SECONDS
-export K2_TEST_EXCLUSIVE_DONE="$times/exclusive-done"
-group e2e "e2e or faults" tests >"$times/e2e.out" 2>&1 &
-pids=($!)
-while [ ! -e "$K2_TEST_EXCLUSIVE_DONE" ] && kill -0 "${pids[0]}" 2>/dev/null; do sleep 2; done
-phases+=("$(printf '%-28s %6d s' "fault matrix, alone part" $((SECONDS - began)))")
+echo "[k2] test: e2e tier and fault matrix (alone: the fault matrix kills Kafka and the registry)"
+phase "e2e + fault matrix" group e2e "e2e or faults" tests
+e2e_rc=$?
 
-echo "[k2] test: the other stack-tier groups beside the rest of the e2e tier (${GROUPS_RUN[*]}); output follows each"
+GROUPS_RUN=(airflow isolated spark services)
+echo "[k2] test: integration and dags tiers, ${#GROUPS_RUN[@]} groups at once (${GROUPS_RUN[*]}); output follows each"
 began=$SECONDS
-group bootstrap "$STACK_TIERS" "${BOOTSTRAP_GROUP[@]}" >"$times/bootstrap.out" 2>&1 &
-pids+=($!)
+group airflow "$STACK_TIERS" "${AIRFLOW_GROUP[@]}" >"$times/airflow.out" 2>&1 &
+pids=($!)
 group isolated "$STACK_TIERS" "${ISOLATED_GROUP[@]}" >"$times/isolated.out" 2>&1 &
 pids+=($!)
 group spark "$STACK_TIERS" "${SPARK_GROUP[@]}" >"$times/spark.out" 2>&1 &
 pids+=($!)
 group services "$STACK_TIERS" "${ignore[@]}" tests/integration >"$times/services.out" 2>&1 &
-pids+=($!)
-sleep 20
-group babysitter "$STACK_TIERS" "${BABYSITTER_GROUP[@]}" >"$times/babysitter.out" 2>&1 &
 pids+=($!)
 groups_rc=0
 for pid in "${pids[@]}"; do wait "$pid" || groups_rc=1; done
@@ -139,13 +128,13 @@ for name in "${GROUPS_RUN[@]}"; do
   echo "----- [k2] test: group $name"
   cat "$times/$name.out"
 done
-phases+=("$(printf '%-28s %6d s' "then ${#GROUPS_RUN[@]} groups at once" $((SECONDS - began)))")
+phases+=("$(printf '%-28s %6d s' "${#GROUPS_RUN[@]} groups at once" $((SECONDS - began)))")
 
 echo "[k2] test: the stack restart test (alone, last)"
 phase "stack restart" group lifecycle "restarts_stack" tests
 lifecycle_rc=$?
 
-stack_rc=$((groups_rc || lifecycle_rc))
+stack_rc=$((e2e_rc || groups_rc || lifecycle_rc))
 if [ $unit_rc -ne 0 ] || [ $stack_rc -ne 0 ]; then
   echo "[k2] test: FAILED (unit tier rc=$unit_rc, stack tiers rc=$stack_rc)" >&2
   exit 1

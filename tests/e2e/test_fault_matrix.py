@@ -1,14 +1,14 @@
-"""Fault matrix: while trades flow, kill -9 every moving part, one at a time.
+"""Fault matrix: while trades flow, kill -9 every moving part.
 
-Faults, in this order: the Kafka broker and the schema registry (then restarted: the
-only faults other tests would feel, so they come first and `make test` starts its other
-groups once they are over), each worker process (the supervisor restarts it), each
-stream (restarted from its checkpoint, as the babysitter does), and a network stall on
-the exchange connections (the simulator goes silent; the worker's watchdog reconnects).
-Afterwards Gold must still hold every trade the simulator sent, once each, and nothing
-no phase sent (the pipeline is shared with the e2e test: tests/e2e/shared_pipeline.py).
-Each fault's time to recovery is printed in the test summary and written to
-``$K2_HOME/reports/fault_matrix.json``.
+Faults, in this order: the Kafka broker and the schema registry, one after the other
+(then restarted: the only faults other tests would feel, so they come first), each
+worker process (the supervisor restarts it), the three streams at once (as when the
+machine's Spark dies; each restarted from its checkpoint, as the babysitter does), and
+a network stall on the exchange connections (the simulator goes silent; the worker's
+watchdog reconnects). Afterwards Gold must still hold every trade the simulator sent,
+once each, and nothing no phase sent (the pipeline is shared with the e2e test:
+tests/e2e/shared_pipeline.py). Each fault's time to recovery is printed in the test
+summary and written to ``$K2_HOME/reports/fault_matrix.json``.
 """
 
 from __future__ import annotations
@@ -92,13 +92,6 @@ def _where_lost(pipe: IsolatedPipeline, lost: dict[str, dict]) -> dict[str, list
     return {k: sorted(v) for k, v in where.items()}
 
 
-def _exclusive_part_done() -> None:
-    """Tell `make test` (scripts/run-tests.sh) that Kafka and the registry are left alone from now on."""
-    marker = os.environ.get("K2_TEST_EXCLUSIVE_DONE")
-    if marker:
-        Path(marker).touch()
-
-
 def _record(fault: str, began: float, detail: str = "") -> None:
     RECOVERY.append({"fault": fault, "recovery_s": round(time.monotonic() - began, 1), "detail": detail})
 
@@ -123,9 +116,7 @@ def faults_run(stack, shared: SharedPipeline):
                                              and e.get("delivered", 0) > 0 for e in worker_events(pipe)),
                      60, f"{exchange} deliveries")
 
-        # The broker and the registry first: the only faults felt outside this pipeline
-        # (every test shares them), so `make test` runs this part alone and starts the
-        # other groups once it is over (K2_TEST_EXCLUSIVE_DONE).
+        # The broker and the registry first: the only faults felt outside this pipeline.
         for name, module in (("kafka", kafka), ("registry", registry)):
             service = module.service(s)
             began = time.monotonic()
@@ -139,7 +130,6 @@ def faults_run(stack, shared: SharedPipeline):
         wait_for(lambda: pipe.last_batch("bronze_ingestion") > bronze_before + 1, 300,
                  "bronze to commit new batches after the broker restart")
         _record("data flowing after broker restart", began, "two new bronze batches")
-        _exclusive_part_done()
 
         for exchange in ("binance", "kraken"):  # kill -9 of each worker
             pid = child_pid(pipe, exchange)
@@ -150,14 +140,26 @@ def faults_run(stack, shared: SharedPipeline):
             wait_for(lambda ex=exchange, p=new_pid: connected_after(pipe, ex, p), 60, f"{exchange} reconnected")
             _record(f"kill -9 worker {exchange}", began, "supervisor restart until reconnected")
 
-        for stream in STREAMS:  # kill -9 of each stream, restarted from its checkpoint
-            before = pipe.last_batch(stream)
-            began = time.monotonic()
-            keeper.paused.add(stream)
+        # kill -9 of all three streams at once (as when the machine's Spark dies), each
+        # restarted from its checkpoint by the keeper, as the babysitter would.
+        before = {stream: pipe.last_batch(stream) for stream in STREAMS}
+        began = time.monotonic()
+        keeper.paused.update(STREAMS)
+        for stream in STREAMS:
             pipe.kill_stream(stream)
-            keeper.paused.discard(stream)  # the keeper restarts it
-            wait_for(lambda st=stream, b=before: pipe.last_batch(st) > b, 300, f"{stream} new batch")
-            _record(f"kill -9 stream {stream}", began, "restart to first committed batch")
+        keeper.paused.clear()
+        back: dict[str, float] = {}
+
+        def all_back() -> bool:
+            for stream in STREAMS:
+                if stream not in back and pipe.last_batch(stream) > before[stream]:
+                    back[stream] = time.monotonic() - began
+            return len(back) == len(STREAMS)
+
+        wait_for(all_back, 300, "a new batch of every stream")
+        for stream in STREAMS:
+            RECOVERY.append({"fault": f"kill -9 stream {stream}", "recovery_s": round(back[stream], 1),
+                             "detail": "all three at once; restart to first committed batch"})
 
         wait_for(lambda: all(_stall_recoveries(pipe, ex) for ex in ("binance", "kraken")), 180,
                  "a stall and the watchdog's reconnect on both exchanges")
@@ -189,7 +191,6 @@ def faults_run(stack, shared: SharedPipeline):
         for module in (kafka, registry):  # never leave the shared stack broken
             if module.service(s).state() != "running":
                 module.service(s).start()
-        _exclusive_part_done()
         report = Path(s.home) / "reports" / "fault_matrix.json"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(RECOVERY, indent=2))

@@ -9,32 +9,25 @@ test also writes invalid records straight to Kafka. Afterwards:
 - Gold holds every trade the simulator sent, field by field, once each, and nothing
   that no phase sent;
 - the workers' DLQ topic holds exactly the malformed frames, by kind;
-- ``silver_dlq`` holds exactly the invalid records, each with its reason;
-- the reconciliation (``k2 reconcile``, the ``data_quality`` DAG) follows every record of
-  the topics to Gold and finds nothing missing, until a Silver row is deleted by hand:
-  then the DAG fails and names that record's partition, offset and message id.
+- ``silver_dlq`` holds exactly the invalid records, each with its reason.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from pyiceberg.expressions import EqualTo
 
-from k2.contracts import silver_table, trade_schema_text
+from k2.contracts import trade_schema_text
 from k2.pipeline import wait_for
 from shared_pipeline import SharedPipeline
 from simulator_expectations import DLQ_KIND, bad_frames, expected_trades, published_trades
@@ -45,7 +38,6 @@ pytestmark = pytest.mark.e2e
 TRADE_SECONDS = 40
 RATE = 15  # trades/s per exchange
 PHASE = "e2e"  # this module's market run on the tier's shared pipeline (tests/e2e/conftest.py)
-K2 = str(Path(sys.executable).parent / "k2")
 
 
 def _valid(**changes) -> dict:
@@ -176,58 +168,3 @@ def test_worker_dlq_topic_holds_exactly_the_malformed_frames(run, stack):
                 got[(record["exchange"], record["error_kind"])] += 1
     consumer.close()
     assert got == expected
-
-
-def _kafka_locations(stack, topic: str) -> dict[str, list[tuple[int, int]]]:
-    """message_id -> every (partition, offset) of ``topic`` carrying it, read from Kafka itself."""
-    from confluent_kafka import TopicPartition
-    from confluent_kafka.schema_registry.avro import AvroDeserializer
-
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": stack.registry_url}))
-    consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": f"e2e-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
-    found: dict[str, list[tuple[int, int]]] = {}
-    for partition in consumer.list_topics(topic, timeout=30).topics[topic].partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
-        consumer.assign([TopicPartition(topic, partition, low)])
-        offset, deadline = low - 1, time.monotonic() + 120
-        while offset < high - 1 and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 5):
-                if msg.error():
-                    continue
-                offset = msg.offset()
-                try:
-                    value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
-                except Exception:  # noqa: BLE001 - the invalid records written by the run fixture
-                    continue
-                found.setdefault(value["message_id"], []).append((partition, offset))
-    consumer.close()
-    return found
-
-
-def test_reconciliation_finds_nothing_missing_then_names_a_silver_row_deleted_by_hand(run, stack, airflow_cli):
-    pipe = run["pipe"]
-    window = {"start": "2020-01-01T00:00", "end": datetime.now(UTC).isoformat()}
-    where = ["--namespace", pipe.namespace, "--topic-prefix", pipe.prefix]
-    clean = subprocess.run([K2, "reconcile", *where, "--start", window["start"], "--end", window["end"]],
-                           capture_output=True, text=True, timeout=300)
-    assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
-    assert clean.stdout.splitlines()[0].endswith(", 0 missing"), clean.stdout[:500]
-
-    # A trade Kafka holds exactly once and Silver once, its coordinates read from Kafka.
-    topic = pipe.topics["binance"]
-    located = _kafka_locations(stack, topic)
-    silver = pipe.table(silver_table("binance"))
-    in_silver = Counter(silver.scan(selected_fields=("message_id",)).to_arrow().column("message_id").to_pylist())
-    message_id = next(m for m, places in sorted(located.items()) if len(places) == 1 and in_silver[m] == 1)
-    ((partition, offset),) = located[message_id]
-    silver.delete(EqualTo("message_id", message_id))
-
-    result = airflow_cli("dags", "test", "data_quality", "-c",
-                         json.dumps({**window, "namespace": pipe.namespace, "topic_prefix": pipe.prefix}),
-                         timeout=600)
-    output = result.stdout + result.stderr
-    assert "state=failed" in output and "RECONCILIATION: 1 record(s) missing" in output, output[-4000:]
-    assert (f"{topic}[{partition}] offsets" in output
-            and f"MISSING in silver (nor silver_dlq): 1 record(s), e.g. offset {offset} message_id {message_id}"
-            in output), output[-4000:]
