@@ -16,8 +16,8 @@ from workers.simulator import read_record
 
 NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's, restated
 PAIRS = {  # base/quote restated independently of workers/symbols.json
-    "BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT"),
-    "BTC/USD": ("BTC", "USD"), "ETH/USD": ("ETH", "USD"),
+    "BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT"), "SOLUSDT": ("SOL", "USDT"),
+    "BTC/USD": ("BTC", "USD"), "ETH/USD": ("ETH", "USD"), "SOL/USD": ("SOL", "USD"),
 }
 DLQ_KIND = {  # simulator bad-frame kind -> the worker's DLQ error_kind
     "truncated_json": "malformed_json", "not_json": "malformed_json",

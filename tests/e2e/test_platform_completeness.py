@@ -1,8 +1,11 @@
 """Completeness end to end: trades the live streams leave out reach Gold through REST
-backfill, and the completeness ledger says every hour is complete.
+backfill, the completeness ledger says every hour is complete, and the reconciliation
+follows every record to Gold, until a Silver row is deleted by hand.
 
-A phase of the e2e tier's shared pipeline (tests/e2e/shared_pipeline.py) with symbols of
-its own (SOLUSDT, SOL/USD), so the ledger's id arithmetic sees this market only:
+A market run on its own copy of the e2e tier's pipeline (tests/e2e/conftest.py: topics,
+tables, three streams), with symbols of its own (SOLUSDT, SOL/USD). Marked
+``integration``, not ``e2e``: `make test` runs it in a stack-tier group beside the
+others rather than in the e2e tier's serial step.
 
 - **live-stream gaps only:** both exchanges' WebSockets skip trades at random, REST
   serves them all;
@@ -12,28 +15,47 @@ its own (SOLUSDT, SOL/USD), so the ledger's id arithmetic sees this market only:
 
 Afterwards Gold holds every trade the market published, once each, and the ledger
 (k2/ledger_store.py) has each hour of each symbol ``complete``, its counts adding up to
-what was published and what came from REST.
+what was published and what came from REST. Then the reconciliation (``k2 reconcile``,
+the ``data_quality`` DAG) finds nothing missing; a Silver row deleted by hand makes the
+DAG fail, naming that record's partition, offset and message id.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
+import uuid
 from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.serialization import MessageField, SerializationContext
+from pyiceberg.expressions import EqualTo
 
 from k2 import ledger_store
+from k2.contracts import silver_table
 from k2.pipeline import wait_for
 from shared_pipeline import SharedPipeline, child_pid, connected_after, worker_events
 from simulator_expectations import published_trades
 from workers.simulator import SimulatorConfig, SimulatorThread, read_record
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.integration
 
 PHASE = "completeness"
+K2 = str(Path(sys.executable).parent / "k2")
 SYMBOLS = {"binance": "SOLUSDT", "kraken": "SOL/USD"}
+
+
+def _stop_dropping(cfg: SimulatorConfig) -> None:
+    object.__setattr__(cfg, "drop_rate", 0.0)  # the config is read at each trade
+    object.__setattr__(cfg, "kraken_drop_rate", 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +74,11 @@ def run(stack, shared: SharedPipeline):
         os.kill(killed, signal.SIGKILL)
         restarted = wait_for(lambda: (p := child_pid(pipe, "kraken")) != killed and p, 60, "kraken restart")
         wait_for(lambda: connected_after(pipe, "kraken", restarted), 60, "kraken reconnected")
-        time.sleep(15)  # the market runs on; the restart's gap is filled meanwhile
+        time.sleep(10)  # the market runs on; the restart's gap is filled meanwhile
+        # The streams stop skipping trades: a trade skipped just before the market closes
+        # would be revealed by no later trade, and REST closes with the market.
+        sim.call(_stop_dropping, sim.sim.cfg)
+        time.sleep(2)
         # What was published so far reaches Gold while REST is still there to serve it.
         published = {}
         for exchange in SYMBOLS:
@@ -110,3 +136,59 @@ def catalog_rows(namespace: str) -> list[dict]:
     from k2.catalog import catalog
 
     return catalog().load_table(ledger_store.identifier(namespace)).scan().to_arrow().to_pylist()
+
+
+def _kafka_locations(stack, topic: str) -> dict[str, list[tuple[int, int]]]:
+    """message_id -> every (partition, offset) of ``topic`` carrying it, read from Kafka itself."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": stack.registry_url}))
+    consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": f"e2e-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    found: dict[str, list[tuple[int, int]]] = {}
+    for partition in consumer.list_topics(topic, timeout=30).topics[topic].partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+        consumer.assign([TopicPartition(topic, partition, low)])
+        offset, deadline = low - 1, time.monotonic() + 120
+        while offset < high - 1 and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 5):
+                if msg.error():
+                    continue
+                offset = msg.offset()
+                try:
+                    value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
+                except Exception:  # noqa: BLE001 - the invalid records written by the run fixture
+                    continue
+                found.setdefault(value["message_id"], []).append((partition, offset))
+    consumer.close()
+    return found
+
+
+def test_reconciliation_finds_nothing_missing_then_names_a_silver_row_deleted_by_hand(run, stack, airflow_cli):
+    # Last in the module: it deletes a Silver row of this pipeline.
+    pipe = run["pipe"]
+    window = {"start": "2020-01-01T00:00", "end": datetime.now(UTC).isoformat()}
+    where = ["--namespace", pipe.namespace, "--topic-prefix", pipe.prefix]
+    clean = subprocess.run([K2, "reconcile", *where, "--start", window["start"], "--end", window["end"]],
+                           capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
+    assert clean.stdout.splitlines()[0].endswith(", 0 missing"), clean.stdout[:500]
+
+    # A trade Kafka holds exactly once and Silver once, its coordinates read from Kafka.
+    topic = pipe.topics["binance"]
+    located = _kafka_locations(stack, topic)
+    silver = pipe.table(silver_table("binance"))
+    in_silver = Counter(silver.scan(selected_fields=("message_id",)).to_arrow().column("message_id").to_pylist())
+    message_id = next(m for m, places in sorted(located.items()) if len(places) == 1 and in_silver[m] == 1)
+    ((partition, offset),) = located[message_id]
+    silver.delete(EqualTo("message_id", message_id))
+
+    result = airflow_cli("dags", "test", "data_quality", "-c",
+                         json.dumps({**window, "namespace": pipe.namespace, "topic_prefix": pipe.prefix}),
+                         timeout=600)
+    output = result.stdout + result.stderr
+    assert "state=failed" in output and "RECONCILIATION: 1 record(s) missing" in output, output[-4000:]
+    assert (f"{topic}[{partition}] offsets" in output
+            and f"MISSING in silver (nor silver_dlq): 1 record(s), e.g. offset {offset} message_id {message_id}"
+            in output), output[-4000:]
