@@ -12,7 +12,10 @@ so one phase's loss never hides behind, or fails, the other.
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from k2.pipeline import IsolatedPipeline
@@ -82,3 +85,36 @@ def connected_after(pipe: IsolatedPipeline, exchange: str, pid: int) -> bool:
     starts = [i for i, e in enumerate(events) if e.get("event") == "child_started" and e.get("pid") == pid]
     return bool(starts) and any(e.get("event") == "connected" and e.get("exchange") == exchange
                                 for e in events[starts[-1]:])
+
+
+# -- what a topic holds, read from Kafka itself -------------------------------------------
+
+
+def topic_trades(bootstrap: str, registry_url: str, topic: str) -> Iterator[tuple[int, int, dict | None]]:
+    """(partition, offset, v3 record) of every record of ``topic``; the record is None
+    for one that does not deserialize (the invalid records some tests write)."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    try:
+        for partition in sorted(consumer.list_topics(topic, timeout=30).topics[topic].partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            consumer.assign([TopicPartition(topic, partition, low)])
+            offset, deadline = low - 1, time.monotonic() + 120
+            while offset < high - 1 and time.monotonic() < deadline:
+                for msg in consumer.consume(1000, 5):
+                    if msg.error():
+                        continue
+                    offset = msg.offset()
+                    try:
+                        value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
+                    except Exception:  # noqa: BLE001 - not a v3 record: reported as None
+                        value = None
+                    yield partition, offset, value
+    finally:
+        consumer.close()

@@ -26,7 +26,7 @@ from k2.contracts import STREAMS, silver_table
 from k2.pipeline import IsolatedPipeline, wait_for
 from k2.settings import fresh_platform
 from k2.stack import kafka, registry
-from shared_pipeline import SharedPipeline, child_pid, connected_after, worker_events
+from shared_pipeline import SharedPipeline, child_pid, connected_after, topic_trades, worker_events
 from simulator_expectations import expected_trades, published_trades
 from workers.simulator import SimulatorConfig, SimulatorThread
 
@@ -53,33 +53,15 @@ def _stall_recoveries(pipe: IsolatedPipeline, exchange: str) -> list[float]:
 
 def _where_lost(pipe: IsolatedPipeline, lost: dict[str, dict]) -> dict[str, list]:
     """For trades missing from Gold: the furthest layer each one reached (diagnosis)."""
-    from confluent_kafka import Consumer, TopicPartition
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-    from confluent_kafka.schema_registry.avro import AvroDeserializer
-    from confluent_kafka.serialization import MessageField, SerializationContext
-
     silver = set()
     for exchange in ("binance", "kraken"):
         silver |= set(pipe.table(silver_table(exchange)).scan(selected_fields=("message_id",))
                       .to_arrow().column("message_id").to_pylist())
     in_kafka: dict[str, tuple[int, int]] = {}
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": pipe.settings.registry_url}))
-    consumer = Consumer({"bootstrap.servers": pipe.settings.kafka_bootstrap, "group.id": f"diag-{pipe.run_id}",
-                         "enable.auto.commit": False})
     for topic in pipe.topics.values():
-        for partition in range(pipe.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
-            consumer.assign([TopicPartition(topic, partition, low)])
-            offset, deadline = low - 1, time.monotonic() + 120
-            while offset < high - 1 and time.monotonic() < deadline:
-                for msg in consumer.consume(1000, 5):
-                    if msg.error():
-                        continue
-                    offset = msg.offset()
-                    value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
-                    if value["message_id"] in lost:
-                        in_kafka[value["message_id"]] = (partition, msg.offset())
-    consumer.close()
+        for partition, offset, value in topic_trades(pipe.settings.kafka_bootstrap, pipe.settings.registry_url, topic):
+            if value is not None and value["message_id"] in lost:
+                in_kafka[value["message_id"]] = (partition, offset)
     where: dict[str, list] = {"not_in_kafka": [], "in_kafka_not_silver": [], "in_silver_not_gold": []}
     for mid, trade in lost.items():
         ident = (trade["exchange"], trade["symbol"], int(trade["trade_id"]))

@@ -28,21 +28,17 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.serialization import MessageField, SerializationContext
 from pyiceberg.expressions import EqualTo
 
 from k2 import ledger_store
 from k2.contracts import silver_table
 from k2.pipeline import wait_for
-from shared_pipeline import SharedPipeline, child_pid, connected_after, worker_events
+from shared_pipeline import SharedPipeline, child_pid, connected_after, topic_trades, worker_events
 from simulator_expectations import published_trades
 from workers.simulator import SimulatorConfig, SimulatorThread, read_record
 
@@ -140,28 +136,10 @@ def catalog_rows(namespace: str) -> list[dict]:
 
 def _kafka_locations(stack, topic: str) -> dict[str, list[tuple[int, int]]]:
     """message_id -> every (partition, offset) of ``topic`` carrying it, read from Kafka itself."""
-    from confluent_kafka import TopicPartition
-    from confluent_kafka.schema_registry.avro import AvroDeserializer
-
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": stack.registry_url}))
-    consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": f"e2e-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
     found: dict[str, list[tuple[int, int]]] = {}
-    for partition in consumer.list_topics(topic, timeout=30).topics[topic].partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
-        consumer.assign([TopicPartition(topic, partition, low)])
-        offset, deadline = low - 1, time.monotonic() + 120
-        while offset < high - 1 and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 5):
-                if msg.error():
-                    continue
-                offset = msg.offset()
-                try:
-                    value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
-                except Exception:  # noqa: BLE001 - the invalid records written by the run fixture
-                    continue
-                found.setdefault(value["message_id"], []).append((partition, offset))
-    consumer.close()
+    for partition, offset, value in topic_trades(stack.kafka_bootstrap, stack.registry_url, topic):
+        if value is not None:
+            found.setdefault(value["message_id"], []).append((partition, offset))
     return found
 
 
