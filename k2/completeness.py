@@ -20,7 +20,6 @@ from k2 import ledger
 from k2.catalog import catalog
 from k2.query import TradeQuery
 
-CONTIGUOUS_IDS = frozenset({"binance", "kraken"})  # each symbol's next trade gets the next id
 # The report's columns, in order; missing ranges as text ``a-b,c-d`` (CSV- and terminal-friendly).
 LEDGER_SCHEMA = pa.schema([
     ("exchange", pa.string()), ("symbol", pa.string()), ("hour", pa.timestamp("us", "UTC")),
@@ -68,7 +67,7 @@ def report(q: TradeQuery) -> tuple[list[ledger.HourLedger], Summary]:
     table = catalog().load_table(f"{q.namespace}.{q.table}")
     gold = table.scan(row_filter=scan_q.row_filter(),
                       selected_fields=("symbol", "timestamp", "trade_id", "vendor_data")).to_arrow()
-    rows = ledger.hour_ledgers(held_trades(gold, q.exchange), lambda ex: ex in CONTIGUOUS_IDS)
+    rows = ledger.hour_ledgers(held_trades(gold, q.exchange), lambda ex: ex in ledger.CONTIGUOUS_IDS)
     rows = [r for r in rows if r.hour >= start]  # the hour before only revealed the first gap
     return rows, summarize(rows, start, end)
 

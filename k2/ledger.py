@@ -30,6 +30,7 @@ GAPS = "gaps"
 UNRECOVERABLE = "unrecoverable"
 NOT_APPLICABLE = "not_applicable"
 STATUSES = (COMPLETE, GAPS, UNRECOVERABLE, NOT_APPLICABLE)
+CONTIGUOUS_IDS = frozenset({"binance", "kraken"})  # venues whose symbols' next trade gets the next id
 
 Range = tuple[int, int]  # first and last missing id, both included
 SymbolKey = tuple[str, str]  # (exchange, symbol)

@@ -39,7 +39,6 @@ LOOKBACK = timedelta(days=31)  # how far back the last held id of a symbol is lo
 MAX_FILES_PER_MONTH = 16
 KEEP_SNAPSHOTS = 5
 SNAPSHOT_AGE = timedelta(days=1)
-CONTIGUOUS_IDS = frozenset({"binance", "kraken"})  # each symbol's next trade gets the next id
 GOLD_COLUMNS = ("exchange", "symbol", "timestamp", "trade_id", "vendor_data")
 
 RANGE = pa.struct([pa.field("first_id", pa.int64(), nullable=False),
@@ -154,7 +153,7 @@ def _held_before(table, start: datetime) -> dict[ledger.SymbolKey, int]:
         key = (row["exchange"], row["symbol"])
         if key not in latest or row["hour"] > latest[key][0]:
             latest[key] = (row["hour"], row["last_trade_id"])
-    return {key: int(last) for key, (_, last) in latest.items() if key[0] in CONTIGUOUS_IDS}
+    return {key: int(last) for key, (_, last) in latest.items() if key[0] in ledger.CONTIGUOUS_IDS}
 
 
 def held_trades(gold_rows: pa.Table) -> Iterable[ledger.HeldTrade]:
@@ -182,9 +181,9 @@ def recompute(gold, start: datetime, end: datetime, held_before: dict[ledger.Sym
         part = gold.scan(row_filter=And(GreaterThanOrEqual("timestamp", at.isoformat()),
                                         LessThan("timestamp", upto.isoformat())),
                          selected_fields=GOLD_COLUMNS).to_arrow()
-        found = ledger.hour_ledgers(held_trades(part), lambda ex: ex in CONTIGUOUS_IDS, carried)
+        found = ledger.hour_ledgers(held_trades(part), lambda ex: ex in ledger.CONTIGUOUS_IDS, carried)
         for row in found:  # sorted by symbol, then hour: the last one of a symbol wins
-            if row.exchange in CONTIGUOUS_IDS:
+            if row.exchange in ledger.CONTIGUOUS_IDS:
                 carried[(row.exchange, row.symbol)] = int(row.last_trade_id)
         rows += found
         at = upto
