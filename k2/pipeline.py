@@ -93,7 +93,16 @@ class IsolatedPipeline:
         for stream in STREAMS:
             self.start_stream(stream)
         for stream in STREAMS:
-            wait_for(lambda s=stream: self.last_batch(s) >= 0, ready_timeout, f"{stream} first batch")
+            wait_for(lambda s=stream: self._started(s), ready_timeout, f"{stream} first batch")
+
+    def _started(self, stream: str) -> bool:
+        """True once ``stream`` committed a batch; a copy that died first is started again,
+        as the babysitter would (its log keeps both runs, for the diagnosis)."""
+        if self.last_batch(stream) >= 0:
+            return True
+        if self.streams[stream].poll() is not None:
+            self.start_stream(stream)
+        return False
 
     def stream_pid(self, stream: str) -> int | None:
         return lock_holder(stream, self.settings)
