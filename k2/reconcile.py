@@ -18,8 +18,6 @@ anything is missing, so a loss shows red in the UI. ``k2 reconcile`` runs it by 
 
 from __future__ import annotations
 
-import io
-import struct
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,27 +97,22 @@ def _offset_ranges(first: int, end: int, held: set[int]) -> list[tuple[int, int]
 
 
 class _Decoder:
-    """message_id and trade time of a Confluent-framed v3 record (writer schemas cached)."""
+    """message_id and trade time of a Confluent-framed v3 record (the registry client's
+    deserializer: framing, schema lookups and their cache); None when it does not decode."""
 
     def __init__(self, registry_url: str) -> None:
+        from confluent_kafka.schema_registry.avro import AvroDeserializer
+
         from k2.admin.schemas import registry_client
 
-        self.registry = registry_client(registry_url)
-        self.schemas: dict[int, object] = {}
+        self.deserialize = AvroDeserializer(registry_client(registry_url))
 
-    def __call__(self, value: bytes) -> tuple[str, int] | None:
-        import fastavro
+    def __call__(self, topic: str, value: bytes) -> tuple[str, int] | None:
+        from confluent_kafka.serialization import MessageField, SerializationContext
 
-        if len(value) < 5 or value[0] != 0:
-            return None
-        (schema_id,) = struct.unpack(">I", value[1:5])
-        if schema_id not in self.schemas:
-            import json
-
-            self.schemas[schema_id] = fastavro.parse_schema(json.loads(self.registry.get_schema(schema_id).schema_str))
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(value[5:]), self.schemas[schema_id])
-        except Exception:  # noqa: BLE001 - an undecodable body belongs in silver_dlq, checked there
+            record = self.deserialize(value, SerializationContext(topic, MessageField.VALUE))
+        except Exception:  # noqa: BLE001 - an undecodable record belongs in silver_dlq, checked there
             return None
         return record["message_id"], record["timestamp"]
 
@@ -194,7 +187,7 @@ def reconcile(start: datetime, end: datetime, namespace: str = contracts.NAMESPA
         if (r["topic"], r["partition"], r["offset"]) in dlq:
             reports[key].dlq += 1
             continue
-        decoded = decode(r["value"])
+        decoded = decode(r["topic"], r["value"])
         exchange = topics[r["topic"]]
         if decoded is None:  # neither decodable nor dead-lettered: Silver lost it
             reports[key].not_in_silver.append((r["offset"], "(undecodable)"))
