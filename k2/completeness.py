@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
-from k2 import ledger
+from k2 import ledger, ledger_store
 from k2.catalog import catalog
 from k2.query import TradeQuery
 
@@ -50,24 +50,13 @@ def floor_hour(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def held_trades(gold: pa.Table, exchange: str) -> list[ledger.HeldTrade]:
-    """Gold rows (``symbol``, ``timestamp``, ``trade_id``, ``vendor_data``) as ledger input."""
-    out = []
-    for row in gold.select(["symbol", "timestamp", "trade_id", "vendor_data"]).to_pylist():
-        vendor = dict(row["vendor_data"] or [])
-        out.append(ledger.HeldTrade(exchange, row["symbol"], floor_hour(row["timestamp"]), row["trade_id"],
-                                    ledger.is_backfilled(vendor)))
-    return out
-
-
 def report(q: TradeQuery) -> tuple[list[ledger.HourLedger], Summary]:
     """The ledger rows of the hours of ``q`` that hold trades, and the range's summary."""
     start, end = floor_hour(q.start), q.end
     scan_q = TradeQuery(q.exchange, q.symbol, start - timedelta(hours=1), end, q.namespace, q.table)
     table = catalog().load_table(f"{q.namespace}.{q.table}")
-    gold = table.scan(row_filter=scan_q.row_filter(),
-                      selected_fields=("symbol", "timestamp", "trade_id", "vendor_data")).to_arrow()
-    rows = ledger.hour_ledgers(held_trades(gold, q.exchange), lambda ex: ex in ledger.CONTIGUOUS_IDS)
+    gold = table.scan(row_filter=scan_q.row_filter(), selected_fields=ledger_store.GOLD_COLUMNS).to_arrow()
+    rows = ledger.hour_ledgers(ledger_store.held_trades(gold), lambda ex: ex in ledger.CONTIGUOUS_IDS)
     rows = [r for r in rows if r.hour >= start]  # the hour before only revealed the first gap
     return rows, summarize(rows, start, end)
 
