@@ -88,6 +88,8 @@ class Unavailable:
     gap: Gap
     first: int
     last: int
+    received_us: int  # when the page that showed it arrived
+    url: str
 
 
 @dataclass
@@ -166,6 +168,7 @@ def fetch_gap(
     source = exchange.rest_source(rest_url, page_limit)
     cursor = source.start(gap)
     next_id, requests, throttled, failures, agains = gap.first, 0, 0, 0, 0
+    early: dict[int, dict] = {}  # the gap's trades listed by answers before the cursor was placed
     pacer = pacer or Pacer()
 
     def failed(reason: str) -> Failed:
@@ -192,6 +195,9 @@ def fetch_gap(
             continue
         if isinstance(answer, Again):
             agains += 1
+            if answer.page is not None:  # the gap's trades it listed, in case the history is being cut
+                early.update((int(r["trade_id"]), r) for r in answer.page.records
+                             if next_id <= int(r["trade_id"]) <= gap.last)
             if agains > MAX_AGAIN:
                 yield failed(f"{answer.reason} ({agains} times)")
                 return
@@ -209,12 +215,30 @@ def fetch_gap(
         failures, page, cursor = 0, answer.page, answer.cursor
         if page.ids:  # a page may hold only trades below next_id (Kraken's cursor is a time)
             first, last = min(page.ids), max(page.ids)  # no reliance on the order REST lists them in
-            if first > next_id:
-                yield Unavailable(gap, next_id, min(gap.last, first - 1))
+            if first > next_id:  # REST no longer lists [next_id, first): what an earlier answer did is kept
+                kept = [early[i] for i in sorted(early) if next_id <= i < first]
+                if kept:
+                    yield Page(gap, RestPage(records=kept, ids=[int(r["trade_id"]) for r in kept]),
+                               time.time_ns() // 1000, url)
+                for lo, hi in _missing(next_id, min(gap.last, first - 1), set(early)):
+                    yield Unavailable(gap, lo, hi, time.time_ns() // 1000, url)
             page.records = [r for r in page.records if next_id <= int(r["trade_id"]) <= gap.last]
             next_id = max(next_id, last + 1)
         yield Page(gap, page, time.time_ns() // 1000, url)
     yield Done(gap, requests, throttled, round(time.monotonic() - started, 3))
+
+
+def _missing(first: int, last: int, held: set[int]) -> list[tuple[int, int]]:
+    """``[first, last]`` without the ids in ``held``, as ranges."""
+    ranges: list[tuple[int, int]] = []
+    lo = first
+    for tid in sorted(i for i in held if first <= i <= last):
+        if tid > lo:
+            ranges.append((lo, tid - 1))
+        lo = tid + 1
+    if lo <= last:
+        ranges.append((lo, last))
+    return ranges
 
 
 def probe_latest(symbol: str, exchange: Backfills, rest_url: str, fetch: Fetch, sleep: Callable[[float], bool],
@@ -412,8 +436,11 @@ class GapFiller:
         elif isinstance(event, Unavailable):
             lost = event.last - event.first + 1
             self._lost(lost)
+            reason = "REST history no longer holds these trades"
             self.log.error("backfill_failed", symbol=gap.symbol, from_id=event.first, to_id=event.last,
-                           cause=gap.cause, lost=lost, reason="REST history no longer holds these trades")
+                           cause=gap.cause, lost=lost, reason=reason)
+            # Recorded where the completeness ledger reads it: these hours are unrecoverable.
+            self.dead_letters.lost_range(gap.symbol, event.first, event.last, reason, event.received_us, event.url)
         elif isinstance(event, Done):
             self.progress.close(gap.id)
             self._rounds.pop(gap.id, None)

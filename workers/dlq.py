@@ -20,6 +20,12 @@ error at ``ERROR_LIMIT_CHARS``, while length and hash still identify the whole f
 
 A frame with several trades of which only some failed is dead-lettered once per
 failing trade (the error names the item index); its good trades are produced.
+
+**Trades the exchange no longer serves** go to the same topic, as one record per range
+(:func:`lost_range`): ``error_kind`` ``unrecoverable_range``, an empty ``raw``, and a
+``lost_range`` object ``{"symbol", "first_id", "last_id"}`` (ids both included). The
+completeness ledger reads them (k2/ledger_store.py) to call those hours unrecoverable
+rather than gaps a backfill may still fill.
 Nothing is dropped: each dead letter is counted by kind, logged (throttled per kind),
 and produced through the same idempotent producer as the trades.
 """
@@ -70,6 +76,29 @@ def dead_letter(
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+UNRECOVERABLE_RANGE = "unrecoverable_range"
+
+
+def lost_range(exchange: str, symbol: str, first_id: int, last_id: int, reason: str, received_us: int,
+               endpoint: str) -> bytes:
+    """The DLQ record value for trades ``first_id..last_id`` of ``symbol`` that the exchange
+    no longer serves (see the module doc)."""
+    record = {
+        "exchange": exchange,
+        "error_kind": UNRECOVERABLE_RANGE,
+        "error": f"{reason}: {symbol} trades {first_id}..{last_id} ({last_id - first_id + 1} trades)",
+        "raw": "",
+        "raw_encoding": "utf-8",
+        "raw_length": 0,
+        "raw_sha256": None,
+        "raw_truncated": False,
+        "received_at_us": received_us,
+        "endpoint": endpoint,
+        "lost_range": {"symbol": symbol, "first_id": first_id, "last_id": last_id},
+    }
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _as_text(kept: bytes, truncated: bool) -> tuple[str, str]:
     """(text, "utf-8") when the bytes are UTF-8, else (base64, "base64"). A cut may split
     the last character of a UTF-8 frame: that character is dropped rather than the frame
@@ -106,3 +135,11 @@ class DeadLetters:
             self.exchange.encode(),
             dead_letter(self.exchange, error, raw, received_us, endpoint, declared_length=declared_length),
         )
+
+    def lost_range(self, symbol: str, first_id: int, last_id: int, reason: str, received_us: int,
+                   endpoint: str) -> None:
+        """Record trades the exchange no longer serves (counted under their kind; the
+        caller has logged the loss)."""
+        self.by_kind[UNRECOVERABLE_RANGE] += 1
+        self._produce(self.exchange.encode(),
+                      lost_range(self.exchange, symbol, first_id, last_id, reason, received_us, endpoint))

@@ -14,8 +14,10 @@ stays within them (Kraken support, "What are the API rate limits").
 
 The cursor is a time, the gap is ids, so the first request starts a little before now and
 steps back (doubling) until the answer begins at or below the first missing id; when
-stepping back keeps returning the same first trade, the history before it is no longer
-served and the generic backfill reports it unavailable.
+stepping back keeps returning the same first trade, or returns a newer one (the history
+is being cut from below while we ask), the history before it is no longer served and the
+generic backfill reports it unavailable, except for the gap's trades that answers listed
+while stepping back (a history being cut may not list them again): those are produced.
 """
 
 from __future__ import annotations
@@ -183,11 +185,15 @@ class KrakenTrades:
         if not cursor.placed and cursor.ns > 0 and (low is None or low > next_id):
             # Nothing at or before the first missing id yet: look further back in time.
             same = cursor.same + 1 if low is not None and low == cursor.first_id else 0
-            if same < SAME_FIRST_LIMIT:
+            # An earlier ``since`` answering a *newer* first trade: the history is being cut
+            # from below as we ask (a full history only ever answers older ones), so older
+            # trades are gone; the same first trade several times: gone, or a quiet pair.
+            cut = low is not None and cursor.first_id is not None and low > cursor.first_id
+            if same < SAME_FIRST_LIMIT and not cut:
                 back = cursor.back + 1
                 since = max(0, cursor.anchor_ns - STEP_BACK_NS * 2**back)
                 return Again(replace(cursor, ns=since, back=back, first_id=low, same=same),
-                             f"no trade at or before id {next_id} after since={cursor.ns}: stepping back")
+                             f"no trade at or before id {next_id} after since={cursor.ns}: stepping back", page)
         if not page.ids:  # REST may trail the stream by a moment
             return Problem(f"no trades after since={cursor.ns} yet (want id {next_id})")
         if last - 1 <= cursor.ns and max(page.ids) < next_id:  # paging on would never end

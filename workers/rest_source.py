@@ -35,10 +35,13 @@ class Got:
 
 @dataclass
 class Again:
-    """Ask again from ``cursor`` (e.g. further back in time): progress, not a failure."""
+    """Ask again from ``cursor`` (e.g. further back in time): progress, not a failure.
+    ``page``: what the answer did list; its trades inside the gap are kept in case the
+    history is being cut from below and never lists them again."""
 
     cursor: object
     reason: str
+    page: RestPage | None = None
 
 
 @dataclass

@@ -498,7 +498,8 @@ class Simulator:
             reply = rest.binance_trades(url.path, query, request.headers, self.tapes["binance"])
         self.recorder.write(
             ev="rest", exchange=exchange, path=url.path, query=url.query, status=reply.status, throttled=throttled,
-            count=len(reply.trades), first_id=reply.trades[0].trade_id if reply.trades else None,
+            count=len(reply.trades), symbol=reply.trades[0].symbol if reply.trades else None,
+            first_id=reply.trades[0].trade_id if reply.trades else None,
             last_id=reply.trades[-1].trade_id if reply.trades else None,
         )
         self.recorder.flush()

@@ -159,13 +159,27 @@ def test_history_older_than_rest_keeps_is_reported_unavailable(binance):
     assert [int(r["trade_id"]) for e in events if isinstance(e, Page) for r in e.page.records] == list(range(51, 61))
 
 
-def filler(binance, progress, backfiller, max_trades=1000):
+def filler(binance, progress, backfiller, max_trades=1000, dead_lettered=None):
     out, produced = io.StringIO(), []
     stats = WorkerStats("binance")
-    dlq = DeadLetters("binance", lambda k, v: None, EventLog(out))
+    sink = dead_lettered if dead_lettered is not None else []
+    dlq = DeadLetters("binance", lambda k, v: sink.append((k, json.loads(v))), EventLog(out))
     gf = GapFiller(progress, backfiller, produced.append, dlq, stats, EventLog(out), max_trades,
                    "" if backfiller else "backfill disabled (K2_WORKERS_BACKFILL=false)")
     return gf, produced, stats, out
+
+
+def fill(gf, progress, backfiller) -> None:
+    """Run the backfill thread until every gap is closed (10 s at most)."""
+    backfiller.start()
+    try:
+        deadline = time.monotonic() + 10
+        gf.pump()
+        while progress.open_gaps and time.monotonic() < deadline:
+            time.sleep(0.01)
+            gf.pump()
+    finally:
+        backfiller.stop()
 
 
 def log_lines(out: io.StringIO) -> list[dict]:
@@ -177,15 +191,7 @@ def test_gap_filler_produces_closes_and_logs(binance):
     progress.seen("BTCUSDT", "130")
     backfiller = Backfiller(binance, "http://rest.test", 10, WorkerStats("binance"), fetch=FakeRest(1, 1000))
     gf, produced, stats, out = filler(binance, progress, backfiller)
-    backfiller.start()
-    try:
-        deadline = time.monotonic() + 10
-        gf.pump()
-        while progress.open_gaps and time.monotonic() < deadline:
-            time.sleep(0.01)
-            gf.pump()
-    finally:
-        backfiller.stop()
+    fill(gf, progress, backfiller)
     assert [r["trade_id"] for r in produced] == [str(i) for i in range(101, 130)]
     assert progress.open_gaps == {} and stats.backfill_trades == 29 and stats.gaps == 1
     for i in range(101, 131):
@@ -195,6 +201,24 @@ def test_gap_filler_produces_closes_and_logs(binance):
     assert [e["event"] for e in events] == ["backfill_started", "backfill_done"]
     done = {k: events[1][k] for k in ("symbol", "from_id", "to_id", "cause", "trades")}
     assert done == {"symbol": "BTCUSDT", "from_id": 101, "to_id": 129, "cause": "restart", "trades": 29}
+
+
+def test_history_rest_no_longer_serves_is_logged_and_recorded_on_the_dlq_topic(binance):
+    progress = Progress({"BTCUSDT": 0})
+    progress.seen("BTCUSDT", "61")
+    backfiller = Backfiller(binance, "http://rest.test", 10, WorkerStats("binance"), fetch=FakeRest(51, 100))
+    dead_lettered: list = []
+    gf, produced, stats, out = filler(binance, progress, backfiller, dead_lettered=dead_lettered)
+    fill(gf, progress, backfiller)
+    assert [r["trade_id"] for r in produced] == [str(i) for i in range(51, 61)]
+    assert stats.backfill_lost == 50
+    ((key, record),) = dead_lettered
+    assert key == b"binance" and record["error_kind"] == "unrecoverable_range"
+    assert record["lost_range"] == {"symbol": "BTCUSDT", "first_id": 1, "last_id": 50}
+    assert record["endpoint"].startswith("http://rest.test/") and record["raw"] == ""
+    assert "BTCUSDT trades 1..50 (50 trades)" in record["error"]
+    (failed,) = [e for e in log_lines(out) if e["event"] == "backfill_failed"]
+    assert (failed["from_id"], failed["to_id"], failed["lost"]) == (1, 50, 50)
 
 
 def test_gap_over_the_cap_fetches_only_the_newest_trades(binance):

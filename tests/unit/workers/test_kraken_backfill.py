@@ -145,6 +145,38 @@ def test_history_no_longer_served_is_reported_unavailable_and_the_rest_filled(kr
     assert isinstance(events[-1], Done)
 
 
+def test_history_cut_from_below_while_stepping_back_keeps_what_was_listed(kraken):
+    """The market runs on during the backfill and REST keeps only its last 100 trades:
+    each step back answers a newer first trade. Every trade of the gap that any answer
+    listed is produced, the rest is reported unavailable, and the stepping stops."""
+    tape = live_tape(depth=100, trades=300, span_s=10)
+    oldest = tape.archive["ETH/USD"][0].trade_id
+    gap = Gap(4, "ETH/USD", oldest - 60, oldest + 150, "restart")
+
+    served: set[int] = set()  # every id any answer listed: the ground truth of what was recoverable
+
+    class Moving(Rest):
+        def __call__(self, url, headers, timeout_s):
+            parts = urllib.parse.urlsplit(url)
+            query = urllib.parse.parse_qs(parts.query)
+            self.queries.append(query)
+            reply = kraken_trades(parts.path, query, tape, PAIRS)
+            served.update(t.trade_id for t in reply.trades)
+            for _ in range(30):  # the next request sees 15 more ETH/USD trades (two symbols alternate)
+                tape.next(time.time_ns() // 1000)
+            return reply.status, reply.headers, reply.body.encode()
+
+    rest = Moving(tape)
+    events, _ = run(kraken, gap, rest)
+    produced = ids_of(events)
+    lost = {i for e in events if isinstance(e, Unavailable) for i in range(e.first, e.last + 1)}
+    in_gap = set(range(gap.first, gap.last + 1))
+    assert sorted(produced) == sorted(served & in_gap) and len(produced) == len(set(produced))  # each once
+    assert lost == in_gap - served and lost
+    assert min(produced) == oldest  # the first answer's trades were kept, though it was not placed yet
+    assert len(rest.queries) <= 4 and isinstance(events[-1], Done)
+
+
 def test_rate_limit_in_the_body_and_429_wait_then_succeed(kraken):
     tape = live_tape(trades=200, span_s=10)
     archive = list(tape.archive["BTC/USD"])
