@@ -5,7 +5,10 @@ One task, `update`: recomputes the ledger rows of every hour Gold changed since 
 last run (k2/ledger_store.py), one row per exchange, symbol and UTC hour with first and
 last trade id, trades in Gold (live and from REST backfill), expected and missing ids
 and their ranges, and a status (`complete`, `gaps`, `unrecoverable`, `not_applicable`).
-A late trade from backfill updates its hour and the hour its gap was counted in. Its
+A late trade from backfill updates its hour and the hour its gap was counted in. Ranges
+the workers reported the exchange no longer serves (DLQ records `unrecoverable_range`)
+are copied to `market_data.completeness_unrecoverable` first: an hour missing only such
+ids is `unrecoverable`, not `gaps`. Its
 log line says how many symbol-hours were recomputed and how many ids are missing.
 
 A scheduled job rather than the Gold stream: a row is only right once its neighbouring

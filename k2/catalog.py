@@ -32,3 +32,29 @@ def catalog(settings: PlatformSettings | None = None) -> SqlCatalog:
         if s.s3_endpoint:
             properties["s3.endpoint"] = s.s3_endpoint
     return SqlCatalog(s.catalog_name, **properties)
+
+
+def create_documented_table(cat: SqlCatalog, identifier: str, schema, comment: str, docs: dict[str, str],
+                            partition: tuple[str, object, str] | None = None):
+    """Create a table the platform keeps through pyiceberg (the completeness job's) unless
+    it exists: format v2, zstd, old metadata files deleted, ``comment`` and each column's
+    doc; ``partition``: (source column, transform, name). Returns the table; idempotent,
+    also when another process creates it at the same time."""
+    from pyiceberg.exceptions import TableAlreadyExistsError
+
+    if cat.table_exists(identifier):
+        return cat.load_table(identifier)
+    try:
+        table = cat.create_table(identifier, schema=schema, properties={
+            "format-version": "2", "write.parquet.compression-codec": "zstd",
+            "write.metadata.delete-after-commit.enabled": "true", "write.metadata.previous-versions-max": "20",
+            "comment": comment})
+    except TableAlreadyExistsError:
+        return cat.load_table(identifier)
+    if partition is not None:
+        with table.update_spec() as spec:
+            spec.add_field(*partition)
+    with table.update_schema() as update:
+        for name, doc in docs.items():
+            update.update_column(name, doc=doc)
+    return table

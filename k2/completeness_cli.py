@@ -37,9 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = ledger.add_subparsers(dest="action", metavar="ACTION", required=True)
     upd = actions.add_parser(
         "update", help="recompute the hours Gold changed since the last update (all of Gold with --full)",
-        description="Reads the data files Gold added since the Gold snapshot the ledger last reflected, and "
-        "recomputes every hour from the earliest one they touch; prints one line with what changed.")
+        description="Copies the ranges the workers reported the exchanges no longer serve (DLQ records of "
+        "kind unrecoverable_range) into market_data.completeness_unrecoverable, reads the data files Gold "
+        "added since the Gold snapshot the ledger last reflected, and recomputes every hour from the earliest "
+        "one they (or a newly reported range) touch; prints one line with what changed.")
     upd.add_argument("--namespace", default=None, help=argparse.SUPPRESS)  # tests
+    upd.add_argument("--topic-prefix", default="", help=argparse.SUPPRESS)  # tests
     upd.add_argument("--full", action="store_true", help="recompute every hour of Gold")
     upd.set_defaults(func=run_update)
 
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 def run_update(args: argparse.Namespace) -> int:
     from k2 import contracts, ledger_store
 
-    ledger_store.update(args.namespace or contracts.NAMESPACE, full=args.full,
+    ledger_store.update(args.namespace or contracts.NAMESPACE, full=args.full, topic_prefix=args.topic_prefix,
                         log=lambda line: print(line, file=sys.stderr))
     return 0
 

@@ -68,9 +68,11 @@ NAMESPACE = "market_data"
 BRONZE_TABLE = "bronze_crypto_trades"
 SILVER_DLQ_TABLE = "silver_dlq"
 GOLD_TABLE = "gold_crypto_trades"
-# Not one of the pipeline's tables (all_tables): the completeness job keeps it from Gold,
-# and its upkeep too (k2/ledger_store.py); bootstrap creates it.
+# Not among the pipeline's tables (all_tables): the completeness job keeps them, from Gold
+# and from the ranges the workers report lost (k2/ledger_store.py, k2/unrecoverable.py),
+# and their upkeep too; bootstrap creates them.
 LEDGER_TABLE = "completeness_ledger"
+UNRECOVERABLE_TABLE = "completeness_unrecoverable"
 LEGACY_TABLES = ("trades_v1", "trades_v2", "quotes_v1", "quotes_v2")
 
 
@@ -83,8 +85,8 @@ def all_tables() -> list[str]:
 
 
 def lakehouse_tables() -> list[str]:
-    """Every table bootstrap creates: the pipeline's, then the completeness ledger."""
-    return [*all_tables(), LEDGER_TABLE]
+    """Every table bootstrap creates: the pipeline's, then the completeness job's."""
+    return [*all_tables(), LEDGER_TABLE, UNRECOVERABLE_TABLE]
 
 
 def qualified(table: str, catalog: str | None = None) -> str:

@@ -108,7 +108,7 @@ def _contiguous_hours(key: SymbolKey, held: dict[str, HeldTrade], before: int | 
         held_in_hour = hours[hour]  # in id order: filled from ``ordered``
         if not missing:
             status = COMPLETE
-        elif all(_covered(r, lost) for r in ranges):
+        elif all_covered(ranges, lost):
             status = UNRECOVERABLE
         else:
             status = GAPS
@@ -136,6 +136,11 @@ def _row(key: SymbolKey, hour: datetime, trades: list[HeldTrade], first: str, la
                       gold_trades=len(trades), live_trades=len(trades) - backfilled,
                       backfill_trades=backfilled, expected_trades=expected, missing_ids=missing,
                       missing_ranges=ranges, status=status)
+
+
+def all_covered(gaps: Sequence[Range], lost: Sequence[Range]) -> bool:
+    """True when every id of every one of ``gaps`` (at least one) lies in ``lost``."""
+    return bool(gaps) and all(_covered(g, lost) for g in gaps)
 
 
 def _covered(gap: Range, lost: Sequence[Range]) -> bool:

@@ -15,6 +15,12 @@ symbol from the last id the ledger holds before that hour. The rows and the new
 property are one commit, so a crash recomputes the same hours again. Without a usable
 property (first run, or the snapshot has been expired) it recomputes all of Gold.
 
+**Unrecoverable ranges:** before each update, :func:`k2.unrecoverable.ingest` copies the
+ranges the workers reported the exchange no longer serves (their DLQ topic) into
+``completeness_unrecoverable``. An hour whose every missing id lies in one of them is
+``unrecoverable``; an hour the ledger calls ``gaps`` whose ids a newly reported range
+explains is recomputed, though Gold did not change.
+
 **Its own upkeep:** rewrites a month partition once it holds more than
 :data:`MAX_FILES_PER_MONTH` files, and expires snapshots older than a day (keeping
 the last :data:`KEEP_SNAPSHOTS`), deleting the files only they reached. Only this job
@@ -31,8 +37,8 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from k2 import contracts, ledger
-from k2.catalog import catalog
+from k2 import contracts, ledger, unrecoverable
+from k2.catalog import catalog, create_documented_table
 
 WATERMARK = "k2.ledger.gold-snapshot-id"
 LOOKBACK = timedelta(days=31)  # how far back the last held id of a symbol is looked for
@@ -84,24 +90,12 @@ def identifier(namespace: str = contracts.NAMESPACE) -> str:
 def create_table(cat, namespace: str = contracts.NAMESPACE):
     """Create the ledger table if missing, partitioned by month of ``hour``, each column
     documented; returns it. Idempotent: an existing table is returned as it is."""
-    from pyiceberg.exceptions import TableAlreadyExistsError
     from pyiceberg.transforms import MonthTransform
 
-    if cat.table_exists(identifier(namespace)):
-        return cat.load_table(identifier(namespace))
-    try:
-        table = cat.create_table(identifier(namespace), schema=ARROW_SCHEMA, properties={
-            "format-version": "2", "write.parquet.compression-codec": "zstd",
-            "write.metadata.delete-after-commit.enabled": "true", "write.metadata.previous-versions-max": "20",
-            "comment": "Completeness ledger: one row per exchange, symbol and UTC hour (k2 ledger update)."})
-    except TableAlreadyExistsError:  # another bootstrap got there first
-        return cat.load_table(identifier(namespace))
-    with table.update_spec() as spec:
-        spec.add_field("hour", MonthTransform(), "hour_month")
-    with table.update_schema() as schema:
-        for name, doc in DOC.items():
-            schema.update_column(name, doc=doc)
-    return table
+    return create_documented_table(
+        cat, identifier(namespace), ARROW_SCHEMA,
+        "Completeness ledger: one row per exchange, symbol and UTC hour (k2 ledger update).", DOC,
+        partition=("hour", MonthTransform(), "hour_month"))
 
 
 # -- what changed in Gold -----------------------------------------------------------------
@@ -168,9 +162,11 @@ def held_trades(gold_rows: pa.Table) -> Iterable[ledger.HeldTrade]:
 
 
 def recompute(gold, start: datetime, end: datetime, held_before: dict[ledger.SymbolKey, int],
+              lost: dict[ledger.SymbolKey, list[ledger.Range]] | None = None,
               step: timedelta = timedelta(hours=24)) -> list[ledger.HourLedger]:
     """Ledger rows of every hour in [start, end), read from Gold ``step`` at a time, each
-    symbol carried from one step to the next (and from ``held_before`` into the first)."""
+    symbol carried from one step to the next (and from ``held_before`` into the first);
+    ``lost``: the ranges the exchanges no longer serve."""
     from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
 
     carried = dict(held_before)
@@ -181,7 +177,7 @@ def recompute(gold, start: datetime, end: datetime, held_before: dict[ledger.Sym
         part = gold.scan(row_filter=And(GreaterThanOrEqual("timestamp", at.isoformat()),
                                         LessThan("timestamp", upto.isoformat())),
                          selected_fields=GOLD_COLUMNS).to_arrow()
-        found = ledger.hour_ledgers(held_trades(part), lambda ex: ex in ledger.CONTIGUOUS_IDS, carried)
+        found = ledger.hour_ledgers(held_trades(part), lambda ex: ex in ledger.CONTIGUOUS_IDS, carried, lost)
         for row in found:  # sorted by symbol, then hour: the last one of a symbol wins
             if row.exchange in ledger.CONTIGUOUS_IDS:
                 carried[(row.exchange, row.symbol)] = int(row.last_trade_id)
@@ -222,29 +218,36 @@ class Update:
 
 
 def update(namespace: str = contracts.NAMESPACE, *, full: bool = False, now: datetime | None = None,
-           cat=None, log: Callable[[str], None] = print) -> Update:
-    """Bring the ledger up to Gold's current snapshot (see the module doc)."""
+           cat=None, topic_prefix: str = "", log: Callable[[str], None] = print) -> Update:
+    """Bring the ledger up to Gold's current snapshot and the unrecoverable ranges the
+    workers reported on ``topic_prefix`` + the DLQ topic (see the module doc)."""
     import time
 
     from pyiceberg.expressions import AlwaysTrue, GreaterThanOrEqual
+
+    from k2.settings import platform
 
     began = time.monotonic()
     cat = cat or catalog()
     gold = cat.load_table(f"{namespace}.{contracts.GOLD_TABLE}")
     table = create_table(cat, namespace)
+    lost_table = unrecoverable.create_table(cat, namespace)
+    unrecoverable.ingest(lost_table, platform().kafka_bootstrap, topic_prefix + contracts.DLQ_TOPIC, log)
+    lost = unrecoverable.ranges(lost_table.refresh())
     snap = gold.current_snapshot()
     mark = None if full else table.properties.get(WATERMARK)
-    if snap is None or mark == str(snap.snapshot_id):
+    stale = _explained_gaps(table, lost)  # hours still "gaps" whose ids are now known unrecoverable
+    if snap is None or (mark == str(snap.snapshot_id) and not stale):
         return _done(Update(snap.snapshot_id if snap else None, None, full, 0, {}, 0, time.monotonic() - began), log)
     found, added = _added_hours(gold, int(mark) if mark else None)
     hours = _gold_hours(gold)
     full = full or not found
-    if not hours or (not full and not added):
+    if not hours or (not full and not added and not stale):
         with table.transaction() as tx:  # nothing new to count (a compaction): just move the mark
             tx.set_properties({WATERMARK: str(snap.snapshot_id)})
         return _done(Update(snap.snapshot_id, None, full, 0, {}, 0, time.monotonic() - began), log)
-    start = _hour(hours[0] if full else min(added))
-    rows = recompute(gold, start, _hour(hours[-1] + 1), {} if full else _held_before(table, start))
+    start = _hour(hours[0]) if full else min([*map(_hour, added), *stale])
+    rows = recompute(gold, start, _hour(hours[-1] + 1), {} if full else _held_before(table, start), lost)
     data = as_arrow(rows, now or datetime.now(UTC))
     where = AlwaysTrue() if full else GreaterThanOrEqual("hour", start.isoformat())
     with table.transaction() as tx:  # rows and mark in one commit: a crash recomputes the same hours
@@ -262,6 +265,21 @@ def update(namespace: str = contracts.NAMESPACE, *, full: bool = False, now: dat
                     sum(r.missing_ids or 0 for r in rows), time.monotonic() - began)
     maintain(cat.load_table(identifier(namespace)), now or datetime.now(UTC), log)
     return _done(result, log)
+
+
+def _explained_gaps(table, lost: dict[ledger.SymbolKey, list[ledger.Range]]) -> list[datetime]:
+    """Hours the ledger calls ``gaps`` whose missing ranges all lie in ``lost``: reported
+    unrecoverable after the hour was computed, so the hour must be computed again. (Read
+    from the table rather than from what the last ingest added, so a crash between the
+    two commits changes nothing.)"""
+    from pyiceberg.expressions import EqualTo
+
+    if not lost or table.current_snapshot() is None:
+        return []
+    rows = table.scan(row_filter=EqualTo("status", ledger.GAPS),
+                      selected_fields=("exchange", "symbol", "hour", "missing_ranges")).to_arrow().to_pylist()
+    return sorted(r["hour"] for r in rows if ledger.all_covered(
+        [(m["first_id"], m["last_id"]) for m in r["missing_ranges"] or ()], lost.get((r["exchange"], r["symbol"]), ())))
 
 
 def _done(result: Update, log: Callable[[str], None]) -> Update:

@@ -1,5 +1,5 @@
 """Create (or verify) the K2 Iceberg namespace, the pipeline's tables and the completeness
-ledger (k2/ledger_store.py, created through pyiceberg). Idempotent.
+job's (k2/ledger_store.py, k2/unrecoverable.py, created through pyiceberg). Idempotent.
 
     spark-submit spark_jobs/bootstrap_tables.py                 # create / converge
     spark-submit spark_jobs/bootstrap_tables.py --verify        # check only, exit 1 on problems
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify", action="store_true", help="only check; print a report")
     args = parser.parse_args(argv)
 
-    from k2 import ledger_store
+    from k2 import ledger_store, unrecoverable
     from k2.catalog import catalog
     from spark_jobs.session import spark_session
     from spark_jobs.tables import create_all, table_defs, verify_all
@@ -32,14 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     spark = spark_session("bootstrap_tables")
     try:
         cat = catalog()
+        completeness = (ledger_store, unrecoverable)  # their tables are defined with pyiceberg
         if not args.verify:
             create_all(spark, args.namespace, say)
-            existed = cat.table_exists(ledger_store.identifier(args.namespace))
-            ledger_store.create_table(cat, args.namespace)
-            say(f"table {ledger_store.identifier(args.namespace)}: {'exists' if existed else 'created'}")
+            for module in completeness:
+                existed = cat.table_exists(module.identifier(args.namespace))
+                module.create_table(cat, args.namespace)
+                say(f"table {module.identifier(args.namespace)}: {'exists' if existed else 'created'}")
         problems = verify_all(spark, args.namespace)
-        if not cat.table_exists(ledger_store.identifier(args.namespace)):
-            problems.append(f"{ledger_store.identifier(args.namespace)}: missing (run bootstrap_tables)")
+        problems += [f"{module.identifier(args.namespace)}: missing (run bootstrap_tables)"
+                     for module in completeness if not cat.table_exists(module.identifier(args.namespace))]
         for t in table_defs():
             bad = [p for p in problems if p.startswith(f"{args.namespace}.{t.name}:")]
             say(f"verify {args.namespace}.{t.name}: {'OK' if not bad else 'FAILED'}")

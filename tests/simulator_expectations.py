@@ -18,6 +18,7 @@ NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's,
 PAIRS = {  # base/quote restated independently of workers/symbols.json
     "BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT"), "SOLUSDT": ("SOL", "USDT"),
     "BTC/USD": ("BTC", "USD"), "ETH/USD": ("ETH", "USD"), "SOL/USD": ("SOL", "USD"),
+    "ADAUSDT": ("ADA", "USDT"), "ADA/USD": ("ADA", "USD"),
 }
 DLQ_KIND = {  # simulator bad-frame kind -> the worker's DLQ error_kind
     "truncated_json": "malformed_json", "not_json": "malformed_json",
@@ -95,3 +96,30 @@ def published_trades(record_path: str, exchange: str) -> dict[tuple[str, str], d
 
 def bad_frames(record_path: str, exchange: str) -> list[dict]:
     return [e for e in read_record(record_path) if e.get("ev") == "bad_frame" and e["exchange"] == exchange]
+
+
+def unserved_ranges(record_path: str, exchange: str) -> dict[str, list[tuple[int, int]]]:
+    """symbol -> the ids (as [first, last] ranges) of trades the market published between
+    the first and the last trade any connection was sent, that no connection was sent
+    and no REST answer listed: what no client could have recovered."""
+    events = read_record(record_path)
+    reached: dict[str, set[int]] = {}
+    for ev in events:
+        if ev.get("ev") == "trade" and ev["exchange"] == exchange:
+            reached.setdefault(ev["symbol"], set()).add(int(ev["trade_id"]))
+    span = {symbol: (min(ids), max(ids)) for symbol, ids in reached.items()}
+    for ev in events:
+        if ev.get("ev") == "rest" and ev["exchange"] == exchange and ev.get("count"):
+            reached.setdefault(ev["symbol"], set()).update(range(int(ev["first_id"]), int(ev["last_id"]) + 1))
+    out: dict[str, list[tuple[int, int]]] = {}
+    for ev in events:
+        if ev.get("ev") != "published" or ev["exchange"] != exchange or ev["symbol"] not in span:
+            continue
+        tid, (first, last) = int(ev["trade_id"]), span[ev["symbol"]]
+        if first <= tid <= last and tid not in reached[ev["symbol"]]:
+            ranges = out.setdefault(ev["symbol"], [])
+            if ranges and ranges[-1][1] == tid - 1:
+                ranges[-1] = (ranges[-1][0], tid)
+            else:
+                ranges.append((tid, tid))
+    return out

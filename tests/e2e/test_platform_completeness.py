@@ -11,7 +11,12 @@ others rather than in the e2e tier's serial step.
   serves them all;
 - **Kraken kill -9 at speed:** at 40 trades/s the 50-trade snapshot Kraken sends on
   subscribe spans barely a second, less than a worker restart: what the snapshot no
-  longer holds must come from REST, from the killed worker's acknowledged watermark.
+  longer holds must come from REST, from the killed worker's acknowledged watermark;
+- **history the exchange no longer serves** (a second market, ADAUSDT and ADA/USD):
+  REST keeps only the last 200 trades, and the workers stay stopped for 15 s (600). The
+  ledger calls exactly the ranges no client could have recovered (from the simulator's
+  record: published, but neither sent on a connection nor listed by REST)
+  ``unrecoverable``, and every other hour ``complete``.
 
 Afterwards Gold holds every trade the market published, once each, and the ledger
 (k2/ledger_store.py) has each hour of each symbol ``complete``, its counts adding up to
@@ -39,7 +44,7 @@ from k2 import ledger_store
 from k2.contracts import silver_table
 from k2.pipeline import wait_for
 from shared_pipeline import SharedPipeline, child_pid, connected_after, topic_trades, worker_events
-from simulator_expectations import published_trades
+from simulator_expectations import published_trades, unserved_ranges
 from workers.simulator import SimulatorConfig, SimulatorThread, read_record
 
 pytestmark = pytest.mark.integration
@@ -89,17 +94,21 @@ def run(stack, shared: SharedPipeline):
         shared.expect(PHASE, expected)
         wait_for(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 600,
                  "Gold to hold every trade of this phase", interval=5)
-        ledger_store.update(pipe.namespace, log=lambda _: None)
+        ledger_store.update(pipe.namespace, topic_prefix=pipe.prefix, log=lambda _: None)
         yield {"pipe": pipe, "expected": expected, "record": str(record)}
     finally:
         sim.stop()
         pipe.stop_workers()
 
 
-def test_gold_holds_every_trade_the_market_published(run, shared: SharedPipeline):
-    problems = shared.gold_problems(PHASE, run["pipe"].gold().to_pylist())
+def assert_gold_holds_exactly(shared: SharedPipeline, phase: str) -> None:
+    problems = shared.gold_problems(phase, shared.pipe.gold().to_pylist())
     assert problems == {"duplicated": [], "missing": [], "unexpected": []}, {
         k: (len(v), v[:10]) for k, v in problems.items()}
+
+
+def test_gold_holds_every_trade_the_market_published(run, shared: SharedPipeline):
+    assert_gold_holds_exactly(shared, PHASE)
 
 
 def test_the_faults_happened(run):
@@ -126,6 +135,77 @@ def test_ledger_says_every_hour_complete_and_counts_live_and_backfilled(run):
         # after the restart may carry some again, but the kill's gap came over REST.
         backfilled = sum(r["backfill_trades"] for r in mine)
         assert backfilled >= dropped[exchange] if exchange == "binance" else backfilled > 0
+
+
+LOST_PHASE = "history-gone"
+LOST_SYMBOLS = {"binance": "ADAUSDT", "kraken": "ADA/USD"}
+
+
+@pytest.fixture(scope="module")
+def lost_run(stack, shared: SharedPipeline):
+    """Workers stopped for longer than REST's history lasts, then started again: their
+    backfill from the saved watermark finds the oldest missing trades gone."""
+    pipe = shared.pipe
+    record = pipe.workdir / "simulator-history-gone.jsonl"
+    sim = SimulatorThread(SimulatorConfig(rate=40, seed=31, record=str(record), rest_history=200,
+                                          binance_symbols=(LOST_SYMBOLS["binance"],),
+                                          kraken_symbols=(LOST_SYMBOLS["kraken"],)))
+    env = {"K2_KRAKEN_REST_URL": f"http://127.0.0.1:{sim.port}", "K2_BINANCE_SYMBOLS": LOST_SYMBOLS["binance"],
+           "K2_KRAKEN_SYMBOLS": LOST_SYMBOLS["kraken"], "K2_WORKERS_SUMMARY_INTERVAL_S": "2"}
+
+    def backfilled() -> set[str]:
+        return {e.get("exchange") for e in worker_events(pipe) if e.get("event") == "backfill_done"}
+
+    try:
+        pipe.start_workers(sim.urls(), phase=LOST_PHASE, **env)
+        wait_for(lambda: {e.get("exchange") for e in worker_events(pipe)
+                          if e.get("event") == "stream_summary" and e.get("delivered", 0) > 0} >= set(LOST_SYMBOLS),
+                 90, "both workers to deliver trades")
+        assert pipe.stop_workers() == 0  # watermarks saved
+        assert not backfilled()  # a first run has no watermark to backfill from
+        time.sleep(15)  # ~600 trades per symbol: REST's last 200 no longer reach back to the watermark
+        pipe.start_workers(sim.urls(), phase=LOST_PHASE, **env)
+        wait_for(lambda: backfilled() >= set(LOST_SYMBOLS), 90, "both workers' backfill after the restart")
+        time.sleep(3)
+        sim.stop()
+        assert pipe.stop_workers() == 0
+        lost = {exchange: unserved_ranges(str(record), exchange).get(symbol, [])
+                for exchange, symbol in LOST_SYMBOLS.items()}
+        expected = {}
+        for exchange in LOST_SYMBOLS:
+            expected.update({v["message_id"]: v for (_, tid), v in published_trades(str(record), exchange).items()
+                             if not any(a <= int(tid) <= b for a, b in lost[exchange])})
+        shared.expect(LOST_PHASE, expected)
+        try:
+            wait_for(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 300,
+                     "Gold to hold every trade a client could recover", interval=5)
+        except TimeoutError:
+            pass  # the test names what is missing
+        ledger_store.update(pipe.namespace, topic_prefix=pipe.prefix, log=lambda _: None)
+        yield {"pipe": pipe, "lost": lost, "record": str(record)}
+    finally:
+        sim.stop()
+        pipe.stop_workers()
+
+
+def test_ledger_reports_exactly_the_ranges_the_exchange_no_longer_serves(lost_run, shared: SharedPipeline):
+    assert all(lost_run["lost"].values()), ("the test needs a loss on both exchanges", lost_run["lost"])
+    assert_gold_holds_exactly(shared, LOST_PHASE)
+    rows = catalog_rows(lost_run["pipe"].namespace)
+    for exchange, symbol in LOST_SYMBOLS.items():
+        mine = [r for r in rows if (r["exchange"], r["symbol"]) == (exchange, symbol)]
+        reported = sorted((m["first_id"], m["last_id"]) for r in mine for m in r["missing_ranges"] or ())
+        assert reported == lost_run["lost"][exchange], (exchange, reported, lost_run["lost"][exchange])
+        assert {r["status"] for r in mine if r["missing_ranges"]} == {"unrecoverable"}, mine
+        assert {r["status"] for r in mine if not r["missing_ranges"]} <= {"complete"}, mine
+    from k2 import unrecoverable
+    from k2.catalog import catalog
+
+    kept = catalog().load_table(unrecoverable.identifier(lost_run["pipe"].namespace)).scan().to_arrow().to_pylist()
+    for exchange, symbol in LOST_SYMBOLS.items():
+        ids = {i for r in kept if (r["exchange"], r["symbol"]) == (exchange, symbol)
+               for i in range(r["first_id"], r["last_id"] + 1)}
+        assert ids == {i for a, b in lost_run["lost"][exchange] for i in range(a, b + 1)}, exchange
 
 
 def catalog_rows(namespace: str) -> list[dict]:

@@ -1,8 +1,9 @@
 """The completeness ledger table, kept from a Gold-shaped table the test writes step by step.
 
 Each step appends trades to Gold as the Gold stream would (live trades, then the trades
-a REST backfill brought late) and runs one incremental update; the expected rows are
-written out by hand from the ids each step holds.
+a REST backfill brought late), or records on the DLQ topic a range the exchange no longer
+serves as a worker would, and runs one incremental update; the expected rows are written
+out by hand from the ids each step holds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pytest
 
 from gold_fixture import gold_table
-from k2 import contracts, ledger_store
+from k2 import contracts, ledger_store, unrecoverable
 from k2.catalog import catalog
 
 pytestmark = pytest.mark.integration
@@ -72,7 +73,15 @@ def gold(stack, run_id):
         try:
             yield namespace
         finally:
-            catalog().purge_table(ledger_store.identifier(namespace))
+            for table in (ledger_store.identifier(namespace), unrecoverable.identifier(namespace)):
+                if catalog().table_exists(table):
+                    catalog().purge_table(table)
+
+
+def _update(namespace: str, **kwargs) -> ledger_store.Update:
+    """One ledger update of the test's namespace, reading the DLQ topic of its own prefix
+    (none exists unless a test creates it: then no unrecoverable range)."""
+    return ledger_store.update(namespace, topic_prefix=f"{namespace}.", log=lambda _: None, **kwargs)
 
 
 def test_late_backfill_updates_its_hour_and_the_hour_its_gap_was_counted_in(gold):
@@ -82,7 +91,7 @@ def test_late_backfill_updates_its_hour_and_the_hour_its_gap_was_counted_in(gold
 
     # 1. First run: all of Gold. 105..107 and 109 missing, both counted at 10:00
     #    (the hour of 108 and 110, the trades that revealed them).
-    first = ledger_store.update(gold, now=t1, log=lambda _: None)
+    first = _update(gold, now=t1)
     assert first.full and first.since == H9 and first.rows == 4
     rows = _ledger(gold)
     assert len(rows) == 4
@@ -94,7 +103,7 @@ def test_late_backfill_updates_its_hour_and_the_hour_its_gap_was_counted_in(gold
     # 2. Backfill brings 105..107, which happened at 09:xx: 09:00 gains them, and 10:00
     #    (whose files did not change) now misses only 109.
     gold_table_.append(_trades([("BINANCE", "BTCUSDT", 0, tid, True) for tid in (105, 106, 107)]))
-    second = ledger_store.update(gold, now=t2, log=lambda _: None)
+    second = _update(gold, now=t2)
     assert not second.full and second.since == H9 and second.gold_snapshot == gold_table_.current_snapshot().snapshot_id
     rows = _ledger(gold)
     assert _row(rows, "binance", "BTCUSDT", 0) == ("complete", 8, 3, 8, 0, [], "100", "107")
@@ -104,7 +113,7 @@ def test_late_backfill_updates_its_hour_and_the_hour_its_gap_was_counted_in(gold
 
     # 3. 109 arrives (10:xx) and a new trade at 13:xx: only 10:00 onwards is recomputed.
     gold_table_.refresh().append(_trades([("BINANCE", "BTCUSDT", 1, 109, True), ("BINANCE", "BTCUSDT", 4, 112, False)]))
-    third = ledger_store.update(gold, now=t3, log=lambda _: None)
+    third = _update(gold, now=t3)
     assert third.since == H9 + timedelta(hours=1)
     rows = _ledger(gold)
     assert len(rows) == 5
@@ -114,8 +123,8 @@ def test_late_backfill_updates_its_hour_and_the_hour_its_gap_was_counted_in(gold
     assert rows[("kraken", "BTC/USD", H9 + timedelta(hours=1))]["computed_at"] == t3
 
     # 4. Nothing new in Gold: nothing recomputed; `k2 ledger update` says so; bars agree.
-    assert ledger_store.update(gold, now=t3, log=lambda _: None).since is None
-    out = subprocess.run([K2, "ledger", "update", "--namespace", gold], capture_output=True, text=True, timeout=120)
+    assert _update(gold, now=t3).since is None
+    out = subprocess.run([K2, "ledger", "update", "--namespace", gold, "--topic-prefix", f"{gold}."], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "completeness ledger: up to date with Gold snapshot" in out.stderr, out.stderr
     assert _bars_complete(gold) == {"09": ["true"], "10": ["true"], "12": ["true"], "13": ["true"]}
 
@@ -137,7 +146,7 @@ def test_upkeep_rewrites_crowded_months_and_expires_old_snapshots(gold, monkeypa
         if step:
             catalog().load_table(f"{gold}.{contracts.GOLD_TABLE}").append(
                 _trades([("BINANCE", "BTCUSDT", 3, 111 + step, False)]))
-        ledger_store.update(gold, log=lambda _: None)
+        _update(gold)
     table = catalog().load_table(ledger_store.identifier(gold))
     before = sorted(map(str, table.scan().to_arrow().drop_columns(["computed_at"]).to_pylist()))
     assert len(table.inspect.files()) > 1 and len(table.snapshots()) > 1
@@ -152,3 +161,54 @@ def test_upkeep_rewrites_crowded_months_and_expires_old_snapshots(gold, monkeypa
     assert len(table.snapshots()) == 1
     assert sorted(map(str, table.scan().to_arrow().drop_columns(["computed_at"]).to_pylist())) == before
     assert any("rewritten" in line for line in lines) and any("expired" in line for line in lines), lines
+
+
+def test_ranges_the_exchange_no_longer_serves_make_exactly_their_hours_unrecoverable(gold, stack):
+    """The workers report such a range on the DLQ topic; the update copies it into
+    ``completeness_unrecoverable`` and recomputes the hours it explains, though Gold did
+    not change."""
+    from confluent_kafka import Producer
+
+    from k2.admin.topics import TopicSpec, admin_client, delete_topics, ensure_topics
+    from workers.dlq import lost_range
+
+    topic = f"{gold}.{contracts.DLQ_TOPIC}"
+    admin = admin_client(stack.kafka_bootstrap)
+    ensure_topics(admin, [TopicSpec(topic, 1)])
+    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap})
+
+    def report(first: int, last: int) -> None:
+        producer.produce(topic, lost_range("binance", "BTCUSDT", first, last, "REST history no longer holds "
+                                           "these trades", 1772355600_000000, "http://x/api/v3/historicalTrades"),
+                         key=b"binance")
+        producer.produce(topic, b'{"exchange":"binance","error_kind":"bad_json","raw":"{"}', key=b"binance")
+        assert producer.flush(30) == 0
+
+    try:
+        assert _row(_with_update(gold), "binance", "BTCUSDT", 1)[:2] == ("gaps", 2)
+
+        # 105..107 reported lost: 10:00 still misses 109, which a backfill may bring.
+        report(105, 107)
+        assert _row(_with_update(gold), "binance", "BTCUSDT", 1)[0] == "gaps"
+
+        # 109 too: every id 10:00 misses is gone for good. Other hours do not change.
+        report(109, 109)
+        rows = _with_update(gold)
+        assert _row(rows, "binance", "BTCUSDT", 1) == ("unrecoverable", 2, 0, 6, 4, [(105, 107), (109, 109)],
+                                                       "108", "110")
+        assert {k[2].hour - 9: r["status"] for k, r in rows.items() if k[1] == "BTCUSDT"} == {
+            0: "complete", 1: "unrecoverable", 3: "complete"}
+        lost = catalog().load_table(unrecoverable.identifier(gold)).scan().to_arrow().to_pylist()
+        assert sorted((r["symbol"], r["first_id"], r["last_id"], r["dlq_offset"]) for r in lost) == [
+            ("BTCUSDT", 105, 107, 0), ("BTCUSDT", 109, 109, 2)]
+
+        # Read once: a further update copies nothing again and recomputes nothing.
+        assert _update(gold).since is None
+        assert len(catalog().load_table(unrecoverable.identifier(gold)).scan().to_arrow()) == 2
+    finally:
+        delete_topics(admin, [topic])
+
+
+def _with_update(namespace: str) -> dict[tuple, dict]:
+    _update(namespace)
+    return _ledger(namespace)

@@ -21,7 +21,8 @@ def test_tables():
         "bronze_crypto_trades", "silver_binance_trades", "silver_kraken_trades",
         "silver_dlq", "gold_crypto_trades",
     ]
-    assert contracts.lakehouse_tables() == [*contracts.all_tables(), "completeness_ledger"]
+    assert contracts.lakehouse_tables() == [*contracts.all_tables(), "completeness_ledger",
+                                            "completeness_unrecoverable"]
     assert contracts.qualified("gold_crypto_trades", "k2") == "k2.market_data.gold_crypto_trades"
 
 

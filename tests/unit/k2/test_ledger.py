@@ -126,3 +126,11 @@ def test_summary_counts_quiet_hours_as_complete_and_names_the_range():
         "3/4 hours complete (2 without trades), 2 missing ids in 1 ranges")
     table = completeness.as_arrow(rows)
     assert table.column("missing_ranges").to_pylist() == ["", "2-3"]
+
+
+def test_all_covered_needs_every_gap_inside_the_lost_ranges():
+    lost = [(10, 12), (13, 20), (30, 30)]
+    assert ledger.all_covered([(10, 20), (30, 30)], lost)
+    assert not ledger.all_covered([(10, 21)], lost)
+    assert not ledger.all_covered([(10, 12), (31, 31)], lost)
+    assert not ledger.all_covered([], lost)  # nothing missing is "complete", not "unrecoverable"
