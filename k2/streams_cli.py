@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("streams", help="status, stop or reset the Spark streams",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ss = p.add_subparsers(dest="streams_command", metavar="ACTION", required=True)
-    s = ss.add_parser("status", help="each stream: running pid, its last published batch, and data lost")
+    s = ss.add_parser("status", help="each stream: running pid, its last published batch and where its time "
+                      "went, and data lost")
     s.add_argument("--json", action="store_true", help="print the progress records as JSON")
     s.set_defaults(func=_status)
     s = ss.add_parser("stop", help="stop a stream cleanly after its current batch (or --kill it)",
@@ -51,7 +52,7 @@ LOSS_LINES = 5  # newest ledger ranges listed under a stream; `--json` has them 
 
 
 def _status(args: argparse.Namespace) -> int:
-    from k2.streams import lock_holder, loss_file, read_losses, read_progress
+    from k2.streams import describe_breakdown, lock_holder, loss_file, read_losses, read_progress
 
     records = []
     for stream in STREAMS:
@@ -74,6 +75,8 @@ def _status(args: argparse.Namespace) -> int:
                     f"written {time.time() - p['updated_at']:.0f}s ago")
         state = f"running (pid {r['pid']})" if r["pid"] else "stopped"
         print(f"{r['stream']:<22} {state:<20} {last}")
+        if p and p.get("breakdown"):
+            print(f"{'':<22} time of that batch: {describe_breakdown(p['breakdown'])}")
         _print_losses(r["data_lost"])
     return 0
 

@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter
 
 from k2.contracts import EXCHANGES, GOLD_TABLE, silver_table
+from spark_jobs.batch_timing import BatchTimings
 from spark_jobs.options import add_stream_options, table_id
 from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import V3_COLUMNS
@@ -61,6 +62,7 @@ class GoldBatch:
     def __init__(self, namespace: str):
         self.gold = table_id(GOLD_TABLE, namespace)
         self._rows_in: dict[int, int] = {}  # batch id -> input rows (for the progress listener)
+        self.timings = BatchTimings()  # the batch's phases (for the progress listener)
 
     def rows_in(self, batch_id: int) -> int | None:
         return self._rows_in.pop(batch_id, None)
@@ -70,26 +72,32 @@ class GoldBatch:
 
         incoming = with_gold_columns(batch).persist()
         rows = incoming.dropDuplicates(["message_id"]).persist()
+        phase = self.timings.phase
         try:
-            self._rows_in[batch_id] = incoming.count()  # scans the sources once, into the cache
+            with phase(batch_id, "read"):
+                self._rows_in[batch_id] = incoming.count()  # scans the sources once, into the cache
             for old in [b for b in self._rows_in if b < batch_id - 10]:  # the listener lags a little
                 del self._rows_in[old]
             # Epoch seconds, not datetimes: pyspark renders TIMESTAMP in the driver's local zone.
-            hours = [datetime.fromtimestamp(r.h, UTC) for r in rows.select(
-                F.unix_timestamp(F.date_trunc("hour", "timestamp")).alias("h")).distinct().collect()
-                if r.h is not None]
+            with phase(batch_id, "hours"):
+                hours = [datetime.fromtimestamp(r.h, UTC) for r in rows.select(
+                    F.unix_timestamp(F.date_trunc("hour", "timestamp")).alias("h")).distinct().collect()
+                    if r.h is not None]
             if not hours:
                 return
             view = f"k2_gold_batch_{batch_id}"
             rows.createOrReplaceTempView(view)
             spark = batch.sparkSession
-            before = _gold_count_hint(spark, self.gold)
-            spark.sql(
-                f"MERGE INTO {self.gold} t USING {view} s "
-                f"ON t.message_id = s.message_id AND {hour_predicate(hours)} "
-                "WHEN NOT MATCHED THEN INSERT *"
-            )
-            after = _gold_count_hint(spark, self.gold)
+            with phase(batch_id, "count_hint"):
+                before = _gold_count_hint(spark, self.gold)
+            with phase(batch_id, "merge gold"):
+                spark.sql(
+                    f"MERGE INTO {self.gold} t USING {view} s "
+                    f"ON t.message_id = s.message_id AND {hour_predicate(hours)} "
+                    "WHEN NOT MATCHED THEN INSERT *"
+                )
+            with phase(batch_id, "count_hint"):
+                after = _gold_count_hint(spark, self.gold)
             spark.catalog.dropTempView(view)
             say(STREAM, f"batch {batch_id}: {rows.count()} distinct message_ids over {len(hours)} hour(s), "
                 f"{after - before} new in Gold")
@@ -123,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     from spark_jobs.streaming import run_stream
 
     sink = GoldBatch(args.namespace)
-    return run_stream(STREAM, lambda spark: build(spark, args, sink), args.trigger, rows_in_of_batch=sink.rows_in)
+    return run_stream(STREAM, lambda spark: build(spark, args, sink), args.trigger, rows_in_of_batch=sink.rows_in,
+                      timings=sink.timings)
 
 
 if __name__ == "__main__":

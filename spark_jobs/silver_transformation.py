@@ -30,6 +30,7 @@ from k2.settings import platform
 from k2.streams import checkpoint_dir
 from spark_jobs import wire
 from spark_jobs.batch_commits import BatchCommits
+from spark_jobs.batch_timing import BatchTimings
 from spark_jobs.options import add_stream_options, parse_topic_map, table_id
 from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import KAFKA_COLUMNS, V3_COLUMNS
@@ -172,13 +173,14 @@ class SilverBatch:
     """The ``foreachBatch`` function: one Bronze micro-batch -> Silver tables + DLQ."""
 
     def __init__(self, namespace: str, topic_map: dict[str, str], clock_skew_s: float,
-                 max_schema_lookups: int = MAX_SCHEMA_LOOKUPS):
+                 max_schema_lookups: int = MAX_SCHEMA_LOOKUPS, timings: BatchTimings | None = None):
         self.namespace = namespace
         self.topic_map = topic_map
         self.clock_skew_s = clock_skew_s
         self.max_schema_lookups = max_schema_lookups
         self.schemas = wire.SchemaCache(platform().registry_url)
         self.commits = BatchCommits(checkpoint_dir(STREAM), self.say)
+        self.timings = timings or BatchTimings()  # read by the progress listener
 
     @staticmethod
     def say(message: str) -> None:
@@ -191,7 +193,8 @@ class SilverBatch:
         frames = framed(batch).persist()
         try:
             before = self.schemas.lookups
-            schemas = resolve_schemas(frames, self.schemas, self.max_schema_lookups)
+            with self.timings.phase(batch_id, "schemas"):
+                schemas = resolve_schemas(frames, self.schemas, self.max_schema_lookups)
             if self.schemas.lookups - before:
                 self.say(f"batch {batch_id}: {self.schemas.lookups - before} schema registry lookup(s)")
             checked = check(with_schema_problem(frames, schemas, self.max_schema_lookups), schemas,
@@ -205,7 +208,8 @@ class SilverBatch:
         self.commits.batch_done()
 
     def _write(self, checked: DataFrame, batch_id: int, now: datetime) -> None:
-        stats = checked.groupBy("topic", "error_type").count().collect()
+        with self.timings.phase(batch_id, "decode_validate"):  # the first action: decodes into the cache
+            stats = checked.groupBy("topic", "error_type").count().collect()
         valid_by_topic = {r.topic: r["count"] for r in stats if r.error_type is None}
         by_type: dict[str, int] = {}
         for r in stats:
@@ -214,19 +218,24 @@ class SilverBatch:
         written = []
         for ex, topic in self.topic_map.items():
             if valid_by_topic.get(topic):
-                self.commits.append(silver_rows(checked, topic), table_id(silver_table(ex), self.namespace), batch_id)
+                with self.timings.phase(batch_id, f"commit {silver_table(ex)}"):
+                    self.commits.append(silver_rows(checked, topic), table_id(silver_table(ex), self.namespace),
+                                        batch_id)
                 written.append(f"{silver_table(ex)}={valid_by_topic[topic]}")
         if by_type:
-            self.commits.append(dlq_rows(checked, now), table_id(SILVER_DLQ_TABLE, self.namespace), batch_id)
+            with self.timings.phase(batch_id, f"commit {SILVER_DLQ_TABLE}"):
+                self.commits.append(dlq_rows(checked, now), table_id(SILVER_DLQ_TABLE, self.namespace), batch_id)
             written.append(f"{SILVER_DLQ_TABLE}={sum(by_type.values())} {by_type}")
         if written:
             self.say(f"batch {batch_id}: " + ", ".join(written))
 
 
-def build(spark: SparkSession, args: argparse.Namespace) -> DataStreamWriter:
+def build(spark: SparkSession, args: argparse.Namespace, timings: BatchTimings | None = None) -> DataStreamWriter:
+    """A new handler per query start: its replay check (BatchCommits) is for the first
+    batch a query runs."""
     bronze = iceberg_stream(spark, table_id(BRONZE_TABLE, args.namespace), args.max_rows_per_batch)
     handler = SilverBatch(args.namespace, parse_topic_map(args.topics), args.clock_skew_seconds,
-                          args.max_schema_lookups_per_batch)
+                          args.max_schema_lookups_per_batch, timings or BatchTimings())
     return bronze.writeStream.foreachBatch(handler)
 
 
@@ -245,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from spark_jobs.streaming import run_stream
 
-    return run_stream(STREAM, lambda spark: build(spark, args), args.trigger)
+    timings = BatchTimings()
+    return run_stream(STREAM, lambda spark: build(spark, args, timings), args.trigger, timings=timings)
 
 
 if __name__ == "__main__":

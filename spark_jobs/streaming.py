@@ -26,11 +26,13 @@ from k2.streams import (
     LostRange,
     StreamProgress,
     checkpoint_dir,
+    describe_breakdown,
     hold_run_lock,
     read_losses,
     record_losses,
     write_progress,
 )
+from spark_jobs.batch_timing import BatchTimings, batch_end_ms, breakdown
 
 # A stream's check of one progress JSON for source data deleted before it was read
 # (see bronze_ingestion.losses_from_progress).
@@ -107,8 +109,11 @@ class ProgressListener(StreamingQueryListener):
     """
 
     def __init__(self, stream: str, rows_in_of_batch: Callable[[int], int | None] | None = None,
-                 find_losses: LossCheck | None = None, settings: PlatformSettings | None = None):
+                 find_losses: LossCheck | None = None, settings: PlatformSettings | None = None,
+                 timings: BatchTimings | None = None):
         self.stream = stream
+        self.timings = timings
+        self.previous_end_ms: float | None = None  # when the last reported batch ended
         self.settings = settings
         self.rows_in_of_batch = rows_in_of_batch
         self.find_losses = find_losses
@@ -140,13 +145,17 @@ class ProgressListener(StreamingQueryListener):
         raw = json.loads(event.progress.json)
         counted = self.rows_in_of_batch(int(raw.get("batchId", -1))) if self.rows_in_of_batch else None
         progress = progress_from_json(self.stream, raw, counted)
+        own = self.timings.take(progress.batch_id) if self.timings else {}
+        progress.breakdown = breakdown(raw, self.previous_end_ms, own)
+        self.previous_end_ms = batch_end_ms(raw)
         if self.find_losses:
             self._check_losses(raw, progress)
         self.last = progress
         write_progress(progress, self.settings)
         if progress.rows_in or progress.batch_id == 0:
             say(self.stream, f"batch {progress.batch_id}: {progress.rows_in} rows in, "
-                f"{progress.rows_per_second:.0f} rows/s, lag {progress.source_lag}")
+                f"{progress.rows_per_second:.0f} rows/s, lag {progress.source_lag}; "
+                f"time: {describe_breakdown(progress.breakdown)}")
 
     def onQueryIdle(self, event) -> None:  # noqa: N802
         if self.last is not None:
@@ -202,12 +211,14 @@ def run_stream(
     table: str | None = None,
     rows_in_of_batch: Callable[[int], int | None] | None = None,
     find_losses: LossCheck | None = None,
+    timings: BatchTimings | None = None,
 ) -> int:
     """Run one stream to completion (availableNow) or until stopped; return an exit code.
 
     ``table``: the Iceberg table of a sink query (``toTable``); None for foreachBatch.
     ``rows_in_of_batch``: the stream's own input count per batch id (ProgressListener).
     ``find_losses``: the stream's check for source data deleted unread (ProgressListener).
+    ``timings``: the stream's own phases per batch (spark_jobs/batch_timing.py).
     """
     from spark_jobs.session import spark_session
 
@@ -217,7 +228,7 @@ def run_stream(
         say(stream, f"not started: {exc}")
         return 2
     spark = spark_session(stream)
-    spark.streams.addListener(ProgressListener(stream, rows_in_of_batch, find_losses))
+    spark.streams.addListener(ProgressListener(stream, rows_in_of_batch, find_losses, timings=timings))
     checkpoint = checkpoint_dir(stream)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
 

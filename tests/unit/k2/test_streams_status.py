@@ -43,3 +43,17 @@ def test_status_lists_lost_ranges_with_totals(tmp_path):
     assert [(d["partition"], d["first_offset"], d["end_offset"])
             for d in records["bronze_ingestion"]["data_lost"]["ranges"]] == [(0, 10, 15), (1, 30, 40)]
     assert records["gold_aggregation"]["data_lost"]["ranges"] == []
+
+
+def test_status_shows_where_the_last_batch_spent_its_time(tmp_path):
+    settings = load(PlatformSettings, {"K2_HOME": str(tmp_path), "K2_CHECKPOINT_ROOT": str(tmp_path / "cp")})
+    progress = StreamProgress("gold_aggregation", 7, "2026-01-31T00:00:05Z", 90, 30.0, None, 1)
+    progress.breakdown = {"trigger_wait": 1.5, "source_offsets": 0.25, "sink": 2.0, "read": 0.5,
+                          "merge gold": 1.25, "commit_log": 0.1, "total": 3.0}
+    write_progress(progress, settings)
+
+    text = _status(tmp_path)
+    gold = text[text.index("gold_aggregation"):]
+    assert ("time of that batch: trigger_wait 1.50 s, source_offsets 0.25 s, sink 2.00 s "
+            "[read 0.50, merge gold 1.25], commit_log 0.10 s, total 3.00 s") in gold
+    assert json.loads(_status(tmp_path, "--json"))[2]["progress"]["breakdown"]["merge gold"] == 1.25
