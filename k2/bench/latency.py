@@ -8,7 +8,15 @@ metadata tells which snapshot (commit) added the data file holding it:
   (the simulator stamps each trade with its send time);
 - Silver latency     = Silver commit time − the Bronze commit time of the same record
   (Bronze rows are matched by decoding their Avro bytes for ``message_id``);
-- worker memory      = RSS of each worker process, sampled every 5 s.
+- worker memory      = RSS of each worker process, sampled every 5 s;
+- batch breakdown    = per stream, the median time of each phase of a micro-batch that
+  carried rows (trigger wait, Spark's phases, the stream's own: see
+  spark_jobs/batch_timing.py), sampled from its progress every second;
+- gap to Gold        = for each trade the stream left out (the simulator drops
+  ``drop_rate`` of them at random, per exchange), its Gold commit time − the time the
+  gap opened: the exchange time of the next trade of its symbol that the stream did
+  send (the one that reveals the gap to the worker, which then backfills over REST).
+  The two latencies above are over the trades the stream sent.
 
 Percentiles are given twice: over every trade, and over the steady state, the trades
 sent after the first ``warmup`` seconds (the first micro-batches of freshly started
@@ -18,6 +26,7 @@ long paid for that).
 
 from __future__ import annotations
 
+import bisect
 import io
 import statistics
 import subprocess
@@ -78,6 +87,39 @@ def _bronze_message_ids(rows: list[dict]) -> dict[str, int]:
     return out
 
 
+class BatchSampler(threading.Thread):
+    """Each stream's per-batch time breakdown (k2.streams progress), read every second:
+    every batch that carried rows, once."""
+
+    def __init__(self, pipe: IsolatedPipeline, interval: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.pipe, self.interval = pipe, interval
+        self.batches: dict[tuple[str, int], dict[str, float]] = {}
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        from k2.contracts import STREAMS
+        from k2.streams import read_progress
+
+        while not self.stop_event.wait(self.interval):
+            for stream in STREAMS:
+                progress = read_progress(stream, self.pipe.settings)
+                if progress and progress.rows_in and progress.breakdown:
+                    self.batches.setdefault((stream, progress.batch_id), progress.breakdown)
+
+    def summary(self) -> dict[str, dict]:
+        """stream -> batches seen and the median of each phase over them (seconds)."""
+        out: dict[str, dict] = {}
+        for (stream, _), phases in sorted(self.batches.items()):
+            entry = out.setdefault(stream, {"batches": 0, "phases": {}})
+            entry["batches"] += 1
+            for name, value in phases.items():
+                entry["phases"].setdefault(name, []).append(value)
+        for entry in out.values():
+            entry["median_s"] = {k: round(statistics.median(v), 3) for k, v in entry.pop("phases").items()}
+        return out
+
+
 class RssSampler(threading.Thread):
     """RSS (MB) of the workers' processes every ``interval`` seconds."""
 
@@ -105,8 +147,35 @@ class RssSampler(threading.Thread):
                 self.samples.append((time.monotonic() - start, max(rss)))
 
 
-def measure(workdir: Path, rate: float, seconds: float, warmup: float = 30.0) -> dict:
-    from workers.simulator import SimulatorConfig, SimulatorThread
+def gap_openings(record: list[dict]) -> dict[str, tuple[str, float]]:
+    """message_id of each trade the stream left out -> (exchange, when its gap opened, s),
+    from the simulator's record alone: the time of the next trade of the symbol that was
+    sent. A trade left out after the last one sent has no opening (no gap revealed it)."""
+    from k2.contracts import exchange
+    from workers.normalize import message_id
+
+    published = {(e["exchange"], e["symbol"], int(e["trade_id"])): e["time_us"] / 1e6
+                 for e in record if e.get("ev") == "published"}
+    sent: dict[tuple[str, str], list[int]] = {}
+    for e in record:
+        if e.get("ev") == "trade":
+            sent.setdefault((e["exchange"], e["symbol"]), []).append(int(e["trade_id"]))
+    for ids in sent.values():
+        ids.sort()
+    out: dict[str, tuple[str, float]] = {}
+    for e in record:
+        if e.get("ev") != "dropped":
+            continue
+        ids, tid = sent.get((e["exchange"], e["symbol"]), []), int(e["trade_id"])
+        later = ids[bisect.bisect_right(ids, tid)] if ids and tid < ids[-1] else None
+        if later is not None:
+            key = message_id(exchange(e["exchange"]).enum_symbol, e["symbol"], str(tid))
+            out[key] = (e["exchange"], published[(e["exchange"], e["symbol"], later)])
+    return out
+
+
+def measure(workdir: Path, rate: float, seconds: float, warmup: float = 30.0, drop_rate: float = 0.005) -> dict:
+    from workers.simulator import SimulatorConfig, SimulatorThread, read_record
 
     pipe = IsolatedPipeline(workdir, f"bench{uuid.uuid4().hex[:6]}", trigger="2 seconds")
     sim = None
@@ -114,23 +183,33 @@ def measure(workdir: Path, rate: float, seconds: float, warmup: float = 30.0) ->
         pipe.create_topics()
         pipe.bootstrap_tables()
         pipe.start_streams()
-        sim = SimulatorThread(SimulatorConfig(rate=rate, seed=3))
+        record = workdir / "simulator.jsonl"
+        sim = SimulatorThread(SimulatorConfig(rate=rate, seed=3, record=str(record), drop_rate=drop_rate,
+                                              kraken_drop_rate=drop_rate))
         steady_from = time.time() + warmup  # trades stamped after this are the steady state
-        pipe.start_workers(sim.urls())
-        sampler = RssSampler(pipe)
+        pipe.start_workers(sim.urls(), K2_KRAKEN_REST_URL=f"http://127.0.0.1:{sim.port}")
+        sampler, batches = RssSampler(pipe), BatchSampler(pipe)
         sampler.start()
+        batches.start()
         time.sleep(seconds)
         sim.stop()
         sim = None
         pipe.stop_workers()
         sampler.stop_event.set()
+        batches.stop_event.set()
         sent_approx = int(rate * seconds * 2 * 0.9)
         wait_for(lambda: pipe.gold().num_rows >= sent_approx, 600, "Gold to catch up", interval=5)
         time.sleep(15)  # let the last micro-batches commit
 
         gold = rows_with_commit_time(pipe.table(GOLD_TABLE), ["message_id", "timestamp"])
+        openings = gap_openings(read_record(record))
+        gap_fill: dict[str, list[float]] = {}
         e2e, e2e_steady = [], []
         for r in gold:
+            if r["message_id"] in openings:
+                exchange, opened = openings[r["message_id"]]
+                gap_fill.setdefault(exchange, []).append(r["_commit_ms"] / 1000 - opened)
+                continue
             sent = r["timestamp"].timestamp()
             e2e.append(r["_commit_ms"] / 1000 - sent)
             if sent >= steady_from:
@@ -160,6 +239,11 @@ def measure(workdir: Path, rate: float, seconds: float, warmup: float = 30.0) ->
             "worker_rss_first_mb": round(rss[0], 1) if rss else None,
             "worker_rss_last_mb": round(rss[-1], 1) if rss else None,
             "worker_rss_mean_mb": round(statistics.mean(rss), 1) if rss else None,
+            "batch_breakdown": batches.summary(),
+            "drop_rate": drop_rate,
+            "gap_to_gold": {ex: {"trades": len(v), "left_out": sum(1 for e, _ in openings.values() if e == ex),
+                                 "p50_s": round(percentile(v, 50), 2), "p99_s": round(percentile(v, 99), 2)}
+                            for ex, v in sorted(gap_fill.items())},
         }
     finally:
         if sim is not None:
