@@ -73,6 +73,7 @@ SPARK_PHASES = {
 }
 TRIGGER_WAIT = "trigger_wait"  # idle from the previous batch's end to this batch's trigger
 TOTAL = "total"  # Spark's triggerExecution: the batch from trigger to commit log
+OTHER = "other"  # the sink's time outside the stream's own phases (Spark's and Python's glue)
 
 
 def describe_breakdown(phases: dict[str, float]) -> str:

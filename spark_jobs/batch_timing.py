@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from k2.streams import SPARK_PHASES, TOTAL, TRIGGER_WAIT
+from k2.streams import OTHER, SPARK_PHASES, TOTAL, TRIGGER_WAIT
 
 KEEP_BATCHES = 10  # phases kept for batches the listener has not reported yet
 
@@ -67,6 +67,8 @@ def breakdown(progress: dict, previous_end_ms: float | None, stream_phases: dict
         if key in durations:
             out[name] = durations[key] / 1000
     out.update(stream_phases)
+    if stream_phases and "addBatch" in durations:  # the sink's time outside the stream's phases
+        out[OTHER] = max(0.0, durations["addBatch"] / 1000 - sum(stream_phases.values()))
     if "triggerExecution" in durations:
         out[TOTAL] = durations["triggerExecution"] / 1000
     return {k: round(v, 3) for k, v in out.items()}
