@@ -197,8 +197,9 @@ class SilverBatch:
                 schemas = resolve_schemas(frames, self.schemas, self.max_schema_lookups)
             if self.schemas.lookups - before:
                 self.say(f"batch {batch_id}: {self.schemas.lookups - before} schema registry lookup(s)")
-            checked = check(with_schema_problem(frames, schemas, self.max_schema_lookups), schemas,
-                            self.topic_map, now, self.clock_skew_s).persist()
+            with self.timings.phase(batch_id, "build"):  # the decode and rule expressions, through py4j
+                checked = check(with_schema_problem(frames, schemas, self.max_schema_lookups), schemas,
+                                self.topic_map, now, self.clock_skew_s).persist()
             try:
                 self._write(checked, batch_id, now)
             finally:
