@@ -71,47 +71,50 @@ class GoldBatch:
         from spark_jobs.streaming import say
 
         incoming = with_gold_columns(batch).persist()
-        rows = incoming.dropDuplicates(["message_id"]).persist()
         phase = self.timings.phase
         try:
+            # One job reads the sources into the cache and says how many rows and which
+            # hours the batch holds (epoch seconds, not datetimes: pyspark renders TIMESTAMP
+            # in the driver's local zone). A duplicate has its original's timestamp, so the
+            # hours of the deduplicated rows are these.
             with phase(batch_id, "read"):
-                self._rows_in[batch_id] = incoming.count()  # scans the sources once, into the cache
+                seen = incoming.agg(F.count(F.lit(1)).alias("n"), F.collect_set(
+                    F.unix_timestamp(F.date_trunc("hour", "timestamp"))).alias("hours")).first()
+            self._rows_in[batch_id] = seen.n
             for old in [b for b in self._rows_in if b < batch_id - 10]:  # the listener lags a little
                 del self._rows_in[old]
-            # Epoch seconds, not datetimes: pyspark renders TIMESTAMP in the driver's local zone.
-            with phase(batch_id, "hours"):
-                hours = [datetime.fromtimestamp(r.h, UTC) for r in rows.select(
-                    F.unix_timestamp(F.date_trunc("hour", "timestamp")).alias("h")).distinct().collect()
-                    if r.h is not None]
+            hours = sorted(datetime.fromtimestamp(h, UTC) for h in seen.hours if h is not None)
             if not hours:
                 return
             view = f"k2_gold_batch_{batch_id}"
-            rows.createOrReplaceTempView(view)
+            incoming.dropDuplicates(["message_id"]).createOrReplaceTempView(view)
             spark = batch.sparkSession
-            with phase(batch_id, "count_hint"):
-                before = _gold_count_hint(spark, self.gold)
+            gold = _iceberg_table(spark, self.gold)
+            before = _total_records(gold)
             with phase(batch_id, "merge gold"):
                 spark.sql(
                     f"MERGE INTO {self.gold} t USING {view} s "
                     f"ON t.message_id = s.message_id AND {hour_predicate(hours)} "
                     "WHEN NOT MATCHED THEN INSERT *"
                 )
-            with phase(batch_id, "count_hint"):
-                after = _gold_count_hint(spark, self.gold)
             spark.catalog.dropTempView(view)
-            say(STREAM, f"batch {batch_id}: {rows.count()} distinct message_ids over {len(hours)} hour(s), "
-                f"{after - before} new in Gold")
+            say(STREAM, f"batch {batch_id}: {seen.n} rows over {len(hours)} hour(s), "
+                f"{_total_records(gold) - before} new in Gold")
         finally:
-            rows.unpersist()
             incoming.unpersist()
 
 
-def _gold_count_hint(spark: SparkSession, table: str) -> int:
-    """total-records of the current snapshot (metadata only, no scan)."""
-    row = spark.sql(
-        f"SELECT summary['total-records'] AS n FROM {table}.snapshots ORDER BY committed_at DESC LIMIT 1"
-    ).first()
-    return int(row.n) if row and row.n else 0
+def _iceberg_table(spark: SparkSession, table: str):
+    """The Iceberg table object (JVM) behind ``table``: its metadata without a Spark job."""
+    return spark._jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
+
+
+def _total_records(table) -> int:
+    """total-records of the table's current snapshot, refreshed from the catalog."""
+    table.refresh()
+    snapshot = table.currentSnapshot()
+    total = snapshot.summary().get("total-records") if snapshot is not None else None
+    return int(total) if total else 0
 
 
 def build(spark: SparkSession, args: argparse.Namespace, sink: GoldBatch) -> DataStreamWriter:
