@@ -34,7 +34,7 @@ from spark_jobs.batch_timing import BatchTimings
 from spark_jobs.options import add_stream_options, parse_topic_map, table_id
 from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import KAFKA_COLUMNS, V3_COLUMNS
-from spark_jobs.validation import classify, rules
+from spark_jobs.validation import Classifier, classifier, classify, clock_columns, rules
 
 STREAM = "silver_transformation"
 KAFKA_NAMES = [c.name for c in KAFKA_COLUMNS]
@@ -146,15 +146,19 @@ def decode(frames: DataFrame, schemas: dict[int, wire.WriterSchema]) -> DataFram
 
 
 def check(frames: DataFrame, schemas: dict[int, wire.WriterSchema], topic_map: dict[str, str],
-          now: datetime, clock_skew_s: float) -> DataFrame:
+          now: datetime, clock_skew_s: float, rules_of_stream: Classifier | None = None) -> DataFrame:
     """Decoded rows with ``error_type``/``error_message`` (null when the row is valid).
+    ``rules_of_stream``: the rules built once for ``topic_map`` and ``clock_skew_s``
+    (built here when not given).
 
     Persist the result before filtering it (SilverBatch does): Spark pushes a filter on
     ``error_type`` down through the projections, inlining ``from_avro`` into every field
     reference; the generated code then outgrows the JVM's limits and decodes each row
     many times over.
     """
-    return classify(decode(frames, schemas), rules(topic_map, now, clock_skew_s))
+    compiled = rules_of_stream or classifier(rules(topic_map, clock_skew_s))
+    clock = clock_columns(now, clock_skew_s)
+    return classify(decode(frames, schemas).withColumns(clock), compiled).drop(*clock)
 
 
 def silver_rows(checked: DataFrame, topic: str) -> DataFrame:
@@ -181,6 +185,7 @@ class SilverBatch:
         self.schemas = wire.SchemaCache(platform().registry_url)
         self.commits = BatchCommits(checkpoint_dir(STREAM), self.say)
         self.timings = timings or BatchTimings()  # read by the progress listener
+        self.rules = classifier(rules(topic_map, clock_skew_s))  # built once: hundreds of py4j calls
 
     @staticmethod
     def say(message: str) -> None:
@@ -199,7 +204,7 @@ class SilverBatch:
                 self.say(f"batch {batch_id}: {self.schemas.lookups - before} schema registry lookup(s)")
             with self.timings.phase(batch_id, "build"):  # the decode and rule expressions, through py4j
                 checked = check(with_schema_problem(frames, schemas, self.max_schema_lookups), schemas,
-                                self.topic_map, now, self.clock_skew_s).persist()
+                                self.topic_map, now, self.clock_skew_s, self.rules).persist()
             try:
                 self._write(checked, batch_id, now)
             finally:

@@ -59,19 +59,30 @@ def _first_of(fields: tuple[str, ...], failed) -> Column:
     return out
 
 
-def rules(topic_map: dict[str, str], now: datetime, clock_skew_s: float,
-          oldest: datetime = OLDEST_TIMESTAMP) -> list[Rule]:
+# The batch's clock, as columns: the rules refer to them rather than to literals, so the
+# rules are built once per stream and each batch only adds these (clock_columns).
+LATEST_ALLOWED = "_k2_latest_allowed"  # processing time + clock skew
+NOW_TEXT = "_k2_now_text"  # processing time, ISO 8601, for messages
+
+
+def clock_columns(now: datetime, clock_skew_s: float) -> dict[str, Column]:
+    """The columns :func:`rules` reads the batch's processing time from."""
+    return {LATEST_ALLOWED: F.lit(now + timedelta(seconds=clock_skew_s)), NOW_TEXT: F.lit(now.isoformat())}
+
+
+def rules(topic_map: dict[str, str], clock_skew_s: float, oldest: datetime = OLDEST_TIMESTAMP) -> list[Rule]:
     """Rules over a frame with ``value``, ``topic``, ``schema_id``, ``schema_problem``,
     ``decoded`` (true or null), ``out_of_range`` (names of fields whose decoded value
-    does not fit Silver's type, or empty) and the v3 columns (timestamps as TIMESTAMP)."""
+    does not fit Silver's type, or empty), the v3 columns (timestamps as TIMESTAMP) and
+    the batch's :func:`clock_columns`."""
     topic_enum = _map({t: exchange(ex).enum_symbol for ex, t in topic_map.items()})[F.col("topic")]
     topic_sep = _map({t: SYMBOL_SEPARATOR[ex] for ex, t in topic_map.items()})[F.col("topic")]
-    limit = now + timedelta(seconds=clock_skew_s)
+    limit = F.col(LATEST_ALLOWED)
     missing_fields = F.concat_ws(", ", *[
         F.when(F.col(c).isNull() | (F.col(c) == ""), F.lit(c)) for c in REQUIRED_TEXT
     ], *[F.when(F.col(c).isNull(), F.lit(c)) for c in REQUIRED_ANY])
     expected_symbol = F.concat(F.col("base_asset"), topic_sep, F.col("quote_currency"))
-    late = _first_of(TIMESTAMPS, lambda c: F.col(c) > F.lit(limit))
+    late = _first_of(TIMESTAMPS, lambda c: F.col(c) > limit)
     early = _first_of(TIMESTAMPS, lambda c: F.col(c) < F.lit(oldest))
     return [
         Rule("truncated_frame", wire.frame_length() < wire.HEADER_BYTES,
@@ -100,7 +111,7 @@ def rules(topic_map: dict[str, str], now: datetime, clock_skew_s: float,
              F.format_string("quantity %s is not > 0", F.col("quantity").cast("string"))),
         Rule("future_timestamp", late.isNotNull(),
              F.format_string("%s %s is more than %ss ahead of processing time %s", late,
-                             _value_of(late), F.lit(f"{clock_skew_s:g}"), F.lit(now.isoformat()))),
+                             _value_of(late), F.lit(f"{clock_skew_s:g}"), F.col(NOW_TEXT))),
         Rule("ancient_timestamp", early.isNotNull(),
              F.format_string("%s %s is before %s (Bitcoin's genesis block), so no trade can have it; "
                              "often seconds or milliseconds sent as microseconds", early,
@@ -118,19 +129,24 @@ def _value_of(field_name: Column) -> Column:
         F.col("ingestion_timestamp").cast("string"))
 
 
-def classify(frame: DataFrame, rule_list: list[Rule]) -> DataFrame:
-    """``frame`` plus ``error_type`` and ``error_message``: those of the first failing
-    rule, else null.
+@dataclass(frozen=True)
+class Classifier:
+    """The columns :func:`classify` adds, built once from a rule list (building them is
+    hundreds of py4j calls: a stream builds them once, not per batch)."""
 
-    The rules are evaluated once, into the index of the first that fails; type and
+    failed_rule: Column
+    error_type: Column
+    error_message: Column
+
+
+def classifier(rule_list: list[Rule]) -> Classifier:
+    """The rules are evaluated once, into the index of the first that fails; type and
     message are then picked by that index. Spelling each out as its own CASE over every
     rule would repeat every condition (and Spark's generated code would outgrow the JVM's
-    method limit and fall back to the interpreter).
-    """
+    method limit and fall back to the interpreter)."""
     index = F.when(rule_list[0].failed, F.lit(0))
     for i, rule in enumerate(rule_list[1:], start=1):
         index = index.when(rule.failed, F.lit(i))
-    indexed = frame.withColumn("failed_rule", index)
     idx = F.col("failed_rule")
     error_type = F.when(idx == 0, F.lit(rule_list[0].error_type))
     message = F.when(idx == 0, rule_list[0].message)
@@ -138,6 +154,13 @@ def classify(frame: DataFrame, rule_list: list[Rule]) -> DataFrame:
         error_type = error_type.when(idx == i, F.lit(rule.error_type))
         message = message.when(idx == i, rule.message)
     # A message is never empty, even if a rule's text came out null.
-    return (indexed.withColumn("error_type", error_type)
-            .withColumn("error_message", F.when(idx.isNotNull(), F.coalesce(message, error_type)))
+    return Classifier(index, error_type, F.when(idx.isNotNull(), F.coalesce(message, error_type)))
+
+
+def classify(frame: DataFrame, rules: list[Rule] | Classifier) -> DataFrame:
+    """``frame`` plus ``error_type`` and ``error_message``: those of the first failing
+    rule, else null (see :func:`classifier`)."""
+    c = rules if isinstance(rules, Classifier) else classifier(rules)
+    return (frame.withColumn("failed_rule", c.failed_rule)
+            .withColumns({"error_type": c.error_type, "error_message": c.error_message})
             .drop("failed_rule"))
