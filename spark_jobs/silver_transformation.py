@@ -9,7 +9,7 @@ runs Python per row; nothing is dropped. Appends are exactly once per checkpoint
 (spark_jobs/batch_commits.py). Bronze is read skipping delete/overwrite snapshots,
 so retention and compaction on Bronze do not break the stream.
 
-    spark-submit spark_jobs/silver_transformation.py [--trigger '5 seconds'|availableNow]
+    spark-submit spark_jobs/silver_transformation.py [--trigger '2 seconds'|availableNow]
         [--namespace market_data] [--topics binance=...,kraken=...]
         [--clock-skew-seconds 60] [--max-rows-per-batch 1000000]
 """
@@ -32,6 +32,7 @@ from spark_jobs import wire
 from spark_jobs.batch_commits import BatchCommits
 from spark_jobs.batch_timing import BatchTimings
 from spark_jobs.options import add_stream_options, parse_topic_map, table_id
+from spark_jobs.parallel import in_parallel
 from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import KAFKA_COLUMNS, V3_COLUMNS
 from spark_jobs.validation import Classifier, classifier, classify, clock_columns, rules
@@ -122,27 +123,42 @@ def decode(frames: DataFrame, schemas: dict[int, wire.WriterSchema]) -> DataFram
     """Rows with ``decoded`` (true, or null when undecodable), ``out_of_range`` and the v3
     columns; each usable schema id's rows decoded with their own writer schema, every
     other row (bad header, unusable id) passed through undecoded. Each input row comes
-    out exactly once: ``route`` is one id or null."""
+    out exactly once.
+
+    Two projections whatever the number of schema ids, not a union of one branch per id:
+    the first decodes each row with at most one ``from_avro`` (the one of its id; the
+    others get a null body), the second picks that decoder's fields. Spark analyses a
+    plan at every DataFrame call, and a per-id union made each batch's plan several times
+    larger for the usual batch of one id.
+    """
     wire.cap_avro_allocations(frames.sparkSession)
     usable = {sid: s for sid, s in schemas.items() if s.usable}
     route = F.when(wire.header_ok() & F.col("schema_problem").isNull(), F.col("schema_id"))
-    routed = frames.withColumn("route", route)
-    parts = []
+    structs = {sid: f"_k2_avro_{sid}" for sid in usable}
+    decoders = [from_avro(F.when(route == sid, wire.body()), wire.decode_schema(s.text),
+                          {"mode": "PERMISSIVE"}).alias(structs[sid]) for sid, s in usable.items()]
+    decoding = frames.select(*frames.columns, *decoders)
+    oks, overflows, typed = [], [], {c.name: [] for c in V3_COLUMNS}
     for sid, schema in usable.items():
-        part = routed.where(F.col("route") == sid).withColumn(
-            "avro", from_avro(wire.body(), wire.decode_schema(schema.text), {"mode": "PERMISSIVE"}))
+        struct = structs[sid]
         # PERMISSIVE from_avro yields a struct of all-null fields for a malformed body; a
         # good v3 body never does (its fields are non-null), so that is decode_error.
-        all_null = reduce(lambda a, b: a & b, [F.col(f"avro.{f}").isNull() for f in schema.fields])
-        ok = F.col("avro").isNotNull() & ~all_null
-        columns, overflow = _v3_projection("avro", schema)
-        parts.append(part.select(*frames.columns, F.when(ok, True).alias("decoded"),
-                                 F.when(ok, overflow).alias("out_of_range"), *columns))
-    rest = routed.where(F.col("route").isNull())
-    columns, _ = _v3_projection(None, None)
-    parts.append(rest.select(*frames.columns, F.lit(None).cast("boolean").alias("decoded"),
-                             F.lit(None).cast("string").alias("out_of_range"), *columns))
-    return reduce(DataFrame.unionByName, parts)
+        all_null = reduce(lambda a, b: a & b, [F.col(f"{struct}.{f}").isNull() for f in schema.fields])
+        ok = F.col(struct).isNotNull() & ~all_null
+        columns, overflow = _v3_projection(struct, schema)
+        oks.append(F.when(ok, True))
+        overflows.append(F.when(ok, overflow))
+        for c, column in zip(V3_COLUMNS, columns, strict=True):
+            typed[c.name].append(F.when(F.col(struct).isNotNull(), column))
+    nulls, _ = _v3_projection(None, None)
+    # A row's struct is non-null for its own id only, so the first non-null is its value.
+    fields = [F.coalesce(*typed[c.name], null).alias(c.name) if typed[c.name] else null
+              for c, null in zip(V3_COLUMNS, nulls, strict=True)]
+    return decoding.select(
+        *frames.columns,
+        F.coalesce(*oks, F.lit(None).cast("boolean")).alias("decoded"),
+        F.coalesce(*overflows, F.lit(None).cast("string")).alias("out_of_range"),
+        *fields)
 
 
 def check(frames: DataFrame, schemas: dict[int, wire.WriterSchema], topic_map: dict[str, str],
@@ -197,42 +213,66 @@ class SilverBatch:
         now = datetime.now(UTC)  # one clock per batch: reruns of a stage agree
         frames = framed(batch).persist()
         try:
-            before = self.schemas.lookups
-            with self.timings.phase(batch_id, "schemas"):
-                schemas = resolve_schemas(frames, self.schemas, self.max_schema_lookups)
-            if self.schemas.lookups - before:
-                self.say(f"batch {batch_id}: {self.schemas.lookups - before} schema registry lookup(s)")
-            with self.timings.phase(batch_id, "build"):  # the decode and rule expressions, through py4j
-                checked = check(with_schema_problem(frames, schemas, self.max_schema_lookups), schemas,
-                                self.topic_map, now, self.clock_skew_s, self.rules).persist()
+            # Optimistic: decode with the schemas already known (every id of a running
+            # stream's usual batch), and ask the registry only when the batch named ids the
+            # cache has no answer for; then the batch is checked again with their answers.
+            schemas = self.schemas.known()
+            checked, stats = self._check(frames, schemas, batch_id, now)
+            if any(r.unresolved for r in stats) and self.max_schema_lookups > 0:
+                checked.unpersist()
+                before = self.schemas.lookups
+                with self.timings.phase(batch_id, "schemas"):
+                    schemas = resolve_schemas(frames, self.schemas, self.max_schema_lookups)
+                if self.schemas.lookups - before:
+                    self.say(f"batch {batch_id}: {self.schemas.lookups - before} schema registry lookup(s)")
+                checked, stats = self._check(frames, schemas, batch_id, now)
             try:
-                self._write(checked, batch_id, now)
+                self._write(checked, stats, batch_id, now)
             finally:
                 checked.unpersist()
         finally:
             frames.unpersist()
         self.commits.batch_done()
 
-    def _write(self, checked: DataFrame, batch_id: int, now: datetime) -> None:
+    def _check(self, frames: DataFrame, schemas: dict[int, wire.WriterSchema], batch_id: int,
+               now: datetime) -> tuple[DataFrame, list]:
+        """The checked batch (persisted) and its counts by topic, error type and whether
+        the row's schema id is one the cache has no answer for (``unresolved``)."""
+        with self.timings.phase(batch_id, "build"):  # the decode and rule expressions, analysed by Spark
+            checked = check(with_schema_problem(frames, schemas, self.max_schema_lookups), schemas,
+                            self.topic_map, now, self.clock_skew_s, self.rules).persist()
+        known = list(schemas)
+        unresolved = wire.header_ok() & (F.col("schema_id") >= 1)
+        if known:
+            unresolved = unresolved & ~F.col("schema_id").isin(known)
         with self.timings.phase(batch_id, "decode_validate"):  # the first action: decodes into the cache
-            stats = checked.groupBy("topic", "error_type").count().collect()
-        valid_by_topic = {r.topic: r["count"] for r in stats if r.error_type is None}
+            stats = checked.groupBy("topic", "error_type", F.coalesce(unresolved, F.lit(False)).alias(
+                "unresolved")).count().collect()
+        return checked, stats
+
+    def _write(self, checked: DataFrame, stats: list, batch_id: int, now: datetime) -> None:
+        valid_by_topic: dict[str, int] = {}
         by_type: dict[str, int] = {}
         for r in stats:
-            if r.error_type is not None:
+            if r.error_type is None:
+                valid_by_topic[r.topic] = valid_by_topic.get(r.topic, 0) + r["count"]
+            else:
                 by_type[r.error_type] = by_type.get(r.error_type, 0) + r["count"]
+        appends: dict[str, DataFrame] = {}
         written = []
         for ex, topic in self.topic_map.items():
             if valid_by_topic.get(topic):
-                with self.timings.phase(batch_id, f"commit {silver_table(ex)}"):
-                    self.commits.append(silver_rows(checked, topic), table_id(silver_table(ex), self.namespace),
-                                        batch_id)
+                appends[silver_table(ex)] = silver_rows(checked, topic)
                 written.append(f"{silver_table(ex)}={valid_by_topic[topic]}")
         if by_type:
-            with self.timings.phase(batch_id, f"commit {SILVER_DLQ_TABLE}"):
-                self.commits.append(dlq_rows(checked, now), table_id(SILVER_DLQ_TABLE, self.namespace), batch_id)
+            appends[SILVER_DLQ_TABLE] = dlq_rows(checked, now)
             written.append(f"{SILVER_DLQ_TABLE}={sum(by_type.values())} {by_type}")
-        if written:
+        if appends:
+            # Iceberg commits one table at a time; run them side by side, so the batch waits
+            # for the slowest commit (catalog round trips, metadata writes), not their sum.
+            with self.timings.phase(batch_id, "commits"):
+                in_parallel([lambda t=t, df=df: self.commits.append(df, table_id(t, self.namespace), batch_id)
+                             for t, df in appends.items()])
             self.say(f"batch {batch_id}: " + ", ".join(written))
 
 

@@ -161,6 +161,5 @@ def classify(frame: DataFrame, rules: list[Rule] | Classifier) -> DataFrame:
     """``frame`` plus ``error_type`` and ``error_message``: those of the first failing
     rule, else null (see :func:`classifier`)."""
     c = rules if isinstance(rules, Classifier) else classifier(rules)
-    return (frame.withColumn("failed_rule", c.failed_rule)
-            .withColumns({"error_type": c.error_type, "error_message": c.error_message})
-            .drop("failed_rule"))
+    indexed = frame.withColumn("failed_rule", c.failed_rule)
+    return indexed.select(*frame.columns, c.error_type.alias("error_type"), c.error_message.alias("error_message"))
