@@ -4,17 +4,19 @@ Deduplication choice: ``foreachBatch`` + an insert-only ``MERGE INTO`` Gold.
 
 * Within the batch, ``dropDuplicates(message_id)`` (state = one batch, bounded).
 * Against history, ``MERGE ... ON t.message_id = s.message_id AND <t in the batch's
-  hours> WHEN NOT MATCHED THEN INSERT``. A message_id fixes exchange, symbol and
-  trade id, hence the trade's timestamp and its Gold hour partition, so a duplicate
-  can only sit in one of the batch's hours: restricting the target to those hours
-  keeps the join to a few partitions (the literal bounds prune files) however old
-  the duplicate is. No streaming state at all, so restarts, replays and duplicates
+  minutes> WHEN NOT MATCHED THEN INSERT``. A message_id fixes exchange, symbol and
+  trade id, hence the trade's timestamp, so a duplicate can only sit in one of the
+  minutes the batch's trades fall in: restricting the target to those minutes
+  (literal bounds) prunes by partition and by each data file's timestamp bounds, so
+  the join reads the few files of those minutes, however old the duplicate is and
+  however many files the hour has gathered since the last compaction. Bounding by
+  whole hours made every batch read its hour so far, which grew through the hour. No streaming state at all, so restarts, replays and duplicates
   arriving days later are all caught - unlike ``dropDuplicatesWithinWatermark``,
   which forgets after the watermark.
 * An insert-only MERGE is planned by Spark as an anti-join + append, so Gold gets
   append snapshots (no overwrite), and a replayed batch inserts nothing twice.
 
-    spark-submit spark_jobs/gold_aggregation.py [--trigger '5 seconds'|availableNow]
+    spark-submit spark_jobs/gold_aggregation.py [--trigger '2 seconds'|availableNow]
         [--namespace market_data] [--max-rows-per-batch 1000000]
 """
 
@@ -35,7 +37,7 @@ from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import V3_COLUMNS
 
 STREAM = "gold_aggregation"
-MAX_LISTED_HOURS = 48  # beyond this, bound the target by the batch's min..max hour instead
+MAX_LISTED_RANGES = 48  # beyond this, bound the target by the batch's hours, then its min..max hour
 
 
 def with_gold_columns(silver: DataFrame) -> DataFrame:
@@ -46,16 +48,42 @@ def with_gold_columns(silver: DataFrame) -> DataFrame:
     )
 
 
+def _lit(ts: datetime) -> str:
+    return f"TIMESTAMP '{ts.astimezone(UTC):%Y-%m-%d %H:%M:%S}+00:00'"
+
+
+def _runs(starts: list[datetime], width: timedelta) -> list[tuple[datetime, datetime]]:
+    """Adjacent ``width``-long intervals starting at ``starts`` merged: [(from, until)]."""
+    runs: list[tuple[datetime, datetime]] = []
+    for start in sorted(set(starts)):
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], start + width)
+        else:
+            runs.append((start, start + width))
+    return runs
+
+
+def _ranges_sql(runs: list[tuple[datetime, datetime]], alias: str) -> str:
+    col = f"{alias}.`timestamp`"
+    return "(" + " OR ".join(f"({col} >= {_lit(a)} AND {col} < {_lit(b)})" for a, b in runs) + ")"
+
+
 def hour_predicate(hours: list[datetime], alias: str = "t") -> str:
     """SQL restricting ``alias.timestamp`` to the given UTC hours (literal, so it prunes)."""
-    def lit(ts: datetime) -> str:
-        return f"TIMESTAMP '{ts.astimezone(UTC):%Y-%m-%d %H:%M:%S}+00:00'"
+    runs = _runs(hours, timedelta(hours=1))
+    if len(runs) > MAX_LISTED_RANGES:
+        runs = [(runs[0][0], runs[-1][1])]
+    return _ranges_sql(runs, alias)
 
-    col = f"{alias}.`timestamp`"
-    if len(hours) > MAX_LISTED_HOURS:
-        return f"({col} >= {lit(min(hours))} AND {col} < {lit(max(hours) + timedelta(hours=1))})"
-    ranges = [f"({col} >= {lit(h)} AND {col} < {lit(h + timedelta(hours=1))})" for h in sorted(hours)]
-    return "(" + " OR ".join(ranges) + ")"
+
+def minute_predicate(minutes: list[datetime], alias: str = "t") -> str:
+    """SQL restricting ``alias.timestamp`` to the given UTC minutes, adjacent ones merged;
+    a batch spread over more than :data:`MAX_LISTED_RANGES` runs (a deep backfill) is
+    bounded by its hours instead."""
+    runs = _runs(minutes, timedelta(minutes=1))
+    if len(runs) > MAX_LISTED_RANGES:
+        return hour_predicate([m.replace(minute=0) for m in minutes], alias)
+    return _ranges_sql(runs, alias)
 
 
 class GoldBatch:
@@ -79,13 +107,14 @@ class GoldBatch:
             # hours of the deduplicated rows are these.
             with phase(batch_id, "read"):
                 seen = incoming.agg(F.count(F.lit(1)).alias("n"), F.collect_set(
-                    F.unix_timestamp(F.date_trunc("hour", "timestamp"))).alias("hours")).first()
+                    F.unix_timestamp(F.date_trunc("minute", "timestamp"))).alias("minutes")).first()
             self._rows_in[batch_id] = seen.n
             for old in [b for b in self._rows_in if b < batch_id - 10]:  # the listener lags a little
                 del self._rows_in[old]
-            hours = sorted(datetime.fromtimestamp(h, UTC) for h in seen.hours if h is not None)
-            if not hours:
+            minutes = sorted(datetime.fromtimestamp(m, UTC) for m in seen.minutes if m is not None)
+            if not minutes:
                 return
+            hours = sorted({m.replace(minute=0) for m in minutes})
             view = f"k2_gold_batch_{batch_id}"
             incoming.dropDuplicates(["message_id"]).createOrReplaceTempView(view)
             spark = batch.sparkSession
@@ -94,7 +123,7 @@ class GoldBatch:
             with phase(batch_id, "merge gold"):
                 spark.sql(
                     f"MERGE INTO {self.gold} t USING {view} s "
-                    f"ON t.message_id = s.message_id AND {hour_predicate(hours)} "
+                    f"ON t.message_id = s.message_id AND {minute_predicate(minutes)} "
                     "WHEN NOT MATCHED THEN INSERT *"
                 )
             spark.catalog.dropTempView(view)

@@ -8,7 +8,7 @@ import pytest
 
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE, SILVER_DLQ_TABLE, all_tables, silver_table
 from spark_jobs.compaction import cold_filter
-from spark_jobs.gold_aggregation import MAX_LISTED_HOURS, hour_predicate
+from spark_jobs.gold_aggregation import MAX_LISTED_RANGES, hour_predicate, minute_predicate
 from spark_jobs.maintenance import RETENTION_DAYS, day_before_filter, retention_cutoff, with_retries
 
 
@@ -39,8 +39,28 @@ def test_hour_predicate_lists_hours_then_falls_back_to_a_range():
     one = hour_predicate([h])
     assert one == ("((t.`timestamp` >= TIMESTAMP '2026-03-10 05:00:00+00:00' AND "
                    "t.`timestamp` < TIMESTAMP '2026-03-10 06:00:00+00:00'))")
-    many = hour_predicate([h.replace(day=1 + i // 24, hour=i % 24) for i in range(MAX_LISTED_HOURS + 1)])
-    assert " OR " not in many and "2026-03-01 00:00:00" in many and "2026-03-03 01:00:00" in many
+    # every other hour: nothing to merge, so one range each up to the cap, then min..max
+    spread = [h.replace(day=1 + (2 * i) // 24, hour=(2 * i) % 24) for i in range(MAX_LISTED_RANGES + 1)]
+    assert hour_predicate(spread[:MAX_LISTED_RANGES]).count(" OR ") == MAX_LISTED_RANGES - 1
+    many = hour_predicate(spread)
+    assert " OR " not in many and "2026-03-01 00:00:00" in many and "2026-03-05 01:00:00" in many
+
+
+def test_minute_predicate_merges_adjacent_minutes():
+    m = datetime(2026, 3, 10, 5, 58, tzinfo=UTC)
+    got = minute_predicate([m, m.replace(minute=59), m.replace(hour=6, minute=0), m.replace(hour=6, minute=7), m])
+    assert got == ("((t.`timestamp` >= TIMESTAMP '2026-03-10 05:58:00+00:00' AND "
+                   "t.`timestamp` < TIMESTAMP '2026-03-10 06:01:00+00:00') OR "
+                   "(t.`timestamp` >= TIMESTAMP '2026-03-10 06:07:00+00:00' AND "
+                   "t.`timestamp` < TIMESTAMP '2026-03-10 06:08:00+00:00'))")
+
+
+def test_minute_predicate_of_a_deep_backfill_bounds_by_hours():
+    start = datetime(2026, 3, 10, 0, 0, tzinfo=UTC)
+    every_other_minute = [start.replace(hour=i // 30, minute=(2 * i) % 60) for i in range(MAX_LISTED_RANGES + 2)]
+    got = minute_predicate(every_other_minute)
+    assert got == ("((t.`timestamp` >= TIMESTAMP '2026-03-10 00:00:00+00:00' AND "
+                   "t.`timestamp` < TIMESTAMP '2026-03-10 02:00:00+00:00'))")
 
 
 def test_with_retries_retries_conflicts_only():
