@@ -1,15 +1,18 @@
 """
-### compaction — rewrite small files and manifests (hourly, at :30)
+### compaction — rewrite small files and manifests, expire snapshots (hourly, at :30)
 
 One Spark task, `compaction`, working one table at a time in data-flow order (Bronze,
 Silver, DLQ, Gold): `spark_jobs/compaction.py` through SparkSubmitOperator, one log line
 per table (one Spark start-up instead of five: see plugins/k2_airflow/maintenance.py). The job compacts only *cold* partitions
 (ones the streams no longer write or MERGE into, so its replace commits do not fail
-validation), then rewrites manifests. Streams skip replace snapshots when reading.
+validation), then rewrites manifests, then expires snapshots older than
+`K2_SNAPSHOT_RETENTION_HOURS` (default 6) except those a stream still reads. Streams
+skip replace snapshots when reading.
 
 Hourly because Gold is partitioned by hour: each hour one more Gold partition turns
 cold and is compacted within the hour, and the manifests the streams add at every
-commit (one per 5 s trigger) are rewritten before they pile up. Day-partitioned tables
+commit (one every few seconds) are rewritten before they pile up, and so are the
+snapshots every commit's metadata file carries. Day-partitioned tables
 are compacted by the first run after their day has been over for 2 hours. Offset from
 `retention` (02:00) so the two do not start together.
 

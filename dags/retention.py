@@ -5,8 +5,9 @@ One Spark task, `retention`, working one table at a time in data-flow order (Bro
 Silver, DLQ, Gold): `spark_jobs/retention.py` through SparkSubmitOperator, one log line
 per table (one Spark start-up instead of five: see plugins/k2_airflow/maintenance.py). Each does partition-aligned deletes
 (metadata-only) per the table's retention (Bronze 7 days, Silver and DLQ 30 days, Gold
-unlimited), then snapshot expiry and orphan-file removal with ages longer than any
-stream's expected downtime, so a running or briefly stopped stream is never broken.
+unlimited), then snapshot expiry (as `compaction` does hourly: older than
+`K2_SNAPSHOT_RETENTION_HOURS`, never what a stream still reads) and orphan-file removal
+(older than 72 h, so files of in-flight commits are safe).
 
 Commit conflicts with a stream are retried (3 times, exponential backoff). Scheduled
 away from `compaction` (hourly at :30) so the two do not overlap. A separate task,

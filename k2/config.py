@@ -24,7 +24,8 @@ PREFIX = "K2_"
 # needed: every runtime's environment carries variables meant for the others (a worker
 # inherits K2_<STREAM>_TRIGGER, a Spark job K2_WORKERS_*), so "unknown" must mean
 # "declared by no runtime", not "not declared by me".
-SETTINGS_MODULES = ("k2.settings", "k2.log_settings", "workers.settings", "spark_jobs.options")
+SETTINGS_MODULES = ("k2.settings", "k2.log_settings", "workers.settings", "spark_jobs.options",
+                    "spark_jobs.maintenance")
 
 T = TypeVar("T")
 

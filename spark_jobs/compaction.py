@@ -1,14 +1,21 @@
-"""Compaction: rewrite small files of cold partitions, then manifests; retries conflicts.
+"""Compaction: rewrite small files of cold partitions, then manifests, then expire snapshots.
 
 Only partitions no stream writes to any more are rewritten (days before today for
 the day-partitioned tables, hours older than ``--cold-after-hours`` for Gold), so
 compaction never races a streaming append or Gold's MERGE on the same partition.
 Gold is rewritten with the ``sort`` strategy in its table order (timestamp,
 trade_id), which keeps one-hour range queries reading few, ordered files. Replace
-snapshots are skipped by streaming readers automatically.
+snapshots are skipped by streaming readers automatically. Commits that conflict with
+a stream's are retried.
+
+Then snapshots older than ``--snapshot-retention-hours`` are expired, except those a
+stream still reads (spark_jobs/snapshot_expiry.py): the streams commit every few
+seconds, and every commit rewrites metadata holding all snapshots kept, so expiry runs
+hourly here rather than daily with retention, keeping commits as fast in the 23rd hour
+as in the first.
 
     spark-submit spark_jobs/compaction.py [--namespace market_data] [--cold-after-hours 2] [--now ISO-8601]
-        [--tables gold_crypto_trades,...] [--min-input-files 2]
+        [--tables gold_crypto_trades,...] [--min-input-files 2] [--snapshot-retention-hours 6]
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from k2.contracts import GOLD_TABLE
 from k2.settings import platform
 from spark_jobs.maintenance import (
     add_now_option,
+    add_snapshot_options,
     add_tables_option,
     day_before_filter,
     hour_before_filter,
@@ -30,6 +38,7 @@ from spark_jobs.maintenance import (
     with_retries,
 )
 from spark_jobs.options import add_common
+from spark_jobs.snapshot_expiry import expire
 
 JOB = "compaction"
 
@@ -55,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-input-files", type=int, default=2,
                         help="rewrite a file group only if it has at least this many files")
     parser.add_argument("--attempts", type=int, default=5, help="tries per commit on conflicts")
+    add_snapshot_options(parser)
     args = parser.parse_args(argv)
     tables = selected_tables(parser, args.tables)
 
@@ -80,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"CALL {cat}.system.rewrite_manifests(table => '{cat}.{s}')").first(),
                 f"{short} rewrite_manifests", log, attempts=args.attempts)
             log(f"{short}: manifests {m.rewritten_manifests_count} -> {m.added_manifests_count}")
+            expire(spark, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log)
         log("done")
         return 0
     finally:

@@ -10,9 +10,11 @@ import argparse
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
+from k2.config import load, register, setting
 from k2.contracts import (
     BRONZE_TABLE,
     EXCHANGES,
@@ -43,6 +45,30 @@ DAY_COLUMN = {
 # Failures another writer's concurrent commit can cause; retried with backoff.
 RETRYABLE = ("CommitFailedException", "ValidationException", "CommitStateUnknownException",
              "conflicting files", "Cannot commit")
+
+
+RETAIN_LAST = 20  # snapshots always kept, however old
+
+
+@register
+@dataclass(frozen=True)
+class SnapshotSettings:
+    """How long the maintenance jobs keep a table's snapshots (a job's argument wins)."""
+
+    snapshot_retention_hours: float = setting(
+        "SNAPSHOT_RETENTION_HOURS", 6.0,
+        "Snapshots older than this are expired by compaction (hourly) and retention (daily), "
+        "except those a stream still reads; time travel reaches this far back. Each stream commit "
+        "is a snapshot kept in every later commit's metadata, so longer means slower commits.")
+
+
+def add_snapshot_options(parser: argparse.ArgumentParser) -> None:
+    default = load(SnapshotSettings).snapshot_retention_hours
+    parser.add_argument("--snapshot-retention-hours", type=float, default=default,
+                        help=f"expire snapshots older than this, except those a stream still reads "
+                        f"(default K2_SNAPSHOT_RETENTION_HOURS, {default:g})")
+    parser.add_argument("--retain-last", type=int, default=RETAIN_LAST,
+                        help=f"always keep this many snapshots (default {RETAIN_LAST})")
 
 
 def add_tables_option(parser: argparse.ArgumentParser) -> None:

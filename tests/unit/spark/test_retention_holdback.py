@@ -16,7 +16,7 @@ from spark_jobs.holdback import (
     min_consumed_seq,
     reader_position,
 )
-from spark_jobs.retention import sql_timestamp
+from spark_jobs.snapshot_expiry import sql_timestamp
 
 SNAPS = {
     11: Snap(11, 1, 1_000, added_files=2, total_files=2),

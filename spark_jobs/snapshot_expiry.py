@@ -1,0 +1,109 @@
+"""Snapshot expiry for the maintenance jobs, never past what a stream still reads.
+
+Every stream commit is a snapshot, and every commit rewrites the table's
+``metadata.json`` with all snapshots kept, so a table written every few seconds gathers
+~1,000 snapshots an hour and each commit (and each downstream refresh) reads and writes
+a file that grows until expiry runs. Compaction (hourly) and retention (daily) both
+expire snapshots older than ``K2_SNAPSHOT_RETENTION_HOURS`` (default 6), which bounds
+the metadata at a few hours of commits; time travel reaches that far back.
+
+Nothing a downstream stream has not read is expired (spark_jobs/holdback.py): snapshots
+are expired only if older than the snapshot each reader's checkpoint (running or
+stopped) stands at. What was kept back, and for which stream, is logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from pyspark.sql import SparkSession
+
+from k2.settings import platform
+from k2.streams import checkpoint_dir, readers_of
+from spark_jobs.holdback import (
+    Hold,
+    Snap,
+    expire_before_ms,
+    hold_for,
+    initial_snapshots,
+    reader_position,
+)
+from spark_jobs.maintenance import with_retries
+
+
+def _count(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def table_holds(namespace: str, table: str,
+                log: Callable[[str], None]) -> tuple[list[Hold], dict[int, tuple[str, int]]]:
+    """Each downstream stream's claim on ``table``, from its checkpoint and the table's snapshots,
+    and the readers' initial snapshots still in the table (id -> (stream, timestamp ms))."""
+    readers = readers_of(table)
+    if not readers:
+        return [], {}
+    from k2.catalog import catalog
+
+    meta = catalog().load_table(f"{namespace}.{table}").metadata  # fresh: not Spark's cached copy
+    snaps = {s.snapshot_id: Snap(s.snapshot_id, s.sequence_number or 0, s.timestamp_ms,
+                                 _count(s.summary.get("added-data-files")) if s.summary else None,
+                                 _count(s.summary.get("total-data-files")) if s.summary else None)
+             for s in meta.snapshots}
+    holds, initial = [], {}
+    for stream in readers:
+        checkpoint = checkpoint_dir(stream)
+        initial |= {sid: (stream, snaps[sid].timestamp_ms) for sid in initial_snapshots(checkpoint) if sid in snaps}
+        position = reader_position(stream, checkpoint)
+        if position is None:
+            continue  # never planned a batch: it will start from what the table holds then
+        hold = hold_for(position, snaps)
+        if hold is None and not snaps:
+            continue  # an empty table: nothing to keep, and no snapshot to point at yet
+        if hold is None:
+            log(f"{namespace}.{table}: WARNING {stream}'s checkpoint {checkpoint} points at no snapshot "
+                "of this table: it reads another namespace, or its snapshot was expired already "
+                "(its restart will fail: see docs/runbook.md); nothing held back for it")
+            continue
+        log(f"{namespace}.{table}: holding back for {hold.detail}")
+        holds.append(hold)
+    return holds, initial
+
+
+def sql_timestamp(ms: int) -> str:
+    """An epoch-ms instant as a Spark SQL literal, to the millisecond (snapshot times are ms)."""
+    return f"TIMESTAMP '{datetime.fromtimestamp(ms // 1000, UTC):%Y-%m-%d %H:%M:%S}.{ms % 1000:03d}+00:00'"
+
+
+def expire(spark: SparkSession, namespace: str, table: str, now: datetime, retention_hours: float,
+           retain_last: int, log: Callable[[str], None], holds: list[Hold] | None = None,
+           initial: dict[int, tuple[str, int]] | None = None, dry_run: bool = False) -> None:
+    """Expire ``table``'s snapshots older than ``retention_hours`` before ``now``, keeping
+    those its readers need (``holds``/``initial``: from :func:`table_holds`, read here when
+    not given) and the last ``retain_last``. One log line says what was expired or kept."""
+    short = f"{namespace}.{table}"
+    if holds is None or initial is None:
+        holds, initial = table_holds(namespace, table, log)
+    rule_ms = int((now - timedelta(hours=retention_hours)).timestamp() * 1000)
+    older_ms = expire_before_ms(rule_ms, holds)
+    if older_ms < rule_ms:
+        held = min(holds, key=lambda h: h.keep_from_ms)
+        log(f"{short}: KEPT snapshots from {sql_timestamp(older_ms)} on, not only those after "
+            f"{sql_timestamp(rule_ms)}: {held.detail}")
+    for sid, (stream, ts) in sorted(initial.items()):
+        if ts < older_ms:
+            log(f"{short}: WARNING expiring snapshot {sid}, where {stream}'s checkpoint started: "
+                "the stream resumes fine on its processing-time trigger, but an availableNow run "
+                "of this checkpoint will fail (Iceberg plans those from the first snapshot)")
+    if dry_run:
+        return
+    cat = platform().catalog_name
+    expired = with_retries(lambda: spark.sql(
+        f"CALL {cat}.system.expire_snapshots(table => '{cat}.{short}', "
+        f"older_than => {sql_timestamp(older_ms)}, retain_last => {retain_last})"
+    ).first(), f"{short} expire_snapshots", log)
+    log(f"{short}: expire_snapshots older than {sql_timestamp(older_ms)} -> "
+        f"{expired.asDict() if expired else {}}")
