@@ -26,6 +26,7 @@ from k2.settings import REPO_ROOT, PlatformSettings
 from k2.stack.airflow import environment
 from k2.stack.spark import spark_submit
 from k2.streams import lock_holder, read_progress, stop_stream
+from spark_jobs.options import DEFAULT_TRIGGER
 
 K2_BIN = str(Path(sys.executable).parent / "k2")
 
@@ -34,7 +35,7 @@ K2_BIN = str(Path(sys.executable).parent / "k2")
 class IsolatedPipeline:
     workdir: Path
     run_id: str
-    trigger: str = "5 seconds"
+    trigger: str = DEFAULT_TRIGGER  # the platform's
     partitions: int = 3
     streams: dict[str, subprocess.Popen] = field(default_factory=dict)
     workers: subprocess.Popen | None = None

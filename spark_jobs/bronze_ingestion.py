@@ -15,7 +15,7 @@ that is missing (:func:`lost_ranges`) as an ERROR line, in the progress file and
 the stream's loss ledger (k2.streams), which ``k2 streams status`` and the babysitter
 read.
 
-    spark-submit spark_jobs/bronze_ingestion.py [--trigger '5 seconds'|availableNow]
+    spark-submit spark_jobs/bronze_ingestion.py [--trigger '2 seconds'|availableNow]
         [--max-offsets-per-trigger 500000] [--namespace market_data]
         [--topics binance=market.crypto.trades.binance,kraken=...]
 """

@@ -1,7 +1,7 @@
 """Soak: an hour of steady traffic with maintenance on a short schedule; does anything grow?
 
 Method: the simulator sends ``rate`` trades/s per exchange to the real workers, which
-feed the real three streams (the platform's 5 s trigger) on an isolated namespace.
+feed the real three streams (the platform's default trigger) on an isolated namespace.
 Every ``maintenance_every`` seconds the soak runs what the maintenance DAGs run, on
 that namespace: ``compaction.py`` (cold partitions, then manifests) and
 ``retention.py`` (with a short ``--snapshot-retention-hours``, so snapshot expiry is
@@ -172,7 +172,7 @@ def soak(workdir: Path, rate: float, seconds: float, sample_every: float, mainte
     from k2.pipeline import IsolatedPipeline
     from workers.simulator import SimulatorConfig, SimulatorThread
 
-    pipe = IsolatedPipeline(workdir, f"soak{uuid.uuid4().hex[:6]}")  # the platform's 5 s trigger
+    pipe = IsolatedPipeline(workdir, f"soak{uuid.uuid4().hex[:6]}")  # the platform's default trigger
     sim, maintenance = None, None
     samples: list[TableSample] = []
     failures: list[dict] = []
