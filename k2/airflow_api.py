@@ -77,6 +77,10 @@ class AirflowApi:
         runs = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?state=success&limit=1")
         return runs["dag_runs"][0]["dag_run_id"] if runs["total_entries"] else None
 
+    def recent_runs(self, dag_id: str, limit: int = 50) -> list[dict]:
+        """The DAG's latest runs, newest start first."""
+        return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=-start_date&limit={limit}")["dag_runs"]
+
     def run_state(self, dag_id: str, run_id: str) -> str:
         return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
 
