@@ -5,7 +5,9 @@ DAG (topics, schemas, tables; skipped once it has succeeded) → the streaming b
 (which starts the three streams through their runner DAGs) → the maintenance DAGs
 (retention daily, compaction hourly) left scheduled → the exchange workers under
 their supervisor. Live exchanges are the default; ``--simulator`` (``make run
-OFFLINE=1``) feeds the workers from the local exchange simulator instead.
+OFFLINE=1``) feeds the workers from the local exchange simulator instead, at
+``--simulator-rate`` trades/s per exchange (default 20). Workers already running are
+left alone, whatever they read: `k2 stack status` shows how they were started.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def bootstrap(api: AirflowApi) -> None:
                          "open the run in the Airflow UI and read its task logs")
 
 
-def up(simulator: bool) -> PlatformSettings:
+def up(simulator: bool, simulator_rate: float | None = None) -> PlatformSettings:
     from k2.stack import services, workers
 
     s = services.up()
@@ -65,7 +67,7 @@ def up(simulator: bool) -> PlatformSettings:
         api.wait_for_dags([BOOTSTRAP_DAG, BABYSITTER_DAG, *runner_dags(), *SCHEDULED_DAGS])
     bootstrap(api)
     schedule(api)
-    workers.service(s, simulator=simulator).start()
+    workers.service(s, simulator=simulator, simulator_rate=simulator_rate).start()
     return s
 
 
@@ -81,11 +83,12 @@ def schedule(api: AirflowApi) -> None:
 
 
 def print_guide(s: PlatformSettings, simulator: bool) -> None:
-    from k2.stack.workers import metrics_ports
+    from k2.stack.workers import metrics_ports, running_mode
 
     host = s.bind_host
     ports = metrics_ports()
-    source = "the local exchange simulator" if simulator else "the live exchanges"
+    mode = running_mode(s)  # what the workers really read: ones already running were kept
+    source = mode.describe() if mode else ("the local exchange simulator" if simulator else "the live exchanges")
     print(f"""
 K2 is running (workers read {source}).
 
@@ -107,6 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--simulator", action="store_true",
                    help="feed the workers from the local exchange simulator (offline use)")
+    p.add_argument("--simulator-rate", type=float, metavar="TRADES_PER_S",
+                   help="with --simulator: trades/s the simulator sends per exchange (default 20)")
     p.set_defaults(func=_up)
     p = sub.add_parser("down", help="stop everything `k2 up` started (data is kept)",
                        description="Stops the workers, Airflow, the streams and the stack.")
@@ -114,9 +119,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    if args.simulator_rate is not None and not args.simulator:
+        print("k2 up: --simulator-rate needs --simulator", file=sys.stderr)
+        return 2
     began = time.monotonic()
     try:
-        s = up(args.simulator)
+        s = up(args.simulator, args.simulator_rate)
     except (StackError, AirflowApiError) as exc:
         print(f"k2 up: {exc}", file=sys.stderr)
         return 1

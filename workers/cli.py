@@ -11,6 +11,7 @@ import sys
 from workers.settings import EXCHANGE_NAMES
 
 DEFAULT_SIMULATOR_PORT = 18765
+DEFAULT_SIMULATOR_RATE = 20.0  # trades/s per exchange: `k2 workers --simulator`, `k2 up --simulator`
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     w.add_argument("--simulator", action="store_true", help="start the local simulator and use it")
     w.add_argument("--simulator-port", type=int, default=DEFAULT_SIMULATOR_PORT, help="simulator port (default %(default)s)")
-    w.add_argument("--simulator-rate", type=float, default=20.0, help="simulated trades/s per exchange (default %(default)s)")
+    w.add_argument("--simulator-rate", type=float, default=DEFAULT_SIMULATOR_RATE,
+                   help="simulated trades/s per exchange (default %(default)s)")
     w.set_defaults(func=run_workers)
 
     s = sub.add_parser(

@@ -27,7 +27,6 @@ long paid for that).
 from __future__ import annotations
 
 import bisect
-import io
 import statistics
 import subprocess
 import threading
@@ -37,13 +36,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from k2.bench.common import BatchSampler, bronze_message_ids, percentile
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE, silver_table
 from k2.pipeline import IsolatedPipeline, wait_for
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
 def _local(path: str) -> str:
@@ -63,61 +58,6 @@ def rows_with_commit_time(table, columns: list[str]) -> list[dict]:
             row["_commit_ms"] = commit_ms
             out.append(row)
     return out
-
-
-def _bronze_message_ids(rows: list[dict]) -> dict[str, int]:
-    """message_id -> Bronze commit ms, decoding each record's Avro body with fastavro."""
-    import json
-
-    import fastavro
-
-    from k2.contracts import trade_schema_text
-
-    schema = fastavro.parse_schema(json.loads(trade_schema_text()))
-    out: dict[str, int] = {}
-    for row in rows:
-        value = row["value"]
-        if not value or len(value) < 6 or value[0] != 0:
-            continue
-        try:
-            record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)
-        except Exception:  # noqa: BLE001 - invalid records are Silver's DLQ, not latency
-            continue
-        out.setdefault(record["message_id"], row["_commit_ms"])
-    return out
-
-
-class BatchSampler(threading.Thread):
-    """Each stream's per-batch time breakdown (k2.streams progress), read every second:
-    every batch that carried rows, once."""
-
-    def __init__(self, pipe: IsolatedPipeline, interval: float = 1.0) -> None:
-        super().__init__(daemon=True)
-        self.pipe, self.interval = pipe, interval
-        self.batches: dict[tuple[str, int], dict[str, float]] = {}
-        self.stop_event = threading.Event()
-
-    def run(self) -> None:
-        from k2.contracts import STREAMS
-        from k2.streams import read_progress
-
-        while not self.stop_event.wait(self.interval):
-            for stream in STREAMS:
-                progress = read_progress(stream, self.pipe.settings)
-                if progress and progress.rows_in and progress.breakdown:
-                    self.batches.setdefault((stream, progress.batch_id), progress.breakdown)
-
-    def summary(self) -> dict[str, dict]:
-        """stream -> batches seen and the median of each phase over them (seconds)."""
-        out: dict[str, dict] = {}
-        for (stream, _), phases in sorted(self.batches.items()):
-            entry = out.setdefault(stream, {"batches": 0, "phases": {}})
-            entry["batches"] += 1
-            for name, value in phases.items():
-                entry["phases"].setdefault(name, []).append(value)
-        for entry in out.values():
-            entry["median_s"] = {k: round(statistics.median(v), 3) for k, v in entry.pop("phases").items()}
-        return out
 
 
 class RssSampler(threading.Thread):
@@ -188,7 +128,7 @@ def measure(workdir: Path, rate: float, seconds: float, warmup: float = 30.0, dr
                                               kraken_drop_rate=drop_rate))
         steady_from = time.time() + warmup  # trades stamped after this are the steady state
         pipe.start_workers(sim.urls(), K2_KRAKEN_REST_URL=f"http://127.0.0.1:{sim.port}")
-        sampler, batches = RssSampler(pipe), BatchSampler(pipe)
+        sampler, batches = RssSampler(pipe), BatchSampler(pipe.settings)
         sampler.start()
         batches.start()
         time.sleep(seconds)
@@ -214,7 +154,7 @@ def measure(workdir: Path, rate: float, seconds: float, warmup: float = 30.0, dr
             e2e.append(r["_commit_ms"] / 1000 - sent)
             if sent >= steady_from:
                 e2e_steady.append(e2e[-1])
-        bronze = _bronze_message_ids(rows_with_commit_time(pipe.table(BRONZE_TABLE), ["value"]))
+        bronze = bronze_message_ids(rows_with_commit_time(pipe.table(BRONZE_TABLE), ["value"]))
         silver_lat, silver_steady = [], []
         for exchange in ("binance", "kraken"):
             for r in rows_with_commit_time(pipe.table(silver_table(exchange)), ["message_id"]):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from k2.settings import PlatformSettings, fresh_platform
 from k2.stack import airflow, artifacts, kafka, postgres, registry, spark, spark_cds, workers
@@ -54,8 +54,12 @@ def up(groups: Sequence[str] = GROUPS, spark_standalone: bool = False) -> Platfo
     return s
 
 
-def down() -> list[str]:
-    """Stop everything: workers, Airflow, then any stream still running, then the rest."""
+def down(keep: Collection[str] = (), keep_streams: Collection[str] = ()) -> list[str]:
+    """Stop everything: workers, Airflow, then any stream still running, then the rest.
+
+    ``keep``: services to leave running, ``keep_streams``: streams to leave running (what
+    was up before a benchmark brought up the rest; see k2/bench/platform_up.py).
+    """
     from k2.contracts import STREAMS
     from k2.streams import lock_holder, stop_stream
 
@@ -65,11 +69,11 @@ def down() -> list[str]:
         if svc.name == "registry":
             # Airflow is down now, so no babysitter can restart a stream behind our back.
             for stream in STREAMS:
-                if lock_holder(stream, s) is not None:
+                if stream not in keep_streams and lock_holder(stream, s) is not None:
                     say(f"{stream}: stopping")
                     stop_stream(stream, s)
                     stopped.append(stream)
-        if svc.state() != "stopped":
+        if svc.name not in keep and svc.state() != "stopped":
             say(f"{svc.name}: stopping")
             svc.stop()
             stopped.append(svc.name)
@@ -87,7 +91,11 @@ def status() -> list[tuple[str, str, str, str]]:
         pid = svc.pid()
         if state == "running" and not svc.is_ready():
             state = "starting/unhealthy"
-        rows.append((svc.name, state, svc.address, str(pid or "")))
+        address = svc.address
+        mode = workers.running_mode(s) if svc.name == "workers" and pid else None
+        if mode is not None:  # live exchanges or the simulator, and at what rate
+            address = f"{mode.describe()}: {address}"
+        rows.append((svc.name, state, address, str(pid or "")))
     if not any(r[0].startswith("spark-") for r in rows):
         rows.insert(3, ("spark", "local", f"{s.spark_master} (conf {s.spark_conf_dir})", ""))
     return rows

@@ -20,7 +20,7 @@ def test_markdown_lists_each_figure_with_its_target_and_failures():
     text = markdown(report)
     assert "| worker throughput (binance) | 85,227 trades/s acked at 1.02 cores" in text
     assert "| Bronze ingest | bronze_msg_s_slowest_minute 51,235 | >= 50,000 msg/s sustained |" in text
-    assert "| recovery after kill -9 | recovery_s [21.0, 19.5] | < 30 s, no loss, no duplicates |" in text
+    assert "| recovery after kill -9 | recovery_s [21.0, 19.5] | < 20 s, no loss, no duplicates |" in text
     assert "- **gold_query**: `RuntimeError: catalog unreachable`" in text
     assert "Machine: 2 CPUs, load 0.3 at start." in text
 
