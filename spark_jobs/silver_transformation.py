@@ -1,10 +1,12 @@
 """Stream 2: Bronze -> silver_<exchange>_trades (decoded, validated) + silver_dlq (rejects).
 
 Per micro-batch (``foreachBatch``): read the wire header with column expressions,
-look up the writer schema of each schema id present in the batch (registry, cached),
-decode each id's rows with ``from_avro`` and that schema (PERMISSIVE: undecodable ->
-null -> DLQ), validate with column rules (spark_jobs/validation.py), then append the
-valid rows to their exchange's Silver table and every other row to the DLQ. Nothing
+decode each schema id's rows with ``from_avro`` and that id's writer schema
+(PERMISSIVE: undecodable -> null -> DLQ), validate with column rules
+(spark_jobs/validation.py), then append the valid rows to their exchange's Silver table
+and every other row to the DLQ, the table commits side by side. Writer schemas come
+from a cache; only a batch naming ids the cache has no answer for asks the registry,
+and is then checked again. Nothing
 runs Python per row; nothing is dropped. Appends are exactly once per checkpoint
 (spark_jobs/batch_commits.py). Bronze is read skipping delete/overwrite snapshots,
 so retention and compaction on Bronze do not break the stream.
