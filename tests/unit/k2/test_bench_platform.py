@@ -13,6 +13,7 @@ from k2.bench.platform import Window, flatness, latency_figures, overlapping_run
 from k2.bench.platform_up import Found, restore_plan
 from k2.bench.snapshots import added_files, appended_records
 from k2.stack.workers import WorkersMode, mode_of
+from tests.polling import wait_until
 
 T0 = 1_800_000_000.0  # any epoch second
 
@@ -260,6 +261,9 @@ def test_the_running_workers_mode_is_read_from_their_command_line(tmp_path):
         started = stat[stat.rindex(")") + 2:].split()[19]  # what Service writes beside the pid
         s.run_dir.mkdir(parents=True)
         (s.run_dir / "workers.pid").write_text(f"{proc.pid} {started}\n")
+        # Until the child has exec'd, /proc shows pytest's own command line: wait for the stand-in's.
+        wait_until(lambda: b"--simulator-rate" in Path(f"/proc/{proc.pid}/cmdline").read_bytes(), 10, 0.01,
+                   "the stand-in to exec")
         assert running_mode(s) == WorkersMode(True, 50.0)
     finally:
         proc.kill()
