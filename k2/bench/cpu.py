@@ -1,12 +1,15 @@
-"""Where the machine's CPU goes while the platform runs: seconds per component, from /proc.
+"""Where the machine's CPU goes while the platform runs: cores per component, from /proc.
 
-Each process's CPU time (user + system, plus what its reaped children used) is charged
-to its nearest labelled ancestor: a stream's JVM (the parent of the Python driver that
-holds the stream's lock), else a stack service (PostgreSQL, Kafka, the registry, each
-Airflow component, the workers). A stream JVM runs under an Airflow task, so the
-nearest label is what keeps a stream's CPU out of Airflow's. Processes under no label
-(the benchmark itself, a shell) are ``other``; the machine's total comes from
-/proc/stat. Two samples give each component's share of the cores over the time between.
+A :class:`CpuMeter` samples every few seconds. Each process's own CPU time (user + system)
+since the previous sample is charged to its nearest labelled ancestor as labelled at that
+sample: a stream's JVM (the parent of the Python driver that holds the stream's lock),
+else a stack service (PostgreSQL, Kafka, the registry, each Airflow component, the
+workers). A stream JVM runs under an Airflow task, so the nearest label keeps a stream's
+CPU out of Airflow's; labelling at each sample keeps a stream restarted mid-run (new
+pids) the stream's. Processes under no label (the benchmark itself, a shell) are
+``other``; the machine's total comes from /proc/stat. A process that exits loses at most
+its last interval's time (reaped children's times are not counted, or an Airflow task
+would be charged again for the whole life of the stream JVM it reaped).
 """
 
 from __future__ import annotations
@@ -35,12 +38,16 @@ def attribute(procs: dict[int, tuple[int, float]], roots: dict[int, str]) -> dic
 
 
 def shares(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
-    """Cores each label used on average between two samples (CPU s per wall s)."""
+    """Cores each label used on average between two totals (CPU s per wall s)."""
     return {label: round(max(0.0, after.get(label, 0.0) - before.get(label, 0.0)) / seconds, 3)
             for label in sorted(set(before) | set(after))} if seconds > 0 else {}
 
 
-def _proc_table() -> dict[int, tuple[int, float]]:
+Process = tuple[int, int]  # (pid, start time in ticks): a pid reused later is another process
+
+
+def _proc_table() -> dict[Process, tuple[int, float]]:
+    """(pid, start) -> (parent pid, own CPU s) for every process now."""
     procs = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -50,18 +57,52 @@ def _proc_table() -> dict[int, tuple[int, float]]:
         except OSError:  # exited meanwhile
             continue
         fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-        ppid = int(fields[1])
-        ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-        procs[int(entry.name)] = (ppid, ticks / CLOCK_TICKS)
+        ticks = int(fields[11]) + int(fields[12])  # utime stime
+        procs[(int(entry.name), int(fields[19]))] = (int(fields[1]), ticks / CLOCK_TICKS)
     return procs
 
 
-def _roots(s) -> dict[int, str]:
+def _machine_busy_s() -> float:
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    idle = cpu[3] + cpu[4]  # idle + iowait
+    return (sum(cpu[:8]) - idle) / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU seconds per component since :meth:`reset`, from :meth:`tick` samples."""
+
+    def __init__(self, s) -> None:
+        self.s = s
+        self.reset()
+
+    def reset(self) -> None:
+        self.last = _proc_table()
+        self.machine_at = _machine_busy_s()
+        self.totals: dict[str, float] = {}
+
+    def tick(self) -> None:
+        procs = _proc_table()
+        # A process new since the last sample started after it: all its time is this interval's.
+        used = {pid: (ppid, cpu - self.last.get((pid, start), (0, 0.0))[1])
+                for (pid, start), (ppid, cpu) in procs.items()}
+        for label, seconds in attribute(used, _roots(self.s, used)).items():
+            self.totals[label] = self.totals.get(label, 0.0) + seconds
+        self.last = procs
+        now = _machine_busy_s()
+        self.totals["machine"] = self.totals.get("machine", 0.0) + now - self.machine_at
+        self.machine_at = now
+
+    def cores(self, seconds: float) -> dict[str, float]:
+        """Cores each component used on average over ``seconds`` of wall time."""
+        return shares({}, self.totals, seconds)
+
+
+def _roots(s, procs: dict[int, tuple[int, float]]) -> dict[int, str]:
     from k2.contracts import STREAMS
     from k2.stack.services import all_services
     from k2.streams import lock_holder
 
-    procs = _proc_table()
     roots = {}
     for svc in all_services(s):
         pid = svc.pid()
@@ -73,13 +114,3 @@ def _roots(s) -> dict[int, str]:
             jvm = procs.get(driver, (0, 0.0))[0]  # spark-submit's JVM starts the Python driver
             roots[jvm if jvm > 1 else driver] = stream
     return roots
-
-
-def sample(s) -> dict[str, float]:
-    """CPU seconds so far per component, plus ``machine``: the whole machine's busy time."""
-    out = attribute(_proc_table(), _roots(s))
-    with open("/proc/stat") as f:
-        cpu = [int(x) for x in f.readline().split()[1:]]
-    idle = cpu[3] + cpu[4]  # idle + iowait
-    out["machine"] = (sum(cpu[:8]) - idle) / CLOCK_TICKS
-    return out

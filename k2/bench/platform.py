@@ -55,6 +55,7 @@ SLICE_S = 600.0  # flatness is judged on 10-minute slices (issue 17)
 FLAT_WITHIN = 0.20  # the last slice's p99 at most 20 % above the first's
 CATCH_UP_MARGIN_S = 5.0
 PROGRESS_EVERY_S = 60.0
+CPU_SAMPLE_EVERY_S = 5.0  # a process that exits loses at most this much of its CPU time
 
 
 @dataclass(frozen=True)
@@ -222,20 +223,25 @@ def _counts(s, since_ms: int) -> dict[str, tuple[int, int]]:
     return out
 
 
-def watch(s, t0: float, seconds: float, warmup: float) -> tuple[tuple[float, float, float], dict[str, float]]:
-    """Sleep through the run, one progress line a minute; returns the load average and the
-    CPU seconds per component (k2/bench/cpu.py) at the end of the warm-up (the window's start)."""
-    from k2.bench import cpu
+def watch(s, t0: float, seconds: float, warmup: float):
+    """Sleep through the run, one progress line a minute and a CPU sample every few seconds;
+    returns the load average at the end of the warm-up (the window's start) and the
+    :class:`~k2.bench.cpu.CpuMeter` counting from then."""
+    from k2.bench.cpu import CpuMeter
 
     end, start = t0 + seconds, t0 + warmup
     load_start, measuring = os.getloadavg(), warmup == 0
-    cpu_start = cpu.sample(s)
-    next_line = t0 + PROGRESS_EVERY_S
+    meter = CpuMeter(s)
+    next_line, next_sample = t0 + PROGRESS_EVERY_S, time.time() + CPU_SAMPLE_EVERY_S
     while (now := time.time()) < end:
-        time.sleep(max(0.0, min(next_line, end, end if measuring else start) - now))
+        time.sleep(max(0.0, min(next_line, next_sample, end, end if measuring else start) - now))
         now = time.time()
+        if now >= next_sample:
+            meter.tick()
+            next_sample = now + CPU_SAMPLE_EVERY_S
         if not measuring and now >= start:
-            measuring, load_start, cpu_start = True, os.getloadavg(), cpu.sample(s)
+            measuring, load_start = True, os.getloadavg()
+            meter.reset()
             say(f"warm-up over: measuring from now on (load {load_start[0]:.2f})")
         if now < next_line and now < end:
             continue
@@ -246,7 +252,8 @@ def watch(s, t0: float, seconds: float, warmup: float) -> tuple[tuple[float, flo
             say(f"{now - t0:.0f}/{seconds:.0f} s: tables unreadable just now ({exc!r})")
             continue
         say(progress_line(now - t0, seconds, warmup, counts, len(_streams_running(s)), os.getloadavg()[0]))
-    return load_start, cpu_start
+    meter.tick()
+    return load_start, meter
 
 
 def gold_past(table, end: float, margin_s: float = CATCH_UP_MARGIN_S) -> bool:
@@ -319,7 +326,7 @@ def measure(rate: float = 50, seconds: float = 600, warmup: float = 60, ready_ti
     exchange, wait ``ready_timeout`` at most for the streams, run ``seconds`` (the first
     ``warmup`` left out), wait ``catch_up_timeout`` at most for Gold, read the figures, and
     leave the platform as found, also when something failed."""
-    from k2.bench import cpu, platform_up
+    from k2.bench import platform_up
     from k2.pipeline import wait_for
     from k2.settings import fresh_platform
 
@@ -337,8 +344,8 @@ def measure(rate: float = 50, seconds: float = 600, warmup: float = 60, ready_ti
             f"{warmup:g} s warm-up, until {datetime.fromtimestamp(window.end, UTC):%H:%M:%S} UTC")
         sampler = BatchSampler(s, since=window.start)
         sampler.start()
-        load_start, cpu_start = watch(s, t0, seconds, warmup)
-        cpu_cores = cpu.shares(cpu_start, cpu.sample(s), window.seconds)
+        load_start, meter = watch(s, t0, seconds, warmup)
+        cpu_cores = meter.cores(window.seconds)
         sampler.stop_event.set()
         load_end = os.getloadavg()
         say(f"window over; waiting for Gold to commit past its end (at most {catch_up_timeout:.0f} s)")

@@ -286,3 +286,39 @@ def test_cpu_attribution_survives_a_parent_loop():
     from k2.bench.cpu import OTHER, attribute
 
     assert attribute({5: (6, 1.0), 6: (5, 2.0)}, {}) == {OTHER: 3.0}
+
+
+def test_cpu_meter_keeps_a_restarted_process_time_its_own(monkeypatch):
+    """A stream killed and restarted mid-run: both JVMs' time is the stream's, and the
+    parent that reaped the first (here pytest, labelled as the scheduler) is not charged
+    for it again through its children's times."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from k2.bench import cpu
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass\ntime.sleep(60)"
+    roots = {os.getpid(): "airflow-scheduler"}
+    monkeypatch.setattr(cpu, "_roots", lambda s, procs: roots)
+
+    def burnt(proc: subprocess.Popen) -> bool:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / cpu.CLOCK_TICKS >= 1.0
+
+    meter = cpu.CpuMeter(None)
+    for _ in range(2):  # the stream, then its restart
+        proc = subprocess.Popen([sys.executable, "-c", burn])
+        roots[proc.pid] = "silver_transformation"
+        try:
+            wait_until(lambda proc=proc: burnt(proc), 60, 0.05, "the stand-in to burn 1 s of CPU")
+            meter.tick()
+        finally:
+            proc.kill()
+            proc.wait()
+    meter.tick()
+    assert meter.totals["silver_transformation"] >= 2.0
+    assert meter.totals.get("airflow-scheduler", 0.0) < 1.0  # pytest's own polling only
+    assert meter.totals["machine"] >= 2.0
+    assert meter.cores(10.0)["silver_transformation"] == round(meter.totals["silver_transformation"] / 10, 3)
