@@ -13,7 +13,7 @@ again with `dry_run` unticked to remove it.
 - **summary**: one table of everything removed (or that would be).
 
 Never touches v3 objects (the names in `k2.contracts` are protected in
-`k2.admin.legacy`). Idempotent: a second real run finds nothing.
+`k2_airflow.legacy`). Idempotent: a second real run finds nothing.
 """
 
 from __future__ import annotations

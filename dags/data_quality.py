@@ -49,7 +49,7 @@ with DAG(
         from airflow.sdk.exceptions import AirflowFailException
 
         from k2 import reconcile as rec
-        from k2.query import parse_time
+        from k2.times import parse_time
 
         p = params or {}
         if p.get("start") and p.get("end"):

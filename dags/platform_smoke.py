@@ -14,7 +14,7 @@ from datetime import timedelta
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG
 
-from k2.settings import REPO_ROOT
+from k2.jobs import job_path
 from k2_airflow.defaults import START_DATE, default_args
 
 with DAG(
@@ -30,7 +30,7 @@ with DAG(
     SparkSubmitOperator(
         task_id="spark_iceberg_smoke",
         conn_id="spark_default",
-        application=str(REPO_ROOT / "spark_jobs" / "smoke.py"),
+        application=str(job_path("smoke")),
         application_args=["--table", "k2_smoke.airflow_check", "--rows", "5"],
         name="k2-smoke",
         execution_timeout=timedelta(minutes=10),

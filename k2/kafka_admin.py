@@ -1,4 +1,5 @@
-"""Kafka topics: the desired set from the contracts, idempotent creation, deletion."""
+"""Kafka administration: the one place an ``AdminClient`` is built, the desired topics from
+the contracts, idempotent creation, deletion and end offsets."""
 
 from __future__ import annotations
 
@@ -41,10 +42,12 @@ def desired_topics(
     return specs
 
 
-def admin_client(bootstrap: str) -> AdminClient:
+def admin_client(bootstrap: str, **config: object) -> AdminClient:
+    """An admin client of the brokers at ``bootstrap``; ``config``: more librdkafka settings
+    (e.g. ``log_level=0``)."""
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({"bootstrap.servers": bootstrap})
+    return AdminClient({"bootstrap.servers": bootstrap, **config})
 
 
 def existing_topics(admin: AdminClient) -> dict[str, int]:

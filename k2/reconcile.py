@@ -103,7 +103,7 @@ class _Decoder:
     def __init__(self, registry_url: str) -> None:
         from confluent_kafka.schema_registry.avro import AvroDeserializer
 
-        from k2.admin.schemas import registry_client
+        from k2.schema_registry import registry_client
 
         self.deserialize = AvroDeserializer(registry_client(registry_url))
 

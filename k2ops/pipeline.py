@@ -22,10 +22,12 @@ from pathlib import Path
 from k2.catalog import catalog
 from k2.config import load
 from k2.contracts import DLQ_TOPIC, EXCHANGES, GOLD_TABLE, SILVER_DLQ_TABLE, STREAMS, trade_topic
+from k2.jobs import job_path
+from k2.kafka_admin import TopicSpec, admin_client, delete_topics, ensure_topics
 from k2.settings import REPO_ROOT, PlatformSettings
-from k2.stack.airflow import environment
-from k2.stack.spark import spark_submit
 from k2.streams import lock_holder, read_progress, stop_stream
+from k2ops.stack.airflow import environment
+from k2ops.stack.spark import spark_submit
 from spark_jobs.options import DEFAULT_TRIGGER
 
 K2_BIN = str(Path(sys.executable).parent / "k2")
@@ -53,17 +55,12 @@ class IsolatedPipeline:
 
     # -- setup -------------------------------------------------------------------
     def create_topics(self) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
         wanted = [*self.topics.values(), self.dlq_topic]
-        futures = admin.create_topics([NewTopic(t, self.partitions, 1) for t in wanted])
-        for future in futures.values():
-            future.result(60)
+        ensure_topics(admin_client(self.settings.kafka_bootstrap), [TopicSpec(t, self.partitions) for t in wanted])
 
     def spark_job(self, job: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [spark_submit(), str(REPO_ROOT / "spark_jobs" / f"{job}.py"), *args],
+            [spark_submit(), str(job_path(job)), *args],
             env=self.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
         )
 
@@ -82,7 +79,7 @@ class IsolatedPipeline:
             args += ["--topics", self.topic_arg()]
         log = open(self.workdir / f"{stream}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
-            [spark_submit(), str(REPO_ROOT / "spark_jobs" / f"{stream}.py"), *args],
+            [spark_submit(), str(job_path(stream)), *args],
             env=self.env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -181,16 +178,12 @@ class IsolatedPipeline:
             self.kill_stream(stream)
 
     def cleanup(self) -> None:
-        from confluent_kafka.admin import AdminClient
-
         self.stop()
         cat = catalog(self.settings)
         for (_, table) in cat.list_tables(self.namespace):
             cat.purge_table(f"{self.namespace}.{table}")
         cat.drop_namespace(self.namespace)
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap})
-        for future in admin.delete_topics([*self.topics.values(), self.dlq_topic]).values():
-            future.result(60)
+        delete_topics(admin_client(self.settings.kafka_bootstrap), [*self.topics.values(), self.dlq_topic])
 
 
 def wait_for(probe, timeout: float, what: str, interval: float = 1.0):

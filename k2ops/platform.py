@@ -16,12 +16,12 @@ import argparse
 import sys
 import time
 
-from k2.airflow_api import AirflowApi, AirflowApiError
 from k2.contracts import STREAMS, runner_dag_id
 from k2.settings import PlatformSettings
-from k2.stack import airflow
-from k2.stack.errors import StackError
-from k2.stack.progress import say, step
+from k2ops.airflow_api import AirflowApi, AirflowApiError
+from k2ops.stack import airflow
+from k2ops.stack.errors import StackError
+from k2ops.stack.progress import say, step
 
 BOOTSTRAP_DAG = "bootstrap"
 BABYSITTER_DAG = "streaming_babysitter"
@@ -59,7 +59,7 @@ def bootstrap(api: AirflowApi) -> None:
 
 
 def up(simulator: bool, simulator_rate: float | None = None) -> PlatformSettings:
-    from k2.stack import services, workers
+    from k2ops.stack import services, workers
 
     s = services.up()
     api = AirflowApi(s, airflow.password(s))
@@ -83,7 +83,7 @@ def schedule(api: AirflowApi) -> None:
 
 
 def print_guide(s: PlatformSettings, simulator: bool) -> None:
-    from k2.stack.workers import metrics_ports, running_mode
+    from k2ops.stack.workers import metrics_ports, running_mode
 
     host = s.bind_host
     ports = metrics_ports()
@@ -134,7 +134,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from k2.stack import services
+    from k2ops.stack import services
 
     stopped = services.down()
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

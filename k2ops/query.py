@@ -7,45 +7,20 @@ DuckDB computes the bars over that Arrow table in-process.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pyarrow as pa
 from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
 
 from k2.catalog import catalog
 from k2.contracts import GOLD_TABLE, LEDGER_TABLE, NAMESPACE, exchange
+from k2.times import QueryError, parse_duration, parse_time  # noqa: F401 - the CLI reads them here
 
 TRADE_COLUMNS = (
     "timestamp", "exchange", "symbol", "trade_id", "price", "quantity", "side",
     "base_asset", "quote_currency", "message_id",
 )
-
-_RELATIVE = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-class QueryError(ValueError):
-    """A query argument cannot be used; the message says which and why."""
-
-
-def parse_duration(text: str) -> timedelta:
-    match = _RELATIVE.match(text.strip())
-    if not match:
-        raise QueryError(f"{text!r} is not a duration like 30s, 15m, 2h or 7d")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def parse_time(text: str) -> datetime:
-    """ISO 8601 (naive means UTC) or ``now``."""
-    if text.strip().lower() == "now":
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise QueryError(f"{text!r} is not an ISO 8601 time such as 2026-01-01T12:00") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -136,11 +136,11 @@ def bench_gold_query(spark: SparkSession, args: argparse.Namespace) -> dict:
 def produce_frames(topic: str, messages: int) -> float:
     """Produce ``messages`` wire-format-looking records; returns seconds taken."""
     from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from k2.kafka_admin import TopicSpec, admin_client, ensure_topics
 
     s = platform()
-    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})  # keep alive until the result
-    admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])[topic].result(30)
+    ensure_topics(admin_client(s.kafka_bootstrap), [TopicSpec(topic, 6)])
     p = Producer({"bootstrap.servers": s.kafka_bootstrap, "linger.ms": 20, "batch.size": 1_000_000,
                   "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
     # ~150 bytes like a v3 record, and like one not all alike: a random message_id and a
@@ -201,10 +201,10 @@ def bench_bronze(spark: SparkSession, args: argparse.Namespace) -> dict:
 
 
 def _drop_topic(topic: str) -> None:
-    from k2.admin import topics
+    from k2 import kafka_admin
 
     try:
-        topics.delete_topics(topics.admin_client(platform().kafka_bootstrap), [topic])
+        kafka_admin.delete_topics(kafka_admin.admin_client(platform().kafka_bootstrap), [topic])
     except RuntimeError as exc:  # report, do not hide the figures
         say(str(exc))
 
@@ -244,15 +244,15 @@ def bench_recovery(args: argparse.Namespace) -> dict:
     import signal
     import subprocess
 
+    from k2.jobs import job_path, spark_submit
     from k2.settings import REPO_ROOT, env_for_children
-    from k2.stack.spark import spark_submit
 
     topic = f"k2bench.{uuid.uuid4().hex[:8]}.binance"
     produce_frames(topic, args.messages)
     root = tempfile.mkdtemp(prefix="k2bench-recovery-")
     env = {**env_for_children(platform()), "K2_CHECKPOINT_ROOT": root, "PYTHONPATH": str(REPO_ROOT)}
     env["PATH"] = f"{os.path.dirname(spark_submit())}{os.pathsep}{env.get('PATH', '')}"
-    argv = [spark_submit(), str(REPO_ROOT / "spark_jobs" / "bronze_ingestion.py"), "--namespace",
+    argv = [spark_submit(), str(job_path("bronze_ingestion")), "--namespace",
             args.namespace, "--topics", f"binance={topic}", "--trigger", "1 second",
             "--max-offsets-per-trigger", str(args.messages // 40)]
     log = open(os.path.join(root, "bronze.log"), "a")  # noqa: SIM115

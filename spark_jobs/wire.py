@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
 from k2.contracts import trade_schema
+from k2.schema_registry import fetch_schema_by_id
 
 HEADER_BYTES = 5
 MAGIC = bytes([0])
@@ -197,7 +197,7 @@ def spark_problem(spark: SparkSession, text: str) -> str | None:
 
 
 class SchemaCache:
-    """Writer schemas by id from ``GET {registry}/schemas/ids/{id}``.
+    """Writer schemas by id from ``GET {registry}/schemas/ids/{id}`` (:func:`k2.schema_registry.fetch_schema_by_id`).
 
     Policy per answer: a usable trade schema is kept for the process (registered ids
     never change). Any other answer about the id itself (ids below 1, HTTP 4xx, a schema
@@ -252,11 +252,9 @@ class SchemaCache:
     def _fetch(self, sid: int) -> WriterSchema:
         if sid < 1:  # Confluent and Apicurio both number schemas from 1: no request needed
             return WriterSchema(sid, None, f"schema id {sid} is not a registry id (ids start at 1)")
-        url = f"{self.registry_url}/schemas/ids/{sid}"
         self.lookups += 1
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout_s) as resp:
-                raw = resp.read()
+            raw = fetch_schema_by_id(self.registry_url, sid, self.timeout_s)
         except urllib.error.HTTPError as exc:
             if 400 <= exc.code < 500:  # an answer about this id, not an outage
                 return WriterSchema(sid, None, f"schema id {sid} is not registered at {self.registry_url} "

@@ -61,7 +61,7 @@ def platform_settings():
 @pytest.fixture(scope="session")
 def stack(platform_settings):
     """The running local stack (Kafka, registry, PostgreSQL); fails clearly if it is down."""
-    from k2.stack.process import port_in_use
+    from k2ops.stack.process import port_in_use
 
     s = platform_settings
     needed = {"kafka": s.kafka_port, "registry": s.registry_port, "postgres": s.pg_port}
@@ -80,7 +80,7 @@ def run_id() -> str:
 
 @pytest.fixture(scope="session")
 def spark_env(stack):
-    from k2.stack.airflow import environment
+    from k2ops.stack.airflow import environment
 
     return environment(stack)
 
@@ -88,7 +88,7 @@ def spark_env(stack):
 @pytest.fixture(scope="session")
 def spark_submit(spark_env):
     """Run ``spark-submit <app> <args>`` as the platform does; returns CompletedProcess."""
-    from k2.stack.spark import spark_submit as binary
+    from k2ops.stack.spark import spark_submit as binary
 
     def run(app: str | Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -102,7 +102,7 @@ def spark_submit(spark_env):
 @pytest.fixture(scope="session")
 def airflow_cli(stack):
     """Run ``airflow <args>`` with the local stack's Airflow environment."""
-    from k2.stack.airflow import run_cli
+    from k2ops.stack.airflow import run_cli
 
     def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return run_cli(stack, list(args), capture_output=True, text=True, timeout=timeout)

@@ -120,12 +120,11 @@ def bench_one(
 
 
 def _cleanup(prefix: str) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    from workers.registry import registry_client
+    from k2.kafka_admin import admin_client
+    from k2.schema_registry import registry_client
 
     plat = platform()
-    admin = AdminClient({"bootstrap.servers": plat.kafka_bootstrap})
+    admin = admin_client(plat.kafka_bootstrap)
     topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
     if topics:
         for f in admin.delete_topics(topics).values():

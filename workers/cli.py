@@ -1,4 +1,7 @@
-"""`k2 workers` and `k2 simulate` subcommands."""
+"""`k2 workers` and `k2 simulate` subcommands.
+
+Also runnable as ``python -m workers.cli workers|simulate ...``: the supervisor starts the
+simulator that way, so the runtime never goes through the operator CLI (k2ops)."""
 
 from __future__ import annotations
 
@@ -80,7 +83,7 @@ def run_workers(args: argparse.Namespace) -> int:
     if args.simulator:
         env = simulator_env(env, args.simulator_port)
         children.append(Child("simulator", [
-            sys.executable, "-m", "k2.cli", "simulate", "--port", str(args.simulator_port),
+            sys.executable, "-m", "workers.cli", "simulate", "--port", str(args.simulator_port),
             "--rate", str(args.simulator_rate),
             "--binance-symbols", ",".join(settings.binance_symbols),
             "--kraken-symbols", ",".join(settings.kraken_symbols),
@@ -128,3 +131,14 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.cli")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -151,10 +151,10 @@ class KafkaSink:
 
 def check_topic_exists(bootstrap: str, topic: str, timeout_s: float = 10.0) -> bool:
     """Whether ``topic`` exists (metadata lookup); False when the broker is unreachable."""
-    from confluent_kafka.admin import AdminClient
+    from k2.kafka_admin import admin_client
 
     try:
-        meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic=topic, timeout=timeout_s)
+        meta = admin_client(bootstrap).list_topics(topic=topic, timeout=timeout_s)
     except KafkaException:
         return False
     t = meta.topics.get(topic)

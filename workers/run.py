@@ -20,6 +20,7 @@ from pathlib import Path
 
 from k2 import contracts
 from k2.config import SettingsError, checked_unknown_variables
+from k2.schema_registry import register_trade_schema, registry_client
 from k2.settings import platform
 from workers.avro import TradeEncoder
 from workers.base import Control, Exchange, UnknownSymbolError
@@ -34,7 +35,6 @@ from workers.normalize import NormalizeError
 from workers.producer import KafkaSink, ProducerFatalError, check_topic_exists, producer_config
 from workers.progress import Progress
 from workers.recovery import Recovery
-from workers.registry import register_trade_schema, registry_client
 from workers.settings import WorkerSettings, worker_settings
 from workers.stats import WorkerStats
 from workers.symbols import SymbolTable, fetch_pairs

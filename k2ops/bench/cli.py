@@ -9,9 +9,9 @@ except the platform run, which measures the running platform's own tables:
 | Bronze sustained msg/s | `spark_jobs/bench.py bronze` (pre-produced topic drained by bronze_ingestion; slowest whole minute) |
 | Gold 1-hour query p50/p99 | `spark_jobs/bench.py gold-query` (≥10M rows; pyiceberg+DuckDB and Spark SQL) |
 | recovery after kill -9 | `python -m spark_jobs.bench recovery` (restart → first committed batch) |
-| Silver and end-to-end latency, worker memory, gap to Gold | `k2.bench.latency` (live isolated pipeline; the stream leaves out 0.5 % of trades, backfilled over REST) |
-| soak: snapshots, data files, metadata size over an hour | `k2.bench.soak` (live isolated pipeline, maintenance every 10 min); only with `--only soak` |
-| Silver and end-to-end latency on the whole platform, and their flatness over 10-minute slices | `k2.bench.platform` (`k2 up --simulator --simulator-rate R`: Airflow's streams and maintenance DAGs, the `market_data` tables; left as found afterwards); only with `--only platform` |
+| Silver and end-to-end latency, worker memory, gap to Gold | `k2ops.bench.latency` (live isolated pipeline; the stream leaves out 0.5 % of trades, backfilled over REST) |
+| soak: snapshots, data files, metadata size over an hour | `k2ops.bench.soak` (live isolated pipeline, maintenance every 10 min); only with `--only soak` |
+| Silver and end-to-end latency on the whole platform, and their flatness over 10-minute slices | `k2ops.bench.platform` (`k2 up --simulator --simulator-rate R`: Airflow's streams and maintenance DAGs, the `market_data` tables; left as found afterwards); only with `--only platform` |
 
 Results go to ``$K2_HOME/bench/<UTC time>.json`` and ``.md``.
 """
@@ -27,6 +27,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from k2.jobs import job_path
 from k2.settings import REPO_ROOT, fresh_platform
 from k2.streams import describe_breakdown
 from workers.log import parse_events
@@ -59,13 +60,13 @@ def _run(name: str, argv: list[str], env: dict, timeout: float) -> tuple[list[di
 
 
 def run_all(args: argparse.Namespace) -> dict:
-    from k2.stack.airflow import environment
-    from k2.stack.spark import spark_submit
+    from k2ops.stack.airflow import environment
+    from k2ops.stack.spark import spark_submit
 
     s = fresh_platform()
     env = environment(s)
     py = sys.executable
-    spark_bench = str(REPO_ROOT / "spark_jobs" / "bench.py")
+    spark_bench = str(job_path("bench"))
     report: dict = {"started": datetime.now(UTC).isoformat(), "machine": _machine(), "results": {},
                     "errors": {}}
     plan = {
@@ -84,7 +85,7 @@ def run_all(args: argparse.Namespace) -> dict:
         if error:
             report["errors"][name] = error
     if not args.only or "latency" in args.only:
-        from k2.bench.latency import measure
+        from k2ops.bench.latency import measure
 
         print("[k2 bench] latency: live isolated pipeline", file=sys.stderr, flush=True)
         try:
@@ -92,7 +93,7 @@ def run_all(args: argparse.Namespace) -> dict:
                 warmup = 30 if args.warmup is None else args.warmup
                 report["results"]["latency"] = {"runs": [measure(Path(tmp), args.rate or 50,
                                                                  args.seconds or 120, warmup)],
-                                                "command": "k2.bench.latency.measure"}
+                                                "command": "k2ops.bench.latency.measure"}
         except Exception as exc:  # noqa: BLE001 - one failed figure must not lose the others
             report["errors"]["latency"] = repr(exc)
     if args.only and "soak" in args.only:  # an hour by default: never part of a plain `make bench`
@@ -104,7 +105,7 @@ def run_all(args: argparse.Namespace) -> dict:
 
 
 def _soak(args: argparse.Namespace, report: dict) -> None:
-    from k2.bench.soak import soak, summary_lines
+    from k2ops.bench.soak import soak, summary_lines
 
     seconds = args.seconds or 3600
     print(f"[k2 bench] soak: {seconds:g} s at {args.rate or 200:g} trades/s per exchange, maintenance "
@@ -117,7 +118,7 @@ def _soak(args: argparse.Namespace, report: dict) -> None:
 
         report["errors"]["soak"] = "".join(traceback.format_exception(exc)[-3:])
         return
-    report["results"]["soak"] = {"runs": [run], "command": "k2.bench.soak.soak"}
+    report["results"]["soak"] = {"runs": [run], "command": "k2ops.bench.soak.soak"}
     for line in summary_lines(run["summary"], run["failed_batches"], run["maintenance"]):
         print(line, file=sys.stderr, flush=True)
     failed_jobs = [m for m in run["maintenance"] if m["returncode"] != 0]
@@ -127,7 +128,7 @@ def _soak(args: argparse.Namespace, report: dict) -> None:
 
 
 def _platform(args: argparse.Namespace, report: dict) -> None:
-    from k2.bench.platform import measure
+    from k2ops.bench.platform import measure
 
     rate, seconds = args.rate or 50, args.seconds or 600
     warmup = 60 if args.warmup is None else args.warmup
@@ -140,7 +141,7 @@ def _platform(args: argparse.Namespace, report: dict) -> None:
 
         report["errors"]["platform"] = "".join(traceback.format_exception(exc)[-3:])
         return
-    report["results"]["platform"] = {"runs": [run], "command": "k2.bench.platform.measure"}
+    report["results"]["platform"] = {"runs": [run], "command": "k2ops.bench.platform.measure"}
 
 
 def _machine() -> dict:

@@ -1,6 +1,6 @@
 """What the latency runs share: percentiles, Bronze's message ids, each stream's batch times.
 
-``k2.bench.latency`` (an isolated pipeline) and ``k2.bench.platform`` (the running
+``k2ops.bench.latency`` (an isolated pipeline) and ``k2ops.bench.platform`` (the running
 platform) compute the same figures from the same sources; both import them from here
 so the two methods cannot drift apart.
 """

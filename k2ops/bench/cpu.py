@@ -100,8 +100,8 @@ class CpuMeter:
 
 def _roots(s, procs: dict[int, tuple[int, float]]) -> dict[int, str]:
     from k2.contracts import STREAMS
-    from k2.stack.services import all_services
     from k2.streams import lock_holder
+    from k2ops.stack.services import all_services
 
     roots = {}
     for svc in all_services(s):

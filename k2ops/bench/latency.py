@@ -36,9 +36,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from k2.bench.common import BatchSampler, bronze_message_ids, percentile
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE, silver_table
-from k2.pipeline import IsolatedPipeline, wait_for
+from k2ops.bench.common import BatchSampler, bronze_message_ids, percentile
+from k2ops.pipeline import IsolatedPipeline, wait_for
 
 
 def _local(path: str) -> str:

@@ -1,6 +1,6 @@
 """End-to-end and Silver latency on the whole running platform (`make run`), over a long window.
 
-Unlike ``k2.bench.latency`` (an isolated pipeline of its own), this measures the
+Unlike ``k2ops.bench.latency`` (an isolated pipeline of its own), this measures the
 platform as it runs: the streams started by Airflow's babysitter, the maintenance DAGs
 on their schedules, the production ``market_data`` tables. The run brings the platform
 up with `k2 up --simulator --simulator-rate <rate>` (k2/bench/platform_up.py: workers
@@ -48,8 +48,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from k2.bench.common import BatchSampler, bronze_message_ids, percentile
-from k2.bench.platform_up import say
+from k2ops.bench.common import BatchSampler, bronze_message_ids, percentile
+from k2ops.bench.platform_up import say
 
 SLICE_S = 600.0  # flatness is judged on 10-minute slices (issue 17)
 FLAT_WITHIN = 0.20  # the last slice's p99 at most 20 % above the first's
@@ -178,8 +178,8 @@ def _streams_running(s) -> list[str]:
 def wait_flowing(s, since: float, timeout: float) -> None:
     """Until each stream has committed a batch with rows published after ``since``."""
     from k2.contracts import STREAMS
-    from k2.pipeline import wait_for
     from k2.streams import read_progress
+    from k2ops.pipeline import wait_for
 
     flowing: set[str] = set()
     next_say = [time.monotonic()]
@@ -211,7 +211,7 @@ def progress_line(elapsed: float, seconds: float, warmup: float, counts: dict[st
 
 
 def _counts(s, since_ms: int) -> dict[str, tuple[int, int]]:
-    from k2.bench.snapshots import appended_records
+    from k2ops.bench.snapshots import appended_records
 
     out = {}
     for layer, tables in _layers().items():
@@ -226,8 +226,8 @@ def _counts(s, since_ms: int) -> dict[str, tuple[int, int]]:
 def watch(s, t0: float, seconds: float, warmup: float):
     """Sleep through the run, one progress line a minute and a CPU sample every few seconds;
     returns the load average at the end of the warm-up (the window's start) and the
-    :class:`~k2.bench.cpu.CpuMeter` counting from then."""
-    from k2.bench.cpu import CpuMeter
+    :class:`~k2ops.bench.cpu.CpuMeter` counting from then."""
+    from k2ops.bench.cpu import CpuMeter
 
     end, start = t0 + seconds, t0 + warmup
     load_start, measuring = os.getloadavg(), warmup == 0
@@ -259,8 +259,8 @@ def watch(s, t0: float, seconds: float, warmup: float):
 def gold_past(table, end: float, margin_s: float = CATCH_UP_MARGIN_S) -> bool:
     """Gold committed past ``end``: an append snapshot ``margin_s`` after it, and rows of
     every exchange stamped at or after it."""
-    from k2.bench.snapshots import APPEND, added_files, operation, read_rows
     from k2.contracts import EXCHANGES
+    from k2ops.bench.snapshots import APPEND, added_files, operation, read_rows
 
     snaps = table.metadata.snapshots
     end_ms = int(end * 1000)
@@ -275,8 +275,8 @@ def gold_past(table, end: float, margin_s: float = CATCH_UP_MARGIN_S) -> bool:
 
 def analyse(s, window: Window, slice_s: float = SLICE_S) -> dict:
     """The figures, from the tables' snapshots (see the module doc)."""
-    from k2.bench.snapshots import added_files, read_rows
     from k2.contracts import BRONZE_TABLE, GOLD_TABLE
+    from k2ops.bench.snapshots import added_files, read_rows
 
     start_ms, end_ms = int(window.start * 1000), int(window.end * 1000)
     walks: dict[str, dict] = {}
@@ -309,9 +309,9 @@ def analyse(s, window: Window, slice_s: float = SLICE_S) -> dict:
 
 def dag_runs(s, start: float, end: float) -> list[dict]:
     """The scheduled DAGs' runs that overlapped [start, end] (Airflow REST API)."""
-    from k2.airflow_api import AirflowApi
-    from k2.platform import SCHEDULED_DAGS
-    from k2.stack import airflow
+    from k2ops.airflow_api import AirflowApi
+    from k2ops.platform import SCHEDULED_DAGS
+    from k2ops.stack import airflow
 
     api = AirflowApi(s, airflow.password(s))
     runs = []
@@ -326,9 +326,9 @@ def measure(rate: float = 50, seconds: float = 600, warmup: float = 60, ready_ti
     exchange, wait ``ready_timeout`` at most for the streams, run ``seconds`` (the first
     ``warmup`` left out), wait ``catch_up_timeout`` at most for Gold, read the figures, and
     leave the platform as found, also when something failed."""
-    from k2.bench import platform_up
-    from k2.pipeline import wait_for
     from k2.settings import fresh_platform
+    from k2ops.bench import platform_up
+    from k2ops.pipeline import wait_for
 
     Window.after_warmup(0, seconds, warmup)  # bad arguments fail before touching the platform
     s = fresh_platform()

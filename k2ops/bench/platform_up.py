@@ -1,7 +1,7 @@
 """Bring the whole platform up for a benchmark, with the simulator at a given rate, and
 leave it afterwards as it was found.
 
-`k2 up --simulator --simulator-rate R` (:func:`k2.platform.up`) starts whatever is not
+`k2 up --simulator --simulator-rate R` (:func:`k2ops.platform.up`) starts whatever is not
 running and leaves running services alone, workers included. So workers that read the
 live exchanges, or the simulator at another rate, are stopped first and started again
 as they were at the end. Services and streams the benchmark started are stopped at the
@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 
 from k2.settings import PlatformSettings
-from k2.stack.workers import WorkersMode
+from k2ops.stack.workers import WorkersMode
 
 
 def say(message: str) -> None:
@@ -40,9 +40,9 @@ class Found:
 
 def observe(s: PlatformSettings) -> Found:
     from k2.contracts import STREAMS
-    from k2.stack import services
-    from k2.stack.workers import running_mode
     from k2.streams import lock_holder
+    from k2ops.stack import services
+    from k2ops.stack.workers import running_mode
 
     running = frozenset(svc.name for svc in services.all_services(s) if svc.state() == "running")
     streams = frozenset(st for st in STREAMS if lock_holder(st, s) is not None)
@@ -72,8 +72,8 @@ def restore_plan(found: Found, wanted: WorkersMode) -> Restore:
 
 def bring_up(s: PlatformSettings, found: Found, rate: float) -> PlatformSettings:
     """`k2 up --simulator --simulator-rate rate`, stopping workers that run otherwise first."""
-    from k2 import platform
-    from k2.stack import workers
+    from k2ops import platform
+    from k2ops.stack import workers
 
     wanted = WorkersMode(simulator=True, rate=rate)
     if found.workers is not None and found.workers != wanted:
@@ -86,7 +86,7 @@ def bring_up(s: PlatformSettings, found: Found, rate: float) -> PlatformSettings
 
 def restore(s: PlatformSettings, found: Found, rate: float) -> None:
     from k2.contracts import STREAMS
-    from k2.stack import services, workers
+    from k2ops.stack import services, workers
 
     plan = restore_plan(found, WorkersMode(simulator=True, rate=rate))
     if plan.everything_down:

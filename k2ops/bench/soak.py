@@ -169,7 +169,7 @@ class Maintenance(threading.Thread):
 def soak(workdir: Path, rate: float, seconds: float, sample_every: float, maintenance_every: float,
          cold_after_hours: float = 2.0, snapshot_hours: float = 0.25) -> dict:
     from k2.catalog import catalog
-    from k2.pipeline import IsolatedPipeline
+    from k2ops.pipeline import IsolatedPipeline
     from workers.simulator import SimulatorConfig, SimulatorThread
 
     pipe = IsolatedPipeline(workdir, f"soak{uuid.uuid4().hex[:6]}")  # the platform's default trigger

@@ -15,13 +15,13 @@ from k2.config import SettingsError, warn_unknown_variables
 
 # module path -> registers these subcommands
 SUBCOMMAND_MODULES = (
-    "k2.platform",
-    "k2.stack.cli",
-    "k2.config_cli",
-    "k2.query_cli",
-    "k2.completeness_cli",
-    "k2.streams_cli",
-    "k2.bench.cli",
+    "k2ops.platform",
+    "k2ops.stack.cli",
+    "k2ops.cli.config",
+    "k2ops.cli.query",
+    "k2ops.cli.completeness",
+    "k2ops.cli.streams",
+    "k2ops.bench.cli",
     "workers.cli",
 )
 
@@ -79,6 +79,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

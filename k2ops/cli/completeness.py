@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from k2.query_cli import add_range_arguments, range_query, write_output
+from k2ops.cli.query import add_range_arguments, range_query, write_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k2 import completeness, query
+    from k2ops import completeness, query
 
     try:
         q = range_query(args)
@@ -95,7 +95,8 @@ def run_update(args: argparse.Namespace) -> int:
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
-    from k2 import contracts, query, reconcile
+    from k2 import contracts, reconcile
+    from k2ops import query
 
     try:
         end = query.parse_time(args.end)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from k2.contracts import EXCHANGES
 
 if TYPE_CHECKING:
-    from k2.query import TradeQuery
+    from k2ops.query import TradeQuery
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,8 +49,8 @@ def add_range_arguments(p: argparse.ArgumentParser, start_help: str, last: str, 
 
 
 def range_query(args: argparse.Namespace) -> TradeQuery:
-    """The :class:`k2.query.TradeQuery` the range options describe; QueryError if they cannot."""
-    from k2 import query
+    """The :class:`k2ops.query.TradeQuery` the range options describe; QueryError if they cannot."""
+    from k2ops import query
 
     end = query.parse_time(args.end)
     start = query.parse_time(args.start) if args.start else end - query.parse_duration(args.last)
@@ -59,7 +59,7 @@ def range_query(args: argparse.Namespace) -> TradeQuery:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k2 import query
+    from k2ops import query
 
     try:
         q = range_query(args)

@@ -18,10 +18,10 @@ import urllib.request
 from pathlib import Path
 
 from k2.settings import REPO_ROOT, PlatformSettings, env_for_children
-from k2.stack.errors import StackError
-from k2.stack.postgres import AIRFLOW_DB
-from k2.stack.process import Service
-from k2.stack.progress import step
+from k2ops.stack.errors import StackError
+from k2ops.stack.postgres import AIRFLOW_DB
+from k2ops.stack.process import Service
+from k2ops.stack.progress import step
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"

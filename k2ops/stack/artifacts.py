@@ -1,6 +1,6 @@
 """JVM artifacts from Maven Central, copied into the shared download cache.
 
-The versions live in small poms under ``stack/jvm/``; Maven resolves them through its
+The versions live in small poms beside this module, in ``k2ops/stack/jvm/``; Maven resolves them through its
 own local repository (``~/.m2``), so a second clone or a re-run downloads nothing. A
 marker holding the pom's hash makes the copy step idempotent.
 """
@@ -13,11 +13,11 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from k2.settings import REPO_ROOT, PlatformSettings
-from k2.stack.errors import StackError
-from k2.stack.progress import step
+from k2.settings import PlatformSettings
+from k2ops.stack.errors import StackError
+from k2ops.stack.progress import step
 
-POM_DIR = REPO_ROOT / "stack" / "jvm"
+POM_DIR = Path(__file__).parent / "jvm"
 
 # Only what pyspark does not already ship: duplicates of its own jars on the classpath
 # (scala-library, hadoop client, compression codecs) cause subtle version clashes.

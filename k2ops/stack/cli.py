@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from k2.settings import fresh_platform
-from k2.stack.errors import StackError
+from k2ops.stack.errors import StackError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,7 +100,7 @@ def _report(exc: StackError) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from k2.stack import airflow, services
+    from k2ops.stack import airflow, services
 
     groups = tuple(args.services) or services.GROUPS
     try:
@@ -115,7 +115,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from k2.stack import services
+    from k2ops.stack import services
 
     stopped = services.down()
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -123,7 +123,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _print_status() -> bool:
-    from k2.stack import services
+    from k2ops.stack import services
 
     rows = services.status()
     streams = services.stream_rows(fresh_platform())
@@ -153,7 +153,7 @@ def _logs(args: argparse.Namespace) -> int:
 def _spark_conf(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from k2.stack import spark
+    from k2ops.stack import spark
 
     s = fresh_platform()
     target = Path(os.environ.get("SPARK_CONF_DIR") or s.spark_conf_dir)
@@ -163,7 +163,7 @@ def _spark_conf(args: argparse.Namespace) -> int:
 
 
 def _spark_daemon(args: argparse.Namespace) -> int:
-    from k2.stack import spark
+    from k2ops.stack import spark
 
     main = {"master": "org.apache.spark.deploy.master.Master",
             "worker": "org.apache.spark.deploy.worker.Worker"}[args.role]
@@ -176,7 +176,7 @@ def _spark_daemon(args: argparse.Namespace) -> int:
 
 
 def _init_airflow(args: argparse.Namespace) -> int:
-    from k2.stack import airflow
+    from k2ops.stack import airflow
 
     try:
         airflow.prepare(fresh_platform())
@@ -186,7 +186,7 @@ def _init_airflow(args: argparse.Namespace) -> int:
 
 
 def _setup(args: argparse.Namespace) -> int:
-    from k2.stack import artifacts
+    from k2ops.stack import artifacts
 
     unknown = set(args.components) - set(artifacts.COMPONENTS)
     if unknown:
@@ -203,7 +203,7 @@ def _setup(args: argparse.Namespace) -> int:
 
 def _spark_submit(args: argparse.Namespace) -> int:
     from k2.settings import REPO_ROOT, env_for_children
-    from k2.stack import spark
+    from k2ops.stack import spark
 
     settings = fresh_platform()
     try:
@@ -218,6 +218,6 @@ def _spark_submit(args: argparse.Namespace) -> int:
 
 
 def _airflow(args: argparse.Namespace) -> int:
-    from k2.stack import airflow
+    from k2ops.stack import airflow
 
     return airflow.run_cli(fresh_platform(), args.args).returncode

@@ -13,10 +13,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from k2.kafka_admin import admin_client
 from k2.settings import PlatformSettings
-from k2.stack.artifacts import kafka_classpath
-from k2.stack.errors import StackError
-from k2.stack.process import Service, port_in_use
+from k2ops.stack.artifacts import kafka_classpath
+from k2ops.stack.errors import StackError
+from k2ops.stack.process import Service, port_in_use
 
 HEAP = "-Xmx768m"
 
@@ -122,12 +123,10 @@ def prepare(s: PlatformSettings) -> None:
 
 
 def _ready(s: PlatformSettings) -> bool:
-    from confluent_kafka.admin import AdminClient
-
     if not port_in_use(s.bind_host, s.kafka_port):
         return False
     # log_level 0: a broker still booting is expected here, not worth librdkafka's noise.
-    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap, "log_level": 0})
+    admin = admin_client(s.kafka_bootstrap, log_level=0)
     admin.list_topics(timeout=2)
     return True
 

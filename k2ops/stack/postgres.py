@@ -17,8 +17,8 @@ import subprocess
 from pathlib import Path
 
 from k2.settings import PlatformSettings
-from k2.stack.errors import StackError
-from k2.stack.process import Service, port_in_use
+from k2ops.stack.errors import StackError
+from k2ops.stack.process import Service, port_in_use
 
 REGISTRY_DB = "registry"
 AIRFLOW_DB = "airflow"

@@ -6,7 +6,7 @@ process, so a recycled pid is never mistaken for the service. A pid file whose p
 is gone means the service crashed (a clean stop removes the file).
 
 Logs rotate by size, the same way for every service: the service's stdout and stderr
-go into a pipe read by a small writer process (``python -m k2.stack.process LOG MAX
+go into a pipe read by a small writer process (``python -m k2ops.stack.process LOG MAX
 BACKUPS``, :func:`pump`) that appends to ``$K2_HOME/logs/<service>.log`` and rotates it
 to ``.log.1`` .. ``.log.N`` at ``K2_LOG_MAX_MB``, keeping ``K2_LOG_BACKUPS`` files. One
 mechanism covers the JVMs (Kafka, registry, Spark daemons), PostgreSQL, Airflow and
@@ -28,8 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from k2.stack.errors import StackError
-from k2.stack.progress import say
+from k2ops.stack.errors import StackError
+from k2ops.stack.progress import say
 
 RUNNING, STOPPED, CRASHED = "running", "stopped", "crashed"
 
@@ -200,7 +200,7 @@ class Service:
             max_bytes = log_settings().max_bytes if max_bytes is None else max_bytes
             backups = log_settings().backups if backups is None else backups
         writer = subprocess.Popen(
-            [sys.executable, "-m", "k2.stack.process", str(self.log_file), str(max_bytes), str(backups)],
+            [sys.executable, "-m", "k2ops.stack.process", str(self.log_file), str(max_bytes), str(backups)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -332,6 +332,6 @@ def pump(source: int, log: RotatingLog, chunk: int = 65536) -> None:
 
 
 if __name__ == "__main__":
-    # The log writer of one service: python -m k2.stack.process LOG MAX_BYTES BACKUPS
+    # The log writer of one service: python -m k2ops.stack.process LOG MAX_BYTES BACKUPS
     _path, _max_bytes, _backups = sys.argv[1:4]
     pump(sys.stdin.fileno(), RotatingLog(Path(_path), int(_max_bytes), int(_backups)))

@@ -11,10 +11,10 @@ import os
 import urllib.request
 
 from k2.settings import PlatformSettings
-from k2.stack.artifacts import registry_jar
-from k2.stack.kafka import java
-from k2.stack.postgres import REGISTRY_DB
-from k2.stack.process import Service
+from k2ops.stack.artifacts import registry_jar
+from k2ops.stack.kafka import java
+from k2ops.stack.postgres import REGISTRY_DB
+from k2ops.stack.process import Service
 
 
 def _ready(s: PlatformSettings) -> bool:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from k2.settings import PlatformSettings, fresh_platform
-from k2.stack import airflow, artifacts, kafka, postgres, registry, spark, spark_cds, workers
-from k2.stack.errors import StackError
-from k2.stack.process import Service
-from k2.stack.progress import say
+from k2ops.stack import airflow, artifacts, kafka, postgres, registry, spark, spark_cds, workers
+from k2ops.stack.errors import StackError
+from k2ops.stack.process import Service
+from k2ops.stack.progress import say
 
 GROUPS = ("postgres", "kafka", "registry", "spark", "airflow")
 

@@ -4,23 +4,22 @@ Every ``spark-submit`` (ours, the tests', Airflow's SparkSubmitOperator) reads
 ``$SPARK_CONF_DIR/spark-defaults.conf``, written here, so jobs need no per-job flags.
 The master is ``K2_SPARK_MASTER`` (``local[2]`` by default); ``k2 stack up
 --spark-standalone`` also runs a standalone master and worker on 127.0.0.1. Once
-``k2 stack up`` has built the class-data archive (:mod:`k2.stack.spark_cds`), the
+``k2 stack up`` has built the class-data archive (:mod:`k2ops.stack.spark_cds`), the
 driver's JVM flags point at it.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 import urllib.request
 from pathlib import Path
 
+from k2 import jobs
 from k2.settings import PlatformSettings, env_for_children
-from k2.stack import spark_cds
-from k2.stack.artifacts import spark_jars
-from k2.stack.errors import StackError
-from k2.stack.process import Service
+from k2ops.stack import spark_cds
+from k2ops.stack.artifacts import spark_jars
+from k2ops.stack.errors import StackError
+from k2ops.stack.process import Service
 from spark_jobs.wire import AVRO_LIMITS
 
 MASTER_PORT = 7077
@@ -35,14 +34,11 @@ def spark_home() -> Path:
 
 
 def spark_submit() -> str:
-    """The venv's spark-submit (the one pip installed with pyspark)."""
-    path = Path(sys.executable).parent / "spark-submit"
-    if not path.exists():
-        found = shutil.which("spark-submit")
-        if not found:
-            raise StackError("spark", "spark-submit not found", "run `make setup`")
-        return found
-    return str(path)
+    """The venv's spark-submit (:func:`k2.jobs.spark_submit`); a StackError saying what to do if missing."""
+    try:
+        return jobs.spark_submit()
+    except FileNotFoundError as exc:
+        raise StackError("spark", "spark-submit not found", "run `make setup`") from exc
 
 
 def catalog_conf(s: PlatformSettings) -> dict[str, str]:

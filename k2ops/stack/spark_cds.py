@@ -8,7 +8,7 @@ dynamic CDS archive (JDK 13+: ``-XX:ArchiveClassesAtExit`` once, then
 Spark JVM on the machine. Measured on this 2-core machine (busy), a trivial job went
 from 22-29 s to 13-15 s of CPU, driver included.
 
-The archive is made once per installation by running :mod:`k2.stack.spark_warmup` (a
+The archive is made once per installation by running :mod:`k2ops.stack.spark_warmup` (a
 job touching Iceberg reads, writes, MERGE and streaming, Kafka and Avro) and is keyed
 by the JVM and the exact class path, which the JVM also checks itself: any change (new
 jars, another Java) makes a new key; a stale or unreadable archive is ignored by the
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from k2.settings import PlatformSettings, env_for_children
-from k2.stack.artifacts import spark_jars
+from k2ops.stack.artifacts import spark_jars
 
 ARCHIVE_GLOB = "spark-cds-*.jsa"
 # Quiet: a rejected archive (jar changed under it) is a slower start, not an error worth a line.
@@ -43,7 +43,7 @@ def _java() -> Path | None:
 
 def driver_class_path(s: PlatformSettings) -> list[Path]:
     """K2's jars, then Spark's: the driver's extra class path, all of it archivable."""
-    from k2.stack.spark import spark_home
+    from k2ops.stack.spark import spark_home
 
     return [*spark_jars(s), *sorted((spark_home() / "jars").glob("*.jar"))]
 
@@ -74,7 +74,7 @@ def ensure_archive(s: PlatformSettings, base_java_options: str, log) -> Path | N
     A failure only costs speed: it is logged with the warm-up's output and start-up goes
     on without an archive (the next ``k2 stack up`` tries again).
     """
-    from k2.stack.spark import spark_submit
+    from k2ops.stack.spark import spark_submit
 
     path = archive_path(s)
     if path is None or path.exists():

@@ -1,4 +1,4 @@
-"""The job whose classes the Spark class-data archive holds (see k2.stack.spark_cds).
+"""The job whose classes the Spark class-data archive holds (see k2ops.stack.spark_cds).
 
 It touches what the K2 jobs load at start-up, without any service: an Iceberg table in
 a throw-away Hadoop catalog (create, append, MERGE, batch and streaming reads), the

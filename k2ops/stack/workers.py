@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k2.settings import PlatformSettings, env_for_children
-from k2.stack.process import Service, port_in_use
+from k2ops.stack.process import Service, port_in_use
 
 
 def metrics_ports() -> dict[str, int]:

@@ -20,33 +20,33 @@ class BootstrapIncomplete(RuntimeError):
 
 
 def create_topics(retention_hours: int, settings: PlatformSettings | None = None) -> dict[str, str]:
-    from k2.admin import topics
+    from k2 import kafka_admin
 
     s = settings or platform()
-    specs = topics.desired_topics(retention_hours=retention_hours)
-    results = topics.ensure_topics(topics.admin_client(s.kafka_bootstrap), specs)
+    specs = kafka_admin.desired_topics(retention_hours=retention_hours)
+    results = kafka_admin.ensure_topics(kafka_admin.admin_client(s.kafka_bootstrap), specs)
     log_summary("Kafka topics", [("topic", name, results[name]) for name in sorted(results)])
     return results
 
 
 def register_schemas(settings: PlatformSettings | None = None) -> dict[str, dict]:
-    from k2.admin import schemas
+    from k2 import schema_registry
 
     s = settings or platform()
-    results = schemas.ensure_trade_subjects(schemas.registry_client(s.registry_url))
+    results = schema_registry.ensure_trade_subjects(schema_registry.registry_client(s.registry_url))
     log_summary(
         "Registry subjects",
         [("subject", subj, f"{r['status']} (id {r['id']}, version {r['version']}, "
-          f"{schemas.COMPATIBILITY})") for subj, r in sorted(results.items())],
+          f"{schema_registry.COMPATIBILITY})") for subj, r in sorted(results.items())],
     )
     return results
 
 
 def _check_topics(s: PlatformSettings, rows: list, problems: list) -> None:
-    from k2.admin import topics
+    from k2 import kafka_admin
 
-    present = topics.existing_topics(topics.admin_client(s.kafka_bootstrap))
-    for spec in topics.desired_topics():
+    present = kafka_admin.existing_topics(kafka_admin.admin_client(s.kafka_bootstrap))
+    for spec in kafka_admin.desired_topics():
         have = present.get(spec.name)
         if have is None:
             rows.append(("topic", spec.name, "MISSING"))
@@ -56,25 +56,25 @@ def _check_topics(s: PlatformSettings, rows: list, problems: list) -> None:
 
 
 def _check_subjects(s: PlatformSettings, rows: list, problems: list) -> None:
-    from k2.admin import schemas
+    from k2 import schema_registry
 
-    client = schemas.registry_client(s.registry_url)  # first: it silences authlib's import noise
+    client = schema_registry.registry_client(s.registry_url)  # first: it silences authlib's import noise
     from confluent_kafka.schema_registry import Schema
 
-    present = set(schemas.list_subjects(client))
+    present = set(schema_registry.list_subjects(client))
     v3 = Schema(contracts.trade_schema_text(), "AVRO")
-    for subject in schemas.desired_subjects():
+    for subject in schema_registry.desired_subjects():
         if subject not in present:
             rows.append(("subject", subject, "MISSING"))
             problems.append(f"subject {subject} is missing")
             continue
-        level = schemas.subject_compatibility(client, subject)
+        level = schema_registry.subject_compatibility(client, subject)
         try:
             registered = client.lookup_schema(subject, v3)
             has_v3 = True
         except Exception:
             registered, has_v3 = None, False
-        if level != schemas.COMPATIBILITY or not has_v3:
+        if level != schema_registry.COMPATIBILITY or not has_v3:
             rows.append(("subject", subject, f"WRONG (compatibility {level}, v3 registered: {has_v3})"))
             problems.append(f"subject {subject}: compatibility {level}, v3 registered {has_v3}")
         else:
@@ -82,16 +82,16 @@ def _check_subjects(s: PlatformSettings, rows: list, problems: list) -> None:
 
 
 def _check_tables(s: PlatformSettings, rows: list, problems: list) -> None:
-    from k2.admin import tables
+    from k2 import iceberg_admin
     from k2.catalog import catalog
 
     cat = catalog(s)
-    if not tables.namespace_exists(cat):
+    if not iceberg_admin.namespace_exists(cat):
         rows.append(("namespace", contracts.NAMESPACE, "MISSING"))
         problems.append(f"namespace {contracts.NAMESPACE} is missing")
         return
     rows.append(("namespace", contracts.NAMESPACE, "ok"))
-    present = set(tables.existing_tables(cat))
+    present = set(iceberg_admin.existing_tables(cat))
     for table in contracts.lakehouse_tables():
         name = contracts.qualified(table)
         if table not in present:

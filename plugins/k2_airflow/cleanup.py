@@ -1,6 +1,6 @@
 """The cleanup-migrations DAG's steps: find the legacy estate, then remove it (or not).
 
-Which names are legacy is decided by :mod:`k2.admin.legacy` (v3 objects are protected
+Which names are legacy is decided by :mod:`k2_airflow.legacy` (v3 objects are protected
 there). Each step lists what it found; with ``dry_run`` it removes nothing. Running it
 again after a real run finds nothing, so it is idempotent.
 """
@@ -12,14 +12,14 @@ from k2_airflow.report import log_summary
 
 
 def legacy_tables(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
-    from k2 import contracts
-    from k2.admin import legacy, tables
+    from k2 import contracts, iceberg_admin
     from k2.catalog import catalog
+    from k2_airflow import legacy
 
     cat = catalog(settings or platform())
-    found = [t for t in tables.existing_tables(cat) if legacy.is_legacy_table(t)]
+    found = [t for t in iceberg_admin.existing_tables(cat) if legacy.is_legacy_table(t)]
     results = {
-        contracts.qualified(t): "would purge" if dry_run else tables.purge_table(cat, t)
+        contracts.qualified(t): "would purge" if dry_run else iceberg_admin.purge_table(cat, t)
         for t in found
     }
     log_summary(f"Legacy Iceberg tables (dry_run={dry_run})",
@@ -28,22 +28,24 @@ def legacy_tables(dry_run: bool, settings: PlatformSettings | None = None) -> di
 
 
 def legacy_subjects(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
-    from k2.admin import legacy, schemas
+    from k2 import schema_registry
+    from k2_airflow import legacy
 
-    client = schemas.registry_client((settings or platform()).registry_url)
-    found = [s for s in schemas.list_subjects(client) if legacy.is_legacy_subject(s)]
-    results = {s: "would remove" if dry_run else schemas.delete_subject(client, s) for s in found}
+    client = schema_registry.registry_client((settings or platform()).registry_url)
+    found = [s for s in schema_registry.list_subjects(client) if legacy.is_legacy_subject(s)]
+    results = {s: "would remove" if dry_run else schema_registry.delete_subject(client, s) for s in found}
     log_summary(f"Legacy registry subjects (dry_run={dry_run})",
                 [("subject", n, o) for n, o in sorted(results.items())])
     return results
 
 
 def legacy_topics(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
-    from k2.admin import legacy, topics
+    from k2 import kafka_admin
+    from k2_airflow import legacy
 
-    admin = topics.admin_client((settings or platform()).kafka_bootstrap)
-    found = sorted(t for t in topics.existing_topics(admin) if legacy.is_legacy_topic(t))
-    results = {t: "would remove" for t in found} if dry_run else topics.delete_topics(admin, found)
+    admin = kafka_admin.admin_client((settings or platform()).kafka_bootstrap)
+    found = sorted(t for t in kafka_admin.existing_topics(admin) if legacy.is_legacy_topic(t))
+    results = {t: "would remove" for t in found} if dry_run else kafka_admin.delete_topics(admin, found)
     log_summary(f"Legacy Kafka topics (dry_run={dry_run})",
                 [("topic", n, o) for n, o in sorted(results.items())])
     return results

@@ -7,18 +7,11 @@ the ``spark_default`` connection, so a task only names its job and arguments.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from k2.settings import REPO_ROOT
+from k2.jobs import job_path
 
 SPARK_CONN_ID = "spark_default"
-SPARK_JOBS_DIR = REPO_ROOT / "spark_jobs"
-
-
-def job_path(job: str) -> Path:
-    """``spark_jobs/<job>.py``; the job may not exist yet when a DAG is parsed."""
-    return SPARK_JOBS_DIR / f"{job}.py"
 
 
 def spark_job(task_id: str, job: str, args: list[str] | None = None, **kwargs: Any):

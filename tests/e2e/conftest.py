@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from k2.pipeline import IsolatedPipeline
+from k2ops.pipeline import IsolatedPipeline
 from shared_pipeline import SharedPipeline, StreamKeeper
 
 

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from k2.pipeline import IsolatedPipeline
+from k2ops.pipeline import IsolatedPipeline
 from workers.log import parse_events
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from k2.contracts import STREAMS, silver_table
-from k2.pipeline import IsolatedPipeline, wait_for
 from k2.settings import fresh_platform
-from k2.stack import kafka, registry
+from k2ops.pipeline import IsolatedPipeline, wait_for
+from k2ops.stack import kafka, registry
 from shared_pipeline import SharedPipeline, child_pid, connected_after, topic_trades, worker_events
 from simulator_expectations import expected_trades, published_trades
 from workers.simulator import SimulatorConfig, SimulatorThread

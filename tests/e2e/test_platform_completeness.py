@@ -42,7 +42,7 @@ from pyiceberg.expressions import EqualTo
 
 from k2 import ledger_store
 from k2.contracts import silver_table
-from k2.pipeline import wait_for
+from k2ops.pipeline import wait_for
 from shared_pipeline import SharedPipeline, child_pid, connected_after, topic_trades, worker_events
 from simulator_expectations import published_trades, unserved_ranges
 from workers.simulator import SimulatorConfig, SimulatorThread, read_record

@@ -28,7 +28,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.contracts import trade_schema_text
-from k2.pipeline import wait_for
+from k2ops.pipeline import wait_for
 from shared_pipeline import SharedPipeline
 from simulator_expectations import DLQ_KIND, bad_frames, expected_trades, published_trades
 from workers.simulator import SimulatorConfig, SimulatorThread

@@ -116,7 +116,7 @@ def source_new_data(stream: str, settings: PlatformSettings,
     entries = latest_offsets_entries(checkpoint_dir(stream, settings))
     try:
         if stream == "bronze_ingestion":
-            from k2.admin.topics import end_offsets
+            from k2.kafka_admin import end_offsets
 
             return kafka_new_data(entries, end_offsets(settings.kafka_bootstrap, contracts.trade_topics()))
         tables = {t: _snapshots(settings, t) for t in source_tables(stream)}

@@ -7,7 +7,7 @@ import time
 import urllib.error
 import urllib.request
 
-from k2.stack.airflow import api_url, password
+from k2ops.stack.airflow import api_url, password
 
 
 class AirflowApi:

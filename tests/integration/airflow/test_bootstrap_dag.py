@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from k2 import contracts
-from k2.admin import schemas, tables, topics
+from k2 import contracts, iceberg_admin, kafka_admin, schema_registry
 from k2.catalog import catalog
-from k2.stack.airflow import api_url, password
+from k2ops.stack.airflow import api_url, password
 from platform_bootstrap import bootstrap_lock
 from polling import wait_until
 from stack_api import AirflowApi
@@ -38,17 +37,17 @@ SUITE = ["benchmark", "bootstrap", "cleanup_migrations", "compaction", "complete
 
 def _estate(settings) -> dict:
     """Everything bootstrap owns, in a form that changes if anything is (re)created."""
-    admin = topics.admin_client(settings.kafka_bootstrap)
-    present = topics.existing_topics(admin)
-    registry = schemas.registry_client(settings.registry_url)
-    subjects = set(schemas.list_subjects(registry))
+    admin = kafka_admin.admin_client(settings.kafka_bootstrap)
+    present = kafka_admin.existing_topics(admin)
+    registry = schema_registry.registry_client(settings.registry_url)
+    subjects = set(schema_registry.list_subjects(registry))
     return {
-        "topics": {t.name: present.get(t.name) for t in topics.desired_topics()},
+        "topics": {t.name: present.get(t.name) for t in kafka_admin.desired_topics()},
         "subjects": {
-            s: (registry.get_versions(s), schemas.subject_compatibility(registry, s))
-            for s in schemas.desired_subjects() if s in subjects
+            s: (registry.get_versions(s), schema_registry.subject_compatibility(registry, s))
+            for s in schema_registry.desired_subjects() if s in subjects
         },
-        "tables": tables.definitions(catalog(settings), contracts.lakehouse_tables()),
+        "tables": iceberg_admin.definitions(catalog(settings), contracts.lakehouse_tables()),
     }
 
 
@@ -67,7 +66,7 @@ def test_bootstrap_creates_everything(first_run):
     output, estate = first_run
     assert estate["topics"] == {
         **{contracts.trade_topic(e.name): e.default_partitions for e in contracts.EXCHANGES},
-        contracts.DLQ_TOPIC: topics.DLQ_PARTITIONS,
+        contracts.DLQ_TOPIC: kafka_admin.DLQ_PARTITIONS,
     }
     assert set(estate["subjects"]) == {contracts.value_subject(t) for t in contracts.trade_topics()}
     for versions, level in estate["subjects"].values():

@@ -9,8 +9,7 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pytest
 
-from k2 import contracts
-from k2.admin import schemas, tables, topics
+from k2 import contracts, iceberg_admin, kafka_admin, schema_registry
 from k2.catalog import catalog
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
@@ -39,8 +38,8 @@ def seeded(stack, run_id):
         table.append(pa.table({"symbol": ["BHP"]}))
         locations[name] = Path(urlparse(table.location()).path)
 
-    registry = schemas.registry_client(stack.registry_url)
-    schemas.ensure_trade_subjects(registry)  # v3 subjects must survive
+    registry = schema_registry.registry_client(stack.registry_url)
+    schema_registry.ensure_trade_subjects(registry)  # v3 subjects must survive
     legacy_subjects = {
         "com.k2.marketdata.Trade-value": "Trade",
         "com.k2.marketdata.Quote-value": "Quote",
@@ -52,18 +51,18 @@ def seeded(stack, run_id):
     keep_subject = f"k2test.t{run_id}.keep-value"
     registry.register_schema(keep_subject, Schema(_avro("Keep"), "AVRO"))
 
-    admin = topics.admin_client(stack.kafka_bootstrap)
-    topics.ensure_topics(admin, topics.desired_topics())  # v3 topics must survive
+    admin = kafka_admin.admin_client(stack.kafka_bootstrap)
+    kafka_admin.ensure_topics(admin, kafka_admin.desired_topics())  # v3 topics must survive
     legacy_topics = ["market.equities.trades.asx", f"market.equities.quotes.t{run_id}"]
     keep_topic = f"k2test.t{run_id}.keep"
-    topics.ensure_topics(admin, [topics.TopicSpec(t, 1) for t in [*legacy_topics, keep_topic]])
+    kafka_admin.ensure_topics(admin, [kafka_admin.TopicSpec(t, 1) for t in [*legacy_topics, keep_topic]])
 
     yield {
         "tables": locations, "subjects": sorted(legacy_subjects), "topics": legacy_topics,
         "keep_subject": keep_subject, "keep_topic": keep_topic,
     }
-    schemas.delete_subject(registry, keep_subject)
-    topics.delete_topics(admin, [keep_topic])
+    schema_registry.delete_subject(registry, keep_subject)
+    kafka_admin.delete_topics(admin, [keep_topic])
 
 
 def _watched(stack, seeded) -> dict[str, set[str]]:
@@ -71,17 +70,17 @@ def _watched(stack, seeded) -> dict[str, set[str]]:
 
     Only these are compared: other tests share the stack and create their own objects.
     """
-    registry = schemas.registry_client(stack.registry_url)
+    registry = schema_registry.registry_client(stack.registry_url)
     names = {
         "tables": {*contracts.LEGACY_TABLES, *contracts.lakehouse_tables()},
-        "subjects": {*seeded["subjects"], seeded["keep_subject"], *schemas.desired_subjects()},
+        "subjects": {*seeded["subjects"], seeded["keep_subject"], *schema_registry.desired_subjects()},
         "topics": {*seeded["topics"], seeded["keep_topic"], *contracts.trade_topics(),
                    contracts.DLQ_TOPIC},
     }
     present = {
-        "tables": set(tables.existing_tables(catalog(stack))),
-        "subjects": set(schemas.list_subjects(registry)),
-        "topics": set(topics.existing_topics(topics.admin_client(stack.kafka_bootstrap))),
+        "tables": set(iceberg_admin.existing_tables(catalog(stack))),
+        "subjects": set(schema_registry.list_subjects(registry)),
+        "topics": set(kafka_admin.existing_topics(kafka_admin.admin_client(stack.kafka_bootstrap))),
     }
     return {kind: names[kind] & present[kind] for kind in names}
 
@@ -108,7 +107,7 @@ def test_dry_run_lists_and_keeps_then_real_run_removes_exactly_the_legacy(airflo
     summary = output.split("Cleanup migrations: DRY RUN", 1)[1]
     for name in [*map(contracts.qualified, seeded["tables"]), *seeded["subjects"], *seeded["topics"]]:
         assert name in summary, f"{name} not listed in the dry-run summary"
-    for name in [seeded["keep_subject"], seeded["keep_topic"], *schemas.desired_subjects(),
+    for name in [seeded["keep_subject"], seeded["keep_topic"], *schema_registry.desired_subjects(),
                  *(contracts.qualified(t) for t in contracts.lakehouse_tables())]:
         assert name not in summary
     for topic in [*contracts.trade_topics(), contracts.DLQ_TOPIC]:

@@ -19,8 +19,7 @@ from decimal import Decimal
 
 import pytest
 
-from k2 import contracts
-from k2.admin import tables
+from k2 import contracts, iceberg_admin
 from k2.catalog import catalog
 from k2.streams import checkpoint_dir, lock_file, lock_holder, progress_file
 from platform_bootstrap import bootstrap_lock
@@ -62,7 +61,7 @@ def _stop_all(api: AirflowApi) -> None:
 @pytest.fixture(scope="module")
 def api(stack, airflow_cli):
     with bootstrap_lock(stack):  # the bootstrap module may be making the estate right now
-        if set(contracts.all_tables()) - set(tables.existing_tables(catalog(stack))):
+        if set(contracts.all_tables()) - set(iceberg_admin.existing_tables(catalog(stack))):
             result = airflow_cli("dags", "test", "bootstrap", timeout=420)
             assert result.returncode == 0, result.stdout[-3000:]
     airflow_cli("dags", "reserialize", timeout=120)  # new DAG files without waiting for a rescan
@@ -100,7 +99,7 @@ def _produce_trades(stack, count: int = 20) -> None:
     from confluent_kafka import SerializingProducer
     from confluent_kafka.schema_registry.avro import AvroSerializer
 
-    from k2.admin.schemas import registry_client
+    from k2.schema_registry import registry_client
 
     serializer = AvroSerializer(registry_client(stack.registry_url), contracts.trade_schema_text(),
                                 conf={"auto.register.schemas": False, "use.latest.version": True})

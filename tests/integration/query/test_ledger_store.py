@@ -169,7 +169,7 @@ def test_ranges_the_exchange_no_longer_serves_make_exactly_their_hours_unrecover
     not change."""
     from confluent_kafka import Producer
 
-    from k2.admin.topics import TopicSpec, admin_client, delete_topics, ensure_topics
+    from k2.kafka_admin import TopicSpec, admin_client, delete_topics, ensure_topics
     from workers.dlq import lost_range
 
     topic = f"{gold}.{contracts.DLQ_TOPIC}"

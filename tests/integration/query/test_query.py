@@ -16,7 +16,7 @@ import pytest
 from gold_fixture import gold_table
 from k2.catalog import catalog
 from k2.contracts import GOLD_TABLE
-from k2.query import TradeQuery, bars, trades
+from k2ops.query import TradeQuery, bars, trades
 
 pytestmark = pytest.mark.integration
 

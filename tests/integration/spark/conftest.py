@@ -7,9 +7,9 @@ import uuid
 from urllib.parse import urlparse
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from k2.catalog import catalog
+from k2.kafka_admin import admin_client
 from k2.settings import platform
 
 from .jobs import Jobs
@@ -43,7 +43,7 @@ def jobs(tmp_path_factory) -> Jobs:
     yield j
     j.stop_all()
     _drop_namespace(j.namespace)
-    admin = AdminClient({"bootstrap.servers": platform().kafka_bootstrap})
+    admin = admin_client(platform().kafka_bootstrap)
     for f in admin.delete_topics(list(j.topics.values())).values():
         try:
             f.result(30)

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from k2.config import load
+from k2.jobs import job_path
 from k2.settings import REPO_ROOT, PlatformSettings, env_for_children, platform
-from k2.stack.spark import spark_submit
+from k2ops.stack.spark import spark_submit
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, every: float = 0.5):
@@ -53,7 +54,7 @@ class Jobs:
         return env
 
     def argv(self, job: str, *args: str) -> list[str]:
-        argv = [spark_submit(), str(REPO_ROOT / "spark_jobs" / f"{job}.py"), "--namespace", self.namespace]
+        argv = [spark_submit(), str(job_path(job)), "--namespace", self.namespace]
         if job in ("bronze_ingestion", "silver_transformation"):
             argv += ["--topics", ",".join(f"{ex}={t}" for ex, t in self.topics.items())]
         return argv + list(args)

@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from k2.catalog import catalog
 from k2.contracts import BRONZE_TABLE
+from k2.kafka_admin import admin_client
 from k2.settings import platform
 from k2.streams import read_losses
 from k2_airflow.babysitter import probes
@@ -63,7 +64,7 @@ def bronze_offsets(jobs: Jobs, topic: str) -> dict[int, list[int]]:
 
 def test_offsets_deleted_while_bronze_was_stopped_are_reported_exactly(jobs: Jobs):
     topic = jobs.topics["binance"]
-    admin = AdminClient({"bootstrap.servers": platform().kafka_bootstrap})
+    admin = admin_client(platform().kafka_bootstrap)
     for f in admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1)
                                   for t in jobs.topics.values()]).values():
         f.result(30)

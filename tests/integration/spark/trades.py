@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.contracts import trade_schema_text
+from k2.kafka_admin import admin_client
 
 MESSAGE_ID_NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")
 HOUR_US = 3600 * 1_000_000
@@ -81,7 +82,7 @@ class TradeProducer:
         self.errors: list[str] = []
 
     def create_topics(self, topics: list[str], partitions: int = 2) -> None:
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = admin_client(self.bootstrap)
         futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1)
                                        for t in topics])
         for f in futures.values():

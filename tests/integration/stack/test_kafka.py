@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
+
+from k2.kafka_admin import admin_client
 
 pytestmark = pytest.mark.integration
 
 
 def test_produce_and_consume_round_trip(stack, run_id):
     topic = f"k2test.kafka.{run_id}"
-    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+    admin = admin_client(stack.kafka_bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
 
     producer = Producer({"bootstrap.servers": stack.kafka_bootstrap, "enable.idempotence": True,

@@ -18,9 +18,10 @@ import pytest
 
 from k2.catalog import catalog
 from k2.config import load
+from k2.jobs import job_path
 from k2.settings import REPO_ROOT, PlatformSettings
-from k2.stack import spark
-from k2.stack.airflow import environment
+from k2ops.stack import spark
+from k2ops.stack.airflow import environment
 from polling import wait_until
 
 pytestmark = pytest.mark.integration
@@ -70,7 +71,7 @@ def test_spark_and_pyiceberg_share_an_s3_warehouse(stack, run_id, s3_endpoint, t
 
     table = f"objstore_{run_id}.trades"
     result = subprocess.run(
-        [spark.spark_submit(), str(REPO_ROOT / "spark_jobs" / "smoke.py"), "--table", table,
+        [spark.spark_submit(), str(job_path("smoke")), "--table", table,
          "--rows", "12"],
         env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )

@@ -9,8 +9,8 @@ import pyspark
 import pytest
 
 from k2.catalog import catalog
-from k2.settings import REPO_ROOT
-from k2.stack.spark import spark_submit as spark_submit_binary
+from k2.jobs import job_path
+from k2ops.stack.spark import spark_submit as spark_submit_binary
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def test_pyspark_matches_spark_submit_version(spark_env):
 
 def test_spark_writes_iceberg_table_that_pyiceberg_reads(spark_submit, run_id):
     table = f"k2test_{run_id}.smoke"
-    result = spark_submit(REPO_ROOT / "spark_jobs" / "smoke.py", "--table", table, "--rows", "25")
+    result = spark_submit(job_path("smoke"), "--table", table, "--rows", "25")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"wrote 25 rows to {table}" in result.stdout
 

@@ -41,7 +41,7 @@ def log_events(worker, event: str) -> list[dict]:
 def test_kill_9_under_supervisor_backfills_every_published_trade(stack, topics, make_simulator, start_worker):
     sim = make_simulator(rate=40, seed=21)
     env = worker_env(sim, topics, supervisor_backoff_base_s="1")
-    supervisor = start_worker("binance", env, [sys.executable, "-m", "k2.cli", "workers", "--exchange", "binance"])
+    supervisor = start_worker("binance", env, [sys.executable, "-m", "k2ops.cli", "workers", "--exchange", "binance"])
     reader = TopicReader(stack, topics["binance"])
     state = Path(env["K2_WORKERS_STATE_DIR"]) / "binance" / "last_acked.json"
     wait_for(lambda: len(reader.poll(0.3)) >= 100 and state.exists(), 30, "first trades and a progress file")

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from k2 import contracts
-from workers.registry import Schema, register_trade_schema
+from k2.schema_registry import Schema, register_trade_schema
 
 pytestmark = pytest.mark.integration
 

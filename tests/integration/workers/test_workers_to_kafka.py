@@ -160,7 +160,7 @@ def test_kill_9_under_supervisor_restarts_without_loss(stack, topics, make_simul
     # worker's acknowledged watermark fills what the snapshot no longer holds.
     sim = make_simulator(rate=8, seed=3)
     env = worker_env(sim, topics, supervisor_backoff_base_s="0.5", kraken_rest_url=f"http://127.0.0.1:{sim.port}")
-    supervisor = start_worker("kraken", env, [sys.executable, "-m", "k2.cli", "workers", "--exchange", "kraken"])
+    supervisor = start_worker("kraken", env, [sys.executable, "-m", "k2ops.cli", "workers", "--exchange", "kraken"])
     reader = TopicReader(stack, topics["kraken"])
     wait_for(lambda: len(reader.poll(0.3)) >= 20, 20, "first trades")
 

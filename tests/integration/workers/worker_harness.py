@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
+from k2.kafka_admin import admin_client
 from k2.settings import platform
 from simulator_expectations import (  # noqa: F401
     DLQ_KIND,
@@ -56,7 +57,7 @@ def wait_for(condition: Callable[[], object], timeout_s: float, what: str, inter
 @pytest.fixture(scope="session")
 def stack() -> dict:
     plat = platform()
-    admin = AdminClient({"bootstrap.servers": plat.kafka_bootstrap})
+    admin = admin_client(plat.kafka_bootstrap)
     try:
         admin.list_topics(timeout=5)
     except KafkaException as exc:

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 from pyiceberg.table.snapshots import Operation
 
-from k2.bench.platform import Window, flatness, latency_figures, overlapping_runs, progress_line
-from k2.bench.platform_up import Found, restore_plan
-from k2.bench.snapshots import added_files, appended_records
-from k2.stack.workers import WorkersMode, mode_of
+from k2ops.bench.platform import Window, flatness, latency_figures, overlapping_runs, progress_line
+from k2ops.bench.platform_up import Found, restore_plan
+from k2ops.bench.snapshots import added_files, appended_records
+from k2ops.stack.workers import WorkersMode, mode_of
 from tests.polling import wait_until
 
 T0 = 1_800_000_000.0  # any epoch second
@@ -216,7 +216,7 @@ def test_a_bare_stack_loses_airflow_the_streams_and_the_workers_again():
 # -- the markdown summary ------------------------------------------------------------
 
 def test_the_summary_shows_the_platform_figures_beside_the_issue_targets():
-    from k2.bench.cli import markdown
+    from k2ops.bench.cli import markdown
 
     w = Window(T0, T0 + 1200)
     e2e = latency_figures(_spread(T0, 1200, [6.0] * 199 + [9.0]), w)
@@ -249,7 +249,7 @@ def test_the_running_workers_mode_is_read_from_their_command_line(tmp_path):
 
     from k2.config import load
     from k2.settings import PlatformSettings
-    from k2.stack.workers import running_mode
+    from k2ops.stack.workers import running_mode
 
     s = load(PlatformSettings, {"K2_HOME": str(tmp_path)})
     assert running_mode(s) is None  # no pid file: not running
@@ -272,7 +272,7 @@ def test_the_running_workers_mode_is_read_from_their_command_line(tmp_path):
 
 
 def test_cpu_is_charged_to_the_nearest_labelled_ancestor():
-    from k2.bench.cpu import OTHER, attribute, shares
+    from k2ops.bench.cpu import OTHER, attribute, shares
 
     # scheduler 10 -> task 11 -> stream JVM 12 -> python driver 13; kafka 20; bench 30
     procs = {10: (1, 5.0), 11: (10, 1.0), 12: (11, 40.0), 13: (12, 3.0), 20: (1, 7.0), 30: (1, 0.5), 1: (0, 0.1)}
@@ -283,7 +283,7 @@ def test_cpu_is_charged_to_the_nearest_labelled_ancestor():
 
 
 def test_cpu_attribution_survives_a_parent_loop():
-    from k2.bench.cpu import OTHER, attribute
+    from k2ops.bench.cpu import OTHER, attribute
 
     assert attribute({5: (6, 1.0), 6: (5, 2.0)}, {}) == {OTHER: 3.0}
 
@@ -297,7 +297,7 @@ def test_cpu_meter_keeps_a_restarted_process_time_its_own(monkeypatch):
     import sys
     from pathlib import Path
 
-    from k2.bench import cpu
+    from k2ops.bench import cpu
 
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass\ntime.sleep(60)"
     roots = {os.getpid(): "airflow-scheduler"}

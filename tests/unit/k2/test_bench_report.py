@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from k2.bench.cli import markdown
+from k2ops.bench.cli import markdown
 
 
 def test_markdown_lists_each_figure_with_its_target_and_failures():
@@ -28,7 +28,7 @@ def test_markdown_lists_each_figure_with_its_target_and_failures():
 def test_a_gap_opens_when_the_next_sent_trade_of_its_symbol_arrives():
     import uuid
 
-    from k2.bench.latency import gap_openings
+    from k2ops.bench.latency import gap_openings
 
     def ev(kind: str, symbol: str, tid: int) -> dict:
         return {"ev": kind, "exchange": "kraken", "symbol": symbol, "trade_id": str(tid)}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from k2.cli import build_parser
+from k2ops.cli import build_parser
 
 K2 = str(Path(sys.executable).parent / "k2")
 

@@ -116,7 +116,7 @@ def test_the_source_is_read_from_vendor_data():
 
 
 def test_summary_counts_quiet_hours_as_complete_and_names_the_range():
-    from k2 import completeness
+    from k2ops import completeness
 
     start = T0
     rows = ledger.hour_ledgers([_trade(1, 0), _trade(4, 2), _trade(5, 2)], _contiguous)

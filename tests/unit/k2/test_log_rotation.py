@@ -7,7 +7,7 @@ import signal
 import sys
 import textwrap
 
-from k2.stack.process import RotatingLog, Service, pump, wait_for
+from k2ops.stack.process import RotatingLog, Service, pump, wait_for
 
 
 def _lines(n: int, start: int = 0) -> bytes:

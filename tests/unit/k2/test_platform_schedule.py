@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from k2 import platform
+from k2ops import platform
 
 
 class RecordingApi:

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from k2.stack.errors import StackError
-from k2.stack.process import CRASHED, RUNNING, STOPPED, Service, wait_for
+from k2ops.stack.errors import StackError
+from k2ops.stack.process import CRASHED, RUNNING, STOPPED, Service, wait_for
 
 
 def _free_port() -> int:

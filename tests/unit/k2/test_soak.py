@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from k2.bench.soak import (
+from k2ops.bench.soak import (
     TableSample,
     sample_line,
     sample_table,

@@ -6,7 +6,7 @@ import os
 
 from k2.config import load
 from k2.settings import PlatformSettings
-from k2.stack import spark, spark_cds
+from k2ops.stack import spark, spark_cds
 
 
 def _settings(tmp_path) -> PlatformSettings:

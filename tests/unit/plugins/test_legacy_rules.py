@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from k2 import contracts
-from k2.admin import legacy
+from k2_airflow import legacy
 
 
 @pytest.mark.parametrize("subject", [

@@ -18,7 +18,7 @@ def spark():
     from pyspark.sql import SparkSession
 
     from k2.settings import platform
-    from k2.stack.artifacts import spark_jars
+    from k2ops.stack.artifacts import spark_jars
 
     jars = spark_jars(platform())
     if not any(p.name.startswith("spark-avro_") for p in jars):

@@ -11,8 +11,8 @@ import pytest
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2 import contracts
+from k2.schema_registry import Schema, registry_client
 from workers.avro import TradeEncoder
-from workers.registry import Schema, registry_client
 
 SCHEMA = contracts.trade_schema()
 
