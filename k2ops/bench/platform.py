@@ -3,7 +3,7 @@
 Unlike ``k2ops.bench.latency`` (an isolated pipeline of its own), this measures the
 platform as it runs: the streams started by Airflow's babysitter, the maintenance DAGs
 on their schedules, the production ``market_data`` tables. The run brings the platform
-up with `k2 up --simulator --simulator-rate <rate>` (k2/bench/platform_up.py: workers
+up with `k2 up --simulator --simulator-rate <rate>` (k2ops/bench/platform_up.py: workers
 running otherwise are restarted, and everything is left as found at the end), waits
 until all three streams commit batches with rows, then lets it run ``seconds``.
 
@@ -15,7 +15,7 @@ Method:
   snapshot at least 5 s after it, and rows of every exchange stamped at or after it
   (the streams read their sources in order, so every earlier trade is in Gold then).
 - commit time of a row = the timestamp of the append snapshot that added its data file,
-  read from that snapshot's own manifests (k2/bench/snapshots.py), so it stays right
+  read from that snapshot's own manifests (k2ops/bench/snapshots.py), so it stays right
   after compaction rewrote the files (``replace`` snapshots are skipped; Gold's
   insert-only MERGE commits ``append`` snapshots).
 - end-to-end latency = Gold commit time − the trade's ``timestamp`` (the simulator
@@ -32,7 +32,7 @@ Method:
   restarted in the window shows as more than one pid.
 - CPU budget = the cores each component used on average over the window (the three
   stream JVMs, Kafka, the registry, PostgreSQL, each Airflow component, the workers;
-  k2/bench/cpu.py), and the whole machine's;
+  k2ops/bench/cpu.py), and the whole machine's;
 - context: the scheduled DAG runs (retention, compaction, completeness, data quality)
   that overlapped the run, from Airflow's REST API (best effort), and the load average
   at the window's start and end.

@@ -58,7 +58,7 @@ def down(keep: Collection[str] = (), keep_streams: Collection[str] = ()) -> list
     """Stop everything: workers, Airflow, then any stream still running, then the rest.
 
     ``keep``: services to leave running, ``keep_streams``: streams to leave running (what
-    was up before a benchmark brought up the rest; see k2/bench/platform_up.py).
+    was up before a benchmark brought up the rest; see k2ops/bench/platform_up.py).
     """
     from k2.contracts import STREAMS
     from k2.streams import lock_holder, stop_stream

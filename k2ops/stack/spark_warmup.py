@@ -4,7 +4,7 @@ It touches what the K2 jobs load at start-up, without any service: an Iceberg ta
 a throw-away Hadoop catalog (create, append, MERGE, batch and streaming reads), the
 Kafka source's planning, Avro decoding and the Structured Streaming machinery.
 
-    spark-submit k2/stack/spark_warmup.py --warehouse /tmp/somewhere
+    spark-submit k2ops/stack/spark_warmup.py --warehouse /tmp/somewhere
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 No services: ``local[2]``, no UI, no catalog. The JVM jars come from where ``k2 setup``
 put them and go on the class path exactly as the jobs' spark-defaults.conf puts them
-(k2/stack/spark.py), so ``from_avro`` resolves as it does in the real streams. ANSI
+(k2ops/stack/spark.py), so ``from_avro`` resolves as it does in the real streams. ANSI
 mode is Spark 4's default and is asserted: the tests are about totality under it.
 """
 
