@@ -22,6 +22,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from k2.log import parse_events
 from k2.settings import platform
 from simulator_expectations import (  # noqa: F401
     DLQ_KIND,
@@ -31,7 +32,6 @@ from simulator_expectations import (  # noqa: F401
     expected_trades,
     published_trades,
 )
-from workers.log import parse_events
 from workers.simulator import SimulatorConfig, SimulatorThread
 
 with warnings.catch_warnings():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.log import parse_events
+from k2.log import parse_events
 
 
 def test_parse_events_keeps_json_objects_in_order_and_skips_other_lines():
