@@ -15,13 +15,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from k2.catalog import catalog
 from k2.config import load
 from k2.contracts import DLQ_TOPIC, EXCHANGES, GOLD_TABLE, SILVER_DLQ_TABLE, STREAMS, trade_topic
+from k2.polling import wait_until
 from k2.settings import REPO_ROOT, PlatformSettings
 from k2.stack.airflow import environment
 from k2.stack.spark import spark_submit
@@ -94,7 +94,7 @@ class IsolatedPipeline:
         for stream in STREAMS:
             self.start_stream(stream)
         for stream in STREAMS:
-            wait_for(lambda s=stream: self._started(s), ready_timeout, f"{stream} first batch")
+            wait_until(lambda s=stream: self._started(s), ready_timeout, f"{stream} first batch", interval=1.0)
 
     def _started(self, stream: str) -> bool:
         """True once ``stream`` committed a batch; a copy that died first is started again,
@@ -192,12 +192,3 @@ class IsolatedPipeline:
         for future in admin.delete_topics([*self.topics.values(), self.dlq_topic]).values():
             future.result(60)
 
-
-def wait_for(probe, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -29,8 +29,9 @@ from k2.contracts import (
     all_tables,
     silver_table,
 )
+from k2.polling import wait_until
 
-from .jobs import Jobs, wait_for
+from .jobs import Jobs
 from .trades import message_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
@@ -107,7 +108,7 @@ def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list], clo
 
     gold = jobs.start("gold_aggregation", "--trigger", "1 second")
     # Gold takes one small MERGE per Silver append: several cold-hour files to compact.
-    wait_for(lambda: gold_ids() == all_ids, 180, "Gold to hold the seeded Silver trades")
+    wait_until(lambda: gold_ids() == all_ids, 180, "Gold to hold the seeded Silver trades")
 
     now = ["--now", clock_now.isoformat()]
     retention = jobs.run("retention", *now)
@@ -116,8 +117,8 @@ def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list], clo
 
     later = [silver_row(100 + i, clock_now - timedelta(minutes=5)) for i in range(3)]
     append(jobs, silver_table("binance"), later)
-    wait_for(lambda: gold_ids() == all_ids | {r["message_id"] for r in later}, 120,
-             "Gold to pick up Silver rows appended after retention and compaction")
+    wait_until(lambda: gold_ids() == all_ids | {r["message_id"] for r in later}, 120,
+               "Gold to pick up Silver rows appended after retention and compaction")
 
     # Graceful stop: SIGTERM to the Python driver (the lock holder) ends the query between batches.
     driver = int((jobs.checkpoint_root / "gold_aggregation" / "run.lock").read_text())

@@ -20,10 +20,11 @@ import pytest
 
 from k2.catalog import catalog
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE, SILVER_DLQ_TABLE, silver_table, trade_schema
+from k2.polling import wait_until
 from k2.settings import platform
 from k2.streams import hold_run_lock, lock_holder, stop_stream
 
-from .jobs import Jobs, wait_for
+from .jobs import Jobs
 from .trades import HOUR_US, PAIRS, Sent, TradeProducer, frame, hour_start_us, trade
 
 pytestmark = pytest.mark.integration
@@ -164,8 +165,8 @@ def test_graceful_stop_ends_the_stream_with_exit_0(jobs: Jobs, dataset: list[Sen
     Airflow runner task ends as a success instead of being retried."""
     settings = jobs.settings
     proc = jobs.start("bronze_ingestion", "--trigger", "1 second")
-    wait_for(lambda: lock_holder("bronze_ingestion", settings) and "query started" in Path(proc.log_path).read_text(),
-             180, "bronze's query to start")
+    wait_until(lambda: lock_holder("bronze_ingestion", settings) and "query started" in Path(proc.log_path).read_text(),
+               180, "bronze's query to start")
     assert stop_stream("bronze_ingestion", settings, timeout_s=30, graceful_s=120) is True
     assert proc.wait(30) == 0
     assert "stopped cleanly" in Path(proc.log_path).read_text()
@@ -188,8 +189,8 @@ def test_kill9_mid_flow_and_late_duplicates(jobs: Jobs, producer: TradeProducer,
     for stream, limits in plans.items():
         before = jobs.committed_batches(stream)
         proc = jobs.start(stream, "--trigger", "1 second", *limits)
-        wait_for(lambda s=stream, b=before: jobs.committed_batches(s) >= b + 2, 180,
-                 f"{stream} to commit two batches")
+        wait_until(lambda s=stream, b=before: jobs.committed_batches(s) >= b + 2, 180,
+                   f"{stream} to commit two batches")
         jobs.kill9(proc)
         restart = jobs.run(stream, "--trigger", "availableNow", *limits)
         # The kill really was mid-flow: the restarted copy still had rows to process.

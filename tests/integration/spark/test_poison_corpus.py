@@ -17,10 +17,11 @@ import pytest
 
 from k2.catalog import catalog
 from k2.contracts import GOLD_TABLE, SILVER_DLQ_TABLE, silver_table
+from k2.polling import wait_until
 from k2.settings import platform
 from tests.unit.spark.wire_bytes import LONG_MAX, LONG_MIN, v3_body, varint
 
-from .jobs import Jobs, wait_for
+from .jobs import Jobs
 from .trades import Sent, TradeProducer, frame, hour_start_us, trade
 
 pytestmark = pytest.mark.integration
@@ -117,8 +118,8 @@ def test_poison_corpus_stops_nothing(jobs: Jobs, producer: TradeProducer):
     producer.send_all(good[:10])  # some trades before the streams start
 
     procs = {s: jobs.start(s, "--trigger", "2 seconds") for s in STREAMS}
-    wait_for(lambda: all("query started" in Path(p.log_path).read_text() for p in procs.values()), 240,
-             "all three streams to start")
+    wait_until(lambda: all("query started" in Path(p.log_path).read_text() for p in procs.values()), 240,
+               "all three streams to start")
     before = {s: jobs.committed_batches(s) for s in STREAMS}
 
     poison, extreme_valid = poison_corpus(jobs.topics, producer, ts)
@@ -133,8 +134,8 @@ def test_poison_corpus_stops_nothing(jobs: Jobs, producer: TradeProducer):
         return len(rows(jobs, SILVER_DLQ_TABLE))
 
     expected_ids = {s.record["message_id"] for s in all_good}
-    wait_for(lambda: gold_ids() >= expected_ids and dlq_count() >= len(poison), 150,
-             "Gold to hold every good trade and the DLQ every poison record", every=2)
+    wait_until(lambda: gold_ids() >= expected_ids and dlq_count() >= len(poison), 150,
+               "Gold to hold every good trade and the DLQ every poison record", interval=2)
 
     for stream, proc in procs.items():  # zero failed batches: a failed batch ends the stream
         log = Path(proc.log_path).read_text()

@@ -21,9 +21,10 @@ import pytest
 
 from k2.catalog import catalog
 from k2.contracts import BRONZE_TABLE, SILVER_DLQ_TABLE, silver_table
+from k2.polling import wait_until
 from k2.settings import platform
 
-from .jobs import Jobs, wait_for
+from .jobs import Jobs
 from .trades import TradeProducer, trade
 
 # Not a `clock` test: the snapshot window is seconds of real time, so dates follow the real clock.
@@ -93,8 +94,8 @@ def test_retention_keeps_what_a_stopped_silver_has_not_read(jobs: Jobs):
     # plans from the checkpoint's first snapshot, which retention expired: see holdback.py).
     silver = jobs.start("silver_transformation", "--trigger", "1 second")
     everything = sorted(read_ids | unread_ids)
-    wait_for(lambda: sorted(r["message_id"] for r in table_rows(jobs, silver_table("binance"))) == everything
-             or silver.poll() is not None, 300, "Silver to catch up after retention")
+    wait_until(lambda: sorted(r["message_id"] for r in table_rows(jobs, silver_table("binance"))) == everything
+               or silver.poll() is not None, 300, "Silver to catch up after retention")
     assert silver.poll() is None, open(silver.log_path).read()[-3000:]  # type: ignore[attr-defined]
     driver = int((jobs.checkpoint_root / "silver_transformation" / "run.lock").read_text())
     os.kill(driver, signal.SIGTERM)
