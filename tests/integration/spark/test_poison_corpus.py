@@ -17,6 +17,7 @@ import pytest
 
 from k2.catalog import catalog
 from k2.contracts import GOLD_TABLE, SILVER_DLQ_TABLE, silver_table
+from k2.log import events_named, parse_events
 from k2.polling import wait_until
 from k2.settings import platform
 from tests.unit.spark.wire_bytes import LONG_MAX, LONG_MIN, v3_body, varint
@@ -118,8 +119,8 @@ def test_poison_corpus_stops_nothing(jobs: Jobs, producer: TradeProducer):
     producer.send_all(good[:10])  # some trades before the streams start
 
     procs = {s: jobs.start(s, "--trigger", "2 seconds") for s in STREAMS}
-    wait_until(lambda: all("query started" in Path(p.log_path).read_text() for p in procs.values()), 240,
-               "all three streams to start")
+    wait_until(lambda: all(events_named(Path(p.log_path).read_text(), "query_started") for p in procs.values()),
+               240, "all three streams to start")
     before = {s: jobs.committed_batches(s) for s in STREAMS}
 
     poison, extreme_valid = poison_corpus(jobs.topics, producer, ts)
@@ -140,7 +141,8 @@ def test_poison_corpus_stops_nothing(jobs: Jobs, producer: TradeProducer):
     for stream, proc in procs.items():  # zero failed batches: a failed batch ends the stream
         log = Path(proc.log_path).read_text()
         assert proc.poll() is None, f"{stream} exited {proc.returncode}:\n{log[-3000:]}"
-        assert "FAILED" not in log and "terminated with exception" not in log, log[-3000:]
+        errors = [e for e in parse_events(log) if e.get("level") == "error"]
+        assert errors == [] and "terminated with exception" not in log, log[-3000:]
         assert jobs.committed_batches(stream) > before[stream], f"{stream} committed nothing after the poison"
 
     gold = rows(jobs, GOLD_TABLE)

@@ -21,6 +21,7 @@ import pytest
 
 from k2.catalog import catalog
 from k2.contracts import BRONZE_TABLE, SILVER_DLQ_TABLE, silver_table
+from k2.log import events_named
 from k2.polling import wait_until
 from k2.settings import platform
 
@@ -82,10 +83,13 @@ def test_retention_keeps_what_a_stopped_silver_has_not_read(jobs: Jobs):
 
     # The read day went; the unread day stayed, and the log says why.
     assert sorted(r["offset"] for r in table_rows(jobs, BRONZE_TABLE)) == list(range(100, 106))
-    assert f"deleted 4 rows before {unread_day}" in retention
-    assert f"KEPT partitions {unread_day} to {now.date() - timedelta(days=7)} (past retention): 6 rows there " \
-           "are not yet read by silver_transformation" in retention
-    assert "KEPT snapshots from" in retention and "silver_transformation is at snapshot" in retention
+    assert [(e["table"], e["rows"], e["before"]) for e in events_named(retention, "rows_deleted")] == [
+        (f"{jobs.namespace}.{BRONZE_TABLE}", 4, str(unread_day))], retention
+    kept = events_named(retention, "partitions_kept")
+    assert [(e["first_day"], e["cutoff"], e["rows"], e["readers"]) for e in kept] == [
+        (str(unread_day), str(now.date() - timedelta(days=7)), 6, "silver_transformation")], retention
+    held = events_named(retention, "snapshots_kept")
+    assert len(held) == 1 and "silver_transformation is at snapshot" in held[0]["detail"], retention
     # Silver's snapshot (the second append) and the later ones survive expiry; the first is gone.
     kept = {s.snapshot_id for s in catalog().load_table(f"{jobs.namespace}.{BRONZE_TABLE}").snapshots()}
     assert bronze_snapshots[0] not in kept and set(bronze_snapshots[1:]) <= kept
