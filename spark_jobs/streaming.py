@@ -26,7 +26,6 @@ from k2.streams import (
     LostRange,
     StreamProgress,
     checkpoint_dir,
-    describe_breakdown,
     hold_run_lock,
     read_losses,
     record_losses,
@@ -155,7 +154,7 @@ class ProgressListener(StreamingQueryListener):
         if progress.rows_in or progress.batch_id == 0:
             self.log.info("batch", batch_id=progress.batch_id, rows_in=progress.rows_in,
                           rows_per_second=round(progress.rows_per_second), lag=progress.source_lag,
-                          time=describe_breakdown(progress.breakdown))
+                          phases_s={k: round(v, 2) for k, v in progress.breakdown.items()})
 
     def onQueryIdle(self, event) -> None:  # noqa: N802
         if self.last is not None:

@@ -140,7 +140,11 @@ def test_listener_publishes_ledgers_and_logs_each_loss(settings, capsys):
     assert [(d["partition"], d["first_offset"], d["end_offset"]) for d in progress.data_loss] == [(0, 10, 12),
                                                                                                    (1, 30, 40)]
     assert (progress.lost_offsets_total, progress.lost_ranges_total) == (12, 2)
-    logged = events_named(capsys.readouterr().out, "data_lost")
+    out = capsys.readouterr().out
+    # One line per batch, its figures as fields; then one per lost range.
+    assert [(e["job"], e["batch_id"], e["rows_in"], e["rows_per_second"], e["lag"])
+            for e in events_named(out, "batch")] == [("bronze_ingestion", 4, 8, 100, 0)]
+    logged = events_named(out, "data_lost")
     assert [(e["level"], e["job"], e["batch_id"], e["topic"], e["partition"], e["first_offset"], e["last_offset"],
              e["records"]) for e in logged] == [("error", "bronze_ingestion", 4, T, 0, 10, 11, 2),
                                                 ("error", "bronze_ingestion", 4, T, 1, 30, 39, 10)]
