@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from k2.config import load
 from k2.contracts import DLQ_TOPIC, EXCHANGES, GOLD_TABLE, SILVER_DLQ_TABLE, STREAMS, trade_topic
 from k2.jobs import job_path
 from k2.kafka_admin import TopicSpec, admin_client, delete_topics, ensure_topics
+from k2.polling import wait_until
 from k2.settings import REPO_ROOT, PlatformSettings
 from k2.streams import lock_holder, read_progress, stop_stream
 from k2ops.stack.airflow import environment
@@ -91,7 +91,7 @@ class IsolatedPipeline:
         for stream in STREAMS:
             self.start_stream(stream)
         for stream in STREAMS:
-            wait_for(lambda s=stream: self._started(s), ready_timeout, f"{stream} first batch")
+            wait_until(lambda s=stream: self._started(s), ready_timeout, f"{stream} first batch", interval=1.0)
 
     def _started(self, stream: str) -> bool:
         """True once ``stream`` committed a batch; a copy that died first is started again,
@@ -185,12 +185,3 @@ class IsolatedPipeline:
         cat.drop_namespace(self.namespace)
         delete_topics(admin_client(self.settings.kafka_bootstrap), [*self.topics.values(), self.dlq_topic])
 
-
-def wait_for(probe, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -11,18 +11,19 @@ never matches an old tag.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+
+from k2.log import EventLog
 
 COMMIT_PROPERTY = "k2.commit"
 
 
 class BatchCommits:
-    def __init__(self, checkpoint: Path, say: Callable[[str], None] = print):
+    def __init__(self, checkpoint: Path, log: EventLog):
         self.checkpoint = checkpoint
-        self.say = say
+        self.log = log
         self._first_batch_of_process = True
         self._query_id: str | None = None
 
@@ -45,7 +46,8 @@ class BatchCommits:
     def append(self, df: DataFrame, table: str, batch_id: int) -> bool:
         """Append ``df`` unless this batch already committed to ``table``; True if written."""
         if self._first_batch_of_process and self.already_committed(df.sparkSession, table, batch_id):
-            self.say(f"batch {batch_id} replayed after a restart: {table} already has it, skipped")
+            self.log.info("batch_replay_skipped", batch_id=batch_id, table=table,
+                          detail="replayed after a restart: the table already has this batch")
             return False
         df.writeTo(table).option(f"snapshot-property.{COMMIT_PROPERTY}", self.tag(batch_id)).append()
         return True

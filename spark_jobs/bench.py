@@ -16,7 +16,8 @@
         SIGKILLs its process group after two committed batches, restarts it, and times
         from the restart to the next entry in the checkpoint's commits/ folder.
 
-One line per result, prefixed ``[bench]``; figures also as one JSON line at the end.
+One JSON log line per step and result on stderr (k2/log.py, ``"job":"bench"``); the
+figures as one JSON line on stdout at the end, which is what `k2 bench` reads.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE
+from k2.log import STDERR, job_log
+from k2.polling import wait_until
 from k2.settings import platform
 from spark_jobs.options import table_id
 
@@ -41,8 +44,8 @@ HOUR = timedelta(hours=1)
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def say(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
+# stderr: stdout carries only the figures' JSON line that `k2 bench` parses.
+log = job_log("bench", out=STDERR)
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -56,7 +59,7 @@ WARMUP = 5  # untimed queries per engine before the timed ones
 def ensure_tables(spark: SparkSession, namespace: str) -> None:
     from spark_jobs.tables import create_all
 
-    create_all(spark, namespace, say=lambda m: None)
+    create_all(spark, namespace)
 
 
 def fill_gold(spark: SparkSession, namespace: str, rows: int, per_hour: int) -> int:
@@ -84,7 +87,7 @@ def fill_gold(spark: SparkSession, namespace: str, rows: int, per_hour: int) -> 
         ).withColumn("exchange_date", F.to_date("timestamp")).withColumn("exchange_hour", F.hour("timestamp"))
         df.writeTo(gold).append()
         start += n
-        say(f"gold fill: {start}/{rows} rows")
+        log.info("gold_fill", rows_written=start, rows_wanted=rows)
     return spark.table(gold).count()
 
 
@@ -92,7 +95,7 @@ def bench_gold_query(spark: SparkSession, args: argparse.Namespace) -> dict:
     ensure_tables(spark, args.namespace)
     total = fill_gold(spark, args.namespace, args.rows, args.per_hour)
     hours = max(1, total // args.per_hour)
-    say(f"gold rows: {total} over ~{hours} hours ({args.per_hour}/hour)")
+    log.info("gold_rows", rows=total, hours=hours, per_hour=args.per_hour)
     rng = random.Random(7)
     picks = [BASE + HOUR * rng.randrange(hours) for _ in range(args.queries)]
     gold = table_id(GOLD_TABLE, args.namespace)
@@ -109,8 +112,8 @@ def bench_gold_query(spark: SparkSession, args: argparse.Namespace) -> dict:
                         f"WHERE `timestamp` >= {lit(h)} AND `timestamp` < {lit(h + HOUR)}").first()
         if i >= WARMUP:
             spark_ms.append((time.perf_counter() - t0) * 1000)
-    say(f"gold 1-hour query via Spark SQL: p50 {pct(spark_ms, .5):.0f} ms, p99 {pct(spark_ms, .99):.0f} ms "
-        f"(n={len(spark_ms)}, last hour rows={row.n})")
+    log.info("gold_query", engine="spark_sql", p50_ms=round(pct(spark_ms, .5)), p99_ms=round(pct(spark_ms, .99)),
+             queries=len(spark_ms), last_hour_rows=row.n)
 
     import duckdb
 
@@ -127,8 +130,8 @@ def bench_gold_query(spark: SparkSession, args: argparse.Namespace) -> dict:
             n = con.execute("SELECT count(*), sum(price::DOUBLE * quantity::DOUBLE) FROM hour_rows").fetchall()[0][0]
         if i >= WARMUP:
             duck_ms.append((time.perf_counter() - t0) * 1000)
-    say(f"gold 1-hour query via pyiceberg+DuckDB: p50 {pct(duck_ms, .5):.0f} ms, p99 {pct(duck_ms, .99):.0f} ms "
-        f"(n={len(duck_ms)}, last hour rows={n})")
+    log.info("gold_query", engine="pyiceberg_duckdb", p50_ms=round(pct(duck_ms, .5)), p99_ms=round(pct(duck_ms, .99)),
+             queries=len(duck_ms), last_hour_rows=n)
     return {"gold_rows": total, "spark_sql_p50_ms": pct(spark_ms, .5), "spark_sql_p99_ms": pct(spark_ms, .99),
             "duckdb_p50_ms": pct(duck_ms, .5), "duckdb_p99_ms": pct(duck_ms, .99)}
 
@@ -172,7 +175,8 @@ def bench_bronze(spark: SparkSession, args: argparse.Namespace) -> dict:
     spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "1000000")
     try:
         secs = produce_frames(topic, args.messages)
-        say(f"produced {args.messages} records to {topic} in {secs:.1f}s ({args.messages / secs:,.0f} msg/s)")
+        log.info("produced", records=args.messages, topic=topic, seconds=round(secs, 1),
+                 msg_per_s=round(args.messages / secs))
         ns = argparse.Namespace(topics=f"binance={topic}", max_offsets_per_trigger=args.max_offsets,
                                 fail_on_data_loss=False, namespace=args.namespace)
         with tempfile.TemporaryDirectory() as cp:
@@ -185,16 +189,17 @@ def bench_bronze(spark: SparkSession, args: argparse.Namespace) -> dict:
         _drop_topic(topic)
         spark.sql(f"DROP TABLE IF EXISTS {bronze} PURGE")
         ensure_tables(spark, args.namespace)  # empty again, for the recovery bench
-        say(f"dropped the bench topic {topic}; purged and recreated {bronze}")
+        log.info("cleaned_up", topic=topic, table=bronze, detail="dropped the bench topic; purged and recreated the table")
     rows = sum(p["numInputRows"] for p in progress)
     batch_ms = sum(p["durationMs"].get("triggerExecution", 0) for p in progress if p["numInputRows"])
     steady = [p for p in progress[1:] if p["numInputRows"]]
     steady_rate = (sum(p["numInputRows"] for p in steady) /
                    (sum(p["durationMs"]["triggerExecution"] for p in steady) / 1000)) if steady else 0.0
     minutes = minute_rates(steady)
-    slowest = f", slowest minute {min(minutes):,.0f} msg/s over {len(minutes)} minute(s)" if minutes else ""
-    say(f"bronze: {rows} rows in {len(progress)} batches; {rows / (batch_ms / 1000):,.0f} msg/s over batch time, "
-        f"{steady_rate:,.0f} msg/s excluding the first batch{slowest}, {rows / wall:,.0f} msg/s wall incl. startup")
+    log.info("bronze", rows=rows, batches=len(progress), msg_per_s_batch_time=round(rows / (batch_ms / 1000)),
+             msg_per_s_after_first_batch=round(steady_rate),
+             msg_per_s_slowest_minute=round(min(minutes)) if minutes else None, minutes=len(minutes),
+             msg_per_s_wall_with_startup=round(rows / wall))
     return {"bronze_rows": rows, "bronze_msg_s_batches": rows / (batch_ms / 1000),
             "bronze_msg_s_steady": steady_rate, "bronze_sustained_minutes": len(minutes),
             "bronze_msg_s_slowest_minute": min(minutes) if minutes else None, "bronze_msg_s_wall": rows / wall}
@@ -206,7 +211,7 @@ def _drop_topic(topic: str) -> None:
     try:
         kafka_admin.delete_topics(kafka_admin.admin_client(platform().kafka_bootstrap), [topic])
     except RuntimeError as exc:  # report, do not hide the figures
-        say(str(exc))
+        log.warning("topic_drop_failed", topic=topic, error=str(exc))
 
 
 def minute_rates(batches: list[dict]) -> list[float]:
@@ -230,12 +235,10 @@ def _commits(root: str) -> int:
 
 
 def _wait(condition, timeout: float) -> float:
+    """Seconds until ``condition`` holds."""
     t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if condition():
-            return time.monotonic() - t0
-        time.sleep(0.2)
-    raise TimeoutError(f"no progress within {timeout:.0f}s")
+    wait_until(condition, timeout, "a new batch committed in the checkpoint", interval=0.2)
+    return time.monotonic() - t0
 
 
 def bench_recovery(args: argparse.Namespace) -> dict:
@@ -255,12 +258,12 @@ def bench_recovery(args: argparse.Namespace) -> dict:
     argv = [spark_submit(), str(job_path("bronze_ingestion")), "--namespace",
             args.namespace, "--topics", f"binance={topic}", "--trigger", "1 second",
             "--max-offsets-per-trigger", str(args.messages // 40)]
-    log = open(os.path.join(root, "bronze.log"), "a")  # noqa: SIM115
+    stream_log = open(os.path.join(root, "bronze.log"), "a")  # noqa: SIM115
     samples = []
-    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(argv, env=env, stdout=stream_log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         cold = _wait(lambda: _commits(root) >= 1, 180)
-        say(f"cold start to first committed batch: {cold:.1f}s")
+        log.info("cold_start", seconds=round(cold, 1), detail="start to first committed batch")
         for attempt in range(args.restarts):
             before = _commits(root)
             _wait(lambda b=before: _commits(root) >= b + 1, 120)
@@ -268,16 +271,17 @@ def bench_recovery(args: argparse.Namespace) -> dict:
             proc.wait(30)
             before = _commits(root)
             t0 = time.monotonic()
-            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(argv, env=env, stdout=stream_log, stderr=subprocess.STDOUT, start_new_session=True)
             _wait(lambda b=before: _commits(root) >= b + 1, 180)
             samples.append(time.monotonic() - t0)
-            say(f"restart {attempt + 1}: kill -9 -> first committed batch in {samples[-1]:.1f}s")
+            log.info("restart", attempt=attempt + 1, seconds=round(samples[-1], 1),
+                     detail="kill -9 to first committed batch")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
-    say(f"recovery after kill -9: max {max(samples):.1f}s, mean {sum(samples) / len(samples):.1f}s "
-        f"(n={len(samples)}; log {log.name})")
+    log.info("recovery", max_s=round(max(samples), 1), mean_s=round(sum(samples) / len(samples), 1),
+             restarts=len(samples), stream_log=stream_log.name)
     return {"cold_start_s": cold, "recovery_s": samples}
 
 

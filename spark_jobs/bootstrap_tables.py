@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from k2.log import job_log
 from spark_jobs.options import add_common
 
-
-def say(message: str) -> None:
-    print(f"[bootstrap_tables] {message}", flush=True)
+JOB = "bootstrap_tables"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,26 +28,29 @@ def main(argv: list[str] | None = None) -> int:
     from spark_jobs.session import spark_session
     from spark_jobs.tables import create_all, table_defs, verify_all
 
-    spark = spark_session("bootstrap_tables")
+    log = job_log(JOB)
+    spark = spark_session(JOB)
     try:
         cat = catalog()
         completeness = (ledger_store, unrecoverable)  # their tables are defined with pyiceberg
         if not args.verify:
-            create_all(spark, args.namespace, say)
+            create_all(spark, args.namespace, log)
             for module in completeness:
                 existed = cat.table_exists(module.identifier(args.namespace))
                 module.create_table(cat, args.namespace)
-                say(f"table {module.identifier(args.namespace)}: {'exists' if existed else 'created'}")
+                log.info("table_ready", table=module.identifier(args.namespace), created=not existed,
+                         detail="exists" if existed else "created")
         problems = verify_all(spark, args.namespace)
         problems += [f"{module.identifier(args.namespace)}: missing (run bootstrap_tables)"
                      for module in completeness if not cat.table_exists(module.identifier(args.namespace))]
         for t in table_defs():
             bad = [p for p in problems if p.startswith(f"{args.namespace}.{t.name}:")]
-            say(f"verify {args.namespace}.{t.name}: {'OK' if not bad else 'FAILED'}")
+            log.event("info" if not bad else "error", "table_verified", table=f"{args.namespace}.{t.name}",
+                      ok=not bad)
         for p in problems:
-            say(f"problem: {p}")
-        say(f"verify: {len(table_defs()) - len({p.split(':')[0] for p in problems})}/"
-            f"{len(table_defs())} tables OK")
+            log.error("problem", detail=p)
+        log.info("verified", tables_ok=len(table_defs()) - len({p.split(':')[0] for p in problems}),
+                 tables=len(table_defs()))
         return 1 if problems else 0
     finally:
         spark.stop()

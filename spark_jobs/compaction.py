@@ -25,6 +25,7 @@ import sys
 from datetime import datetime, timedelta
 
 from k2.contracts import GOLD_TABLE
+from k2.log import job_log
 from k2.settings import platform
 from spark_jobs.maintenance import (
     add_now_option,
@@ -33,7 +34,6 @@ from spark_jobs.maintenance import (
     day_before_filter,
     hour_before_filter,
     job_now,
-    say,
     selected_tables,
     with_retries,
 )
@@ -41,10 +41,6 @@ from spark_jobs.options import add_common
 from spark_jobs.snapshot_expiry import expire
 
 JOB = "compaction"
-
-
-def log(message: str) -> None:
-    say(JOB, message)
 
 
 def cold_filter(table: str, now: datetime, cold_after_hours: float) -> str:
@@ -70,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from spark_jobs.session import spark_session
 
+    log = job_log(JOB)
     spark = spark_session(JOB)
     cat = platform().catalog_name
     now = job_now(args.now)
@@ -81,17 +78,18 @@ def main(argv: list[str] | None = None) -> int:
             sql = (f"CALL {cat}.system.rewrite_data_files(table => '{cat}.{short}'{strategy}, where => '{where}', "
                    f"options => map('min-input-files', '{args.min_input_files}', "
                    "'partial-progress.enabled', 'true'))")
-            log(f"{short}: rewriting cold files ({cold_filter(table, now, args.cold_after_hours)}) ...")
+            log.info("rewrite_started", table=short, where=cold_filter(table, now, args.cold_after_hours))
             r = with_retries(lambda q=sql: spark.sql(q).first(), f"{short} rewrite_data_files", log,
                              attempts=args.attempts)
-            log(f"{short}: rewrote {r.rewritten_data_files_count} files into {r.added_data_files_count}, "
-                f"{r.rewritten_bytes_count} bytes")
+            log.info("files_rewritten", table=short, rewritten_files=r.rewritten_data_files_count,
+                     added_files=r.added_data_files_count, rewritten_bytes=r.rewritten_bytes_count)
             m = with_retries(lambda s=short: spark.sql(
                 f"CALL {cat}.system.rewrite_manifests(table => '{cat}.{s}')").first(),
                 f"{short} rewrite_manifests", log, attempts=args.attempts)
-            log(f"{short}: manifests {m.rewritten_manifests_count} -> {m.added_manifests_count}")
+            log.info("manifests_rewritten", table=short, rewritten_manifests=m.rewritten_manifests_count,
+                     added_manifests=m.added_manifests_count)
             expire(spark, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log)
-        log("done")
+        log.info("done")
         return 0
     finally:
         spark.stop()

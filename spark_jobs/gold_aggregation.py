@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter
 
 from k2.contracts import EXCHANGES, GOLD_TABLE, silver_table
+from k2.log import job_log
 from spark_jobs.batch_timing import BatchTimings
 from spark_jobs.options import add_stream_options, table_id
 from spark_jobs.streaming import iceberg_stream
@@ -91,13 +92,12 @@ class GoldBatch:
         self.gold = table_id(GOLD_TABLE, namespace)
         self._rows_in: dict[int, int] = {}  # batch id -> input rows (for the progress listener)
         self.timings = BatchTimings()  # the batch's phases (for the progress listener)
+        self.log = job_log(STREAM)
 
     def rows_in(self, batch_id: int) -> int | None:
         return self._rows_in.pop(batch_id, None)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        from spark_jobs.streaming import say
-
         incoming = with_gold_columns(batch).persist()
         phase = self.timings.phase
         try:
@@ -127,8 +127,8 @@ class GoldBatch:
                     "WHEN NOT MATCHED THEN INSERT *"
                 )
             spark.catalog.dropTempView(view)
-            say(STREAM, f"batch {batch_id}: {seen.n} rows over {len(hours)} hour(s), "
-                f"{_total_records(gold) - before} new in Gold")
+            self.log.info("batch_merged", batch_id=batch_id, table=self.gold, rows_in=seen.n, hours=len(hours),
+                          new_rows=_total_records(gold) - before)
         finally:
             incoming.unpersist()
 

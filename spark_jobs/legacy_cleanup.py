@@ -11,17 +11,13 @@ import argparse
 import sys
 
 from k2.contracts import LEGACY_TABLES, all_tables
-from spark_jobs.maintenance import say
+from k2.log import job_log
 from spark_jobs.options import add_common, table_id
 
 JOB = "legacy_cleanup"
 
 # A typo in the contracts must never turn this into a drop of live data.
 assert not set(LEGACY_TABLES) & set(all_tables()), "a legacy table name collides with a v3 table"
-
-
-def log(message: str) -> None:
-    say(JOB, message)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,22 +29,23 @@ def main(argv: list[str] | None = None) -> int:
     from spark_jobs.session import spark_session
     from spark_jobs.tables import existing_tables
 
+    log = job_log(JOB)
     spark = spark_session(JOB)
     try:
         present = existing_tables(spark, args.namespace)
         doomed = [t for t in LEGACY_TABLES if t in present]
         for t in LEGACY_TABLES:
             if t not in present:
-                log(f"{args.namespace}.{t}: absent, nothing to do")
+                log.info("table_absent", table=f"{args.namespace}.{t}", detail="nothing to do")
         for t in doomed:
             if args.dry_run:
-                log(f"{args.namespace}.{t}: would be dropped with PURGE (dry run)")
+                log.info("table_to_drop", table=f"{args.namespace}.{t}", dry_run=True,
+                         detail="would be dropped with PURGE")
             else:
                 spark.sql(f"DROP TABLE IF EXISTS {table_id(t, args.namespace)} PURGE")
-                log(f"{args.namespace}.{t}: dropped with PURGE")
+                log.info("table_dropped", table=f"{args.namespace}.{t}", detail="dropped with PURGE")
         kept = sorted(present - set(doomed))
-        log(f"{'would drop' if args.dry_run else 'dropped'} {len(doomed)} table(s); "
-            f"kept {len(kept)}: {', '.join(kept) or '-'}")
+        log.info("done", dry_run=args.dry_run, dropped=len(doomed), kept=kept)
         return 0
     finally:
         spark.stop()

@@ -1,4 +1,4 @@
-"""Shared pieces of the maintenance jobs: retention rules, one-line output, commit retries.
+"""Shared pieces of the maintenance jobs: retention rules, options, commit retries.
 
 Order per table (Iceberg's advice, see docs/platform-notes.md): compact -> rewrite
 manifests -> expire snapshots -> remove orphans; one table at a time.
@@ -23,6 +23,7 @@ from k2.contracts import (
     all_tables,
     silver_table,
 )
+from k2.log import EventLog
 
 T = TypeVar("T")
 
@@ -106,10 +107,6 @@ def selected_tables(parser: argparse.ArgumentParser, value: str | None) -> list[
     return [t for t in all_tables() if t in wanted]
 
 
-def say(job: str, message: str) -> None:
-    print(f"[{job}] {datetime.now(UTC):%H:%M:%S} {message}", flush=True)
-
-
 def day_before_filter(table: str, day: date) -> str:
     """SQL predicate selecting whole partitions strictly before ``day`` (UTC)."""
     column, kind = DAY_COLUMN[table]
@@ -129,7 +126,7 @@ def retention_cutoff(table: str, today: date) -> date | None:
     return None if days is None else today - timedelta(days=days)
 
 
-def with_retries(action: Callable[[], T], what: str, log: Callable[[str], None],
+def with_retries(action: Callable[[], T], what: str, log: EventLog,
                  attempts: int = 5, base_delay_s: float = 2.0) -> T:
     """Run ``action``; on a commit conflict wait (exponential backoff + jitter) and retry."""
     for attempt in range(1, attempts + 1):
@@ -140,7 +137,7 @@ def with_retries(action: Callable[[], T], what: str, log: Callable[[str], None],
             if attempt == attempts or not any(marker in text for marker in RETRYABLE):
                 raise
             delay = base_delay_s * 2 ** (attempt - 1) * (0.5 + random.random())
-            log(f"{what}: commit conflict (attempt {attempt}/{attempts}), retrying in {delay:.1f}s: "
-                f"{text.splitlines()[0][:200]}")
+            log.warning("commit_conflict", what=what, attempt=attempt, attempts=attempts,
+                        retry_in_s=round(delay, 1), error=text.splitlines()[0][:200])
             time.sleep(delay)
     raise AssertionError("unreachable")

@@ -25,6 +25,7 @@ import argparse
 import sys
 from datetime import date, timedelta
 
+from k2.log import EventLog, job_log
 from k2.settings import platform
 from spark_jobs.holdback import Hold, min_consumed_seq
 from spark_jobs.maintenance import (
@@ -35,7 +36,6 @@ from spark_jobs.maintenance import (
     day_before_filter,
     job_now,
     retention_cutoff,
-    say,
     selected_tables,
     with_retries,
 )
@@ -45,11 +45,8 @@ from spark_jobs.snapshot_expiry import expire, table_holds
 JOB = "retention"
 
 
-def log(message: str) -> None:
-    say(JOB, message)
-
-
-def held_cutoff(spark, ident: str, short: str, table: str, cutoff: date, holds: list[Hold]) -> date:
+def held_cutoff(spark, ident: str, short: str, table: str, cutoff: date, holds: list[Hold],
+                log: EventLog) -> date:
     """The delete cutoff, moved back to the earliest partition with rows a reader has not read."""
     seq = min_consumed_seq(holds)
     if seq is None:
@@ -62,8 +59,9 @@ def held_cutoff(spark, ident: str, short: str, table: str, cutoff: date, holds: 
     if unread is None or unread.day is None:
         return cutoff
     readers = ", ".join(sorted({h.stream for h in holds if h.consumed_seq == seq}))
-    log(f"{short}: KEPT partitions {unread.day} to {cutoff} (past retention): {unread.n} rows there "
-        f"are not yet read by {readers}; deleting only before {unread.day}")
+    log.info("partitions_kept", table=short, first_day=str(unread.day), cutoff=str(cutoff), rows=unread.n,
+             readers=readers, detail=f"past retention, but not yet read by {readers}; "
+                                     f"deleting only before {unread.day}")
     return unread.day
 
 
@@ -83,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from spark_jobs.session import spark_session
 
+    log = job_log(JOB)
     spark = spark_session(JOB)
     cat = platform().catalog_name
     try:
@@ -92,17 +91,18 @@ def main(argv: list[str] | None = None) -> int:
             holds, initial = table_holds(args.namespace, table, log)
             cutoff = retention_cutoff(table, today)
             if cutoff is None:
-                log(f"{short}: kept forever, no partition delete")
+                log.info("kept_forever", table=short, detail="no partition delete")
             else:
-                cutoff = held_cutoff(spark, ident, short, table, cutoff, holds)
+                cutoff = held_cutoff(spark, ident, short, table, cutoff, holds, log)
                 where = day_before_filter(table, cutoff)
                 doomed = spark.sql(f"SELECT count(*) AS n FROM {ident} WHERE {where}").first().n
                 if args.dry_run or not doomed:
-                    log(f"{short}: {doomed} rows before {cutoff} {'would be' if args.dry_run else 'to be'} deleted")
+                    log.info("rows_to_delete", table=short, rows=doomed, before=str(cutoff), dry_run=args.dry_run)
                 else:
                     with_retries(lambda i=ident, w=where: spark.sql(f"DELETE FROM {i} WHERE {w}"),
                                  f"{short} delete", log)
-                    log(f"{short}: deleted {doomed} rows before {cutoff} (whole partitions)")
+                    log.info("rows_deleted", table=short, rows=doomed, before=str(cutoff),
+                             detail="whole partitions")
             expire(spark, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log,
                    holds, initial, dry_run=args.dry_run)
             if args.dry_run:
@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             orphans = spark.sql(
                 f"CALL {cat}.system.remove_orphan_files(table => '{cat}.{short}', "
                 f"older_than => TIMESTAMP '{orphan_cut:%Y-%m-%d %H:%M:%S}+00:00')").count()
-            log(f"{short}: removed {orphans} orphan files older than {orphan_cut:%Y-%m-%d %H:%M}Z")
-        log("done")
+            log.info("orphans_removed", table=short, files=orphans, older_than=f"{orphan_cut:%Y-%m-%d %H:%M}Z")
+        log.info("done")
         return 0
     finally:
         spark.stop()

@@ -28,6 +28,7 @@ from pyspark.sql.avro.functions import from_avro
 from pyspark.sql.streaming import DataStreamWriter
 
 from k2.contracts import BRONZE_TABLE, SILVER_DLQ_TABLE, silver_table
+from k2.log import job_log
 from k2.settings import platform
 from k2.streams import checkpoint_dir
 from spark_jobs import wire
@@ -200,15 +201,10 @@ class SilverBatch:
         self.clock_skew_s = clock_skew_s
         self.max_schema_lookups = max_schema_lookups
         self.schemas = wire.SchemaCache(platform().registry_url)
-        self.commits = BatchCommits(checkpoint_dir(STREAM), self.say)
+        self.log = job_log(STREAM)
+        self.commits = BatchCommits(checkpoint_dir(STREAM), self.log)
         self.timings = timings or BatchTimings()  # read by the progress listener
         self.rules = classifier(rules(topic_map, clock_skew_s))  # built once: hundreds of py4j calls
-
-    @staticmethod
-    def say(message: str) -> None:
-        from spark_jobs.streaming import say
-
-        say(STREAM, message)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         now = datetime.now(UTC)  # one clock per batch: reruns of a stage agree
@@ -225,7 +221,7 @@ class SilverBatch:
                 with self.timings.phase(batch_id, "schemas"):
                     schemas = resolve_schemas(frames, self.schemas, self.max_schema_lookups)
                 if self.schemas.lookups - before:
-                    self.say(f"batch {batch_id}: {self.schemas.lookups - before} schema registry lookup(s)")
+                    self.log.info("schema_lookups", batch_id=batch_id, lookups=self.schemas.lookups - before)
                 checked, stats = self._check(frames, schemas, batch_id, now)
             try:
                 self._write(checked, stats, batch_id, now)
@@ -260,14 +256,14 @@ class SilverBatch:
             else:
                 by_type[r.error_type] = by_type.get(r.error_type, 0) + r["count"]
         appends: dict[str, DataFrame] = {}
-        written = []
+        rows: dict[str, int] = {}  # table -> rows appended
         for ex, topic in self.topic_map.items():
             if valid_by_topic.get(topic):
                 appends[silver_table(ex)] = silver_rows(checked, topic)
-                written.append(f"{silver_table(ex)}={valid_by_topic[topic]}")
+                rows[silver_table(ex)] = valid_by_topic[topic]
         if by_type:
             appends[SILVER_DLQ_TABLE] = dlq_rows(checked, now)
-            written.append(f"{SILVER_DLQ_TABLE}={sum(by_type.values())} {by_type}")
+            rows[SILVER_DLQ_TABLE] = sum(by_type.values())
         if appends:
             # One after the other: commits side by side from driver threads (pyspark's
             # InheritableThread) failed the stream with "requirement failed" inside Spark's
@@ -275,7 +271,7 @@ class SilverBatch:
             with self.timings.phase(batch_id, "commits"):
                 for t, df in appends.items():
                     self.commits.append(df, table_id(t, self.namespace), batch_id)
-            self.say(f"batch {batch_id}: " + ", ".join(written))
+            self.log.info("batch_written", batch_id=batch_id, rows=rows, dlq_error_types=by_type)
 
 
 def build(spark: SparkSession, args: argparse.Namespace, timings: BatchTimings | None = None) -> DataStreamWriter:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from k2.log import job_log
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = spark.range(args.rows).selectExpr("id", "concat('row-', id) AS label")
     rows.writeTo(args.table).append()
     written = spark.table(args.table).count()
-    print(f"smoke: wrote {written} rows to {args.table}")
+    job_log("smoke").info("rows_written", rows=written, table=args.table)
     spark.stop()
     return 0 if written == args.rows else 1
 

@@ -14,11 +14,11 @@ stopped) stands at. What was kept back, and for which stream, is logged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import SparkSession
 
+from k2.log import EventLog
 from k2.settings import platform
 from k2.streams import checkpoint_dir, readers_of
 from spark_jobs.holdback import (
@@ -40,7 +40,7 @@ def _count(value: object) -> int | None:
 
 
 def table_holds(namespace: str, table: str,
-                log: Callable[[str], None]) -> tuple[list[Hold], dict[int, tuple[str, int]]]:
+                log: EventLog) -> tuple[list[Hold], dict[int, tuple[str, int]]]:
     """Each downstream stream's claim on ``table``, from its checkpoint and the table's snapshots,
     and the readers' initial snapshots still in the table (id -> (stream, timestamp ms))."""
     readers = readers_of(table)
@@ -64,11 +64,13 @@ def table_holds(namespace: str, table: str,
         if hold is None and not snaps:
             continue  # an empty table: nothing to keep, and no snapshot to point at yet
         if hold is None:
-            log(f"{namespace}.{table}: WARNING {stream}'s checkpoint {checkpoint} points at no snapshot "
-                "of this table: it reads another namespace, or its snapshot was expired already "
-                "(its restart will fail: see docs/runbook.md); nothing held back for it")
+            log.warning("checkpoint_snapshot_missing", table=f"{namespace}.{table}", stream=stream,
+                        checkpoint=str(checkpoint),
+                        detail="the checkpoint points at no snapshot of this table: it reads another "
+                               "namespace, or its snapshot was expired already (its restart will fail: "
+                               "see docs/runbook.md); nothing held back for it")
             continue
-        log(f"{namespace}.{table}: holding back for {hold.detail}")
+        log.info("holding_back", table=f"{namespace}.{table}", stream=stream, detail=hold.detail)
         holds.append(hold)
     return holds, initial
 
@@ -79,7 +81,7 @@ def sql_timestamp(ms: int) -> str:
 
 
 def expire(spark: SparkSession, namespace: str, table: str, now: datetime, retention_hours: float,
-           retain_last: int, log: Callable[[str], None], holds: list[Hold] | None = None,
+           retain_last: int, log: EventLog, holds: list[Hold] | None = None,
            initial: dict[int, tuple[str, int]] | None = None, dry_run: bool = False) -> None:
     """Expire ``table``'s snapshots older than ``retention_hours`` before ``now``, keeping
     those its readers need (``holds``/``initial``: from :func:`table_holds`, read here when
@@ -91,13 +93,14 @@ def expire(spark: SparkSession, namespace: str, table: str, now: datetime, reten
     older_ms = expire_before_ms(rule_ms, holds)
     if older_ms < rule_ms:
         held = min(holds, key=lambda h: h.keep_from_ms)
-        log(f"{short}: KEPT snapshots from {sql_timestamp(older_ms)} on, not only those after "
-            f"{sql_timestamp(rule_ms)}: {held.detail}")
+        log.info("snapshots_kept", table=short, kept_from=sql_timestamp(older_ms),
+                 retention_from=sql_timestamp(rule_ms), stream=held.stream, detail=held.detail)
     for sid, (stream, ts) in sorted(initial.items()):
         if ts < older_ms:
-            log(f"{short}: WARNING expiring snapshot {sid}, where {stream}'s checkpoint started: "
-                "the stream resumes fine on its processing-time trigger, but an availableNow run "
-                "of this checkpoint will fail (Iceberg plans those from the first snapshot)")
+            log.warning("initial_snapshot_expiring", table=short, snapshot_id=sid, stream=stream,
+                        detail="the stream's checkpoint started at this snapshot: the stream resumes "
+                               "fine on its processing-time trigger, but an availableNow run of this "
+                               "checkpoint will fail (Iceberg plans those from the first snapshot)")
     if dry_run:
         return
     cat = platform().catalog_name
@@ -105,5 +108,5 @@ def expire(spark: SparkSession, namespace: str, table: str, now: datetime, reten
         f"CALL {cat}.system.expire_snapshots(table => '{cat}.{short}', "
         f"older_than => {sql_timestamp(older_ms)}, retain_last => {retain_last})"
     ).first(), f"{short} expire_snapshots", log)
-    log(f"{short}: expire_snapshots older than {sql_timestamp(older_ms)} -> "
-        f"{expired.asDict() if expired else {}}")
+    log.info("snapshots_expired", table=short, older_than=sql_timestamp(older_ms),
+             result=expired.asDict() if expired else {})

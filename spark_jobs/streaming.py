@@ -15,18 +15,17 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQueryListener
 
+from k2.log import EventLog, job_log
 from k2.settings import PlatformSettings
 from k2.streams import (
     AlreadyRunning,
     LostRange,
     StreamProgress,
     checkpoint_dir,
-    describe_breakdown,
     hold_run_lock,
     read_losses,
     record_losses,
@@ -37,10 +36,6 @@ from spark_jobs.batch_timing import BatchTimings, batch_end_ms, breakdown
 # A stream's check of one progress JSON for source data deleted before it was read
 # (see bronze_ingestion.losses_from_progress).
 LossCheck = Callable[[dict], list[LostRange]]
-
-
-def say(stream: str, message: str) -> None:
-    print(f"[{stream}] {datetime.now(UTC):%H:%M:%S} {message}", flush=True)
 
 
 def _offsets(value: object) -> object:
@@ -112,6 +107,7 @@ class ProgressListener(StreamingQueryListener):
                  find_losses: LossCheck | None = None, settings: PlatformSettings | None = None,
                  timings: BatchTimings | None = None):
         self.stream = stream
+        self.log: EventLog = job_log(stream)
         self.timings = timings
         self.previous_end_ms: float | None = None  # when the last reported batch ended
         self.settings = settings
@@ -125,21 +121,24 @@ class ProgressListener(StreamingQueryListener):
         try:
             lost = self.find_losses(raw) if self.find_losses else []
         except Exception as exc:  # noqa: BLE001 - a broken check must not stop progress reports
-            say(self.stream, f"ERROR data-loss check failed for batch {progress.batch_id}: {exc!r}")
+            self.log.error("data_loss_check_failed", batch_id=progress.batch_id, error=repr(exc))
             return
         if lost:
             record_losses(self.stream, lost, self.settings)
             self.lost_offsets += sum(r.count for r in lost)
             self.lost_ranges += len(lost)
         for r in lost:
-            say(self.stream, f"ERROR DATA LOST: Kafka deleted {r.describe()} before this stream read "
-                f"them (batch {progress.batch_id}); they are not in Bronze. Raise the topic's "
-                "retention.ms or keep the stream running (see `k2 streams status`)")
+            self.log.error("data_lost", batch_id=progress.batch_id, topic=r.topic, partition=r.partition,
+                           first_offset=r.first_offset, last_offset=r.end_offset - 1, records=r.count,
+                           detail=f"Kafka deleted {r.describe()} before this stream read them; "
+                                  "they are not in Bronze",
+                           action="raise the topic's retention.ms or keep the stream running "
+                                  "(see `k2 streams status`)")
         progress.data_loss = [asdict(r) for r in lost]
         progress.lost_offsets_total, progress.lost_ranges_total = self.lost_offsets, self.lost_ranges
 
     def onQueryStarted(self, event) -> None:  # noqa: N802 - Spark's API
-        say(self.stream, f"query started id={event.id} run={event.runId}")
+        self.log.info("query_started", query_id=str(event.id), run_id=str(event.runId))
 
     def onQueryProgress(self, event) -> None:  # noqa: N802
         raw = json.loads(event.progress.json)
@@ -153,9 +152,9 @@ class ProgressListener(StreamingQueryListener):
         self.last = progress
         write_progress(progress, self.settings)
         if progress.rows_in or progress.batch_id == 0:
-            say(self.stream, f"batch {progress.batch_id}: {progress.rows_in} rows in, "
-                f"{progress.rows_per_second:.0f} rows/s, lag {progress.source_lag}; "
-                f"time: {describe_breakdown(progress.breakdown)}")
+            self.log.info("batch", batch_id=progress.batch_id, rows_in=progress.rows_in,
+                          rows_per_second=round(progress.rows_per_second), lag=progress.source_lag,
+                          phases_s={k: round(v, 2) for k, v in progress.breakdown.items()})
 
     def onQueryIdle(self, event) -> None:  # noqa: N802
         if self.last is not None:
@@ -163,7 +162,10 @@ class ProgressListener(StreamingQueryListener):
             write_progress(self.last, self.settings)
 
     def onQueryTerminated(self, event) -> None:  # noqa: N802
-        say(self.stream, f"query terminated{': ' + event.exception if event.exception else ''}")
+        if event.exception:
+            self.log.error("query_terminated", error=event.exception)
+        else:
+            self.log.info("query_terminated")
 
 
 def iceberg_stream(spark: SparkSession, table: str, max_rows: int | None = None) -> DataFrame:
@@ -222,10 +224,11 @@ def run_stream(
     """
     from spark_jobs.session import spark_session
 
+    log = job_log(stream)
     try:
         lock = hold_run_lock(stream)  # noqa: F841 - held for the life of the process
     except AlreadyRunning as exc:
-        say(stream, f"not started: {exc}")
+        log.warning("not_started", reason=str(exc))
         return 2
     spark = spark_session(stream)
     spark.streams.addListener(ProgressListener(stream, rows_in_of_batch, find_losses, timings=timings))
@@ -248,21 +251,22 @@ def run_stream(
             .trigger(**trigger)
         )
         query = writer.toTable(table) if table else writer.start()
-        say(stream, f"running, checkpoint {checkpoint}, trigger {trigger}")
+        log.info("running", checkpoint=str(checkpoint), trigger=trigger, attempt=attempt)
         error = _wait(query, lambda: stopping)
         if stopping:
-            say(stream, "stop requested: stopping after the current batch")
+            log.info("stop_requested", detail="stopping after the current batch")
             query.stop()
             error = query.exception()
         if error is not None and _is_replay_progress_npe(error) and attempt <= REPLAY_NPE_RETRIES:
-            say(stream, "Spark 4.1.1 failed reporting a replayed batch (apache/spark#55236); "
-                "the batch is committed, starting the query again from the checkpoint")
+            log.warning("query_restarting", reason="Spark 4.1.1 failed reporting a replayed batch "
+                        "(apache/spark#55236)", detail="the batch is committed, starting the query "
+                        "again from the checkpoint")
             continue
         break
     spark.stop()
     if error is not None:
-        say(stream, f"FAILED: {error}")
+        log.error("failed", error=str(error))
         return 1
-    say(stream, "stopped cleanly")
+    log.info("stopped_cleanly")
     return 0
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import SparkSession
 
 from k2.contracts import BRONZE_TABLE, EXCHANGES, GOLD_TABLE, SILVER_DLQ_TABLE, silver_table
+from k2.log import EventLog
 from k2.settings import platform
 from spark_jobs.options import table_id
 
@@ -178,10 +179,12 @@ def existing_tables(spark: SparkSession, namespace: str) -> set[str]:
     return {r.tableName for r in spark.sql(f"SHOW TABLES IN {platform().catalog_name}.{namespace}").collect()}
 
 
-def create_all(spark: SparkSession, namespace: str, say=print) -> None:
-    """Create the namespace and every table; re-apply properties and sort order (idempotent)."""
+def create_all(spark: SparkSession, namespace: str, log: EventLog | None = None) -> None:
+    """Create the namespace and every table; re-apply properties and sort order (idempotent).
+    ``log``: one line per namespace and table; None is silent."""
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {platform().catalog_name}.{namespace}")
-    say(f"namespace {namespace}: ok")
+    if log:
+        log.info("namespace_ready", namespace=namespace)
     before = existing_tables(spark, namespace)
     for t in table_defs():
         existed = t.name in before
@@ -189,7 +192,9 @@ def create_all(spark: SparkSession, namespace: str, say=print) -> None:
         spark.sql(f"ALTER TABLE {table_id(t.name, namespace)} SET TBLPROPERTIES ({_props(t.all_properties)})")
         if t.sort_order:
             spark.sql(f"ALTER TABLE {table_id(t.name, namespace)} WRITE ORDERED BY {t.sort_order}")
-        say(f"table {namespace}.{t.name}: {'exists, properties re-applied' if existed else 'created'}")
+        if log:
+            log.info("table_ready", table=f"{namespace}.{t.name}", created=not existed,
+                     detail="properties re-applied" if existed else "created")
 
 
 def verify_all(spark: SparkSession, namespace: str) -> list[str]:

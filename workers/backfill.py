@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from k2.log import EventLog
 from workers.dlq import DeadLetters
-from workers.log import EventLog
 from workers.progress import Gap, Progress
 from workers.rest_source import Again, Answer, Got, Problem, RestPage, RestSource, Throttled
 from workers.rest_source import retry_after_s as retry_after_s  # re-exported for callers

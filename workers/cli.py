@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_workers(args: argparse.Namespace) -> int:
-    from workers.log import EventLog
+    from k2.log import EventLog
     from workers.settings import worker_settings
     from workers.supervisor import Child, Supervisor, default_env, simulator_env, worker_child
 

@@ -38,8 +38,8 @@ import websocket
 from websocket import ABNF
 from websocket._abnf import continuous_frame, frame_buffer
 
+from k2.log import EventLog
 from workers.base import Control, Exchange
-from workers.log import EventLog
 from workers.settings import WorkerSettings
 from workers.stats import WorkerStats
 

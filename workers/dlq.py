@@ -38,7 +38,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 
-from workers.log import EventLog
+from k2.log import EventLog
 from workers.normalize import NormalizeError
 
 RAW_LIMIT_BYTES = 64 * 1024

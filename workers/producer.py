@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from workers.log import EventLog
+from k2.log import EventLog
 from workers.stats import WorkerStats
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 
-from workers.log import EventLog
+from k2.log import EventLog
 
 STATE_VERSION = 1
 

@@ -14,11 +14,11 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+from k2.log import EventLog
 from workers.avro import trade_id_of
 from workers.backfill import Backfiller, GapFiller
 from workers.base import Exchange
 from workers.dlq import DeadLetters
-from workers.log import EventLog
 from workers.progress import Progress, StateFile
 from workers.settings import WorkerSettings
 from workers.stats import WorkerStats

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from k2 import contracts
 from k2.config import SettingsError, checked_unknown_variables
+from k2.log import EventLog
 from k2.schema_registry import register_trade_schema, registry_client
 from k2.settings import platform
 from workers.avro import TradeEncoder
@@ -29,7 +30,6 @@ from workers.connection import ConnectionManager, Link
 from workers.dlq import DeadLetters
 from workers.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_MEMORY, EXIT_OK
 from workers.kraken import Kraken
-from workers.log import EventLog
 from workers.metrics import serve
 from workers.normalize import NormalizeError
 from workers.producer import KafkaSink, ProducerFatalError, check_topic_exists, producer_config

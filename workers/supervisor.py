@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from k2.log import EventLog
 from workers.exits import DESCRIPTIONS, EXIT_CONFIG, EXIT_OK
-from workers.log import EventLog
 
 HEALTHY_RUN_S = 60.0  # a child that lived this long resets its restart backoff
 

@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from k2.jobs import job_path
+from k2.log import parse_events
 from k2.settings import REPO_ROOT, fresh_platform
 from k2.streams import describe_breakdown
-from workers.log import parse_events
 
 TARGETS = {  # SPEC §8, "ours"
     "worker_trades_per_s": ">= 50,000 trades/s per process",

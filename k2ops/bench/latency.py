@@ -37,8 +37,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE, silver_table
+from k2.polling import wait_until
 from k2ops.bench.common import BatchSampler, bronze_message_ids, percentile
-from k2ops.pipeline import IsolatedPipeline, wait_for
+from k2ops.pipeline import IsolatedPipeline
 
 
 def _local(path: str) -> str:
@@ -138,7 +139,7 @@ def measure(workdir: Path, rate: float, seconds: float, warmup: float = 30.0, dr
         sampler.stop_event.set()
         batches.stop_event.set()
         sent_approx = int(rate * seconds * 2 * 0.9)
-        wait_for(lambda: pipe.gold().num_rows >= sent_approx, 600, "Gold to catch up", interval=5)
+        wait_until(lambda: pipe.gold().num_rows >= sent_approx, 600, "Gold to catch up", interval=5)
         time.sleep(15)  # let the last micro-batches commit
 
         gold = rows_with_commit_time(pipe.table(GOLD_TABLE), ["message_id", "timestamp"])

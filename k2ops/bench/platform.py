@@ -178,8 +178,8 @@ def _streams_running(s) -> list[str]:
 def wait_flowing(s, since: float, timeout: float) -> None:
     """Until each stream has committed a batch with rows published after ``since``."""
     from k2.contracts import STREAMS
+    from k2.polling import wait_until
     from k2.streams import read_progress
-    from k2ops.pipeline import wait_for
 
     flowing: set[str] = set()
     next_say = [time.monotonic()]
@@ -195,7 +195,7 @@ def wait_flowing(s, since: float, timeout: float) -> None:
                 f"running {', '.join(_streams_running(s)) or 'none'} ({time.time() - since:.0f} s)")
         return flowing == set(STREAMS)
 
-    wait_for(probe, timeout, "the three streams to commit batches with rows", interval=2)
+    wait_until(probe, timeout, "the three streams to commit batches with rows", interval=2)
 
 
 def progress_line(elapsed: float, seconds: float, warmup: float, counts: dict[str, tuple[int, int]],
@@ -326,9 +326,9 @@ def measure(rate: float = 50, seconds: float = 600, warmup: float = 60, ready_ti
     exchange, wait ``ready_timeout`` at most for the streams, run ``seconds`` (the first
     ``warmup`` left out), wait ``catch_up_timeout`` at most for Gold, read the figures, and
     leave the platform as found, also when something failed."""
+    from k2.polling import wait_until
     from k2.settings import fresh_platform
     from k2ops.bench import platform_up
-    from k2ops.pipeline import wait_for
 
     Window.after_warmup(0, seconds, warmup)  # bad arguments fail before touching the platform
     s = fresh_platform()
@@ -350,8 +350,8 @@ def measure(rate: float = 50, seconds: float = 600, warmup: float = 60, ready_ti
         load_end = os.getloadavg()
         say(f"window over; waiting for Gold to commit past its end (at most {catch_up_timeout:.0f} s)")
         gold = _layers()["gold"][0]
-        wait_for(lambda: gold_past(_table(s, gold), window.end), catch_up_timeout,
-                 "Gold to commit past the window", interval=5)
+        wait_until(lambda: gold_past(_table(s, gold), window.end), catch_up_timeout,
+                   "Gold to commit past the window", interval=5)
         say("Gold caught up; reading the commits of the window")
         figures = analyse(s, window)
         try:

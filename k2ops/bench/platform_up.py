@@ -11,15 +11,15 @@ Each step is one line on stderr.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
+from functools import partial
 
 from k2.settings import PlatformSettings
+from k2ops.stack import progress
 from k2ops.stack.workers import WorkersMode
 
-
-def say(message: str) -> None:
-    print(f"[k2 bench] platform: {message}", file=sys.stderr, flush=True)
+# Its steps read apart from the `k2 up` lines it causes (k2.stack.progress.say).
+say = partial(progress.say, source="k2 bench platform")
 
 
 @dataclass(frozen=True)

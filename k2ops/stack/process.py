@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from k2.polling import wait_until
 from k2ops.stack.errors import StackError
 from k2ops.stack.progress import say
 
@@ -53,16 +54,17 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
+    """True once ``check()`` holds, False after ``timeout`` (the caller says what failed)."""
+    def ready() -> bool:
         try:
-            if check():
-                return True
+            return bool(check())
         except Exception:  # noqa: BLE001 - a failing probe just means "not ready yet"
-            pass
-        if time.monotonic() >= deadline:
             return False
-        time.sleep(interval)
+
+    try:
+        return wait_until(ready, timeout, "a service to be ready", interval=interval)
+    except TimeoutError:
+        return False
 
 
 @dataclass

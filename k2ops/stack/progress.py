@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-def say(message: str) -> None:
-    print(f"[k2] {message}", file=sys.stderr, flush=True)
+def say(message: str, source: str = "k2") -> None:
+    """One line for a human on stderr, prefixed with the tool speaking (services and Spark
+    jobs log JSON lines instead: k2/log.py)."""
+    print(f"[{source}] {message}", file=sys.stderr, flush=True)
 
 
 @contextmanager

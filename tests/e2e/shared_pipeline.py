@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from k2.log import parse_events
 from k2ops.pipeline import IsolatedPipeline
-from workers.log import parse_events
 
 
 class StreamKeeper(threading.Thread):

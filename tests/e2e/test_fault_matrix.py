@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 from k2.contracts import STREAMS, silver_table
+from k2.polling import wait_until
 from k2.settings import fresh_platform
-from k2ops.pipeline import IsolatedPipeline, wait_for
+from k2ops.pipeline import IsolatedPipeline
 from k2ops.stack import kafka, registry
 from shared_pipeline import SharedPipeline, child_pid, connected_after, topic_trades, worker_events
 from simulator_expectations import expected_trades, published_trades
@@ -89,37 +90,37 @@ def faults_run(stack, shared: SharedPipeline):
     try:
         pipe.start_workers(sim.urls(), phase=PHASE, K2_WORKERS_WATCHDOG_S=str(WATCHDOG_S))
         for exchange in ("binance", "kraken"):
-            wait_for(lambda ex=exchange: child_pid(pipe, ex), 60, f"{exchange} worker")
+            wait_until(lambda ex=exchange: child_pid(pipe, ex), 60, f"{exchange} worker")
 
         for exchange in ("binance", "kraken"):
             # Once trades are acknowledged: a worker killed before its first ack has no
             # progress to resume from (a fresh deployment starts at "now").
-            wait_for(lambda ex=exchange: any(e.get("event") == "stream_summary" and e.get("exchange") == ex
-                                             and e.get("delivered", 0) > 0 for e in worker_events(pipe)),
-                     60, f"{exchange} deliveries")
+            wait_until(lambda ex=exchange: any(e.get("event") == "stream_summary" and e.get("exchange") == ex
+                                               and e.get("delivered", 0) > 0 for e in worker_events(pipe)),
+                       60, f"{exchange} deliveries")
 
         # The broker and the registry first: the only faults felt outside this pipeline.
         for name, module in (("kafka", kafka), ("registry", registry)):
             service = module.service(s)
             began = time.monotonic()
             os.killpg(service.pid(), signal.SIGKILL)
-            wait_for(lambda svc=service: svc.state() == "crashed", 30, f"{name} down")
+            wait_until(lambda svc=service: svc.state() == "crashed", 30, f"{name} down")
             service.start()
             _record(f"kill -9 {name} + restart", began, "until healthy again")
 
         bronze_before = pipe.last_batch("bronze_ingestion")
         began = time.monotonic()
-        wait_for(lambda: pipe.last_batch("bronze_ingestion") > bronze_before + 1, 300,
-                 "bronze to commit new batches after the broker restart")
+        wait_until(lambda: pipe.last_batch("bronze_ingestion") > bronze_before + 1, 300,
+                   "bronze to commit new batches after the broker restart")
         _record("data flowing after broker restart", began, "two new bronze batches")
 
         for exchange in ("binance", "kraken"):  # kill -9 of each worker
             pid = child_pid(pipe, exchange)
             began = time.monotonic()
             os.kill(pid, signal.SIGKILL)
-            new_pid = wait_for(lambda ex=exchange, old=pid: (p := child_pid(pipe, ex)) != old and p, 60,
-                               f"{exchange} restart")
-            wait_for(lambda ex=exchange, p=new_pid: connected_after(pipe, ex, p), 60, f"{exchange} reconnected")
+            new_pid = wait_until(lambda ex=exchange, old=pid: (p := child_pid(pipe, ex)) != old and p, 60,
+                                 f"{exchange} restart")
+            wait_until(lambda ex=exchange, p=new_pid: connected_after(pipe, ex, p), 60, f"{exchange} reconnected")
             _record(f"kill -9 worker {exchange}", began, "supervisor restart until reconnected")
 
         # kill -9 of all three streams at once (as when the machine's Spark dies), each
@@ -138,13 +139,13 @@ def faults_run(stack, shared: SharedPipeline):
                     back[stream] = time.monotonic() - began
             return len(back) == len(STREAMS)
 
-        wait_for(all_back, 300, "a new batch of every stream")
+        wait_until(all_back, 300, "a new batch of every stream")
         for stream in STREAMS:
             RECOVERY.append({"fault": f"kill -9 stream {stream}", "recovery_s": round(back[stream], 1),
                              "detail": "all three at once; restart to first committed batch"})
 
-        wait_for(lambda: all(_stall_recoveries(pipe, ex) for ex in ("binance", "kraken")), 180,
-                 "a stall and the watchdog's reconnect on both exchanges")
+        wait_until(lambda: all(_stall_recoveries(pipe, ex) for ex in ("binance", "kraken")), 180,
+                   "a stall and the watchdog's reconnect on both exchanges")
         for exchange in ("binance", "kraken"):
             worst = max(_stall_recoveries(pipe, exchange))
             RECOVERY.append({"fault": f"exchange stall ({exchange})", "recovery_s": round(worst + WATCHDOG_S, 1),
@@ -160,8 +161,8 @@ def faults_run(stack, shared: SharedPipeline):
         expected.update({v["message_id"]: v for v in expected_trades(str(record), "kraken").values()})
         shared.expect(PHASE, expected)
         try:
-            wait_for(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 300,
-                     "Gold complete", interval=5)
+            wait_until(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 300,
+                       "Gold complete", interval=5)
         except TimeoutError:
             pass  # the test below says exactly what is missing
         gold_ids = set(pipe.gold().column("message_id").to_pylist())

@@ -42,7 +42,7 @@ from pyiceberg.expressions import EqualTo
 
 from k2 import ledger_store
 from k2.contracts import silver_table
-from k2ops.pipeline import wait_for
+from k2.polling import wait_until
 from shared_pipeline import SharedPipeline, child_pid, connected_after, topic_trades, worker_events
 from simulator_expectations import published_trades, unserved_ranges
 from workers.simulator import SimulatorConfig, SimulatorThread, read_record
@@ -69,12 +69,12 @@ def run(stack, shared: SharedPipeline):
     try:
         pipe.start_workers(sim.urls(), phase=PHASE, K2_KRAKEN_REST_URL=f"http://127.0.0.1:{sim.port}",
                            K2_BINANCE_SYMBOLS=SYMBOLS["binance"], K2_KRAKEN_SYMBOLS=SYMBOLS["kraken"])
-        wait_for(lambda: any(e.get("event") == "stream_summary" and e.get("exchange") == "kraken"
-                             and e.get("delivered", 0) > 0 for e in worker_events(pipe)), 90, "kraken deliveries")
+        wait_until(lambda: any(e.get("event") == "stream_summary" and e.get("exchange") == "kraken"
+                               and e.get("delivered", 0) > 0 for e in worker_events(pipe)), 90, "kraken deliveries")
         killed = child_pid(pipe, "kraken")
         os.kill(killed, signal.SIGKILL)
-        restarted = wait_for(lambda: (p := child_pid(pipe, "kraken")) != killed and p, 60, "kraken restart")
-        wait_for(lambda: connected_after(pipe, "kraken", restarted), 60, "kraken reconnected")
+        restarted = wait_until(lambda: (p := child_pid(pipe, "kraken")) != killed and p, 60, "kraken restart")
+        wait_until(lambda: connected_after(pipe, "kraken", restarted), 60, "kraken reconnected")
         time.sleep(10)  # the market runs on; the restart's gap is filled meanwhile
         # The streams stop skipping trades: a trade skipped just before the market closes
         # would be revealed by no later trade, and REST closes with the market.
@@ -84,16 +84,16 @@ def run(stack, shared: SharedPipeline):
         published = {}
         for exchange in SYMBOLS:
             published.update({v["message_id"]: v for v in published_trades(str(record), exchange).values()})
-        wait_for(lambda: set(published) <= set(pipe.gold().column("message_id").to_pylist()), 600,
-                 "Gold to hold every trade published so far", interval=5)
+        wait_until(lambda: set(published) <= set(pipe.gold().column("message_id").to_pylist()), 600,
+                   "Gold to hold every trade published so far", interval=5)
         sim.stop()
         assert pipe.stop_workers() == 0
         expected = {}
         for exchange in SYMBOLS:
             expected.update({v["message_id"]: v for v in published_trades(str(record), exchange).values()})
         shared.expect(PHASE, expected)
-        wait_for(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 600,
-                 "Gold to hold every trade of this phase", interval=5)
+        wait_until(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 600,
+                   "Gold to hold every trade of this phase", interval=5)
         ledger_store.update(pipe.namespace, topic_prefix=pipe.prefix, log=lambda _: None)
         yield {"pipe": pipe, "expected": expected, "record": str(record)}
     finally:
@@ -158,14 +158,14 @@ def lost_run(stack, shared: SharedPipeline):
 
     try:
         pipe.start_workers(sim.urls(), phase=LOST_PHASE, **env)
-        wait_for(lambda: {e.get("exchange") for e in worker_events(pipe)
-                          if e.get("event") == "stream_summary" and e.get("delivered", 0) > 0} >= set(LOST_SYMBOLS),
-                 90, "both workers to deliver trades")
+        wait_until(lambda: {e.get("exchange") for e in worker_events(pipe)
+                            if e.get("event") == "stream_summary" and e.get("delivered", 0) > 0} >= set(LOST_SYMBOLS),
+                   90, "both workers to deliver trades")
         assert pipe.stop_workers() == 0  # watermarks saved
         assert not backfilled()  # a first run has no watermark to backfill from
         time.sleep(15)  # ~600 trades per symbol: REST's last 200 no longer reach back to the watermark
         pipe.start_workers(sim.urls(), phase=LOST_PHASE, **env)
-        wait_for(lambda: backfilled() >= set(LOST_SYMBOLS), 90, "both workers' backfill after the restart")
+        wait_until(lambda: backfilled() >= set(LOST_SYMBOLS), 90, "both workers' backfill after the restart")
         time.sleep(3)
         sim.stop()
         assert pipe.stop_workers() == 0
@@ -177,8 +177,8 @@ def lost_run(stack, shared: SharedPipeline):
                              if not any(a <= int(tid) <= b for a, b in lost[exchange])})
         shared.expect(LOST_PHASE, expected)
         try:
-            wait_for(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 300,
-                     "Gold to hold every trade a client could recover", interval=5)
+            wait_until(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 300,
+                       "Gold to hold every trade a client could recover", interval=5)
         except TimeoutError:
             pass  # the test names what is missing
         ledger_store.update(pipe.namespace, topic_prefix=pipe.prefix, log=lambda _: None)

@@ -28,7 +28,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.contracts import trade_schema_text
-from k2ops.pipeline import wait_for
+from k2.polling import wait_until
 from shared_pipeline import SharedPipeline
 from simulator_expectations import DLQ_KIND, bad_frames, expected_trades, published_trades
 from workers.simulator import SimulatorConfig, SimulatorThread
@@ -103,9 +103,9 @@ def run(stack, shared: SharedPipeline):
         expected.update({v["message_id"]: v for v in published_trades(str(record), "binance").values()})
         expected.update({v["message_id"]: v for v in expected_trades(str(record), "kraken").values()})
         shared.expect(PHASE, expected)
-        wait_for(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 600,
-                 "Gold to hold every trade of this phase", interval=5)
-        wait_for(lambda: pipe.silver_dlq().num_rows >= len(invalid), 300, "silver_dlq", interval=5)
+        wait_until(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 600,
+                   "Gold to hold every trade of this phase", interval=5)
+        wait_until(lambda: pipe.silver_dlq().num_rows >= len(invalid), 300, "silver_dlq", interval=5)
         yield {"pipe": pipe, "expected": expected, "invalid": invalid, "record": str(record)}
     finally:
         sim.stop()

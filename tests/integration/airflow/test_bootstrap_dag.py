@@ -22,9 +22,9 @@ import pytest
 
 from k2 import contracts, iceberg_admin, kafka_admin, schema_registry
 from k2.catalog import catalog
+from k2.polling import wait_until
 from k2ops.stack.airflow import api_url, password
 from platform_bootstrap import bootstrap_lock
-from polling import wait_until
 from stack_api import AirflowApi
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
@@ -116,10 +116,10 @@ def test_second_run_from_the_ui_succeeds_and_changes_nothing(first_run, browser,
     browser.find_element(By.NAME, "password").send_keys(password(stack))
     _shot(browser, "airflow-login")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait_until(lambda: "/auth/login" not in browser.current_url, 30, 0.5, "login")
+    wait_until(lambda: "/auth/login" not in browser.current_url, 30, "login", interval=0.5)
 
     browser.get(base + "/dags")
-    wait_until(lambda: all(d in _body(browser) for d in SUITE), 60, 1, "every DAG listed")
+    wait_until(lambda: all(d in _body(browser) for d in SUITE), 60, "every DAG listed", interval=1)
     _shot(browser, "airflow-dags")
 
     before = {r["dag_run_id"] for r in api.runs("bootstrap", ("queued", "running", "success", "failed"))}
@@ -135,10 +135,10 @@ def test_second_run_from_the_ui_succeeds_and_changes_nothing(first_run, browser,
                     if r["dag_run_id"] not in before]
             return runs and runs[0]["state"] in ("success", "failed") and runs[0]
 
-        run = wait_until(finished, 420, 3, "the triggered bootstrap run to finish")
+        run = wait_until(finished, 420, "the triggered bootstrap run to finish", interval=3)
         assert run["state"] == "success", run
         browser.get(f"{base}/dags/bootstrap/runs/{run['dag_run_id']}")
-        wait_until(lambda: "success" in _body(browser).lower(), 60, 1, "the run page showing success")
+        wait_until(lambda: "success" in _body(browser).lower(), 60, "the run page showing success", interval=1)
         time.sleep(1)  # let the grid finish painting before the screenshot
         _shot(browser, "airflow-bootstrap-success")
     finally:

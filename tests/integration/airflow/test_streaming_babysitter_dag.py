@@ -21,9 +21,9 @@ import pytest
 
 from k2 import contracts, iceberg_admin
 from k2.catalog import catalog
+from k2.polling import wait_until
 from k2.streams import checkpoint_dir, lock_file, lock_holder, progress_file
 from platform_bootstrap import bootstrap_lock
-from polling import wait_until
 from stack_api import AirflowApi
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
@@ -55,7 +55,7 @@ def _stop_all(api: AirflowApi) -> None:
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    wait_until(lambda: not any(_holders().values()), 90, 1, "all streams stopped")
+    wait_until(lambda: not any(_holders().values()), 90, "all streams stopped", interval=1)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def _wait_for_copies(old: dict[str, int | None], streams: list[str], timeout: fl
         ok = all(now[s] and now[s] > 0 and now[s] != old.get(s) for s in streams)
         return now if ok else None
 
-    return wait_until(fresh, timeout, 2, f"new copies of {streams}")
+    return wait_until(fresh, timeout, f"new copies of {streams}", interval=2)
 
 
 def _produce_trades(stack, count: int = 20) -> None:
@@ -125,8 +125,8 @@ def test_babysitter_starts_restarts_crashed_and_stalled_streams(api, airflow_cli
     assert set(states.values()) <= {"STARTED", "RESTARTED"}, states
     first = _wait_for_copies({}, streams)
     assert all(len(api.runs(RUNNERS[s])) == 1 for s in streams)
-    wait_until(lambda: all((checkpoint_dir(s) / "metadata").exists() for s in streams), 300, 2,
-               "every stream's query to start (Spark start-up is slow on 2 shared cores)")
+    wait_until(lambda: all((checkpoint_dir(s) / "metadata").exists() for s in streams), 300,
+               "every stream's query to start (Spark start-up is slow on 2 shared cores)", interval=2)
 
     # 2. All running: left alone (the start tasks are skipped, no new runner run).
     states = _babysit(airflow_cli)
@@ -149,8 +149,8 @@ def test_babysitter_starts_restarts_crashed_and_stalled_streams(api, airflow_cli
         os.killpg(os.getpgid(second[bronze]), signal.SIGKILL)
     except ProcessLookupError:
         pass  # Airflow's stop got there first
-    wait_until(lambda: not api.runs(RUNNERS[bronze]) and lock_holder(bronze) is None, 120, 1,
-               "the failed runner run to end")
+    wait_until(lambda: not api.runs(RUNNERS[bronze]) and lock_holder(bronze) is None, 120,
+               "the failed runner run to end", interval=1)
     states = _babysit(airflow_cli)
     assert states[bronze] == "RESTARTED", states
     assert {states[s] for s in streams[1:]} <= {"HEALTHY", "IDLE"}, states
@@ -160,8 +160,8 @@ def test_babysitter_starts_restarts_crashed_and_stalled_streams(api, airflow_cli
     os.killpg(os.getpgid(second[bronze]), signal.SIGSTOP)
     _produce_trades(stack)
     # What the babysitter measures: time since the newer of the last progress and the lock.
-    wait_until(lambda: _quiet_for(bronze) > STALL_MINUTES * 60 + 2, 300, 1,
-               f"bronze to be silent for more than {STALL_MINUTES} min")
+    wait_until(lambda: _quiet_for(bronze) > STALL_MINUTES * 60 + 2, 300,
+               f"bronze to be silent for more than {STALL_MINUTES} min", interval=1)
     states = _babysit(airflow_cli, stall_minutes=STALL_MINUTES)
     assert states[bronze] == "STALLED", states
     assert {states[s] for s in streams[1:]} <= {"HEALTHY", "IDLE"}, states
@@ -174,8 +174,8 @@ def test_retention_and_compaction_run_while_streams_stay_healthy(api, airflow_cl
     if not all(pid and pid > 0 for pid in _holders().values()):
         _babysit(airflow_cli)
     running = _wait_for_copies({}, streams)
-    wait_until(lambda: all((checkpoint_dir(s) / "metadata").exists() for s in streams), 300, 2,
-               "every stream's query to start")
+    wait_until(lambda: all((checkpoint_dir(s) / "metadata").exists() for s in streams), 300,
+               "every stream's query to start", interval=2)
 
     for dag_id in ("retention", "compaction"):
         result = airflow_cli("dags", "test", dag_id, timeout=900)

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,16 +19,6 @@ from k2.config import load
 from k2.jobs import job_path
 from k2.settings import REPO_ROOT, PlatformSettings, env_for_children, platform
 from k2ops.stack.spark import spark_submit
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @dataclass

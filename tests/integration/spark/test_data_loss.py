@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from k2.catalog import catalog
 from k2.contracts import BRONZE_TABLE
 from k2.kafka_admin import admin_client
+from k2.log import events_named
 from k2.settings import platform
 from k2.streams import read_losses
 from k2_airflow.babysitter import probes
@@ -73,7 +74,7 @@ def test_offsets_deleted_while_bronze_was_stopped_are_reported_exactly(jobs: Job
     produce(topic, 1, 10, "a")
     first = jobs.run(STREAM, "--trigger", "availableNow")
     assert bronze_offsets(jobs, topic) == {0: list(range(10)), 1: list(range(10))}
-    assert "DATA LOST" not in first and read_losses(STREAM, jobs.settings) == []
+    assert events_named(first, "data_lost") == [] and read_losses(STREAM, jobs.settings) == []
 
     # While Bronze is down: 10 more per partition, then Kafka drops p0 up to 15 and all
     # of p1's new records; p1 then receives 3 more (offsets 20..22).
@@ -92,8 +93,9 @@ def test_offsets_deleted_while_bronze_was_stopped_are_reported_exactly(jobs: Job
                                            1: list(range(10)) + list(range(20, 23))}
     lost = [(r.topic, r.partition, r.first_offset, r.end_offset) for r in read_losses(STREAM, jobs.settings)]
     assert lost == [(topic, 0, 10, 15), (topic, 1, 10, 20)]
-    assert f"ERROR DATA LOST: Kafka deleted {topic}[0] offsets 10..14 (5 records)" in second
-    assert f"ERROR DATA LOST: Kafka deleted {topic}[1] offsets 10..19 (10 records)" in second
+    logged = events_named(second, "data_lost")
+    assert [(e["level"], e["topic"], e["partition"], e["first_offset"], e["last_offset"], e["records"])
+            for e in logged] == [("error", topic, 0, 10, 14, 5), ("error", topic, 1, 10, 19, 10)], second[-3000:]
     progress = jobs.progress(STREAM)
     assert (progress["lost_offsets_total"], progress["lost_ranges_total"]) == (15, 2)
 

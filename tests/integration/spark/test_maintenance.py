@@ -29,8 +29,10 @@ from k2.contracts import (
     all_tables,
     silver_table,
 )
+from k2.log import events_named
+from k2.polling import wait_until
 
-from .jobs import Jobs, wait_for
+from .jobs import Jobs
 from .trades import message_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
@@ -107,7 +109,7 @@ def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list], clo
 
     gold = jobs.start("gold_aggregation", "--trigger", "1 second")
     # Gold takes one small MERGE per Silver append: several cold-hour files to compact.
-    wait_for(lambda: gold_ids() == all_ids, 180, "Gold to hold the seeded Silver trades")
+    wait_until(lambda: gold_ids() == all_ids, 180, "Gold to hold the seeded Silver trades")
 
     now = ["--now", clock_now.isoformat()]
     retention = jobs.run("retention", *now)
@@ -116,14 +118,14 @@ def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list], clo
 
     later = [silver_row(100 + i, clock_now - timedelta(minutes=5)) for i in range(3)]
     append(jobs, silver_table("binance"), later)
-    wait_for(lambda: gold_ids() == all_ids | {r["message_id"] for r in later}, 120,
-             "Gold to pick up Silver rows appended after retention and compaction")
+    wait_until(lambda: gold_ids() == all_ids | {r["message_id"] for r in later}, 120,
+               "Gold to pick up Silver rows appended after retention and compaction")
 
     # Graceful stop: SIGTERM to the Python driver (the lock holder) ends the query between batches.
     driver = int((jobs.checkpoint_root / "gold_aggregation" / "run.lock").read_text())
     os.kill(driver, signal.SIGTERM)
     assert gold.wait(90) == 0
-    assert "stopped cleanly" in open(gold.log_path).read()  # type: ignore[attr-defined]
+    assert len(events_named(open(gold.log_path).read(), "stopped_cleanly")) == 1  # type: ignore[attr-defined]
 
     # Retention: partitions past 7 d (Bronze) / 30 d (Silver, DLQ) gone, the rest kept.
     bronze = table(jobs, BRONZE_TABLE).scan().to_arrow().to_pylist()
@@ -131,7 +133,7 @@ def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list], clo
     silver = {r["message_id"] for r in table(jobs, silver_table("binance")).scan().to_arrow().to_pylist()}
     assert silver == {r["message_id"] for r in seeded["recent_silver"] + later}
     assert [r["offset"] for r in table(jobs, SILVER_DLQ_TABLE).scan().to_arrow().to_pylist()] == [1]
-    assert "deleted 3 rows" in retention and "deleted 2 rows" in retention
+    assert {2, 3} <= {e["rows"] for e in events_named(retention, "rows_deleted")}, retention
     # Gold keeps everything (unlimited retention), each message_id once.
     ids = [r["message_id"] for r in table(jobs, GOLD_TABLE).scan().to_arrow().to_pylist()]
     assert len(ids) == len(set(ids)) and set(ids) == all_ids | {r["message_id"] for r in later}
@@ -141,7 +143,8 @@ def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list], clo
     silver_files = [f for f in table(jobs, silver_table("binance")).inspect.files().to_pylist()
                     if str(f["partition"]["exchange_date"]) == cold_day]
     assert len(silver_files) == 1, compaction
-    assert compaction.count("rewrote 3 files into 1") == 2, compaction
+    assert [(e["rewritten_files"], e["added_files"]) for e in events_named(compaction, "files_rewritten")
+            ].count((3, 1)) == 2, compaction
     gold_hour = seeded["gold"][0]["timestamp"]
     cold = table(jobs, GOLD_TABLE).scan(row_filter=f"timestamp >= '{gold_hour:%Y-%m-%dT%H:00:00+00:00}' "
                                         f"and timestamp < '{gold_hour + timedelta(hours=1):%Y-%m-%dT%H:00:00+00:00}'")
@@ -159,7 +162,7 @@ def test_legacy_cleanup_dry_run_then_purge(jobs: Jobs, seeded: dict[str, list]):
     dry = jobs.run("legacy_cleanup", "--dry-run")
     present = {t[1] for t in cat.list_tables(jobs.namespace)}
     assert set(LEGACY_TABLES) <= present
-    assert all(f"{jobs.namespace}.{t}: would be dropped" in dry for t in LEGACY_TABLES)
+    assert {e["table"] for e in events_named(dry, "table_to_drop")} == {f"{jobs.namespace}.{t}" for t in LEGACY_TABLES}
 
     jobs.run("legacy_cleanup")
     present = {t[1] for t in cat.list_tables(jobs.namespace)}

@@ -17,10 +17,12 @@ import pytest
 
 from k2.catalog import catalog
 from k2.contracts import GOLD_TABLE, SILVER_DLQ_TABLE, silver_table
+from k2.log import events_named, parse_events
+from k2.polling import wait_until
 from k2.settings import platform
 from tests.unit.spark.wire_bytes import LONG_MAX, LONG_MIN, v3_body, varint
 
-from .jobs import Jobs, wait_for
+from .jobs import Jobs
 from .trades import Sent, TradeProducer, frame, hour_start_us, trade
 
 pytestmark = pytest.mark.integration
@@ -117,8 +119,8 @@ def test_poison_corpus_stops_nothing(jobs: Jobs, producer: TradeProducer):
     producer.send_all(good[:10])  # some trades before the streams start
 
     procs = {s: jobs.start(s, "--trigger", "2 seconds") for s in STREAMS}
-    wait_for(lambda: all("query started" in Path(p.log_path).read_text() for p in procs.values()), 240,
-             "all three streams to start")
+    wait_until(lambda: all(events_named(Path(p.log_path).read_text(), "query_started") for p in procs.values()),
+               240, "all three streams to start")
     before = {s: jobs.committed_batches(s) for s in STREAMS}
 
     poison, extreme_valid = poison_corpus(jobs.topics, producer, ts)
@@ -133,13 +135,14 @@ def test_poison_corpus_stops_nothing(jobs: Jobs, producer: TradeProducer):
         return len(rows(jobs, SILVER_DLQ_TABLE))
 
     expected_ids = {s.record["message_id"] for s in all_good}
-    wait_for(lambda: gold_ids() >= expected_ids and dlq_count() >= len(poison), 150,
-             "Gold to hold every good trade and the DLQ every poison record", every=2)
+    wait_until(lambda: gold_ids() >= expected_ids and dlq_count() >= len(poison), 150,
+               "Gold to hold every good trade and the DLQ every poison record", interval=2)
 
     for stream, proc in procs.items():  # zero failed batches: a failed batch ends the stream
         log = Path(proc.log_path).read_text()
         assert proc.poll() is None, f"{stream} exited {proc.returncode}:\n{log[-3000:]}"
-        assert "FAILED" not in log and "terminated with exception" not in log, log[-3000:]
+        errors = [e for e in parse_events(log) if e.get("level") == "error"]
+        assert errors == [] and "terminated with exception" not in log, log[-3000:]
         assert jobs.committed_batches(stream) > before[stream], f"{stream} committed nothing after the poison"
 
     gold = rows(jobs, GOLD_TABLE)

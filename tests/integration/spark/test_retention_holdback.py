@@ -21,9 +21,11 @@ import pytest
 
 from k2.catalog import catalog
 from k2.contracts import BRONZE_TABLE, SILVER_DLQ_TABLE, silver_table
+from k2.log import events_named
+from k2.polling import wait_until
 from k2.settings import platform
 
-from .jobs import Jobs, wait_for
+from .jobs import Jobs
 from .trades import TradeProducer, trade
 
 # Not a `clock` test: the snapshot window is seconds of real time, so dates follow the real clock.
@@ -81,10 +83,13 @@ def test_retention_keeps_what_a_stopped_silver_has_not_read(jobs: Jobs):
 
     # The read day went; the unread day stayed, and the log says why.
     assert sorted(r["offset"] for r in table_rows(jobs, BRONZE_TABLE)) == list(range(100, 106))
-    assert f"deleted 4 rows before {unread_day}" in retention
-    assert f"KEPT partitions {unread_day} to {now.date() - timedelta(days=7)} (past retention): 6 rows there " \
-           "are not yet read by silver_transformation" in retention
-    assert "KEPT snapshots from" in retention and "silver_transformation is at snapshot" in retention
+    assert [(e["table"], e["rows"], e["before"]) for e in events_named(retention, "rows_deleted")] == [
+        (f"{jobs.namespace}.{BRONZE_TABLE}", 4, str(unread_day))], retention
+    kept = events_named(retention, "partitions_kept")
+    assert [(e["first_day"], e["cutoff"], e["rows"], e["readers"]) for e in kept] == [
+        (str(unread_day), str(now.date() - timedelta(days=7)), 6, "silver_transformation")], retention
+    held = events_named(retention, "snapshots_kept")
+    assert len(held) == 1 and "silver_transformation is at snapshot" in held[0]["detail"], retention
     # Silver's snapshot (the second append) and the later ones survive expiry; the first is gone.
     kept = {s.snapshot_id for s in catalog().load_table(f"{jobs.namespace}.{BRONZE_TABLE}").snapshots()}
     assert bronze_snapshots[0] not in kept and set(bronze_snapshots[1:]) <= kept
@@ -93,8 +98,8 @@ def test_retention_keeps_what_a_stopped_silver_has_not_read(jobs: Jobs):
     # plans from the checkpoint's first snapshot, which retention expired: see holdback.py).
     silver = jobs.start("silver_transformation", "--trigger", "1 second")
     everything = sorted(read_ids | unread_ids)
-    wait_for(lambda: sorted(r["message_id"] for r in table_rows(jobs, silver_table("binance"))) == everything
-             or silver.poll() is not None, 300, "Silver to catch up after retention")
+    wait_until(lambda: sorted(r["message_id"] for r in table_rows(jobs, silver_table("binance"))) == everything
+               or silver.poll() is not None, 300, "Silver to catch up after retention")
     assert silver.poll() is None, open(silver.log_path).read()[-3000:]  # type: ignore[attr-defined]
     driver = int((jobs.checkpoint_root / "silver_transformation" / "run.lock").read_text())
     os.kill(driver, signal.SIGTERM)

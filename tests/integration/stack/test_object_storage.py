@@ -19,10 +19,10 @@ import pytest
 from k2.catalog import catalog
 from k2.config import load
 from k2.jobs import job_path
+from k2.polling import wait_until
 from k2.settings import REPO_ROOT, PlatformSettings
 from k2ops.stack import spark
 from k2ops.stack.airflow import environment
-from polling import wait_until
 
 pytestmark = pytest.mark.integration
 

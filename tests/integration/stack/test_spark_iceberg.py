@@ -10,6 +10,7 @@ import pytest
 
 from k2.catalog import catalog
 from k2.jobs import job_path
+from k2.log import events_named
 from k2ops.stack.spark import spark_submit as spark_submit_binary
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,8 @@ def test_spark_writes_iceberg_table_that_pyiceberg_reads(spark_submit, run_id):
     table = f"k2test_{run_id}.smoke"
     result = spark_submit(job_path("smoke"), "--table", table, "--rows", "25")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"wrote 25 rows to {table}" in result.stdout
+    written = events_named(result.stdout, "rows_written")
+    assert [(e["job"], e["rows"], e["table"]) for e in written] == [("smoke", 25, table)], result.stdout[-3000:]
 
     cat = catalog()
     rows = cat.load_table(table).scan().to_arrow().to_pydict()

@@ -20,11 +20,11 @@ from worker_harness import (
     assert_trades_match,
     expected_trades,
     published_trades,
-    wait_for,
     wait_until_landed,
     worker_env,
 )
 
+from k2.polling import wait_until
 from workers.simulator import read_record
 
 pytestmark = pytest.mark.integration
@@ -44,16 +44,16 @@ def test_kill_9_under_supervisor_backfills_every_published_trade(stack, topics, 
     supervisor = start_worker("binance", env, [sys.executable, "-m", "k2ops.cli", "workers", "--exchange", "binance"])
     reader = TopicReader(stack, topics["binance"])
     state = Path(env["K2_WORKERS_STATE_DIR"]) / "binance" / "last_acked.json"
-    wait_for(lambda: len(reader.poll(0.3)) >= 100 and state.exists(), 30, "first trades and a progress file")
+    wait_until(lambda: len(reader.poll(0.3)) >= 100 and state.exists(), 30, "first trades and a progress file")
 
     (first,) = [e["pid"] for e in log_events(supervisor, "child_started")]
     os.kill(first, signal.SIGKILL)  # mid-flow: whatever it held unacknowledged dies with it
     killed_at_conn = len(record_events(sim, "conn_open"))
-    wait_for(lambda: len(log_events(supervisor, "child_started")) == 2, 20, "supervisor to restart the worker")
+    wait_until(lambda: len(log_events(supervisor, "child_started")) == 2, 20, "supervisor to restart the worker")
     assert log_events(supervisor, "child_exited")[0]["reason"] == "killed by SIGKILL"
-    wait_for(lambda: len(record_events(sim, "conn_open")) > killed_at_conn, 30, "restarted worker to reconnect")
-    wait_for(lambda: {e["symbol"] for e in log_events(supervisor, "backfill_done")} == {"BTCUSDT", "ETHUSDT"},
-             30, "the restart gap of both symbols backfilled")
+    wait_until(lambda: len(record_events(sim, "conn_open")) > killed_at_conn, 30, "restarted worker to reconnect")
+    wait_until(lambda: {e["symbol"] for e in log_events(supervisor, "backfill_done")} == {"BTCUSDT", "ETHUSDT"},
+               30, "the restart gap of both symbols backfilled")
     time.sleep(2.0)  # more live trades after the backfill
     sim.stop()
 
@@ -86,11 +86,11 @@ def test_gap_inside_one_connection_is_backfilled_through_429s(stack, topics, mak
     sim = make_simulator(rate=50, seed=23)
     worker = start_worker("binance", worker_env(sim, topics, workers_backfill_page_limit="7"))
     reader = TopicReader(stack, topics["binance"])
-    wait_for(lambda: len(reader.poll(0.3)) >= 50, 20, "first trades")
+    wait_until(lambda: len(reader.poll(0.3)) >= 50, 20, "first trades")
     sim.call(sim.sim.throttle_rest, 2, 1)  # the first two REST requests: 429, Retry-After: 1
     assert sim.call(sim.sim.drop, "binance", 40) == 1
-    wait_for(lambda: len(record_events(sim, "dropped")) == 40, 10, "40 trades left out of the stream")
-    wait_for(lambda: sum(e["trades"] for e in log_events(worker, "backfill_done")) >= 40, 30, "backfill of the drops")
+    wait_until(lambda: len(record_events(sim, "dropped")) == 40, 10, "40 trades left out of the stream")
+    wait_until(lambda: sum(e["trades"] for e in log_events(worker, "backfill_done")) >= 40, 30, "backfill of the drops")
     time.sleep(1.0)
     sim.stop()
 

@@ -18,11 +18,11 @@ from worker_harness import (
     assert_trades_match,
     expected_trades,
     published_trades,
-    wait_for,
     wait_until_landed,
     worker_env,
 )
 
+from k2.polling import wait_until
 from workers.simulator import read_record
 
 pytestmark = pytest.mark.integration
@@ -56,18 +56,18 @@ def test_trades_the_stream_left_out_are_backfilled_through_a_rate_limit(stack, t
     env = worker_env(sim, topics, kraken_rest_url=f"http://127.0.0.1:{sim.port}")
     worker = start_worker("kraken", env)
     reader = TopicReader(stack, topics["kraken"])
-    wait_for(lambda: len(reader.poll(0.3)) >= 50, 20, "first trades")
+    wait_until(lambda: len(reader.poll(0.3)) >= 50, 20, "first trades")
     # The connect probes (one per symbol seen by then, paced a second apart) are over
     # once REST has been quiet for a few seconds; only then is the next call a gap page.
-    wait_for(_rest_quiet_for(sim, 3.0), 60, "the connect probes to end")
+    wait_until(_rest_quiet_for(sim, 3.0), 60, "the connect probes to end")
     sim.call(sim.sim.throttle_rest, 1)  # the next REST call: EAPI:Rate limit exceeded
     assert sim.call(sim.sim.drop, "kraken", DROPPED) == 1
-    wait_for(lambda: len(record_events(sim, "dropped")) == DROPPED, 10, f"{DROPPED} trades left out of the stream")
+    wait_until(lambda: len(record_events(sim, "dropped")) == DROPPED, 10, f"{DROPPED} trades left out of the stream")
     dropped = {(e["symbol"], e["trade_id"]) for e in record_events(sim, "dropped")}
     symbols = {s for s, _ in dropped}
     # Each symbol's gap opens at its next live trade; both must be filled.
-    wait_for(lambda: sum(e["trades"] for e in log_events(worker, "backfill_done")) >= DROPPED
-             and {e["symbol"] for e in log_events(worker, "backfill_done")} >= symbols, 30, "backfill of the drops")
+    wait_until(lambda: sum(e["trades"] for e in log_events(worker, "backfill_done")) >= DROPPED
+               and {e["symbol"] for e in log_events(worker, "backfill_done")} >= symbols, 30, "backfill of the drops")
     sim.stop()
 
     expected = published_trades(sim.record_path, "kraken")

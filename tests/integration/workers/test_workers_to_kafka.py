@@ -17,11 +17,11 @@ from worker_harness import (
     bad_frames,
     expected_trades,
     published_trades,
-    wait_for,
     wait_until_landed,
     worker_env,
 )
 
+from k2.polling import wait_until
 from workers.simulator import read_record
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def test_every_sent_trade_lands_with_duplicates_and_bad_frames_dead_lettered(
     sim = make_simulator(rate=300, malformed_rate=0.03, duplicate_rate=0.05, kraken_batch=4, seed=11)
     worker = start_worker(exchange, worker_env(sim, topics))
     trades, dlq = TopicReader(stack, topics[exchange]), TopicReader(stack, topics["dlq"], avro=False)
-    wait_for(lambda: len(trades.poll(0.5)) >= 800, 30, "800 trades in Kafka")
+    wait_until(lambda: len(trades.poll(0.5)) >= 800, 30, "800 trades in Kafka")
     sim.stop()
 
     expected = expected_trades(sim.record_path, exchange)
@@ -50,7 +50,7 @@ def test_every_sent_trade_lands_with_duplicates_and_bad_frames_dead_lettered(
 
     sent_bad = bad_frames(sim.record_path, exchange)
     assert len(sent_bad) > 0
-    wait_for(lambda: len(dlq.poll(0.5)) >= len(sent_bad), 20, f"{len(sent_bad)} dead letters")
+    wait_until(lambda: len(dlq.poll(0.5)) >= len(sent_bad), 20, f"{len(sent_bad)} dead letters")
     letters = dlq.poll(1.0)
     assert len(letters) == len(sent_bad)
     assert Counter(m["value"]["raw"] for m in letters) == Counter(b["raw"] for b in sent_bad)
@@ -78,12 +78,12 @@ def test_binance_rotation_and_server_shutdown_leave_no_gap(stack, topics, make_s
     worker = start_worker("binance", worker_env(
         sim, topics, workers_connection_lifetime_s="2", workers_rotation_overlap_s="0.3"))
     reader = TopicReader(stack, topics["binance"])
-    wait_for(lambda: conn_opens(sim, "binance") >= 3, 20, "two planned rotations")
+    wait_until(lambda: conn_opens(sim, "binance") >= 3, 20, "two planned rotations")
     sim.call(sim.sim.disconnect, "binance", "shutdown")  # serverShutdown notice, close 2 s later
     opens = conn_opens(sim, "binance")
-    wait_for(lambda: any(e.get("event") == "server_shutdown" for e in worker.events()), 10,
-             "the worker to read the serverShutdown notice")
-    wait_for(lambda: conn_opens(sim, "binance") > opens, 10, "reconnect after serverShutdown")
+    wait_until(lambda: any(e.get("event") == "server_shutdown" for e in worker.events()), 10,
+               "the worker to read the serverShutdown notice")
+    wait_until(lambda: conn_opens(sim, "binance") > opens, 10, "reconnect after serverShutdown")
     time.sleep(1.0)
     sim.stop()
 
@@ -107,10 +107,10 @@ def test_binance_server_shutdown_notice_promotes_a_successor_at_once(stack, topi
     sim = make_simulator(rate=100, seed=6)
     worker = start_worker("binance", worker_env(sim, topics))  # 24 h lifetime: no rotation in flight
     reader = TopicReader(stack, topics["binance"])
-    wait_for(lambda: len(reader.poll(0.3)) >= 100, 20, "first trades")
+    wait_until(lambda: len(reader.poll(0.3)) >= 100, 20, "first trades")
     assert sim.call(sim.sim.disconnect, "binance", "shutdown") == 1  # notice now, close 2 s later
-    wait_for(lambda: any(e.get("event") == "connection_promoted" and e["reason"] == "server_shutdown"
-                         for e in worker.events()), 15, "a successor promoted for the serverShutdown notice")
+    wait_until(lambda: any(e.get("event") == "connection_promoted" and e["reason"] == "server_shutdown"
+                           for e in worker.events()), 15, "a successor promoted for the serverShutdown notice")
     time.sleep(1.0)
     sim.stop()
 
@@ -129,12 +129,12 @@ def test_abrupt_disconnect_and_silent_stall_recover(exchange, stack, topics, mak
     sim = make_simulator(rate=100 if exchange == "binance" else 30, seed=9)
     worker = start_worker(exchange, worker_env(sim, topics))
     reader = TopicReader(stack, topics[exchange])
-    wait_for(lambda: len(reader.poll(0.3)) >= 150, 20, "first trades")
+    wait_until(lambda: len(reader.poll(0.3)) >= 150, 20, "first trades")
     assert sim.call(sim.sim.disconnect, exchange, "abort") == 1
-    wait_for(lambda: conn_opens(sim, exchange) >= 2, 10, "reconnect after abrupt disconnect")
-    wait_for(lambda: sim.call(sim.sim.sessions, exchange), 10, "new session")
+    wait_until(lambda: conn_opens(sim, exchange) >= 2, 10, "reconnect after abrupt disconnect")
+    wait_until(lambda: sim.call(sim.sim.sessions, exchange), 10, "new session")
     assert sim.call(sim.sim.stall, exchange, 30.0) == 1  # socket stays open, pings answered
-    wait_for(lambda: conn_opens(sim, exchange) >= 3, 10, "watchdog reconnect after a silent stall")
+    wait_until(lambda: conn_opens(sim, exchange) >= 3, 10, "watchdog reconnect after a silent stall")
     time.sleep(1.0)
     sim.stop()
 
@@ -162,17 +162,17 @@ def test_kill_9_under_supervisor_restarts_without_loss(stack, topics, make_simul
     env = worker_env(sim, topics, supervisor_backoff_base_s="0.5", kraken_rest_url=f"http://127.0.0.1:{sim.port}")
     supervisor = start_worker("kraken", env, [sys.executable, "-m", "k2ops.cli", "workers", "--exchange", "kraken"])
     reader = TopicReader(stack, topics["kraken"])
-    wait_for(lambda: len(reader.poll(0.3)) >= 20, 20, "first trades")
+    wait_until(lambda: len(reader.poll(0.3)) >= 20, 20, "first trades")
 
     def child_pids() -> list[int]:
         return [e["pid"] for e in supervisor.events() if e.get("event") == "child_started"]
 
     (first,) = child_pids()
     os.kill(first, signal.SIGKILL)
-    wait_for(lambda: len(child_pids()) == 2, 15, "supervisor to restart the killed worker")
+    wait_until(lambda: len(child_pids()) == 2, 15, "supervisor to restart the killed worker")
     exited = [e for e in supervisor.events() if e.get("event") == "child_exited"]
     assert exited[0]["reason"] == "killed by SIGKILL"
-    wait_for(lambda: conn_opens(sim, "kraken") >= 2, 60, "restarted worker to reconnect")
+    wait_until(lambda: conn_opens(sim, "kraken") >= 2, 60, "restarted worker to reconnect")
     # While the market (and its REST API) is still up: what it published so far lands.
     wait_until_landed(reader, published_trades(sim.record_path, "kraken"), timeout_s=60)
     sim.stop()

@@ -23,6 +23,8 @@ from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import NewTopic
 
 from k2.kafka_admin import admin_client
+from k2.log import parse_events
+from k2.polling import wait_until
 from k2.settings import platform
 from simulator_expectations import (  # noqa: F401
     DLQ_KIND,
@@ -32,7 +34,6 @@ from simulator_expectations import (  # noqa: F401
     expected_trades,
     published_trades,
 )
-from workers.log import parse_events
 from workers.simulator import SimulatorConfig, SimulatorThread
 
 with warnings.catch_warnings():
@@ -44,14 +45,6 @@ with warnings.catch_warnings():
     from confluent_kafka.serialization import MessageField, SerializationContext
 
 REPO = Path(__file__).resolve().parents[3]
-def wait_for(condition: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.1):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @pytest.fixture(scope="session")
@@ -159,8 +152,8 @@ def start_worker(tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=open(log_path, "w"), stdout=subprocess.DEVNULL)  # noqa: SIM115
         worker = WorkerProcess(proc, log_path)
         running.append(worker)
-        wait_for(lambda: any(e.get("event") == "connected" for e in worker.events()) or proc.poll() is not None,
-                 30, f"{exchange} worker to connect")
+        wait_until(lambda: any(e.get("event") == "connected" for e in worker.events()) or proc.poll() is not None,
+                   30, f"{exchange} worker to connect")
         assert proc.poll() is None, f"worker exited early:\n{log_path.read_text()[-3000:]}"
         return worker
 
@@ -246,8 +239,8 @@ def wait_until_landed(reader: TopicReader, expected: dict, timeout_s: float = 30
         return set(expected) <= got
 
     try:
-        wait_for(landed, timeout_s, f"{len(expected)} trades in {reader.topic}")
-    except AssertionError:
+        wait_until(landed, timeout_s, f"{len(expected)} trades in {reader.topic}", interval=0.1)
+    except TimeoutError:
         pass  # the detailed comparison below says what is missing
     reader.poll(1.0)  # anything still in flight (extra or duplicate) shows up too
     return reader.messages

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import pytest
 from pyiceberg.table.snapshots import Operation
 
+from k2.polling import wait_until
 from k2ops.bench.platform import Window, flatness, latency_figures, overlapping_runs, progress_line
 from k2ops.bench.platform_up import Found, restore_plan
 from k2ops.bench.snapshots import added_files, appended_records
 from k2ops.stack.workers import WorkersMode, mode_of
-from tests.polling import wait_until
 
 T0 = 1_800_000_000.0  # any epoch second
 
@@ -262,8 +262,8 @@ def test_the_running_workers_mode_is_read_from_their_command_line(tmp_path):
         s.run_dir.mkdir(parents=True)
         (s.run_dir / "workers.pid").write_text(f"{proc.pid} {started}\n")
         # Until the child has exec'd, /proc shows pytest's own command line: wait for the stand-in's.
-        wait_until(lambda: b"--simulator-rate" in Path(f"/proc/{proc.pid}/cmdline").read_bytes(), 10, 0.01,
-                   "the stand-in to exec")
+        wait_until(lambda: b"--simulator-rate" in Path(f"/proc/{proc.pid}/cmdline").read_bytes(), 10,
+                   "the stand-in to exec", interval=0.01)
         assert running_mode(s) == WorkersMode(True, 50.0)
     finally:
         proc.kill()
@@ -312,7 +312,7 @@ def test_cpu_meter_keeps_a_restarted_process_time_its_own(monkeypatch):
         proc = subprocess.Popen([sys.executable, "-c", burn])
         roots[proc.pid] = "silver_transformation"
         try:
-            wait_until(lambda proc=proc: burnt(proc), 60, 0.05, "the stand-in to burn 1 s of CPU")
+            wait_until(lambda proc=proc: burnt(proc), 60, "the stand-in to burn 1 s of CPU", interval=0.05)
             meter.tick()
         finally:
             proc.kill()

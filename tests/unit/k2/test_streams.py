@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from k2.config import load
+from k2.polling import wait_until
 from k2.settings import PlatformSettings
 from k2.streams import (
     AlreadyRunning,
@@ -19,7 +20,6 @@ from k2.streams import (
     stop_stream,
     write_progress,
 )
-from polling import wait_until
 
 
 @pytest.fixture
@@ -60,7 +60,8 @@ def test_stop_stream_kills_the_holders_process_group(settings, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     holder = wait_until(lambda: lock_holder("silver_transformation", settings), 30, what="lock")
     assert holder == proc.pid
-    child_pid = int(wait_until(lambda: (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text(), 30))
+    child_pid = int(wait_until(lambda: (tmp_path / "child.pid").exists() and (tmp_path / "child.pid").read_text(), 30,
+                               "the child to write its pid"))
 
     assert stop_stream("silver_transformation", settings, timeout_s=30) is True
     assert proc.wait(10) == -9

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from k2.config import load
+from k2.log import events_named
 from k2.settings import PlatformSettings
 from k2.streams import LostRange, read_losses, read_progress
 from spark_jobs.bronze_ingestion import (
@@ -140,8 +141,14 @@ def test_listener_publishes_ledgers_and_logs_each_loss(settings, capsys):
                                                                                                    (1, 30, 40)]
     assert (progress.lost_offsets_total, progress.lost_ranges_total) == (12, 2)
     out = capsys.readouterr().out
-    assert f"ERROR DATA LOST: Kafka deleted {T}[0] offsets 10..11 (2 records)" in out
-    assert f"{T}[1] offsets 30..39 (10 records)" in out
+    # One line per batch, its figures as fields; then one per lost range.
+    assert [(e["job"], e["batch_id"], e["rows_in"], e["rows_per_second"], e["lag"])
+            for e in events_named(out, "batch")] == [("bronze_ingestion", 4, 8, 100, 0)]
+    logged = events_named(out, "data_lost")
+    assert [(e["level"], e["job"], e["batch_id"], e["topic"], e["partition"], e["first_offset"], e["last_offset"],
+             e["records"]) for e in logged] == [("error", "bronze_ingestion", 4, T, 0, 10, 11, 2),
+                                                ("error", "bronze_ingestion", 4, T, 1, 30, 39, 10)]
+    assert "retention.ms" in logged[0]["action"]
 
     # A clean batch afterwards: no new range, but the totals stay visible.
     listener.onQueryProgress(_Event(progress_json(5, {T: {"0": 20}}, {T: {"0": 25}}, 5)))
@@ -163,7 +170,8 @@ def test_listener_survives_a_failing_check(settings, capsys):
     listener = ProgressListener("bronze_ingestion", find_losses=broken, settings=settings)
     listener.onQueryProgress(_Event(progress_json(1, {T: {"0": 0}}, {T: {"0": 1}}, 0)))
     assert read_progress("bronze_ingestion", settings).batch_id == 1
-    assert "ERROR data-loss check failed for batch 1" in capsys.readouterr().out
+    (failed,) = events_named(capsys.readouterr().out, "data_loss_check_failed")
+    assert (failed["level"], failed["batch_id"], failed["error"]) == ("error", 1, "ValueError('bad')")
 
 
 def test_ledger_skips_a_torn_line(settings):

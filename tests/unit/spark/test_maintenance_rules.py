@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime
 
 import pytest
 
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE, SILVER_DLQ_TABLE, all_tables, silver_table
+from k2.log import events_named, job_log
 from spark_jobs.compaction import cold_filter
 from spark_jobs.gold_aggregation import MAX_LISTED_RANGES, hour_predicate, minute_predicate
 from spark_jobs.maintenance import RETENTION_DAYS, day_before_filter, retention_cutoff, with_retries
@@ -72,11 +74,16 @@ def test_with_retries_retries_conflicts_only():
             raise RuntimeError("org.apache.iceberg.exceptions.CommitFailedException: conflict")
         return "ok"
 
-    assert with_retries(flaky, "t", log=lambda m: None, base_delay_s=0.001) == "ok"
+    out = io.StringIO()
+    assert with_retries(flaky, "t", log=job_log("compaction", out), base_delay_s=0.001) == "ok"
     assert len(calls) == 3
+    conflicts = events_named(out.getvalue(), "commit_conflict")
+    assert [(e["level"], e["job"], e["what"], e["attempt"]) for e in conflicts] == [
+        ("warning", "compaction", "t", 1), ("warning", "compaction", "t", 2)]
     with pytest.raises(ValueError):
-        with_retries(lambda: (_ for _ in ()).throw(ValueError("bad sql")), "t", log=lambda m: None,
+        with_retries(lambda: (_ for _ in ()).throw(ValueError("bad sql")), "t", log=job_log("compaction", out),
                      base_delay_s=0.001)
+    assert len(events_named(out.getvalue(), "commit_conflict")) == 2  # not retried
 
 
 def test_tables_option_keeps_data_flow_order_and_rejects_unknown_names(capsys):

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
+from k2.log import EventLog
 from workers.backfill import Backfiller, Done, Failed, GapFiller, Page, Unavailable, fetch_gap
 from workers.binance import Binance
 from workers.dlq import DeadLetters
-from workers.log import EventLog
 from workers.normalize import NormalizeError
 from workers.progress import Gap, Progress
 from workers.stats import WorkerStats

@@ -10,11 +10,11 @@ import urllib.parse
 
 import pytest
 
+from k2.log import EventLog
 from workers.backfill import Backfiller, GapFiller, Latest, Pacer, probe_latest
 from workers.binance import Binance
 from workers.dlq import DeadLetters
 from workers.kraken import Kraken
-from workers.log import EventLog
 from workers.progress import Progress
 from workers.simulator.market import Tape
 from workers.simulator.rest import binance_trades, kraken_pair_symbols, kraken_trades

@@ -10,10 +10,10 @@ import time
 import pytest
 
 from k2.config import load
+from k2.log import EventLog
 from workers.binance import Binance
 from workers.connection import BufferedReceive, ConnectionManager
 from workers.kraken import Kraken
-from workers.log import EventLog
 from workers.settings import WorkerSettings
 from workers.simulator import SimulatorConfig, SimulatorThread
 from workers.simulator.server import ws_text_frame

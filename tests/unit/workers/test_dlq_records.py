@@ -3,8 +3,8 @@ import hashlib
 import io
 import json
 
+from k2.log import EventLog
 from workers.dlq import RAW_LIMIT_BYTES, DeadLetters, dead_letter
-from workers.log import EventLog
 from workers.normalize import NormalizeError
 
 

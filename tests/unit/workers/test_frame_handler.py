@@ -20,10 +20,10 @@ from worker_fuzzing import (
 )
 
 from k2 import contracts
+from k2.log import EventLog
 from workers.avro import TradeEncoder
 from workers.base import Parsed
 from workers.dlq import DeadLetters
-from workers.log import EventLog
 from workers.run import FrameHandler
 from workers.stats import WorkerStats
 

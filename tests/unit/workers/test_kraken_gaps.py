@@ -9,10 +9,10 @@ import json
 
 from k2 import contracts
 from k2.config import load
+from k2.log import EventLog
 from workers.avro import TradeEncoder
 from workers.dlq import DeadLetters
 from workers.kraken import Kraken
-from workers.log import EventLog
 from workers.recovery import Recovery
 from workers.run import FrameHandler
 from workers.settings import WorkerSettings

@@ -3,7 +3,7 @@
 import io
 import json
 
-from workers.log import EventLog
+from k2.log import EventLog
 from workers.progress import Progress, StateFile
 
 

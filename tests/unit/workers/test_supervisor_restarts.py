@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from workers.log import EventLog
+from k2.log import EventLog
 from workers.supervisor import Child, Supervisor, simulator_env, worker_child
 
 
