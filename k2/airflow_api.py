@@ -11,10 +11,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from k2.errors import K2Error
 from k2.settings import PlatformSettings
 
 
-class AirflowApiError(RuntimeError):
+class AirflowApiError(K2Error, RuntimeError):
     pass
 
 

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any, TypeVar
 
+from k2.errors import K2Error
+
 PREFIX = "K2_"
 
 # Modules that declare settings classes, by name and imported only when the full set is
@@ -33,7 +35,7 @@ T = TypeVar("T")
 _REGISTRY: list[type] = []
 
 
-class SettingsError(ValueError):
+class SettingsError(K2Error, ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 

@@ -16,6 +16,7 @@ from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
 
 from k2.catalog import catalog
 from k2.contracts import GOLD_TABLE, LEDGER_TABLE, NAMESPACE, exchange
+from k2.errors import K2Error
 
 TRADE_COLUMNS = (
     "timestamp", "exchange", "symbol", "trade_id", "price", "quantity", "side",
@@ -26,7 +27,7 @@ _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-class QueryError(ValueError):
+class QueryError(K2Error, ValueError):
     """A query argument cannot be used; the message says which and why."""
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from k2 import contracts
 from k2.contracts import STREAMS
+from k2.errors import K2Error
 from k2.settings import PlatformSettings, platform
 
 
@@ -177,7 +178,7 @@ def read_losses(stream: str, settings: PlatformSettings | None = None) -> list[L
     return ranges
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(K2Error, RuntimeError):
     pass
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 from k2 import contracts
+from k2.errors import K2Error
 
 with warnings.catch_warnings():
     # authlib (imported by the registry client) installs an "always" filter for its own
@@ -15,7 +16,7 @@ with warnings.catch_warnings():
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 
-class RegistryError(RuntimeError):
+class RegistryError(K2Error, RuntimeError):
     """The schema registry refused or could not be reached; the message names the URL."""
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from k2.errors import K2Error
 from k2.stack.errors import StackError
 from k2.stack.progress import say
 
@@ -226,7 +227,7 @@ class Service:
         return hint + "\n" + "\n".join("    | " + line for line in self.tail().splitlines())
 
 
-class _Exited(Exception):
+class _Exited(K2Error):
     def __init__(self, code: int) -> None:
         self.code = code
 

@@ -16,13 +16,14 @@ import sys
 import time
 from pathlib import Path
 
+from k2.errors import K2Error
 from k2.settings import REPO_ROOT, PlatformSettings, platform
 from k2_airflow.report import log_summary
 
 RESULTS_FILE = "airflow_runs.jsonl"
 
 
-class SuiteMissing(RuntimeError):
+class SuiteMissing(K2Error, RuntimeError):
     """The benchmark module does not exist (yet)."""
 
 

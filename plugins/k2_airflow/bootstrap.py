@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 
 from k2 import contracts
+from k2.errors import K2Error
 from k2.settings import PlatformSettings, platform
 from k2_airflow.report import log_summary
 
 log = logging.getLogger("k2.airflow.bootstrap")
 
 
-class BootstrapIncomplete(RuntimeError):
+class BootstrapIncomplete(K2Error, RuntimeError):
     """Verification found missing or misconfigured objects (listed in the message)."""
 
 
