@@ -24,8 +24,8 @@ def catalog(settings: PlatformSettings | None = None) -> SqlCatalog:
         properties.update(
             {
                 "s3.region": s.s3_region,
-                "s3.access-key-id": s.s3_access_key_id,
-                "s3.secret-access-key": s.s3_secret_access_key,
+                "s3.access-key-id": s.s3_access_key_id.reveal(),
+                "s3.secret-access-key": s.s3_secret_access_key.reveal(),
                 "s3.force-virtual-addressing": str(not s.s3_path_style).lower(),
             }
         )

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any, TypeVar
 
 from k2.errors import K2Error
+from k2.secret import MASK, Secret
 
 PREFIX = "K2_"
 
@@ -43,7 +44,8 @@ def setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
     """Declare a dataclass field read from ``K2_<env>``, defaulting to ``default``.
 
     ``default`` may be a callable taking the partially-built values dict (for defaults
-    derived from other settings, such as paths under ``K2_HOME``).
+    derived from other settings, such as paths under ``K2_HOME``). A ``secret`` field is
+    loaded as a :class:`~k2.secret.Secret`, so the settings object never prints its value.
     """
     return dataclasses.field(
         default=None,
@@ -91,6 +93,8 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
         else:
             default = meta["default"]
             values[field.name] = default(values) if callable(default) else default
+        if meta["secret"] and not isinstance(values[field.name], Secret):
+            values[field.name] = Secret(values[field.name])
     obj = cls(**values)
     validate = getattr(obj, "validate", None)
     if validate is not None:
@@ -106,7 +110,10 @@ def describe(obj: Any) -> list[tuple[str, str, str]]:
         value = getattr(obj, field.name)
         if isinstance(value, tuple):
             value = ",".join(value)
-        shown = "********" if meta["secret"] and value else str(value)
+        if meta["secret"]:
+            shown = MASK if value else ""
+        else:
+            shown = str(value)
         rows.append((meta["env"], shown, meta["doc"]))
     return rows
 
