@@ -10,15 +10,14 @@ import logging
 
 from pyiceberg.catalog.sql import SqlCatalog
 
-from k2.settings import PlatformSettings, platform
+from k2.settings import PlatformSettings
 
 # Spark's JdbcCatalog creates the catalog tables in Iceberg's original (v0) layout, which
 # both sides share; pyiceberg warns about it on every load, which is noise here.
 logging.getLogger("pyiceberg.catalog.sql").setLevel(logging.ERROR)
 
 
-def catalog(settings: PlatformSettings | None = None) -> SqlCatalog:
-    s = settings or platform()
+def catalog(s: PlatformSettings) -> SqlCatalog:
     properties = {"uri": s.pg_sqlalchemy_url(s.catalog_db), "warehouse": s.warehouse}
     if s.warehouse_on_s3:
         properties.update(

@@ -141,42 +141,64 @@ def closest_known(name: str, known: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
-def unknown_variable_messages(environ: Mapping[str, str] | None = None) -> list[str]:
-    """One message per unknown ``K2_*`` variable, with the closest declared name if any."""
-    known = known_variables()
-    messages = []
-    for name in unknown_variables(environ):
-        guess = closest_known(name, known)
-        hint = f"did you mean {guess}?" if guess else "no setting has a similar name"
-        messages.append(f"{name} is not a K2 setting and is ignored ({hint}); "
-                        "`k2 config` lists every setting")
-    return messages
+def _unknown_message(name: str, closest: str | None) -> str:
+    hint = f"did you mean {closest}?" if closest else "no setting has a similar name"
+    return f"{name} is not a K2 setting and is ignored ({hint}); `k2 config` lists every setting"
 
 
-def warn_unknown_variables(who: str, environ: Mapping[str, str] | None = None,
-                           stream: IO[str] | None = None) -> list[str]:
-    """Print a warning naming each unknown ``K2_*`` variable; called by every entry point.
+@register
+@dataclasses.dataclass(frozen=True)
+class CheckSettings:
+    """How entry points treat ``K2_*`` variables that no setting declares."""
 
-    A typo in a setting otherwise falls back to the default without a word. This never
-    stops the caller: an unknown variable is reported, not fatal (``k2 config`` exits 2).
+    strict: bool = setting(
+        "STRICT_SETTINGS",
+        False,
+        "Refuse to start (a configuration error: `k2` exits 2, a worker 78) when a K2_* variable is "
+        "set that no setting declares, instead of warning and going on. For generated environments.",
+    )
+
+
+def check_unknown_variables(who: str, environ: Mapping[str, str] | None = None, *,
+                            warn: Callable[[str, str | None, str], None] | None = None,
+                            stream: IO[str] | None = None) -> list[str]:
+    """The check every entry point runs at start: warn about each unknown ``K2_*`` variable.
+
+    A typo in a setting otherwise falls back to the default without a word. By default each
+    one is reported and the caller goes on (one environment serves every runtime, and a
+    stale variable should not take a service down); with ``K2_STRICT_SETTINGS=true`` this
+    raises a :class:`SettingsError` naming them all instead, which every entry point turns
+    into a configuration error. ``warn(variable, closest_known_or_None, message)`` reports
+    one variable in the caller's log format; without it a line ``<who>: warning: <message>``
+    goes to ``stream`` (stderr). Returns the messages.
     """
+    environ = os.environ if environ is None else environ
+    strict = load(CheckSettings, environ).strict
     stream = sys.stderr if stream is None else stream
+
+    def report(variable: str, closest: str | None, message: str) -> None:
+        if warn is not None:
+            warn(variable, closest, message)
+        else:
+            print(f"{who}: warning: {message}", file=stream, flush=True)
+
     try:
-        messages = checked_unknown_variables(environ)
+        # Every runtime's settings, or real settings of another runtime would look like typos.
+        import_settings_modules()
     except ImportError as exc:
-        print(f"{who}: warning: K2_* variables not checked ({exc})", file=stream, flush=True)
+        if strict:
+            raise SettingsError(f"{who}: K2_* variables cannot be checked ({exc})") from exc
+        report("", None, f"K2_* variables not checked ({exc})")
         return []
-    for message in messages:
-        print(f"{who}: warning: {message}", file=stream, flush=True)
+    known = known_variables()
+    found = [(name, closest_known(name, known)) for name in unknown_variables(environ)]
+    messages = [_unknown_message(name, closest) for name, closest in found]
+    if messages and strict:
+        raise SettingsError(f"unknown K2_* variables are an error with {PREFIX}STRICT_SETTINGS on: "
+                            + "; ".join(messages))
+    for (name, closest), message in zip(found, messages, strict=True):
+        report(name, closest, message)
     return messages
-
-
-def checked_unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
-    """:func:`unknown_variable_messages` over every runtime's settings, for entry points
-    that log in their own format (the workers' JSON lines). Raises ImportError when a
-    settings module cannot be imported: a partial registry would flag real settings as typos."""
-    import_settings_modules()
-    return unknown_variable_messages(environ)
 
 
 def require(condition: bool, env: str, message: str) -> None:

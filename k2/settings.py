@@ -181,10 +181,22 @@ class PlatformSettings:
         return f"jdbc:postgresql://{self.pg_host}:{self.pg_port}/{database}"
 
 
+def load_platform() -> PlatformSettings:
+    """Read the platform settings from the environment now.
+
+    Entry points (a CLI command, a worker's or a Spark job's main, an Airflow task) call
+    this once and pass the result to every function that needs a setting; library code
+    takes ``settings: PlatformSettings`` as a parameter and never reads the environment.
+    """
+    return load(PlatformSettings)
+
+
 @functools.cache
 def platform() -> PlatformSettings:
-    """The process's platform settings (read once; env changes later are ignored)."""
-    return load(PlatformSettings)
+    """The settings read once per process, for tests and scripts that have no entry point
+    of their own; code under k2/, workers/, spark_jobs/, plugins/ and dags/ takes them as a
+    parameter instead (see :func:`load_platform`)."""
+    return load_platform()
 
 
 def fresh_platform() -> PlatformSettings:

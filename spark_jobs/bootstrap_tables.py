@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spark_jobs.options import add_common
+from spark_jobs.options import add_common, job_settings
 
 
 def say(message: str) -> None:
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     add_common(parser)
     parser.add_argument("--verify", action="store_true", help="only check; print a report")
     args = parser.parse_args(argv)
+    settings = job_settings("bootstrap_tables")
 
     from k2 import ledger_store, unrecoverable
     from k2.catalog import catalog
@@ -31,15 +32,15 @@ def main(argv: list[str] | None = None) -> int:
 
     spark = spark_session("bootstrap_tables")
     try:
-        cat = catalog()
+        cat = catalog(settings)
         completeness = (ledger_store, unrecoverable)  # their tables are defined with pyiceberg
         if not args.verify:
-            create_all(spark, args.namespace, say)
+            create_all(spark, settings, args.namespace, say)
             for module in completeness:
                 existed = cat.table_exists(module.identifier(args.namespace))
                 module.create_table(cat, args.namespace)
                 say(f"table {module.identifier(args.namespace)}: {'exists' if existed else 'created'}")
-        problems = verify_all(spark, args.namespace)
+        problems = verify_all(spark, settings, args.namespace)
         problems += [f"{module.identifier(args.namespace)}: missing (run bootstrap_tables)"
                      for module in completeness if not cat.table_exists(module.identifier(args.namespace))]
         for t in table_defs():

@@ -12,7 +12,7 @@ import sys
 
 from k2.contracts import LEGACY_TABLES, all_tables
 from spark_jobs.maintenance import say
-from spark_jobs.options import add_common, table_id
+from spark_jobs.options import add_common, job_settings, table_id
 
 JOB = "legacy_cleanup"
 
@@ -29,13 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     add_common(parser)
     parser.add_argument("--dry-run", action="store_true", help="list what would be dropped; drop nothing")
     args = parser.parse_args(argv)
+    settings = job_settings(JOB)
 
     from spark_jobs.session import spark_session
     from spark_jobs.tables import existing_tables
 
     spark = spark_session(JOB)
     try:
-        present = existing_tables(spark, args.namespace)
+        present = existing_tables(spark, settings, args.namespace)
         doomed = [t for t in LEGACY_TABLES if t in present]
         for t in LEGACY_TABLES:
             if t not in present:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.dry_run:
                 log(f"{args.namespace}.{t}: would be dropped with PURGE (dry run)")
             else:
-                spark.sql(f"DROP TABLE IF EXISTS {table_id(t, args.namespace)} PURGE")
+                spark.sql(f"DROP TABLE IF EXISTS {table_id(settings, t, args.namespace)} PURGE")
                 log(f"{args.namespace}.{t}: dropped with PURGE")
         kept = sorted(present - set(doomed))
         log(f"{'would drop' if args.dry_run else 'dropped'} {len(doomed)} table(s); "

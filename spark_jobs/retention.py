@@ -25,7 +25,6 @@ import argparse
 import sys
 from datetime import date, timedelta
 
-from k2.settings import platform
 from spark_jobs.holdback import Hold, min_consumed_seq
 from spark_jobs.maintenance import (
     DAY_COLUMN,
@@ -39,7 +38,7 @@ from spark_jobs.maintenance import (
     selected_tables,
     with_retries,
 )
-from spark_jobs.options import add_common, table_id
+from spark_jobs.options import add_common, job_settings, table_id
 from spark_jobs.snapshot_expiry import expire, table_holds
 
 JOB = "retention"
@@ -80,16 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     tables = selected_tables(parser, args.tables)
     now = job_now(args.now)
     today = now.date()
+    settings = job_settings(JOB)
 
     from spark_jobs.session import spark_session
 
     spark = spark_session(JOB)
-    cat = platform().catalog_name
+    cat = settings.catalog_name
     try:
         for table in tables:
-            ident = table_id(table, args.namespace)
+            ident = table_id(settings, table, args.namespace)
             short = f"{args.namespace}.{table}"
-            holds, initial = table_holds(args.namespace, table, log)
+            holds, initial = table_holds(settings, args.namespace, table, log)
             cutoff = retention_cutoff(table, today)
             if cutoff is None:
                 log(f"{short}: kept forever, no partition delete")
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                     with_retries(lambda i=ident, w=where: spark.sql(f"DELETE FROM {i} WHERE {w}"),
                                  f"{short} delete", log)
                     log(f"{short}: deleted {doomed} rows before {cutoff} (whole partitions)")
-            expire(spark, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log,
+            expire(spark, settings, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log,
                    holds, initial, dry_run=args.dry_run)
             if args.dry_run:
                 continue

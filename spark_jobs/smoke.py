@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from spark_jobs.options import job_settings
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", required=True, help="namespace.table to (re)create")
     parser.add_argument("--rows", type=int, default=10, help="rows to write (id 0..rows-1)")
     args = parser.parse_args(argv)
+    job_settings("smoke")  # the environment check every job runs; smoke itself needs no setting
 
     from spark_jobs.session import spark_session
 

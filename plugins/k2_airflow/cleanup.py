@@ -7,16 +7,16 @@ again after a real run finds nothing, so it is idempotent.
 
 from __future__ import annotations
 
-from k2.settings import PlatformSettings, platform
+from k2.settings import PlatformSettings
 from k2_airflow.report import log_summary
 
 
-def legacy_tables(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
+def legacy_tables(settings: PlatformSettings, dry_run: bool) -> dict[str, str]:
     from k2 import contracts
     from k2.admin import legacy, tables
     from k2.catalog import catalog
 
-    cat = catalog(settings or platform())
+    cat = catalog(settings)
     found = [t for t in tables.existing_tables(cat) if legacy.is_legacy_table(t)]
     results = {
         contracts.qualified(t): "would purge" if dry_run else tables.purge_table(cat, t)
@@ -27,10 +27,10 @@ def legacy_tables(dry_run: bool, settings: PlatformSettings | None = None) -> di
     return results
 
 
-def legacy_subjects(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
+def legacy_subjects(settings: PlatformSettings, dry_run: bool) -> dict[str, str]:
     from k2.admin import legacy, schemas
 
-    client = schemas.registry_client((settings or platform()).registry_url)
+    client = schemas.registry_client(settings.registry_url)
     found = [s for s in schemas.list_subjects(client) if legacy.is_legacy_subject(s)]
     results = {s: "would remove" if dry_run else schemas.delete_subject(client, s) for s in found}
     log_summary(f"Legacy registry subjects (dry_run={dry_run})",
@@ -38,10 +38,10 @@ def legacy_subjects(dry_run: bool, settings: PlatformSettings | None = None) -> 
     return results
 
 
-def legacy_topics(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
+def legacy_topics(settings: PlatformSettings, dry_run: bool) -> dict[str, str]:
     from k2.admin import legacy, topics
 
-    admin = topics.admin_client((settings or platform()).kafka_bootstrap)
+    admin = topics.admin_client(settings.kafka_bootstrap)
     found = sorted(t for t in topics.existing_topics(admin) if legacy.is_legacy_topic(t))
     results = {t: "would remove" for t in found} if dry_run else topics.delete_topics(admin, found)
     log_summary(f"Legacy Kafka topics (dry_run={dry_run})",

@@ -29,6 +29,7 @@ from k2.contracts import (
     all_tables,
     silver_table,
 )
+from k2.settings import platform
 
 from .jobs import Jobs, wait_for
 from .trades import message_id
@@ -37,7 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 def table(jobs: Jobs, name: str):
-    return catalog().load_table(f"{jobs.namespace}.{name}")
+    return catalog(platform()).load_table(f"{jobs.namespace}.{name}")
 
 
 def append(jobs: Jobs, name: str, rows: list[dict]) -> None:
@@ -152,7 +153,7 @@ def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list], clo
 
 
 def test_legacy_cleanup_dry_run_then_purge(jobs: Jobs, seeded: dict[str, list]):
-    cat = catalog()
+    cat = catalog(platform())
     schema = pa.schema([pa.field("id", pa.int64())])
     for name in LEGACY_TABLES:
         cat.create_table(f"{jobs.namespace}.{name}", schema=schema)

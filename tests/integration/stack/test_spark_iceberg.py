@@ -9,7 +9,7 @@ import pyspark
 import pytest
 
 from k2.catalog import catalog
-from k2.settings import REPO_ROOT
+from k2.settings import REPO_ROOT, platform
 from k2.stack.spark import spark_submit as spark_submit_binary
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ def test_spark_writes_iceberg_table_that_pyiceberg_reads(spark_submit, run_id):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"wrote 25 rows to {table}" in result.stdout
 
-    cat = catalog()
+    cat = catalog(platform())
     rows = cat.load_table(table).scan().to_arrow().to_pydict()
     assert sorted(rows["id"]) == list(range(25))
     assert sorted(rows["label"]) == sorted(f"row-{i}" for i in range(25))
