@@ -18,7 +18,7 @@ from __future__ import annotations
 from airflow.sdk import DAG, Param, task
 
 from k2_airflow import bench
-from k2_airflow.defaults import START_DATE, default_args
+from k2_airflow.defaults import START_DATE, default_args, task_settings
 
 SUITES = {"workers": "workers.bench", "spark": "spark_jobs.bench"}
 
@@ -44,7 +44,7 @@ with DAG(
             from airflow.sdk.exceptions import AirflowSkipException
 
             try:
-                return bench.run_suite(module, int(params["rate"]),
+                return bench.run_suite(task_settings(module), module, int(params["rate"]),
                                        int(params["duration_seconds"]), run_id)
             except bench.SuiteMissing as exc:
                 raise AirflowSkipException(str(exc)) from exc
@@ -56,6 +56,6 @@ with DAG(
 
     @task(trigger_rule="all_done")
     def streams(run_id: str | None = None) -> dict:
-        return bench.stream_figures(run_id)
+        return bench.stream_figures(task_settings("streams"), run_id)
 
     previous >> streams()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from airflow.sdk import DAG, Param, task
 
 from k2_airflow import bootstrap
-from k2_airflow.defaults import START_DATE, default_args
+from k2_airflow.defaults import START_DATE, default_args, task_settings
 from k2_airflow.spark import spark_job
 
 with DAG(
@@ -40,16 +40,16 @@ with DAG(
 
     @task
     def create_topics(params: dict | None = None) -> dict:
-        return bootstrap.create_topics(retention_hours=int(params["retention_hours"]))
+        return bootstrap.create_topics(task_settings("create_topics"), int(params["retention_hours"]))
 
     @task
     def register_schemas() -> dict:
-        return bootstrap.register_schemas()
+        return bootstrap.register_schemas(task_settings("register_schemas"))
 
     create_tables = spark_job("create_tables", "bootstrap_tables")
 
     @task
     def verify() -> str:
-        return bootstrap.verify()
+        return bootstrap.verify(task_settings("verify"))
 
     create_topics() >> register_schemas() >> create_tables >> verify()

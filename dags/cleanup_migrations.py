@@ -21,7 +21,7 @@ from __future__ import annotations
 from airflow.sdk import DAG, Param, task
 
 from k2_airflow import cleanup
-from k2_airflow.defaults import START_DATE, default_args
+from k2_airflow.defaults import START_DATE, default_args, task_settings
 
 with DAG(
     dag_id="cleanup_migrations",
@@ -38,15 +38,15 @@ with DAG(
 
     @task
     def tables(params: dict | None = None) -> dict:
-        return cleanup.legacy_tables(dry_run=bool(params["dry_run"]))
+        return cleanup.legacy_tables(task_settings("tables"), dry_run=bool(params["dry_run"]))
 
     @task
     def subjects(params: dict | None = None) -> dict:
-        return cleanup.legacy_subjects(dry_run=bool(params["dry_run"]))
+        return cleanup.legacy_subjects(task_settings("subjects"), dry_run=bool(params["dry_run"]))
 
     @task
     def topics(params: dict | None = None) -> dict:
-        return cleanup.legacy_topics(dry_run=bool(params["dry_run"]))
+        return cleanup.legacy_topics(task_settings("topics"), dry_run=bool(params["dry_run"]))
 
     @task
     def summary(tables: dict, subjects: dict, topics: dict, params: dict | None = None) -> dict:

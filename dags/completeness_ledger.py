@@ -26,7 +26,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, task
 
-from k2_airflow.defaults import START_DATE, default_args
+from k2_airflow.defaults import START_DATE, default_args, task_settings
 
 with DAG(
     dag_id="completeness_ledger",
@@ -43,7 +43,7 @@ with DAG(
     def update() -> dict:
         from k2 import ledger_store
 
-        result = ledger_store.update()
+        result = ledger_store.update(task_settings("update"))
         return {"rows": result.rows, "missing_ids": result.missing_ids, "statuses": result.statuses}
 
     update()

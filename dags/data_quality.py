@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, Param, task
 
-from k2_airflow.defaults import START_DATE, default_args
+from k2_airflow.defaults import START_DATE, default_args, task_settings
 
 with DAG(
     dag_id="data_quality",
@@ -56,7 +56,7 @@ with DAG(
             start, end = parse_time(p["start"]), parse_time(p["end"])
         else:
             start, end = rec.default_window(datetime.now(UTC), timedelta(minutes=float(p.get("grace_minutes", 30))))
-        report = rec.reconcile(start, end, p.get("namespace") or "market_data", p.get("topic_prefix") or "")
+        report = rec.reconcile(task_settings("reconcile"), start, end, p.get("namespace") or "market_data", p.get("topic_prefix") or "")
         for line in report.lines():
             print(line, flush=True)
         if report.missing:

@@ -10,22 +10,21 @@ import logging
 
 from pyiceberg.catalog.sql import SqlCatalog
 
-from k2.settings import PlatformSettings, platform
+from k2.settings import PlatformSettings
 
 # Spark's JdbcCatalog creates the catalog tables in Iceberg's original (v0) layout, which
 # both sides share; pyiceberg warns about it on every load, which is noise here.
 logging.getLogger("pyiceberg.catalog.sql").setLevel(logging.ERROR)
 
 
-def catalog(settings: PlatformSettings | None = None) -> SqlCatalog:
-    s = settings or platform()
+def catalog(s: PlatformSettings) -> SqlCatalog:
     properties = {"uri": s.pg_sqlalchemy_url(s.catalog_db), "warehouse": s.warehouse}
     if s.warehouse_on_s3:
         properties.update(
             {
                 "s3.region": s.s3_region,
-                "s3.access-key-id": s.s3_access_key_id,
-                "s3.secret-access-key": s.s3_secret_access_key,
+                "s3.access-key-id": s.s3_access_key_id.reveal(),
+                "s3.secret-access-key": s.s3_secret_access_key.reveal(),
                 "s3.force-virtual-addressing": str(not s.s3_path_style).lower(),
             }
         )

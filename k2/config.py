@@ -18,6 +18,9 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any, TypeVar
 
+from k2.errors import K2Error
+from k2.secret import MASK, Secret
+
 PREFIX = "K2_"
 
 # Modules that declare settings classes, by name and imported only when the full set is
@@ -33,7 +36,7 @@ T = TypeVar("T")
 _REGISTRY: list[type] = []
 
 
-class SettingsError(ValueError):
+class SettingsError(K2Error, ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 
@@ -41,7 +44,8 @@ def setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
     """Declare a dataclass field read from ``K2_<env>``, defaulting to ``default``.
 
     ``default`` may be a callable taking the partially-built values dict (for defaults
-    derived from other settings, such as paths under ``K2_HOME``).
+    derived from other settings, such as paths under ``K2_HOME``). A ``secret`` field is
+    loaded as a :class:`~k2.secret.Secret`, so the settings object never prints its value.
     """
     return dataclasses.field(
         default=None,
@@ -89,6 +93,8 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
         else:
             default = meta["default"]
             values[field.name] = default(values) if callable(default) else default
+        if meta["secret"] and not isinstance(values[field.name], Secret):
+            values[field.name] = Secret(values[field.name])
     obj = cls(**values)
     validate = getattr(obj, "validate", None)
     if validate is not None:
@@ -104,7 +110,10 @@ def describe(obj: Any) -> list[tuple[str, str, str]]:
         value = getattr(obj, field.name)
         if isinstance(value, tuple):
             value = ",".join(value)
-        shown = "********" if meta["secret"] and value else str(value)
+        if meta["secret"]:
+            shown = MASK if value else ""
+        else:
+            shown = str(value)
         rows.append((meta["env"], shown, meta["doc"]))
     return rows
 
@@ -132,42 +141,64 @@ def closest_known(name: str, known: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
-def unknown_variable_messages(environ: Mapping[str, str] | None = None) -> list[str]:
-    """One message per unknown ``K2_*`` variable, with the closest declared name if any."""
-    known = known_variables()
-    messages = []
-    for name in unknown_variables(environ):
-        guess = closest_known(name, known)
-        hint = f"did you mean {guess}?" if guess else "no setting has a similar name"
-        messages.append(f"{name} is not a K2 setting and is ignored ({hint}); "
-                        "`k2 config` lists every setting")
-    return messages
+def _unknown_message(name: str, closest: str | None) -> str:
+    hint = f"did you mean {closest}?" if closest else "no setting has a similar name"
+    return f"{name} is not a K2 setting and is ignored ({hint}); `k2 config` lists every setting"
 
 
-def warn_unknown_variables(who: str, environ: Mapping[str, str] | None = None,
-                           stream: IO[str] | None = None) -> list[str]:
-    """Print a warning naming each unknown ``K2_*`` variable; called by every entry point.
+@register
+@dataclasses.dataclass(frozen=True)
+class CheckSettings:
+    """How entry points treat ``K2_*`` variables that no setting declares."""
 
-    A typo in a setting otherwise falls back to the default without a word. This never
-    stops the caller: an unknown variable is reported, not fatal (``k2 config`` exits 2).
+    strict: bool = setting(
+        "STRICT_SETTINGS",
+        False,
+        "Refuse to start (a configuration error: `k2` exits 2, a worker 78) when a K2_* variable is "
+        "set that no setting declares, instead of warning and going on. For generated environments.",
+    )
+
+
+def check_unknown_variables(who: str, environ: Mapping[str, str] | None = None, *,
+                            warn: Callable[[str, str | None, str], None] | None = None,
+                            stream: IO[str] | None = None) -> list[str]:
+    """The check every entry point runs at start: warn about each unknown ``K2_*`` variable.
+
+    A typo in a setting otherwise falls back to the default without a word. By default each
+    one is reported and the caller goes on (one environment serves every runtime, and a
+    stale variable should not take a service down); with ``K2_STRICT_SETTINGS=true`` this
+    raises a :class:`SettingsError` naming them all instead, which every entry point turns
+    into a configuration error. ``warn(variable, closest_known_or_None, message)`` reports
+    one variable in the caller's log format; without it a line ``<who>: warning: <message>``
+    goes to ``stream`` (stderr). Returns the messages.
     """
+    environ = os.environ if environ is None else environ
+    strict = load(CheckSettings, environ).strict
     stream = sys.stderr if stream is None else stream
+
+    def report(variable: str, closest: str | None, message: str) -> None:
+        if warn is not None:
+            warn(variable, closest, message)
+        else:
+            print(f"{who}: warning: {message}", file=stream, flush=True)
+
     try:
-        messages = checked_unknown_variables(environ)
+        # Every runtime's settings, or real settings of another runtime would look like typos.
+        import_settings_modules()
     except ImportError as exc:
-        print(f"{who}: warning: K2_* variables not checked ({exc})", file=stream, flush=True)
+        if strict:
+            raise SettingsError(f"{who}: K2_* variables cannot be checked ({exc})") from exc
+        report("", None, f"K2_* variables not checked ({exc})")
         return []
-    for message in messages:
-        print(f"{who}: warning: {message}", file=stream, flush=True)
+    known = known_variables()
+    found = [(name, closest_known(name, known)) for name in unknown_variables(environ)]
+    messages = [_unknown_message(name, closest) for name, closest in found]
+    if messages and strict:
+        raise SettingsError(f"unknown K2_* variables are an error with {PREFIX}STRICT_SETTINGS on: "
+                            + "; ".join(messages))
+    for (name, closest), message in zip(found, messages, strict=True):
+        report(name, closest, message)
     return messages
-
-
-def checked_unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
-    """:func:`unknown_variable_messages` over every runtime's settings, for entry points
-    that log in their own format (the workers' JSON lines). Raises ImportError when a
-    settings module cannot be imported: a partial registry would flag real settings as typos."""
-    import_settings_modules()
-    return unknown_variable_messages(environ)
 
 
 def require(condition: bool, env: str, message: str) -> None:

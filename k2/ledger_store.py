@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 
 from k2 import contracts, ledger, unrecoverable
 from k2.catalog import catalog, create_documented_table
+from k2.settings import PlatformSettings
 
 WATERMARK = "k2.ledger.gold-snapshot-id"
 LOOKBACK = timedelta(days=31)  # how far back the last held id of a symbol is looked for
@@ -217,7 +218,7 @@ class Update:
                 f"Gold snapshot {self.gold_snapshot}; {self.seconds:.1f} s")
 
 
-def update(namespace: str = contracts.NAMESPACE, *, full: bool = False, now: datetime | None = None,
+def update(settings: PlatformSettings, namespace: str = contracts.NAMESPACE, *, full: bool = False, now: datetime | None = None,
            cat=None, topic_prefix: str = "", log: Callable[[str], None] = print) -> Update:
     """Bring the ledger up to Gold's current snapshot and the unrecoverable ranges the
     workers reported on ``topic_prefix`` + the DLQ topic (see the module doc)."""
@@ -225,14 +226,12 @@ def update(namespace: str = contracts.NAMESPACE, *, full: bool = False, now: dat
 
     from pyiceberg.expressions import AlwaysTrue, GreaterThanOrEqual
 
-    from k2.settings import platform
-
     began = time.monotonic()
-    cat = cat or catalog()
+    cat = cat or catalog(settings)
     gold = cat.load_table(f"{namespace}.{contracts.GOLD_TABLE}")
     table = create_table(cat, namespace)
     lost_table = unrecoverable.create_table(cat, namespace)
-    unrecoverable.ingest(lost_table, platform().kafka_bootstrap, topic_prefix + contracts.DLQ_TOPIC, log)
+    unrecoverable.ingest(lost_table, settings.kafka_bootstrap, topic_prefix + contracts.DLQ_TOPIC, log)
     lost = unrecoverable.ranges(lost_table.refresh())
     snap = gold.current_snapshot()
     mark = None if full else table.properties.get(WATERMARK)

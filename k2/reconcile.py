@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from k2 import contracts
 from k2.catalog import catalog
-from k2.settings import platform
+from k2.settings import PlatformSettings
 
 EXAMPLES = 5  # missing records named per layer and partition (the counts are always complete)
 
@@ -138,7 +138,7 @@ def _window_offsets(bootstrap: str, topics: list[str], start: datetime, end: dat
         consumer.close()
 
 
-def reconcile(start: datetime, end: datetime, namespace: str = contracts.NAMESPACE,
+def reconcile(s: PlatformSettings, start: datetime, end: datetime, namespace: str = contracts.NAMESPACE,
               topic_prefix: str = "", log: Callable[[str], None] = print) -> Report:
     """Follow every record Kafka received in [start, end) through the layers (module doc)."""
     from pyiceberg.expressions import (
@@ -151,7 +151,6 @@ def reconcile(start: datetime, end: datetime, namespace: str = contracts.NAMESPA
         Or,
     )
 
-    s = platform()
     cat = catalog(s)
     topics = {topic_prefix + contracts.trade_topic(e.name): e.name for e in contracts.EXCHANGES}
     windows = _window_offsets(s.kafka_bootstrap, list(topics), start, end)

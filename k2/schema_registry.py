@@ -18,6 +18,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 from k2 import contracts
+from k2.errors import K2Error
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 COMPATIBILITY = "BACKWARD"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(K2Error, RuntimeError):
     """The schema registry refused or could not be reached; the message names the URL."""
 
 

@@ -4,6 +4,7 @@ All values come from ``K2_*`` environment variables with the defaults below, whi
 describe the local stack (every service on 127.0.0.1). ``k2 config`` lists them.
 Secrets (the PostgreSQL password) are never defaults in code: locally the stack
 generates one into the state folder on first start; elsewhere set ``K2_PG_PASSWORD``.
+Every secret is held as a :class:`~k2.secret.Secret`, so ``repr(settings)`` never shows it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k2.config import load, register, require, setting
+from k2.secret import Secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +71,7 @@ class PlatformSettings:
     pg_port: int = setting("PG_PORT", 5433, "Local PostgreSQL port.")
     pg_host: str = setting("PG_HOST", lambda v: v["bind_host"], "PostgreSQL host.")
     pg_user: str = setting("PG_USER", "k2", "PostgreSQL role used by every K2 component.")
-    pg_password: str = setting(
+    pg_password: Secret = setting(
         "PG_PASSWORD",
         _pg_password,
         "PostgreSQL password (local stack: generated into $K2_HOME/secrets on first start).",
@@ -91,8 +93,8 @@ class PlatformSettings:
         "S3_ENDPOINT", "", "S3-compatible endpoint URL (empty: AWS's default endpoints)."
     )
     s3_region: str = setting("S3_REGION", "us-east-1", "S3 region.")
-    s3_access_key_id: str = setting("S3_ACCESS_KEY_ID", "", "S3 access key id.", secret=True)
-    s3_secret_access_key: str = setting(
+    s3_access_key_id: Secret = setting("S3_ACCESS_KEY_ID", "", "S3 access key id.", secret=True)
+    s3_secret_access_key: Secret = setting(
         "S3_SECRET_ACCESS_KEY", "", "S3 secret access key.", secret=True
     )
     s3_path_style: bool = setting(
@@ -116,7 +118,7 @@ class PlatformSettings:
     # Airflow
     airflow_port: int = setting("AIRFLOW_PORT", 8080, "Airflow api-server (UI) port.")
     airflow_user: str = setting("AIRFLOW_USER", "admin", "Airflow UI login (simple auth manager).")
-    airflow_password: str = setting(
+    airflow_password: Secret = setting(
         "AIRFLOW_PASSWORD",
         "",
         "Airflow UI password of K2_AIRFLOW_USER (empty: generated once into $K2_HOME/airflow).",
@@ -171,7 +173,7 @@ class PlatformSettings:
 
     def pg_sqlalchemy_url(self, database: str) -> str:
         return (
-            f"postgresql+psycopg2://{self.pg_user}:{self.pg_password}"
+            f"postgresql+psycopg2://{self.pg_user}:{self.pg_password.reveal()}"
             f"@{self.pg_host}:{self.pg_port}/{database}"
         )
 
@@ -179,10 +181,22 @@ class PlatformSettings:
         return f"jdbc:postgresql://{self.pg_host}:{self.pg_port}/{database}"
 
 
+def load_platform() -> PlatformSettings:
+    """Read the platform settings from the environment now.
+
+    Entry points (a CLI command, a worker's or a Spark job's main, an Airflow task) call
+    this once and pass the result to every function that needs a setting; library code
+    takes ``settings: PlatformSettings`` as a parameter and never reads the environment.
+    """
+    return load(PlatformSettings)
+
+
 @functools.cache
 def platform() -> PlatformSettings:
-    """The process's platform settings (read once; env changes later are ignored)."""
-    return load(PlatformSettings)
+    """The settings read once per process, for tests and scripts that have no entry point
+    of their own; code under k2/, workers/, spark_jobs/, plugins/ and dags/ takes them as a
+    parameter instead (see :func:`load_platform`)."""
+    return load_platform()
 
 
 def fresh_platform() -> PlatformSettings:

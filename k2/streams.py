@@ -21,28 +21,29 @@ from pathlib import Path
 
 from k2 import contracts
 from k2.contracts import STREAMS
-from k2.settings import PlatformSettings, platform
+from k2.errors import K2Error
+from k2.settings import PlatformSettings
 
 
-def stream_dir(stream: str, settings: PlatformSettings | None = None) -> Path:
+def stream_dir(stream: str, settings: PlatformSettings) -> Path:
     if stream not in STREAMS:
         raise KeyError(f"unknown stream {stream!r}; known: {', '.join(STREAMS)}")
-    return Path((settings or platform()).checkpoint_root) / stream
+    return Path(settings.checkpoint_root) / stream
 
 
-def checkpoint_dir(stream: str, settings: PlatformSettings | None = None) -> Path:
+def checkpoint_dir(stream: str, settings: PlatformSettings) -> Path:
     return stream_dir(stream, settings) / "checkpoint"
 
 
-def progress_file(stream: str, settings: PlatformSettings | None = None) -> Path:
+def progress_file(stream: str, settings: PlatformSettings) -> Path:
     return stream_dir(stream, settings) / "progress.json"
 
 
-def lock_file(stream: str, settings: PlatformSettings | None = None) -> Path:
+def lock_file(stream: str, settings: PlatformSettings) -> Path:
     return stream_dir(stream, settings) / "run.lock"
 
 
-def loss_file(stream: str, settings: PlatformSettings | None = None) -> Path:
+def loss_file(stream: str, settings: PlatformSettings) -> Path:
     return stream_dir(stream, settings) / "data_loss.jsonl"
 
 
@@ -116,7 +117,7 @@ class StreamProgress:
         return (now or time.time()) - self.updated_at
 
 
-def write_progress(progress: StreamProgress, settings: PlatformSettings | None = None) -> None:
+def write_progress(progress: StreamProgress, settings: PlatformSettings) -> None:
     path = progress_file(progress.stream, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -124,7 +125,7 @@ def write_progress(progress: StreamProgress, settings: PlatformSettings | None =
     os.replace(tmp, path)
 
 
-def read_progress(stream: str, settings: PlatformSettings | None = None) -> StreamProgress | None:
+def read_progress(stream: str, settings: PlatformSettings) -> StreamProgress | None:
     try:
         data = json.loads(progress_file(stream, settings).read_text())
     except (OSError, ValueError):
@@ -152,7 +153,7 @@ class LostRange:
                 f"({self.count} records)")
 
 
-def record_losses(stream: str, ranges: list[LostRange], settings: PlatformSettings | None = None) -> None:
+def record_losses(stream: str, ranges: list[LostRange], settings: PlatformSettings) -> None:
     """Append ``ranges`` to the stream's loss ledger (append-only: the history is the report)."""
     if not ranges:
         return
@@ -162,7 +163,7 @@ def record_losses(stream: str, ranges: list[LostRange], settings: PlatformSettin
         out.writelines(json.dumps(asdict(r), sort_keys=True) + "\n" for r in ranges)
 
 
-def read_losses(stream: str, settings: PlatformSettings | None = None) -> list[LostRange]:
+def read_losses(stream: str, settings: PlatformSettings) -> list[LostRange]:
     """Every range in the stream's loss ledger, oldest first; a torn last line is skipped."""
     try:
         lines = loss_file(stream, settings).read_text().splitlines()
@@ -177,11 +178,11 @@ def read_losses(stream: str, settings: PlatformSettings | None = None) -> list[L
     return ranges
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(K2Error, RuntimeError):
     pass
 
 
-def hold_run_lock(stream: str, settings: PlatformSettings | None = None):
+def hold_run_lock(stream: str, settings: PlatformSettings):
     """Take the stream's exclusive lock for the life of the process (never two copies).
 
     Returns the open file; keep a reference to it. Raises :class:`AlreadyRunning`
@@ -207,7 +208,7 @@ def hold_run_lock(stream: str, settings: PlatformSettings | None = None):
     return handle
 
 
-def lock_holder(stream: str, settings: PlatformSettings | None = None) -> int | None:
+def lock_holder(stream: str, settings: PlatformSettings) -> int | None:
     """The pid holding the stream's lock, or None if no copy is running."""
     path = lock_file(stream, settings)
     if not path.exists():
@@ -223,7 +224,7 @@ def lock_holder(stream: str, settings: PlatformSettings | None = None) -> int | 
         return None
 
 
-def stop_stream(stream: str, settings: PlatformSettings | None = None, timeout_s: float = 60,
+def stop_stream(stream: str, settings: PlatformSettings, timeout_s: float = 60,
                 graceful_s: float = 0.0) -> bool:
     """Stop the running copy; returns True once its run lock is free.
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from k2.errors import K2Error
+
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-class QueryError(ValueError):
+class QueryError(K2Error, ValueError):
     """A query argument cannot be used; the message says which and why."""
 
 

@@ -11,15 +11,17 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from k2.errors import K2Error
+from k2.secret import Secret
 from k2.settings import PlatformSettings
 
 
-class AirflowApiError(RuntimeError):
+class AirflowApiError(K2Error, RuntimeError):
     pass
 
 
 class AirflowApi:
-    def __init__(self, settings: PlatformSettings, password: str) -> None:
+    def __init__(self, settings: PlatformSettings, password: Secret) -> None:
         self.base = settings.airflow_api_url.rstrip("/")
         self.user = settings.airflow_user
         self.password = password
@@ -40,7 +42,7 @@ class AirflowApi:
 
     def token(self) -> str:
         if self._token is None:
-            body = {"username": self.user, "password": self.password}
+            body = {"username": self.user, "password": self.password.reveal()}
             self._token = self._request("POST", "/auth/token", body, auth=False)["access_token"]
         return self._token
 

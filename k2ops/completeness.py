@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from k2 import ledger, ledger_store
 from k2.catalog import catalog
+from k2.settings import PlatformSettings
 from k2ops.query import TradeQuery
 
 # The report's columns, in order; missing ranges as text ``a-b,c-d`` (CSV- and terminal-friendly).
@@ -50,11 +51,11 @@ def floor_hour(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def report(q: TradeQuery) -> tuple[list[ledger.HourLedger], Summary]:
+def report(settings: PlatformSettings, q: TradeQuery) -> tuple[list[ledger.HourLedger], Summary]:
     """The ledger rows of the hours of ``q`` that hold trades, and the range's summary."""
     start, end = floor_hour(q.start), q.end
     scan_q = TradeQuery(q.exchange, q.symbol, start - timedelta(hours=1), end, q.namespace, q.table)
-    table = catalog().load_table(f"{q.namespace}.{q.table}")
+    table = catalog(settings).load_table(f"{q.namespace}.{q.table}")
     gold = table.scan(row_filter=scan_q.row_filter(), selected_fields=ledger_store.GOLD_COLUMNS).to_arrow()
     rows = ledger.hour_ledgers(ledger_store.held_trades(gold), lambda ex: ex in ledger.CONTIGUOUS_IDS)
     rows = [r for r in rows if r.hour >= start]  # the hour before only revealed the first gap

@@ -92,7 +92,7 @@ def print_guide(s: PlatformSettings, simulator: bool) -> None:
     print(f"""
 K2 is running (workers read {source}).
 
-  Airflow UI      {airflow.api_url(s)}   login: {s.airflow_user} / {airflow.password(s)}
+  Airflow UI      {airflow.api_url(s)}   login: {s.airflow_user} / {airflow.password(s).reveal()}
                   DAGs: bootstrap, streaming_babysitter, stream_*, retention, compaction, ...
   Spark UIs       http://{host}:4040, :4041, :4042 (one per running stream, in start order)
   Worker metrics  {", ".join(f"http://{host}:{p}/metrics" for p in ports.values())}

@@ -15,6 +15,7 @@ from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
 
 from k2.catalog import catalog
 from k2.contracts import GOLD_TABLE, LEDGER_TABLE, NAMESPACE, exchange
+from k2.settings import PlatformSettings
 from k2.times import QueryError, parse_duration, parse_time  # noqa: F401 - the CLI reads them here
 
 TRADE_COLUMNS = (
@@ -50,9 +51,9 @@ class TradeQuery:
         )
 
 
-def trades(q: TradeQuery, limit: int | None = None) -> pa.Table:
+def trades(settings: PlatformSettings, q: TradeQuery, limit: int | None = None) -> pa.Table:
     """Trades in [start, end), ordered by (timestamp, trade_id)."""
-    table = catalog().load_table(f"{q.namespace}.{q.table}")
+    table = catalog(settings).load_table(f"{q.namespace}.{q.table}")
     scan = table.scan(row_filter=q.row_filter(), selected_fields=TRADE_COLUMNS)
     result = scan.to_arrow()
     result = result.sort_by([("timestamp", "ascending"), ("trade_id", "ascending")])
@@ -62,10 +63,10 @@ def trades(q: TradeQuery, limit: int | None = None) -> pa.Table:
 HOUR_STATUS_SCHEMA = pa.schema([("hour", pa.timestamp("us", "UTC")), ("status", pa.string())])
 
 
-def hour_statuses(q: TradeQuery) -> pa.Table:
+def hour_statuses(settings: PlatformSettings, q: TradeQuery) -> pa.Table:
     """The completeness ledger's status of each hour of ``q`` (``hour``, ``status``); empty
     when the namespace has no ledger table (see k2/ledger_store.py)."""
-    cat = catalog()
+    cat = catalog(settings)
     ident = f"{q.namespace}.{LEDGER_TABLE}"
     if not cat.table_exists(ident):
         return HOUR_STATUS_SCHEMA.empty_table()

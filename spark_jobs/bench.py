@@ -37,8 +37,8 @@ from pyspark.sql import functions as F
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE
 from k2.log import STDERR, job_log
 from k2.polling import wait_until
-from k2.settings import platform
-from spark_jobs.options import table_id
+from k2.settings import PlatformSettings
+from spark_jobs.options import job_settings, table_id
 
 HOUR = timedelta(hours=1)
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,14 +56,14 @@ def pct(samples: list[float], q: float) -> float:
 WARMUP = 5  # untimed queries per engine before the timed ones
 
 
-def ensure_tables(spark: SparkSession, namespace: str) -> None:
+def ensure_tables(spark: SparkSession, s: PlatformSettings, namespace: str) -> None:
     from spark_jobs.tables import create_all
 
-    create_all(spark, namespace)
+    create_all(spark, s, namespace)
 
 
-def fill_gold(spark: SparkSession, namespace: str, rows: int, per_hour: int) -> int:
-    gold = table_id(GOLD_TABLE, namespace)
+def fill_gold(spark: SparkSession, s: PlatformSettings, namespace: str, rows: int, per_hour: int) -> int:
+    gold = table_id(s, GOLD_TABLE, namespace)
     have = spark.table(gold).count()
     chunk = 1_000_000
     start = have
@@ -91,14 +91,14 @@ def fill_gold(spark: SparkSession, namespace: str, rows: int, per_hour: int) -> 
     return spark.table(gold).count()
 
 
-def bench_gold_query(spark: SparkSession, args: argparse.Namespace) -> dict:
-    ensure_tables(spark, args.namespace)
-    total = fill_gold(spark, args.namespace, args.rows, args.per_hour)
+def bench_gold_query(spark: SparkSession, s: PlatformSettings, args: argparse.Namespace) -> dict:
+    ensure_tables(spark, s, args.namespace)
+    total = fill_gold(spark, s, args.namespace, args.rows, args.per_hour)
     hours = max(1, total // args.per_hour)
     log.info("gold_rows", rows=total, hours=hours, per_hour=args.per_hour)
     rng = random.Random(7)
     picks = [BASE + HOUR * rng.randrange(hours) for _ in range(args.queries)]
-    gold = table_id(GOLD_TABLE, args.namespace)
+    gold = table_id(s, GOLD_TABLE, args.namespace)
 
     def lit(ts: datetime) -> str:
         return f"TIMESTAMP '{ts:%Y-%m-%d %H:%M:%S}+00:00'"
@@ -119,7 +119,7 @@ def bench_gold_query(spark: SparkSession, args: argparse.Namespace) -> dict:
 
     from k2.catalog import catalog
 
-    table = catalog().load_table(f"{args.namespace}.{GOLD_TABLE}")
+    table = catalog(s).load_table(f"{args.namespace}.{GOLD_TABLE}")
     duck_ms = []
     for i, h in enumerate([*picks[:WARMUP], *picks]):
         t0 = time.perf_counter()
@@ -136,13 +136,12 @@ def bench_gold_query(spark: SparkSession, args: argparse.Namespace) -> dict:
             "duckdb_p50_ms": pct(duck_ms, .5), "duckdb_p99_ms": pct(duck_ms, .99)}
 
 
-def produce_frames(topic: str, messages: int) -> float:
+def produce_frames(s: PlatformSettings, topic: str, messages: int) -> float:
     """Produce ``messages`` wire-format-looking records; returns seconds taken."""
     from confluent_kafka import Producer
 
     from k2.kafka_admin import TopicSpec, admin_client, ensure_topics
 
-    s = platform()
     ensure_topics(admin_client(s.kafka_bootstrap), [TopicSpec(topic, 6)])
     p = Producer({"bootstrap.servers": s.kafka_bootstrap, "linger.ms": 20, "batch.size": 1_000_000,
                   "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
@@ -165,30 +164,30 @@ def produce_frames(topic: str, messages: int) -> float:
     return time.perf_counter() - t0
 
 
-def bench_bronze(spark: SparkSession, args: argparse.Namespace) -> dict:
+def bench_bronze(spark: SparkSession, s: PlatformSettings, args: argparse.Namespace) -> dict:
     from spark_jobs.bronze_ingestion import build
 
-    ensure_tables(spark, args.namespace)
+    ensure_tables(spark, s, args.namespace)
     topic = f"k2bench.{uuid.uuid4().hex[:8]}.binance"
-    bronze = table_id(BRONZE_TABLE, args.namespace)
+    bronze = table_id(s, BRONZE_TABLE, args.namespace)
     # Every batch's progress, not Spark's default last 100 (a long drain has hundreds).
     spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "1000000")
     try:
-        secs = produce_frames(topic, args.messages)
+        secs = produce_frames(s, topic, args.messages)
         log.info("produced", records=args.messages, topic=topic, seconds=round(secs, 1),
                  msg_per_s=round(args.messages / secs))
         ns = argparse.Namespace(topics=f"binance={topic}", max_offsets_per_trigger=args.max_offsets,
                                 fail_on_data_loss=False, namespace=args.namespace)
         with tempfile.TemporaryDirectory() as cp:
             t0 = time.perf_counter()
-            q = build(spark, ns).option("checkpointLocation", cp).trigger(availableNow=True).toTable(bronze)
+            q = build(spark, ns, s).option("checkpointLocation", cp).trigger(availableNow=True).toTable(bronze)
             q.awaitTermination()
             wall = time.perf_counter() - t0
             progress = [json.loads(p.json) for p in q.recentProgress]
     finally:  # a long run leaves tens of GB behind otherwise
-        _drop_topic(topic)
+        _drop_topic(s, topic)
         spark.sql(f"DROP TABLE IF EXISTS {bronze} PURGE")
-        ensure_tables(spark, args.namespace)  # empty again, for the recovery bench
+        ensure_tables(spark, s, args.namespace)  # empty again, for the recovery bench
         log.info("cleaned_up", topic=topic, table=bronze, detail="dropped the bench topic; purged and recreated the table")
     rows = sum(p["numInputRows"] for p in progress)
     batch_ms = sum(p["durationMs"].get("triggerExecution", 0) for p in progress if p["numInputRows"])
@@ -205,11 +204,11 @@ def bench_bronze(spark: SparkSession, args: argparse.Namespace) -> dict:
             "bronze_msg_s_slowest_minute": min(minutes) if minutes else None, "bronze_msg_s_wall": rows / wall}
 
 
-def _drop_topic(topic: str) -> None:
+def _drop_topic(s: PlatformSettings, topic: str) -> None:
     from k2 import kafka_admin
 
     try:
-        kafka_admin.delete_topics(kafka_admin.admin_client(platform().kafka_bootstrap), [topic])
+        kafka_admin.delete_topics(kafka_admin.admin_client(s.kafka_bootstrap), [topic])
     except RuntimeError as exc:  # report, do not hide the figures
         log.warning("topic_drop_failed", topic=topic, error=str(exc))
 
@@ -241,7 +240,7 @@ def _wait(condition, timeout: float) -> float:
     return time.monotonic() - t0
 
 
-def bench_recovery(args: argparse.Namespace) -> dict:
+def bench_recovery(s: PlatformSettings, args: argparse.Namespace) -> dict:
     """Orchestrates spark-submit processes (no Spark in this process)."""
     import os
     import signal
@@ -251,9 +250,9 @@ def bench_recovery(args: argparse.Namespace) -> dict:
     from k2.settings import REPO_ROOT, env_for_children
 
     topic = f"k2bench.{uuid.uuid4().hex[:8]}.binance"
-    produce_frames(topic, args.messages)
+    produce_frames(s, topic, args.messages)
     root = tempfile.mkdtemp(prefix="k2bench-recovery-")
-    env = {**env_for_children(platform()), "K2_CHECKPOINT_ROOT": root, "PYTHONPATH": str(REPO_ROOT)}
+    env = {**env_for_children(s), "K2_CHECKPOINT_ROOT": root, "PYTHONPATH": str(REPO_ROOT)}
     env["PATH"] = f"{os.path.dirname(spark_submit())}{os.pathsep}{env.get('PATH', '')}"
     argv = [spark_submit(), str(job_path("bronze_ingestion")), "--namespace",
             args.namespace, "--topics", f"binance={topic}", "--trigger", "1 second",
@@ -298,15 +297,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.namespace == "market_data":
         parser.error("benchmarks write synthetic data: use a namespace of their own")
+    settings = job_settings("bench")
     if args.what == "recovery":
-        print(json.dumps({"bench": "recovery", **bench_recovery(args)}), flush=True)
+        print(json.dumps({"bench": "recovery", **bench_recovery(settings, args)}), flush=True)
         return 0
 
     from spark_jobs.session import spark_session
 
     spark = spark_session("bench")
     try:
-        result = bench_gold_query(spark, args) if args.what == "gold-query" else bench_bronze(spark, args)
+        result = (bench_gold_query(spark, settings, args) if args.what == "gold-query"
+                  else bench_bronze(spark, settings, args))
         print(json.dumps({"bench": args.what, **result}), flush=True)
         return 0
     finally:

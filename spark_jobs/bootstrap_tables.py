@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from k2.log import job_log
-from spark_jobs.options import add_common
+from spark_jobs.options import add_common, job_settings
 
 JOB = "bootstrap_tables"
 
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     add_common(parser)
     parser.add_argument("--verify", action="store_true", help="only check; print a report")
     args = parser.parse_args(argv)
+    settings = job_settings("bootstrap_tables")
 
     from k2 import ledger_store, unrecoverable
     from k2.catalog import catalog
@@ -31,16 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     log = job_log(JOB)
     spark = spark_session(JOB)
     try:
-        cat = catalog()
+        cat = catalog(settings)
         completeness = (ledger_store, unrecoverable)  # their tables are defined with pyiceberg
         if not args.verify:
-            create_all(spark, args.namespace, log)
+            create_all(spark, settings, args.namespace, log)
             for module in completeness:
                 existed = cat.table_exists(module.identifier(args.namespace))
                 module.create_table(cat, args.namespace)
                 log.info("table_ready", table=module.identifier(args.namespace), created=not existed,
                          detail="exists" if existed else "created")
-        problems = verify_all(spark, args.namespace)
+        problems = verify_all(spark, settings, args.namespace)
         problems += [f"{module.identifier(args.namespace)}: missing (run bootstrap_tables)"
                      for module in completeness if not cat.table_exists(module.identifier(args.namespace))]
         for t in table_defs():

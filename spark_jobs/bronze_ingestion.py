@@ -34,9 +34,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter
 
 from k2.contracts import BRONZE_TABLE
-from k2.settings import platform
+from k2.settings import PlatformSettings
 from k2.streams import LostRange, checkpoint_dir
-from spark_jobs.options import add_stream_options, parse_topic_map, table_id
+from spark_jobs.options import add_stream_options, job_settings, parse_topic_map, table_id
 
 STREAM = "bronze_ingestion"
 NOTHING_READ = -1  # first offset of a planned range of which no row reached Bronze
@@ -122,7 +122,7 @@ def batch_day(checkpoint: Path, batch_id: int) -> date:
     return datetime.fromtimestamp(int(meta["batchTimestampMs"]) / 1000, UTC).date()
 
 
-def bronze_first_offsets(namespace: str, checkpoint: Path) -> FirstOffsets:
+def bronze_first_offsets(s: PlatformSettings, namespace: str, checkpoint: Path) -> FirstOffsets:
     """Look up, in Bronze, the first offset of each range (pyiceberg: no Spark job)."""
 
     def lookup(ranges: list[Range], batch_id: int) -> dict[tuple[str, int], int]:
@@ -134,7 +134,7 @@ def bronze_first_offsets(namespace: str, checkpoint: Path) -> FirstOffsets:
         wanted = [And(EqualTo("topic", t), EqualTo("partition", p), GreaterThanOrEqual("offset", s),
                       LessThan("offset", e)) for t, p, s, e in ranges]
         where = wanted[0] if len(wanted) == 1 else Or(*wanted)
-        table = catalog().load_table(f"{namespace}.{BRONZE_TABLE}")
+        table = catalog(s).load_table(f"{namespace}.{BRONZE_TABLE}")
         day = batch_day(checkpoint, batch_id).isoformat()
         rows = table.scan(row_filter=And(EqualTo("ingestion_date", day), where),
                           selected_fields=("topic", "partition", "offset")).to_arrow()
@@ -161,11 +161,11 @@ def to_bronze(kafka: DataFrame) -> DataFrame:
     )
 
 
-def build(spark: SparkSession, args: argparse.Namespace) -> DataStreamWriter:
+def build(spark: SparkSession, args: argparse.Namespace, s: PlatformSettings) -> DataStreamWriter:
     topics = sorted(set(parse_topic_map(args.topics).values()))
     kafka = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", platform().kafka_bootstrap)
+        .option("kafka.bootstrap.servers", s.kafka_bootstrap)
         .option("subscribe", ",".join(topics))
         .option("startingOffsets", "earliest")  # first run only; later runs use the checkpoint
         .option("maxOffsetsPerTrigger", str(args.max_offsets_per_trigger))
@@ -192,14 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-on-data-loss", action="store_true",
                         help="fail when Kafka deleted offsets before they were read")
     args = parser.parse_args(argv)
+    settings = job_settings(STREAM)
 
     from spark_jobs.streaming import run_stream
 
     # .toTable on the table bootstrap_tables created (never a path: the catalog owns it).
-    return run_stream(STREAM, lambda spark: build(spark, args), args.trigger,
-                      table=table_id(BRONZE_TABLE, args.namespace),
+    return run_stream(settings, STREAM, lambda spark: build(spark, args, settings), args.trigger,
+                      table=table_id(settings, BRONZE_TABLE, args.namespace),
                       find_losses=lambda raw: losses_from_progress(
-                          raw, bronze_first_offsets(args.namespace, checkpoint_dir(STREAM))))
+                          raw, bronze_first_offsets(settings, args.namespace, checkpoint_dir(STREAM, settings))))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 
 from k2.contracts import GOLD_TABLE
 from k2.log import job_log
-from k2.settings import platform
 from spark_jobs.maintenance import (
     add_now_option,
     add_snapshot_options,
@@ -37,7 +36,7 @@ from spark_jobs.maintenance import (
     selected_tables,
     with_retries,
 )
-from spark_jobs.options import add_common
+from spark_jobs.options import add_common, job_settings
 from spark_jobs.snapshot_expiry import expire
 
 JOB = "compaction"
@@ -63,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     add_snapshot_options(parser)
     args = parser.parse_args(argv)
     tables = selected_tables(parser, args.tables)
+    settings = job_settings(JOB)
 
     from spark_jobs.session import spark_session
 
     log = job_log(JOB)
     spark = spark_session(JOB)
-    cat = platform().catalog_name
+    cat = settings.catalog_name
     now = job_now(args.now)
     try:
         for table in tables:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{short} rewrite_manifests", log, attempts=args.attempts)
             log.info("manifests_rewritten", table=short, rewritten_manifests=m.rewritten_manifests_count,
                      added_manifests=m.added_manifests_count)
-            expire(spark, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log)
+            expire(spark, settings, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log)
         log.info("done")
         return 0
     finally:

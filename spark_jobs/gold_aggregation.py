@@ -32,8 +32,9 @@ from pyspark.sql.streaming import DataStreamWriter
 
 from k2.contracts import EXCHANGES, GOLD_TABLE, silver_table
 from k2.log import job_log
+from k2.settings import PlatformSettings
 from spark_jobs.batch_timing import BatchTimings
-from spark_jobs.options import add_stream_options, table_id
+from spark_jobs.options import add_stream_options, job_settings, table_id
 from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import V3_COLUMNS
 
@@ -88,8 +89,8 @@ def minute_predicate(minutes: list[datetime], alias: str = "t") -> str:
 
 
 class GoldBatch:
-    def __init__(self, namespace: str):
-        self.gold = table_id(GOLD_TABLE, namespace)
+    def __init__(self, settings: PlatformSettings, namespace: str):
+        self.gold = table_id(settings, GOLD_TABLE, namespace)
         self._rows_in: dict[int, int] = {}  # batch id -> input rows (for the progress listener)
         self.timings = BatchTimings()  # the batch's phases (for the progress listener)
         self.log = job_log(STREAM)
@@ -146,8 +147,10 @@ def _total_records(table) -> int:
     return int(total) if total else 0
 
 
-def build(spark: SparkSession, args: argparse.Namespace, sink: GoldBatch) -> DataStreamWriter:
-    silvers = [iceberg_stream(spark, table_id(silver_table(e.name), args.namespace), args.max_rows_per_batch)
+def build(spark: SparkSession, args: argparse.Namespace, settings: PlatformSettings,
+          sink: GoldBatch) -> DataStreamWriter:
+    silvers = [iceberg_stream(spark, table_id(settings, silver_table(e.name), args.namespace),
+                              args.max_rows_per_batch)
                for e in EXCHANGES]
     union = reduce(DataFrame.unionByName, silvers)
     return union.writeStream.foreachBatch(sink)
@@ -159,12 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rows-per-batch", type=int, default=1_000_000,
                         help="soft cap on rows per Silver table per micro-batch (default 1000000)")
     args = parser.parse_args(argv)
+    settings = job_settings(STREAM)
 
     from spark_jobs.streaming import run_stream
 
-    sink = GoldBatch(args.namespace)
-    return run_stream(STREAM, lambda spark: build(spark, args, sink), args.trigger, rows_in_of_batch=sink.rows_in,
-                      timings=sink.timings)
+    sink = GoldBatch(settings, args.namespace)
+    return run_stream(settings, STREAM, lambda spark: build(spark, args, settings, sink), args.trigger,
+                      rows_in_of_batch=sink.rows_in, timings=sink.timings)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 
 from k2.contracts import LEGACY_TABLES, all_tables
 from k2.log import job_log
-from spark_jobs.options import add_common, table_id
+from spark_jobs.options import add_common, job_settings, table_id
 
 JOB = "legacy_cleanup"
 
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     add_common(parser)
     parser.add_argument("--dry-run", action="store_true", help="list what would be dropped; drop nothing")
     args = parser.parse_args(argv)
+    settings = job_settings(JOB)
 
     from spark_jobs.session import spark_session
     from spark_jobs.tables import existing_tables
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     log = job_log(JOB)
     spark = spark_session(JOB)
     try:
-        present = existing_tables(spark, args.namespace)
+        present = existing_tables(spark, settings, args.namespace)
         doomed = [t for t in LEGACY_TABLES if t in present]
         for t in LEGACY_TABLES:
             if t not in present:
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("table_to_drop", table=f"{args.namespace}.{t}", dry_run=True,
                          detail="would be dropped with PURGE")
             else:
-                spark.sql(f"DROP TABLE IF EXISTS {table_id(t, args.namespace)} PURGE")
+                spark.sql(f"DROP TABLE IF EXISTS {table_id(settings, t, args.namespace)} PURGE")
                 log.info("table_dropped", table=f"{args.namespace}.{t}", detail="dropped with PURGE")
         kept = sorted(present - set(doomed))
         log.info("done", dry_run=args.dry_run, dropped=len(doomed), kept=kept)

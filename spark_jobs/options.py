@@ -11,9 +11,9 @@ import argparse
 import re
 from dataclasses import dataclass
 
-from k2.config import load, register, setting
+from k2.config import check_unknown_variables, load, register, setting
 from k2.contracts import EXCHANGES, NAMESPACE, exchange, trade_topic
-from k2.settings import platform
+from k2.settings import PlatformSettings, load_platform
 
 # Short: a batch's latency is its wait for the trigger plus its run, at each of the three
 # streams in turn (SPEC §8: end-to-end p99 < 15 s). Longer triggers mean fewer, larger
@@ -25,9 +25,20 @@ _UNIT_SECONDS = {"ms": 0.001, "millisecond": 0.001, "milliseconds": 0.001, "s": 
                  "seconds": 1, "m": 60, "minute": 60, "minutes": 60}
 
 
-def table_id(table: str, namespace: str = NAMESPACE) -> str:
+def job_settings(job: str) -> PlatformSettings:
+    """The platform settings of a Spark job, read once by its ``main`` and passed down.
+
+    Also the job's check of the environment: each ``K2_*`` variable no setting declares is
+    named on stderr with the closest declared name (with ``K2_STRICT_SETTINGS=true`` the
+    job stops with a configuration error instead).
+    """
+    check_unknown_variables(f"spark job {job}")
+    return load_platform()
+
+
+def table_id(s: PlatformSettings, table: str, namespace: str = NAMESPACE) -> str:
     """``<catalog>.<namespace>.<table>``: always qualified, never relying on the current catalog."""
-    return f"{platform().catalog_name}.{namespace}.{table}"
+    return f"{s.catalog_name}.{namespace}.{table}"
 
 
 def parse_topic_map(text: str | None) -> dict[str, str]:
@@ -102,7 +113,8 @@ def add_stream_options(parser: argparse.ArgumentParser, stream: str) -> None:
 class Tables:
     """Fully qualified names of the pipeline's tables in one namespace."""
 
+    settings: PlatformSettings
     namespace: str
 
     def id(self, table: str) -> str:
-        return table_id(table, self.namespace)
+        return table_id(self.settings, table, self.namespace)

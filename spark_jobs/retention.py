@@ -26,7 +26,6 @@ import sys
 from datetime import date, timedelta
 
 from k2.log import EventLog, job_log
-from k2.settings import platform
 from spark_jobs.holdback import Hold, min_consumed_seq
 from spark_jobs.maintenance import (
     DAY_COLUMN,
@@ -39,7 +38,7 @@ from spark_jobs.maintenance import (
     selected_tables,
     with_retries,
 )
-from spark_jobs.options import add_common, table_id
+from spark_jobs.options import add_common, job_settings, table_id
 from spark_jobs.snapshot_expiry import expire, table_holds
 
 JOB = "retention"
@@ -78,17 +77,18 @@ def main(argv: list[str] | None = None) -> int:
     tables = selected_tables(parser, args.tables)
     now = job_now(args.now)
     today = now.date()
+    settings = job_settings(JOB)
 
     from spark_jobs.session import spark_session
 
     log = job_log(JOB)
     spark = spark_session(JOB)
-    cat = platform().catalog_name
+    cat = settings.catalog_name
     try:
         for table in tables:
-            ident = table_id(table, args.namespace)
+            ident = table_id(settings, table, args.namespace)
             short = f"{args.namespace}.{table}"
-            holds, initial = table_holds(args.namespace, table, log)
+            holds, initial = table_holds(settings, args.namespace, table, log)
             cutoff = retention_cutoff(table, today)
             if cutoff is None:
                 log.info("kept_forever", table=short, detail="no partition delete")
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                                  f"{short} delete", log)
                     log.info("rows_deleted", table=short, rows=doomed, before=str(cutoff),
                              detail="whole partitions")
-            expire(spark, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log,
+            expire(spark, settings, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log,
                    holds, initial, dry_run=args.dry_run)
             if args.dry_run:
                 continue

@@ -29,12 +29,12 @@ from pyspark.sql.streaming import DataStreamWriter
 
 from k2.contracts import BRONZE_TABLE, SILVER_DLQ_TABLE, silver_table
 from k2.log import job_log
-from k2.settings import platform
+from k2.settings import PlatformSettings
 from k2.streams import checkpoint_dir
 from spark_jobs import wire
 from spark_jobs.batch_commits import BatchCommits
 from spark_jobs.batch_timing import BatchTimings
-from spark_jobs.options import add_stream_options, parse_topic_map, table_id
+from spark_jobs.options import add_stream_options, job_settings, parse_topic_map, table_id
 from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import KAFKA_COLUMNS, V3_COLUMNS
 from spark_jobs.validation import Classifier, classifier, classify, clock_columns, rules
@@ -194,15 +194,16 @@ def dlq_rows(checked: DataFrame, now: datetime) -> DataFrame:
 class SilverBatch:
     """The ``foreachBatch`` function: one Bronze micro-batch -> Silver tables + DLQ."""
 
-    def __init__(self, namespace: str, topic_map: dict[str, str], clock_skew_s: float,
+    def __init__(self, settings: PlatformSettings, namespace: str, topic_map: dict[str, str], clock_skew_s: float,
                  max_schema_lookups: int = MAX_SCHEMA_LOOKUPS, timings: BatchTimings | None = None):
+        self.settings = settings
         self.namespace = namespace
         self.topic_map = topic_map
         self.clock_skew_s = clock_skew_s
         self.max_schema_lookups = max_schema_lookups
-        self.schemas = wire.SchemaCache(platform().registry_url)
+        self.schemas = wire.SchemaCache(settings.registry_url)
         self.log = job_log(STREAM)
-        self.commits = BatchCommits(checkpoint_dir(STREAM), self.log)
+        self.commits = BatchCommits(checkpoint_dir(STREAM, settings), self.log)
         self.timings = timings or BatchTimings()  # read by the progress listener
         self.rules = classifier(rules(topic_map, clock_skew_s))  # built once: hundreds of py4j calls
 
@@ -270,15 +271,16 @@ class SilverBatch:
             # nested SQL executions several times in ten minutes on the whole platform.
             with self.timings.phase(batch_id, "commits"):
                 for t, df in appends.items():
-                    self.commits.append(df, table_id(t, self.namespace), batch_id)
+                    self.commits.append(df, table_id(self.settings, t, self.namespace), batch_id)
             self.log.info("batch_written", batch_id=batch_id, rows=rows, dlq_error_types=by_type)
 
 
-def build(spark: SparkSession, args: argparse.Namespace, timings: BatchTimings | None = None) -> DataStreamWriter:
+def build(spark: SparkSession, args: argparse.Namespace, settings: PlatformSettings,
+          timings: BatchTimings | None = None) -> DataStreamWriter:
     """A new handler per query start: its replay check (BatchCommits) is for the first
     batch a query runs."""
-    bronze = iceberg_stream(spark, table_id(BRONZE_TABLE, args.namespace), args.max_rows_per_batch)
-    handler = SilverBatch(args.namespace, parse_topic_map(args.topics), args.clock_skew_seconds,
+    bronze = iceberg_stream(spark, table_id(settings, BRONZE_TABLE, args.namespace), args.max_rows_per_batch)
+    handler = SilverBatch(settings, args.namespace, parse_topic_map(args.topics), args.clock_skew_seconds,
                           args.max_schema_lookups_per_batch, timings or BatchTimings())
     return bronze.writeStream.foreachBatch(handler)
 
@@ -295,11 +297,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="registry requests a batch may make for schema ids it has not seen; rows "
                         f"of ids beyond it go to the DLQ as unknown_schema_id (default {MAX_SCHEMA_LOOKUPS})")
     args = parser.parse_args(argv)
+    settings = job_settings(STREAM)
 
     from spark_jobs.streaming import run_stream
 
     timings = BatchTimings()
-    return run_stream(STREAM, lambda spark: build(spark, args, timings), args.trigger, timings=timings)
+    return run_stream(settings, STREAM, lambda spark: build(spark, args, settings, timings), args.trigger,
+                      timings=timings)
 
 
 if __name__ == "__main__":

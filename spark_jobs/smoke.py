@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from k2.log import job_log
+from spark_jobs.options import job_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", required=True, help="namespace.table to (re)create")
     parser.add_argument("--rows", type=int, default=10, help="rows to write (id 0..rows-1)")
     args = parser.parse_args(argv)
+    job_settings("smoke")  # the environment check every job runs; smoke itself needs no setting
 
     from spark_jobs.session import spark_session
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pyspark.sql import SparkSession
 
 from k2.log import EventLog
-from k2.settings import platform
+from k2.settings import PlatformSettings
 from k2.streams import checkpoint_dir, readers_of
 from spark_jobs.holdback import (
     Hold,
@@ -39,7 +39,7 @@ def _count(value: object) -> int | None:
         return None
 
 
-def table_holds(namespace: str, table: str,
+def table_holds(settings: PlatformSettings, namespace: str, table: str,
                 log: EventLog) -> tuple[list[Hold], dict[int, tuple[str, int]]]:
     """Each downstream stream's claim on ``table``, from its checkpoint and the table's snapshots,
     and the readers' initial snapshots still in the table (id -> (stream, timestamp ms))."""
@@ -48,14 +48,14 @@ def table_holds(namespace: str, table: str,
         return [], {}
     from k2.catalog import catalog
 
-    meta = catalog().load_table(f"{namespace}.{table}").metadata  # fresh: not Spark's cached copy
+    meta = catalog(settings).load_table(f"{namespace}.{table}").metadata  # fresh: not Spark's cached copy
     snaps = {s.snapshot_id: Snap(s.snapshot_id, s.sequence_number or 0, s.timestamp_ms,
                                  _count(s.summary.get("added-data-files")) if s.summary else None,
                                  _count(s.summary.get("total-data-files")) if s.summary else None)
              for s in meta.snapshots}
     holds, initial = [], {}
     for stream in readers:
-        checkpoint = checkpoint_dir(stream)
+        checkpoint = checkpoint_dir(stream, settings)
         initial |= {sid: (stream, snaps[sid].timestamp_ms) for sid in initial_snapshots(checkpoint) if sid in snaps}
         position = reader_position(stream, checkpoint)
         if position is None:
@@ -80,15 +80,15 @@ def sql_timestamp(ms: int) -> str:
     return f"TIMESTAMP '{datetime.fromtimestamp(ms // 1000, UTC):%Y-%m-%d %H:%M:%S}.{ms % 1000:03d}+00:00'"
 
 
-def expire(spark: SparkSession, namespace: str, table: str, now: datetime, retention_hours: float,
-           retain_last: int, log: EventLog, holds: list[Hold] | None = None,
+def expire(spark: SparkSession, settings: PlatformSettings, namespace: str, table: str, now: datetime,
+           retention_hours: float, retain_last: int, log: EventLog, holds: list[Hold] | None = None,
            initial: dict[int, tuple[str, int]] | None = None, dry_run: bool = False) -> None:
     """Expire ``table``'s snapshots older than ``retention_hours`` before ``now``, keeping
     those its readers need (``holds``/``initial``: from :func:`table_holds`, read here when
     not given) and the last ``retain_last``. One log line says what was expired or kept."""
     short = f"{namespace}.{table}"
     if holds is None or initial is None:
-        holds, initial = table_holds(namespace, table, log)
+        holds, initial = table_holds(settings, namespace, table, log)
     rule_ms = int((now - timedelta(hours=retention_hours)).timestamp() * 1000)
     older_ms = expire_before_ms(rule_ms, holds)
     if older_ms < rule_ms:
@@ -103,7 +103,7 @@ def expire(spark: SparkSession, namespace: str, table: str, now: datetime, reten
                                "checkpoint will fail (Iceberg plans those from the first snapshot)")
     if dry_run:
         return
-    cat = platform().catalog_name
+    cat = settings.catalog_name
     expired = with_retries(lambda: spark.sql(
         f"CALL {cat}.system.expire_snapshots(table => '{cat}.{short}', "
         f"older_than => {sql_timestamp(older_ms)}, retain_last => {retain_last})"

@@ -103,9 +103,9 @@ class ProgressListener(StreamingQueryListener):
     published in the progress, with the running totals of the ledger.
     """
 
-    def __init__(self, stream: str, rows_in_of_batch: Callable[[int], int | None] | None = None,
-                 find_losses: LossCheck | None = None, settings: PlatformSettings | None = None,
-                 timings: BatchTimings | None = None):
+    def __init__(self, stream: str, settings: PlatformSettings,
+                 rows_in_of_batch: Callable[[int], int | None] | None = None,
+                 find_losses: LossCheck | None = None, timings: BatchTimings | None = None):
         self.stream = stream
         self.log: EventLog = job_log(stream)
         self.timings = timings
@@ -207,6 +207,7 @@ def _wait(query, stopping: Callable[[], bool]):
 
 
 def run_stream(
+    settings: PlatformSettings,
     stream: str,
     app: Callable[[SparkSession], DataStreamWriter],
     trigger: dict[str, object],
@@ -226,13 +227,13 @@ def run_stream(
 
     log = job_log(stream)
     try:
-        lock = hold_run_lock(stream)  # noqa: F841 - held for the life of the process
+        lock = hold_run_lock(stream, settings)  # noqa: F841 - held for the life of the process
     except AlreadyRunning as exc:
         log.warning("not_started", reason=str(exc))
         return 2
     spark = spark_session(stream)
-    spark.streams.addListener(ProgressListener(stream, rows_in_of_batch, find_losses, timings=timings))
-    checkpoint = checkpoint_dir(stream)
+    spark.streams.addListener(ProgressListener(stream, settings, rows_in_of_batch, find_losses, timings=timings))
+    checkpoint = checkpoint_dir(stream, settings)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
 
     stopping = False

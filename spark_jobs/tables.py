@@ -18,7 +18,7 @@ from pyspark.sql import SparkSession
 
 from k2.contracts import BRONZE_TABLE, EXCHANGES, GOLD_TABLE, SILVER_DLQ_TABLE, silver_table
 from k2.log import EventLog
-from k2.settings import platform
+from k2.settings import PlatformSettings
 from spark_jobs.options import table_id
 
 # Every table: Iceberg v2, zstd Parquet, and old metadata.json files cleaned on commit
@@ -53,10 +53,10 @@ class TableDef:
     sort_order: str | None = None  # WRITE ORDERED BY clause
     properties: dict[str, str] = field(default_factory=dict)
 
-    def create_sql(self, namespace: str) -> str:
+    def create_sql(self, s: PlatformSettings, namespace: str) -> str:
         cols = ",\n  ".join(f"`{c.name}` {c.type.upper()} COMMENT '{_q(c.comment)}'" for c in self.columns)
         return (
-            f"CREATE TABLE IF NOT EXISTS {table_id(self.name, namespace)} (\n  {cols}\n)\n"
+            f"CREATE TABLE IF NOT EXISTS {table_id(s, self.name, namespace)} (\n  {cols}\n)\n"
             f"USING iceberg\nPARTITIONED BY ({self.partitioned_by})\n"
             f"COMMENT '{_q(self.comment)}'\nTBLPROPERTIES ({_props(self.all_properties)})"
         )
@@ -167,42 +167,42 @@ def table_defs() -> list[TableDef]:
     return [BRONZE, *(silver_def(e.name) for e in EXCHANGES), SILVER_DLQ, GOLD]
 
 
-def existing_tables(spark: SparkSession, namespace: str) -> set[str]:
+def existing_tables(spark: SparkSession, s: PlatformSettings, namespace: str) -> set[str]:
     """Tables in ``namespace`` (empty if it does not exist).
 
     Not ``spark.catalog.tableExists``: it also asks for views, which the JDBC catalog
     without view support answers with an exception.
     """
-    namespaces = {r[0] for r in spark.sql(f"SHOW NAMESPACES IN {platform().catalog_name}").collect()}
+    namespaces = {r[0] for r in spark.sql(f"SHOW NAMESPACES IN {s.catalog_name}").collect()}
     if namespace not in namespaces:
         return set()
-    return {r.tableName for r in spark.sql(f"SHOW TABLES IN {platform().catalog_name}.{namespace}").collect()}
+    return {r.tableName for r in spark.sql(f"SHOW TABLES IN {s.catalog_name}.{namespace}").collect()}
 
 
-def create_all(spark: SparkSession, namespace: str, log: EventLog | None = None) -> None:
+def create_all(spark: SparkSession, s: PlatformSettings, namespace: str, log: EventLog | None = None) -> None:
     """Create the namespace and every table; re-apply properties and sort order (idempotent).
     ``log``: one line per namespace and table; None is silent."""
-    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {platform().catalog_name}.{namespace}")
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {s.catalog_name}.{namespace}")
     if log:
         log.info("namespace_ready", namespace=namespace)
-    before = existing_tables(spark, namespace)
+    before = existing_tables(spark, s, namespace)
     for t in table_defs():
         existed = t.name in before
-        spark.sql(t.create_sql(namespace))
-        spark.sql(f"ALTER TABLE {table_id(t.name, namespace)} SET TBLPROPERTIES ({_props(t.all_properties)})")
+        spark.sql(t.create_sql(s, namespace))
+        spark.sql(f"ALTER TABLE {table_id(s, t.name, namespace)} SET TBLPROPERTIES ({_props(t.all_properties)})")
         if t.sort_order:
-            spark.sql(f"ALTER TABLE {table_id(t.name, namespace)} WRITE ORDERED BY {t.sort_order}")
+            spark.sql(f"ALTER TABLE {table_id(s, t.name, namespace)} WRITE ORDERED BY {t.sort_order}")
         if log:
             log.info("table_ready", table=f"{namespace}.{t.name}", created=not existed,
                      detail="properties re-applied" if existed else "created")
 
 
-def verify_all(spark: SparkSession, namespace: str) -> list[str]:
+def verify_all(spark: SparkSession, s: PlatformSettings, namespace: str) -> list[str]:
     """Problems found (empty when every table exists with the expected columns)."""
     problems: list[str] = []
-    present = existing_tables(spark, namespace)
+    present = existing_tables(spark, s, namespace)
     for t in table_defs():
-        ident = table_id(t.name, namespace)
+        ident = table_id(s, t.name, namespace)
         if t.name not in present:
             problems.append(f"{namespace}.{t.name}: missing (run bootstrap_tables)")
             continue

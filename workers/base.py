@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from k2.errors import K2Error
 from workers.normalize import NormalizeError
 from workers.symbols import Pair, SymbolTable
 
@@ -34,7 +35,7 @@ class Parsed:
     rejects: list[NormalizeError] = field(default_factory=list)
 
 
-class UnknownSymbolError(ValueError):
+class UnknownSymbolError(K2Error, ValueError):
     """A configured symbol is not in the symbol table (names the exchange and the symbol)."""
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from k2.settings import platform
+from k2.settings import PlatformSettings, load_platform
 from workers.simulator import SimulatorConfig, SimulatorThread
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ def delivered(port: int) -> float:
 
 
 def bench_one(
-    exchange: str, duration_s: float, warmup_s: float, kraken_batch: int, port: int, rate: float = 0.0,
+    plat: PlatformSettings, exchange: str, duration_s: float, warmup_s: float, kraken_batch: int, port: int, rate: float = 0.0,
 ) -> dict:
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     sim = SimulatorThread(SimulatorConfig(rate=rate, kraken_batch=kraken_batch, seed=1))
@@ -116,14 +116,13 @@ def bench_one(
             worker.kill()
         sim.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
-        _cleanup(prefix)
+        _cleanup(plat, prefix)
 
 
-def _cleanup(prefix: str) -> None:
+def _cleanup(plat: PlatformSettings, prefix: str) -> None:
     from k2.kafka_admin import admin_client
     from k2.schema_registry import registry_client
 
-    plat = platform()
     admin = admin_client(plat.kafka_bootstrap)
     topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
     if topics:
@@ -160,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics-port", type=int, default=19109, help="worker metrics port used to count acks")
     parser.add_argument("--json", action="store_true", help="print one JSON object per exchange only")
     args = parser.parse_args(argv)
+    plat = load_platform()
     for exchange in args.exchange or ["binance", "kraken"]:
-        result = bench_one(exchange, args.duration, args.warmup, args.kraken_batch, args.metrics_port, args.rate)
+        result = bench_one(plat, exchange, args.duration, args.warmup, args.kraken_batch, args.metrics_port, args.rate)
         if args.json:
             print(json.dumps(result), flush=True)
         else:

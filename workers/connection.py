@@ -38,6 +38,7 @@ import websocket
 from websocket import ABNF
 from websocket._abnf import continuous_frame, frame_buffer
 
+from k2.errors import K2Error
 from k2.log import EventLog
 from workers.base import Control, Exchange
 from workers.settings import WorkerSettings
@@ -142,11 +143,11 @@ class Link:
         return now - (self.last_data_at if self.last_data_at is not None else self.opened_at)
 
 
-class LinkClosed(Exception):
+class LinkClosed(K2Error):
     """The peer closed the connection or the socket failed."""
 
 
-class FrameTooLarge(websocket.WebSocketProtocolException):
+class FrameTooLarge(K2Error, websocket.WebSocketProtocolException):
     """A frame (or fragmented message) larger than the limit; its payload was not read."""
 
     def __init__(self, length: int, limit: int, received: bytes = b""):

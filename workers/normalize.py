@@ -13,6 +13,8 @@ from decimal import Decimal
 from hashlib import sha1
 from uuid import UUID
 
+from k2.errors import K2Error
+
 # Fixed forever: changing it would change every message_id and break deduplication.
 MESSAGE_ID_NAMESPACE = UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")
 
@@ -32,7 +34,7 @@ _US_PER_S = 1_000_000
 MAX_TIMESTAMP_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // datetime.resolution
 
 
-class NormalizeError(ValueError):
+class NormalizeError(K2Error, ValueError):
     """A frame or trade that cannot become a v3 record; ``kind`` is the DLQ error kind."""
 
     def __init__(self, kind: str, message: str):

@@ -19,11 +19,12 @@ from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from k2.errors import K2Error
 from k2.log import EventLog
 from workers.stats import WorkerStats
 
 
-class ProducerFatalError(RuntimeError):
+class ProducerFatalError(K2Error, RuntimeError):
     """librdkafka reported a fatal error (e.g. idempotence broken): restart the process."""
 
 

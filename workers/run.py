@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k2 import contracts
-from k2.config import SettingsError, checked_unknown_variables
+from k2.config import SettingsError, check_unknown_variables
 from k2.log import EventLog
 from k2.schema_registry import register_trade_schema, registry_client
-from k2.settings import platform
+from k2.settings import PlatformSettings, load_platform
 from workers.avro import TradeEncoder
 from workers.base import Control, Exchange, UnknownSymbolError
 from workers.binance import Binance
@@ -195,8 +195,7 @@ def rss_mb() -> float:
         return 0.0
 
 
-def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
-    plat = platform()
+def run_worker(name: str, settings: WorkerSettings, plat: PlatformSettings, log: EventLog) -> int:
     stats = WorkerStats(name)
     exchange = build_exchange(settings, name, symbol_table(settings, name, log))
     topic, dlq_topic = topics(settings, name)
@@ -290,14 +289,15 @@ def run_worker(name: str, settings: WorkerSettings, log: EventLog) -> int:
 def warn_unknown_settings(log: EventLog) -> None:
     """One warning line per ``K2_*`` variable no setting declares: a typo would otherwise
     fall back to the default without a word. The worker's own log says it, whoever started
-    it (`k2 workers` also warns once on its stderr)."""
-    try:
-        messages = checked_unknown_variables()
-    except ImportError as exc:
-        log.warning("settings_unchecked", error=str(exc))
-        return
-    for message in messages:
-        log.warning("unknown_setting", variable=message.split(" ", 1)[0], message=message)
+    it (`k2 workers` also warns once on its stderr). Raises SettingsError in strict mode."""
+
+    def warn(variable: str, closest: str | None, message: str) -> None:
+        if variable:
+            log.warning("unknown_setting", variable=variable, did_you_mean=closest, message=message)
+        else:
+            log.warning("settings_unchecked", error=message)
+
+    check_unknown_variables("worker", warn=warn)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,9 +310,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="on a configuration error, write its message here (the supervisor reads it)")
     args = parser.parse_args(argv)
     log = EventLog(exchange=args.exchange, stream=contracts.trade_topic(args.exchange))
-    warn_unknown_settings(log)
     try:
-        return run_worker(args.exchange, worker_settings(), log)
+        warn_unknown_settings(log)
+        return run_worker(args.exchange, worker_settings(), load_platform(), log)
     except SettingsError as exc:
         log.error("configuration_error", error=str(exc), exit_code=EXIT_CONFIG,
                   action="fix the setting named in the error (`k2 config` lists them); restarting will not help")

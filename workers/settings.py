@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from k2.config import load, register, require, setting
-from k2.settings import platform
+from k2.settings import PlatformSettings
 
 EXCHANGE_NAMES = ("binance", "kraken")
 # Below 4 KiB a Kraken snapshot (50 trades) would not fit; above 64 MiB one frame could
@@ -135,7 +135,9 @@ class WorkerSettings:
     )
     state_dir: str = setting(
         "WORKERS_STATE_DIR",
-        lambda v: str(Path(platform().home, "workers")),
+        # Under K2_HOME as the platform settings resolve it (a default cannot take them as
+        # a parameter; reading them here keeps one definition of K2_HOME's default).
+        lambda v: str(Path(load(PlatformSettings).home, "workers")),
         "Folder of the workers' progress files (<dir>/<exchange>/last_acked.json: the last trade id "
         "per symbol Kafka acknowledged), read at start to backfill what a killed worker missed.",
     )

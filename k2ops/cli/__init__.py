@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from k2.config import SettingsError, warn_unknown_variables
+from k2.config import SettingsError, check_unknown_variables
 
 # module path -> registers these subcommands
 SUBCOMMAND_MODULES = (
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         args.args = argv[1:]
     else:
         args = parser.parse_args(argv)
-    if args.command != "config":  # `k2 config` reports them itself, with its exit code
-        warn_unknown_variables(f"k2 {args.command}")
     try:
+        if args.command != "config":  # `k2 config` reports them itself, with its exit code
+            check_unknown_variables(f"k2 {args.command}")
         return int(args.func(args) or 0)
     except SettingsError as exc:
         print(f"k2: configuration error: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from k2.settings import load_platform
 from k2ops.cli.query import add_range_arguments, range_query, write_output
 
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     except query.QueryError as exc:
         print(f"k2 completeness: {exc}", file=sys.stderr)
         return 2
-    rows, summary = completeness.report(q)
+    rows, summary = completeness.report(load_platform(), q)
     table = completeness.as_arrow(rows)
     if args.format == "json":
         text = json.dumps({"rows": table.to_pylist(), "summary": summary.__dict__}, default=str, indent=1)
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 def run_update(args: argparse.Namespace) -> int:
     from k2 import contracts, ledger_store
 
-    ledger_store.update(args.namespace or contracts.NAMESPACE, full=args.full, topic_prefix=args.topic_prefix,
+    ledger_store.update(load_platform(), args.namespace or contracts.NAMESPACE, full=args.full, topic_prefix=args.topic_prefix,
                         log=lambda line: print(line, file=sys.stderr))
     return 0
 
@@ -104,7 +105,7 @@ def run_reconcile(args: argparse.Namespace) -> int:
     except query.QueryError as exc:
         print(f"k2 reconcile: {exc}", file=sys.stderr)
         return 2
-    report = reconcile.reconcile(start, end, args.namespace or contracts.NAMESPACE, args.topic_prefix,
+    report = reconcile.reconcile(load_platform(), start, end, args.namespace or contracts.NAMESPACE, args.topic_prefix,
                                  log=lambda line: print(line, file=sys.stderr))
     for line in report.lines():
         print(line)

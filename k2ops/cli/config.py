@@ -28,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"{env}={value}\n    {doc}")
         print()
     # The same check every entry point runs at start; here it also sets the exit code.
-    unknown = config.warn_unknown_variables("k2 config", stream=sys.stdout)
+    unknown = config.check_unknown_variables("k2 config", stream=sys.stdout)
     return 2 if unknown else 0

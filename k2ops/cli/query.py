@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from k2.contracts import EXCHANGES
+from k2.settings import load_platform
 
 if TYPE_CHECKING:
     from k2ops.query import TradeQuery
@@ -70,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"k2 query: {exc}", file=sys.stderr)
         return 2
     began = time.monotonic()
-    result = query.trades(q, args.limit if args.what == "trades" else None)
+    settings = load_platform()
+    result = query.trades(settings, q, args.limit if args.what == "trades" else None)
     if args.what == "bars":
-        result = query.bars(result, query.hour_statuses(q))
+        result = query.bars(result, query.hour_statuses(settings, q))
     elapsed = time.monotonic() - began
     write_output(result, args.format, args.output)
     print(f"k2 query: {result.num_rows} {args.what} for {args.exchange} {args.symbol} "

@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict
 
 from k2.contracts import STREAMS
+from k2.settings import load_platform
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,15 +55,16 @@ LOSS_LINES = 5  # newest ledger ranges listed under a stream; `--json` has them 
 def _status(args: argparse.Namespace) -> int:
     from k2.streams import describe_breakdown, lock_holder, loss_file, read_losses, read_progress
 
+    s = load_platform()
     records = []
     for stream in STREAMS:
-        progress = read_progress(stream)
+        progress = read_progress(stream, s)
         # From the ledger, not progress.json: a later batch overwrites the progress file.
-        lost = read_losses(stream)
-        records.append({"stream": stream, "pid": lock_holder(stream),
+        lost = read_losses(stream, s)
+        records.append({"stream": stream, "pid": lock_holder(stream, s),
                         "progress": asdict(progress) if progress else None,
                         "data_lost": {"offsets": sum(r.count for r in lost), "ranges": [asdict(r) for r in lost],
-                                      "ledger": str(loss_file(stream))}})
+                                      "ledger": str(loss_file(stream, s))}})
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
@@ -99,12 +101,13 @@ def _print_losses(lost: dict) -> None:
 def _stop(args: argparse.Namespace) -> int:
     from k2.streams import lock_holder, stop_stream
 
-    if lock_holder(args.stream) is None:
+    s = load_platform()
+    if lock_holder(args.stream, s) is None:
         print(f"{args.stream}: not running")
         return 0
     if not args.kill:
         print(f"{args.stream}: asking it to stop after its current batch (up to {args.grace:.0f}s)")
-    ok = stop_stream(args.stream, graceful_s=0.0 if args.kill else args.grace)
+    ok = stop_stream(args.stream, s, graceful_s=0.0 if args.kill else args.grace)
     print(f"{args.stream}: {'stopped' if ok else 'still holding its lock after 60s'}")
     return 0 if ok else 1
 
@@ -112,13 +115,14 @@ def _stop(args: argparse.Namespace) -> int:
 def _reset(args: argparse.Namespace) -> int:
     from k2.streams import checkpoint_dir, stop_stream
 
-    checkpoint = checkpoint_dir(args.stream)
+    s = load_platform()
+    checkpoint = checkpoint_dir(args.stream, s)
     target = checkpoint.with_name(f"checkpoint.reset-{int(time.time())}")
     if not args.yes:
         print(f"would stop {args.stream} and move {checkpoint} to {target}; add --yes to do it")
         return 0
     # A clean stop, so its Airflow runner run ends instead of retrying into the old checkpoint.
-    if not stop_stream(args.stream, graceful_s=120.0):
+    if not stop_stream(args.stream, s, graceful_s=120.0):
         print(f"{args.stream}: could not stop it; nothing changed", file=sys.stderr)
         return 1
     if checkpoint.exists():

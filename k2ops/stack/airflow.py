@@ -17,6 +17,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from k2.secret import Secret
 from k2.settings import REPO_ROOT, PlatformSettings, env_for_children
 from k2ops.stack.errors import StackError
 from k2ops.stack.postgres import AIRFLOW_DB
@@ -49,9 +50,9 @@ def _fernet_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def password(s: PlatformSettings) -> str:
+def password(s: PlatformSettings) -> Secret:
     """The UI password of ``K2_AIRFLOW_USER`` (generated once)."""
-    return json.loads((s.airflow_home / PASSWORDS_FILE).read_text())[s.airflow_user]
+    return Secret(json.loads((s.airflow_home / PASSWORDS_FILE).read_text())[s.airflow_user])
 
 
 def api_url(s: PlatformSettings) -> str:
@@ -115,7 +116,7 @@ def prepare(s: PlatformSettings) -> None:
     s.airflow_home.mkdir(parents=True, exist_ok=True)
     pw_file = s.airflow_home / PASSWORDS_FILE
     if s.airflow_password or not pw_file.exists():
-        pw_file.write_text(json.dumps({s.airflow_user: s.airflow_password or secrets.token_urlsafe(12)}))
+        pw_file.write_text(json.dumps({s.airflow_user: s.airflow_password.reveal() or secrets.token_urlsafe(12)}))
         pw_file.chmod(0o600)
     log = s.logs_dir / "airflow-db-migrate.log"
     with step("airflow: migrating the metadata database"), open(log, "wb") as out:

@@ -109,7 +109,7 @@ def _up(args: argparse.Namespace) -> int:
         return _report(exc)
     _print_status()
     if "airflow" in groups:
-        print(f"\nAirflow UI: {airflow.api_url(s)}  login: {s.airflow_user} / {airflow.password(s)}")
+        print(f"\nAirflow UI: {airflow.api_url(s)}  login: {s.airflow_user} / {airflow.password(s).reveal()}")
     print(f"Logs: {s.logs_dir}   (k2 stack logs SERVICE)")
     return 0
 

@@ -1,7 +1,9 @@
 """Errors of the local stack: each names the service and says what to do."""
 
+from k2.errors import K2Error
 
-class StackError(RuntimeError):
+
+class StackError(K2Error, RuntimeError):
     """A service could not be set up, started or reached."""
 
     def __init__(self, service: str, problem: str, hint: str = "") -> None:

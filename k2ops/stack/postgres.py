@@ -142,7 +142,7 @@ def _psql(s: PlatformSettings, sql: str, database: str = "postgres", check: bool
 
 def provision(s: PlatformSettings) -> None:
     """After start: the k2 role (password kept in sync) and one database per user."""
-    password = s.pg_password.replace("'", "''")
+    password = s.pg_password.reveal().replace("'", "''")
     role = s.pg_user
     if _psql(s, f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'") != "1":
         _psql(s, f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from k2.errors import K2Error
 from k2.polling import wait_until
 from k2ops.stack.errors import StackError
 from k2ops.stack.progress import say
@@ -228,7 +229,7 @@ class Service:
         return hint + "\n" + "\n".join("    | " + line for line in self.tail().splitlines())
 
 
-class _Exited(Exception):
+class _Exited(K2Error):
     def __init__(self, code: int) -> None:
         self.code = code
 

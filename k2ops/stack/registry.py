@@ -34,7 +34,7 @@ def service(s: PlatformSettings) -> Service:
             "APICURIO_STORAGE_SQL_KIND": "postgresql",
             "APICURIO_DATASOURCE_URL": s.pg_jdbc_url(REGISTRY_DB),
             "APICURIO_DATASOURCE_USERNAME": s.pg_user,
-            "APICURIO_DATASOURCE_PASSWORD": s.pg_password,
+            "APICURIO_DATASOURCE_PASSWORD": s.pg_password.reveal(),
             # The cleanup migrations delete legacy subjects; Apicurio disables deletes
             # by default.
             "APICURIO_REST_DELETION_ARTIFACT_ENABLED": "true",

@@ -49,7 +49,7 @@ def catalog_conf(s: PlatformSettings) -> dict[str, str]:
         f"{cat}.type": "jdbc",
         f"{cat}.uri": s.pg_jdbc_url(s.catalog_db),
         f"{cat}.jdbc.user": s.pg_user,
-        f"{cat}.jdbc.password": s.pg_password,
+        f"{cat}.jdbc.password": s.pg_password.reveal(),
         f"{cat}.warehouse": s.warehouse,
     }
     if s.warehouse_on_s3:
@@ -58,8 +58,8 @@ def catalog_conf(s: PlatformSettings) -> dict[str, str]:
                 f"{cat}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
                 f"{cat}.client.region": s.s3_region,
                 f"{cat}.s3.path-style-access": str(s.s3_path_style).lower(),
-                f"{cat}.s3.access-key-id": s.s3_access_key_id,
-                f"{cat}.s3.secret-access-key": s.s3_secret_access_key,
+                f"{cat}.s3.access-key-id": s.s3_access_key_id.reveal(),
+                f"{cat}.s3.secret-access-key": s.s3_secret_access_key.reveal(),
             }
         )
         if s.s3_endpoint:

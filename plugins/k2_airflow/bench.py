@@ -16,21 +16,22 @@ import sys
 import time
 from pathlib import Path
 
-from k2.settings import REPO_ROOT, PlatformSettings, platform
+from k2.errors import K2Error
+from k2.settings import REPO_ROOT, PlatformSettings
 from k2_airflow.report import log_summary
 
 RESULTS_FILE = "airflow_runs.jsonl"
 
 
-class SuiteMissing(RuntimeError):
+class SuiteMissing(K2Error, RuntimeError):
     """The benchmark module does not exist (yet)."""
 
 
-def bench_dir(settings: PlatformSettings | None = None) -> Path:
-    return (settings or platform()).home_path / "bench"
+def bench_dir(settings: PlatformSettings) -> Path:
+    return settings.home_path / "bench"
 
 
-def record(entry: dict, settings: PlatformSettings | None = None) -> Path:
+def record(entry: dict, settings: PlatformSettings) -> Path:
     path = bench_dir(settings) / RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
@@ -49,10 +50,8 @@ def _new_json_files(folder: Path, since: float) -> dict[str, object]:
     return out
 
 
-def run_suite(module: str, rate: int, duration_s: int, run_id: str,
-              settings: PlatformSettings | None = None) -> dict:
+def run_suite(s: PlatformSettings, module: str, rate: int, duration_s: int, run_id: str) -> dict:
     """``python -m <module> --rate R --duration D``; its JSON results are kept with the run."""
-    s = settings or platform()
     if importlib.util.find_spec(module) is None:
         raise SuiteMissing(f"benchmark module {module} does not exist; nothing to run")
     started = time.time()
@@ -74,12 +73,11 @@ def run_suite(module: str, rate: int, duration_s: int, run_id: str,
     return entry
 
 
-def stream_figures(run_id: str, settings: PlatformSettings | None = None) -> dict:
+def stream_figures(s: PlatformSettings, run_id: str) -> dict:
     """Throughput and lag of each running stream, from its last published progress."""
     from k2.contracts import STREAMS
     from k2.streams import lock_holder, read_progress
 
-    s = settings or platform()
     figures = {}
     for stream in STREAMS:
         progress = read_progress(stream, s)

@@ -9,30 +9,29 @@ from __future__ import annotations
 import logging
 
 from k2 import contracts
-from k2.settings import PlatformSettings, platform
+from k2.errors import K2Error
+from k2.settings import PlatformSettings
 from k2_airflow.report import log_summary
 
 log = logging.getLogger("k2.airflow.bootstrap")
 
 
-class BootstrapIncomplete(RuntimeError):
+class BootstrapIncomplete(K2Error, RuntimeError):
     """Verification found missing or misconfigured objects (listed in the message)."""
 
 
-def create_topics(retention_hours: int, settings: PlatformSettings | None = None) -> dict[str, str]:
+def create_topics(s: PlatformSettings, retention_hours: int) -> dict[str, str]:
     from k2 import kafka_admin
 
-    s = settings or platform()
     specs = kafka_admin.desired_topics(retention_hours=retention_hours)
     results = kafka_admin.ensure_topics(kafka_admin.admin_client(s.kafka_bootstrap), specs)
     log_summary("Kafka topics", [("topic", name, results[name]) for name in sorted(results)])
     return results
 
 
-def register_schemas(settings: PlatformSettings | None = None) -> dict[str, dict]:
+def register_schemas(s: PlatformSettings) -> dict[str, dict]:
     from k2 import schema_registry
 
-    s = settings or platform()
     results = schema_registry.ensure_trade_subjects(schema_registry.registry_client(s.registry_url))
     log_summary(
         "Registry subjects",
@@ -108,9 +107,8 @@ def _check_tables(s: PlatformSettings, rows: list, problems: list) -> None:
         rows.append(("table", name, outcome))
 
 
-def verify(settings: PlatformSettings | None = None) -> str:
+def verify(s: PlatformSettings) -> str:
     """Check every object the platform needs; log a summary; raise if any is missing."""
-    s = settings or platform()
     rows: list[tuple[str, str, str]] = []
     problems: list[str] = []
     for check in (_check_topics, _check_subjects, _check_tables):

@@ -7,16 +7,16 @@ again after a real run finds nothing, so it is idempotent.
 
 from __future__ import annotations
 
-from k2.settings import PlatformSettings, platform
+from k2.settings import PlatformSettings
 from k2_airflow.report import log_summary
 
 
-def legacy_tables(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
+def legacy_tables(settings: PlatformSettings, dry_run: bool) -> dict[str, str]:
     from k2 import contracts, iceberg_admin
     from k2.catalog import catalog
     from k2_airflow import legacy
 
-    cat = catalog(settings or platform())
+    cat = catalog(settings)
     found = [t for t in iceberg_admin.existing_tables(cat) if legacy.is_legacy_table(t)]
     results = {
         contracts.qualified(t): "would purge" if dry_run else iceberg_admin.purge_table(cat, t)
@@ -27,11 +27,11 @@ def legacy_tables(dry_run: bool, settings: PlatformSettings | None = None) -> di
     return results
 
 
-def legacy_subjects(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
+def legacy_subjects(settings: PlatformSettings, dry_run: bool) -> dict[str, str]:
     from k2 import schema_registry
     from k2_airflow import legacy
 
-    client = schema_registry.registry_client((settings or platform()).registry_url)
+    client = schema_registry.registry_client(settings.registry_url)
     found = [s for s in schema_registry.list_subjects(client) if legacy.is_legacy_subject(s)]
     results = {s: "would remove" if dry_run else schema_registry.delete_subject(client, s) for s in found}
     log_summary(f"Legacy registry subjects (dry_run={dry_run})",
@@ -39,11 +39,11 @@ def legacy_subjects(dry_run: bool, settings: PlatformSettings | None = None) -> 
     return results
 
 
-def legacy_topics(dry_run: bool, settings: PlatformSettings | None = None) -> dict[str, str]:
+def legacy_topics(settings: PlatformSettings, dry_run: bool) -> dict[str, str]:
     from k2 import kafka_admin
     from k2_airflow import legacy
 
-    admin = kafka_admin.admin_client((settings or platform()).kafka_bootstrap)
+    admin = kafka_admin.admin_client(settings.kafka_bootstrap)
     found = sorted(t for t in kafka_admin.existing_topics(admin) if legacy.is_legacy_topic(t))
     results = {t: "would remove" for t in found} if dry_run else kafka_admin.delete_topics(admin, found)
     log_summary(f"Legacy Kafka topics (dry_run={dry_run})",

@@ -43,6 +43,7 @@ from pyiceberg.expressions import EqualTo
 from k2 import ledger_store
 from k2.contracts import silver_table
 from k2.polling import wait_until
+from k2.settings import platform
 from shared_pipeline import SharedPipeline, child_pid, connected_after, topic_trades, worker_events
 from simulator_expectations import published_trades, unserved_ranges
 from workers.simulator import SimulatorConfig, SimulatorThread, read_record
@@ -94,7 +95,7 @@ def run(stack, shared: SharedPipeline):
         shared.expect(PHASE, expected)
         wait_until(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 600,
                    "Gold to hold every trade of this phase", interval=5)
-        ledger_store.update(pipe.namespace, topic_prefix=pipe.prefix, log=lambda _: None)
+        ledger_store.update(platform(), pipe.namespace, topic_prefix=pipe.prefix, log=lambda _: None)
         yield {"pipe": pipe, "expected": expected, "record": str(record)}
     finally:
         sim.stop()
@@ -181,7 +182,7 @@ def lost_run(stack, shared: SharedPipeline):
                        "Gold to hold every trade a client could recover", interval=5)
         except TimeoutError:
             pass  # the test names what is missing
-        ledger_store.update(pipe.namespace, topic_prefix=pipe.prefix, log=lambda _: None)
+        ledger_store.update(platform(), pipe.namespace, topic_prefix=pipe.prefix, log=lambda _: None)
         yield {"pipe": pipe, "lost": lost, "record": str(record)}
     finally:
         sim.stop()
@@ -201,7 +202,7 @@ def test_ledger_reports_exactly_the_ranges_the_exchange_no_longer_serves(lost_ru
     from k2 import unrecoverable
     from k2.catalog import catalog
 
-    kept = catalog().load_table(unrecoverable.identifier(lost_run["pipe"].namespace)).scan().to_arrow().to_pylist()
+    kept = catalog(platform()).load_table(unrecoverable.identifier(lost_run["pipe"].namespace)).scan().to_arrow().to_pylist()
     for exchange, symbol in LOST_SYMBOLS.items():
         ids = {i for r in kept if (r["exchange"], r["symbol"]) == (exchange, symbol)
                for i in range(r["first_id"], r["last_id"] + 1)}
@@ -211,7 +212,7 @@ def test_ledger_reports_exactly_the_ranges_the_exchange_no_longer_serves(lost_ru
 def catalog_rows(namespace: str) -> list[dict]:
     from k2.catalog import catalog
 
-    return catalog().load_table(ledger_store.identifier(namespace)).scan().to_arrow().to_pylist()
+    return catalog(platform()).load_table(ledger_store.identifier(namespace)).scan().to_arrow().to_pylist()
 
 
 def _kafka_locations(stack, topic: str) -> dict[str, list[tuple[int, int]]]:

@@ -8,9 +8,9 @@ from typing import Any
 from airflow.providers.standard.operators.branch import BaseBranchOperator
 
 from k2.contracts import runner_dag_id
-from k2.settings import platform
 from k2.streams import loss_file
 from k2_airflow.babysitter import control, decision, probes
+from k2_airflow.defaults import task_settings
 
 log = logging.getLogger("k2.airflow.babysitter")
 
@@ -42,7 +42,7 @@ class StreamWatchOperator(BaseBranchOperator):
         self.start_grace_minutes = start_grace_minutes
 
     def choose_branch(self, context: Any) -> str | list[str] | None:
-        settings = platform()
+        settings = task_settings(f"watch {self.stream}")
         active = context["ti"].get_dr_count(
             dag_id=runner_dag_id(self.stream), states=["queued", "running"])
         obs = probes.observe(self.stream, settings, runner_active_runs=active)

@@ -13,7 +13,7 @@ from k2ops.stack.airflow import api_url, password
 class AirflowApi:
     def __init__(self, settings):
         self.base = api_url(settings)
-        body = json.dumps({"username": settings.airflow_user, "password": password(settings)})
+        body = json.dumps({"username": settings.airflow_user, "password": password(settings).reveal()})
         token = self._call("POST", "/auth/token", body.encode(), auth=False)["access_token"]
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 

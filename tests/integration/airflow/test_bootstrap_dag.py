@@ -113,7 +113,7 @@ def test_second_run_from_the_ui_succeeds_and_changes_nothing(first_run, browser,
 
     browser.get(base + "/")
     browser.find_element(By.NAME, "username").send_keys(stack.airflow_user)
-    browser.find_element(By.NAME, "password").send_keys(password(stack))
+    browser.find_element(By.NAME, "password").send_keys(password(stack).reveal())
     _shot(browser, "airflow-login")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait_until(lambda: "/auth/login" not in browser.current_url, 30, "login", interval=0.5)

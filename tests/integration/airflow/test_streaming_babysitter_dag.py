@@ -22,6 +22,7 @@ import pytest
 from k2 import contracts, iceberg_admin
 from k2.catalog import catalog
 from k2.polling import wait_until
+from k2.settings import platform
 from k2.streams import checkpoint_dir, lock_file, lock_holder, progress_file
 from platform_bootstrap import bootstrap_lock
 from stack_api import AirflowApi
@@ -34,13 +35,13 @@ STALL_MINUTES = 1  # only for the stall step: on 2 shared cores a first batch ca
 
 def _quiet_for(stream: str) -> float:
     """Seconds since the stream last published progress or took its lock, whichever is newer."""
-    ages = [time.time() - path.stat().st_mtime for path in (progress_file(stream), lock_file(stream))
+    ages = [time.time() - path.stat().st_mtime for path in (progress_file(stream, platform()), lock_file(stream, platform()))
             if path.exists()]
     return min(ages, default=0.0)
 
 
 def _holders() -> dict[str, int | None]:
-    return {s: lock_holder(s) for s in contracts.STREAMS}
+    return {s: lock_holder(s, platform()) for s in contracts.STREAMS}
 
 
 def _stop_all(api: AirflowApi) -> None:
@@ -49,7 +50,7 @@ def _stop_all(api: AirflowApi) -> None:
         for run in api.runs(dag_id):
             api.fail_run(dag_id, run["dag_run_id"])
     for stream in contracts.STREAMS:
-        pid = lock_holder(stream)
+        pid = lock_holder(stream, platform())
         if pid and pid > 0:
             try:
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
@@ -125,7 +126,7 @@ def test_babysitter_starts_restarts_crashed_and_stalled_streams(api, airflow_cli
     assert set(states.values()) <= {"STARTED", "RESTARTED"}, states
     first = _wait_for_copies({}, streams)
     assert all(len(api.runs(RUNNERS[s])) == 1 for s in streams)
-    wait_until(lambda: all((checkpoint_dir(s) / "metadata").exists() for s in streams), 300,
+    wait_until(lambda: all((checkpoint_dir(s, platform()) / "metadata").exists() for s in streams), 300,
                "every stream's query to start (Spark start-up is slow on 2 shared cores)", interval=2)
 
     # 2. All running: left alone (the start tasks are skipped, no new runner run).
@@ -149,7 +150,7 @@ def test_babysitter_starts_restarts_crashed_and_stalled_streams(api, airflow_cli
         os.killpg(os.getpgid(second[bronze]), signal.SIGKILL)
     except ProcessLookupError:
         pass  # Airflow's stop got there first
-    wait_until(lambda: not api.runs(RUNNERS[bronze]) and lock_holder(bronze) is None, 120,
+    wait_until(lambda: not api.runs(RUNNERS[bronze]) and lock_holder(bronze, platform()) is None, 120,
                "the failed runner run to end", interval=1)
     states = _babysit(airflow_cli)
     assert states[bronze] == "RESTARTED", states
@@ -174,7 +175,7 @@ def test_retention_and_compaction_run_while_streams_stay_healthy(api, airflow_cl
     if not all(pid and pid > 0 for pid in _holders().values()):
         _babysit(airflow_cli)
     running = _wait_for_copies({}, streams)
-    wait_until(lambda: all((checkpoint_dir(s) / "metadata").exists() for s in streams), 300,
+    wait_until(lambda: all((checkpoint_dir(s, platform()) / "metadata").exists() for s in streams), 300,
                "every stream's query to start", interval=2)
 
     for dag_id in ("retention", "compaction"):

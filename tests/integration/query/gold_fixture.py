@@ -10,12 +10,13 @@ from pyiceberg.transforms import HourTransform
 
 from k2.catalog import catalog
 from k2.contracts import GOLD_TABLE
+from k2.settings import platform
 
 
 @contextmanager
 def gold_table(namespace: str, data: pa.Table) -> Iterator[str]:
     """Create ``<namespace>.gold_crypto_trades`` holding ``data``; yield the namespace, then drop both."""
-    cat = catalog()
+    cat = catalog(platform())
     cat.create_namespace(namespace)
     table = cat.create_table(f"{namespace}.{GOLD_TABLE}", schema=data.schema)
     with table.update_spec() as spec:

@@ -22,6 +22,7 @@ import pytest
 from gold_fixture import gold_table
 from k2 import contracts, ledger_store, unrecoverable
 from k2.catalog import catalog
+from k2.settings import platform
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ def _trades(rows: list[tuple[str, str, int, int, bool]]) -> pa.Table:
 
 
 def _ledger(namespace: str) -> dict[tuple, dict]:
-    rows = catalog().load_table(ledger_store.identifier(namespace)).scan().to_arrow().to_pylist()
+    rows = catalog(platform()).load_table(ledger_store.identifier(namespace)).scan().to_arrow().to_pylist()
     return {(r["exchange"], r["symbol"], r["hour"]): r for r in rows}
 
 
@@ -74,18 +75,18 @@ def gold(stack, run_id):
             yield namespace
         finally:
             for table in (ledger_store.identifier(namespace), unrecoverable.identifier(namespace)):
-                if catalog().table_exists(table):
-                    catalog().purge_table(table)
+                if catalog(platform()).table_exists(table):
+                    catalog(platform()).purge_table(table)
 
 
 def _update(namespace: str, **kwargs) -> ledger_store.Update:
     """One ledger update of the test's namespace, reading the DLQ topic of its own prefix
     (none exists unless a test creates it: then no unrecoverable range)."""
-    return ledger_store.update(namespace, topic_prefix=f"{namespace}.", log=lambda _: None, **kwargs)
+    return ledger_store.update(platform(), namespace, topic_prefix=f"{namespace}.", log=lambda _: None, **kwargs)
 
 
 def test_late_backfill_updates_its_hour_and_the_hour_its_gap_was_counted_in(gold):
-    cat = catalog()
+    cat = catalog(platform())
     gold_table_ = cat.load_table(f"{gold}.{contracts.GOLD_TABLE}")
     t1, t2, t3 = (datetime(2026, 3, 2, h, tzinfo=UTC) for h in (1, 2, 3))
 
@@ -144,10 +145,10 @@ def _bars_complete(namespace: str) -> dict[str, list[str]]:
 def test_upkeep_rewrites_crowded_months_and_expires_old_snapshots(gold, monkeypatch):
     for step in range(3):  # three commits to Gold, three updates: several files and snapshots
         if step:
-            catalog().load_table(f"{gold}.{contracts.GOLD_TABLE}").append(
+            catalog(platform()).load_table(f"{gold}.{contracts.GOLD_TABLE}").append(
                 _trades([("BINANCE", "BTCUSDT", 3, 111 + step, False)]))
         _update(gold)
-    table = catalog().load_table(ledger_store.identifier(gold))
+    table = catalog(platform()).load_table(ledger_store.identifier(gold))
     before = sorted(map(str, table.scan().to_arrow().drop_columns(["computed_at"]).to_pylist()))
     assert len(table.inspect.files()) > 1 and len(table.snapshots()) > 1
 
@@ -156,7 +157,7 @@ def test_upkeep_rewrites_crowded_months_and_expires_old_snapshots(gold, monkeypa
     lines: list[str] = []
     ledger_store.maintain(table, datetime.now(UTC) + timedelta(days=2), lines.append)
 
-    table = catalog().load_table(ledger_store.identifier(gold))
+    table = catalog(platform()).load_table(ledger_store.identifier(gold))
     assert len(table.inspect.files()) == 1
     assert len(table.snapshots()) == 1
     assert sorted(map(str, table.scan().to_arrow().drop_columns(["computed_at"]).to_pylist())) == before
@@ -198,13 +199,13 @@ def test_ranges_the_exchange_no_longer_serves_make_exactly_their_hours_unrecover
                                                        "108", "110")
         assert {k[2].hour - 9: r["status"] for k, r in rows.items() if k[1] == "BTCUSDT"} == {
             0: "complete", 1: "unrecoverable", 3: "complete"}
-        lost = catalog().load_table(unrecoverable.identifier(gold)).scan().to_arrow().to_pylist()
+        lost = catalog(platform()).load_table(unrecoverable.identifier(gold)).scan().to_arrow().to_pylist()
         assert sorted((r["symbol"], r["first_id"], r["last_id"], r["dlq_offset"]) for r in lost) == [
             ("BTCUSDT", 105, 107, 0), ("BTCUSDT", 109, 109, 2)]
 
         # Read once: a further update copies nothing again and recomputes nothing.
         assert _update(gold).since is None
-        assert len(catalog().load_table(unrecoverable.identifier(gold)).scan().to_arrow()) == 2
+        assert len(catalog(platform()).load_table(unrecoverable.identifier(gold)).scan().to_arrow()) == 2
     finally:
         delete_topics(admin, [topic])
 

@@ -16,7 +16,7 @@ from .jobs import Jobs
 
 
 def _drop_namespace(namespace: str) -> None:
-    cat = catalog()
+    cat = catalog(platform())
     try:
         tables = cat.list_tables(namespace)
     except Exception:  # noqa: BLE001 - nothing to clean

@@ -54,7 +54,7 @@ def low_watermarks(admin: AdminClient, topic: str, partitions: int) -> list[int]
 
 
 def bronze_offsets(jobs: Jobs, topic: str) -> dict[int, list[int]]:
-    rows = catalog().load_table(f"{jobs.namespace}.{BRONZE_TABLE}").scan(
+    rows = catalog(platform()).load_table(f"{jobs.namespace}.{BRONZE_TABLE}").scan(
         selected_fields=("topic", "partition", "offset")).to_arrow().to_pylist()
     out: dict[int, list[int]] = {}
     for r in rows:

@@ -31,6 +31,7 @@ from k2.contracts import (
 )
 from k2.log import events_named
 from k2.polling import wait_until
+from k2.settings import platform
 
 from .jobs import Jobs
 from .trades import message_id
@@ -39,7 +40,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 def table(jobs: Jobs, name: str):
-    return catalog().load_table(f"{jobs.namespace}.{name}")
+    return catalog(platform()).load_table(f"{jobs.namespace}.{name}")
 
 
 def append(jobs: Jobs, name: str, rows: list[dict]) -> None:
@@ -155,7 +156,7 @@ def test_maintenance_while_gold_streams(jobs: Jobs, seeded: dict[str, list], clo
 
 
 def test_legacy_cleanup_dry_run_then_purge(jobs: Jobs, seeded: dict[str, list]):
-    cat = catalog()
+    cat = catalog(platform())
     schema = pa.schema([pa.field("id", pa.int64())])
     for name in LEGACY_TABLES:
         cat.create_table(f"{jobs.namespace}.{name}", schema=schema)

@@ -32,7 +32,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def rows(jobs: Jobs, table: str) -> list[dict]:
-    return catalog().load_table(f"{jobs.namespace}.{table}").scan().to_arrow().to_pylist()
+    return catalog(platform()).load_table(f"{jobs.namespace}.{table}").scan().to_arrow().to_pylist()
 
 
 def as_silver(record: dict) -> dict:

@@ -31,7 +31,7 @@ DECIMAL_MAX = 10**18 - 1  # 9999999999.99999999
 
 
 def rows(jobs: Jobs, table: str) -> list[dict]:
-    return catalog().load_table(f"{jobs.namespace}.{table}").scan().to_arrow().to_pylist()
+    return catalog(platform()).load_table(f"{jobs.namespace}.{table}").scan().to_arrow().to_pylist()
 
 
 def header_reason(value: bytes, good_id: int) -> str | None:

@@ -47,12 +47,12 @@ def bronze_rows(jobs: Jobs, producer: TradeProducer, first: int, n: int, day: da
 
 
 def append(jobs: Jobs, rows: list[dict]) -> None:
-    t = catalog().load_table(f"{jobs.namespace}.{BRONZE_TABLE}")
+    t = catalog(platform()).load_table(f"{jobs.namespace}.{BRONZE_TABLE}")
     t.append(pa.Table.from_pylist(rows, schema=t.schema().as_arrow()))
 
 
 def table_rows(jobs: Jobs, name: str) -> list[dict]:
-    return catalog().load_table(f"{jobs.namespace}.{name}").scan().to_arrow().to_pylist()
+    return catalog(platform()).load_table(f"{jobs.namespace}.{name}").scan().to_arrow().to_pylist()
 
 
 def test_retention_keeps_what_a_stopped_silver_has_not_read(jobs: Jobs):
@@ -72,7 +72,7 @@ def test_retention_keeps_what_a_stopped_silver_has_not_read(jobs: Jobs):
     unread_rows, unread_ids = bronze_rows(jobs, producer, 100, 6, unread_day)
     append(jobs, unread_rows[:3])
     append(jobs, unread_rows[3:])
-    bronze_snapshots = [s.snapshot_id for s in catalog().load_table(f"{jobs.namespace}.{BRONZE_TABLE}").snapshots()]
+    bronze_snapshots = [s.snapshot_id for s in catalog(platform()).load_table(f"{jobs.namespace}.{BRONZE_TABLE}").snapshots()]
     assert len(bronze_snapshots) == 4
 
     # The real "now" (the snapshot window is seconds of real time), and the cut-off it gives:
@@ -91,7 +91,7 @@ def test_retention_keeps_what_a_stopped_silver_has_not_read(jobs: Jobs):
     held = events_named(retention, "snapshots_kept")
     assert len(held) == 1 and "silver_transformation is at snapshot" in held[0]["detail"], retention
     # Silver's snapshot (the second append) and the later ones survive expiry; the first is gone.
-    kept = {s.snapshot_id for s in catalog().load_table(f"{jobs.namespace}.{BRONZE_TABLE}").snapshots()}
+    kept = {s.snapshot_id for s in catalog(platform()).load_table(f"{jobs.namespace}.{BRONZE_TABLE}").snapshots()}
     assert bronze_snapshots[0] not in kept and set(bronze_snapshots[1:]) <= kept
 
     # Restarted as it runs in production, on a processing-time trigger (an availableNow run

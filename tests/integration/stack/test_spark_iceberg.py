@@ -11,6 +11,7 @@ import pytest
 from k2.catalog import catalog
 from k2.jobs import job_path
 from k2.log import events_named
+from k2.settings import platform
 from k2ops.stack.spark import spark_submit as spark_submit_binary
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ def test_spark_writes_iceberg_table_that_pyiceberg_reads(spark_submit, run_id):
     written = events_named(result.stdout, "rows_written")
     assert [(e["job"], e["rows"], e["table"]) for e in written] == [("smoke", 25, table)], result.stdout[-3000:]
 
-    cat = catalog()
+    cat = catalog(platform())
     rows = cat.load_table(table).scan().to_arrow().to_pydict()
     assert sorted(rows["id"]) == list(range(25))
     assert sorted(rows["label"]) == sorted(f"row-{i}" for i in range(25))

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from k2.catalog import catalog
+from k2.settings import platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.restarts_stack]
 
@@ -32,7 +33,7 @@ def test_down_stops_everything_and_up_restores_data(stack, run_id):
     registry = SchemaRegistryClient({"url": stack.registry_url})
     schema = '{"type":"record","name":"D","fields":[{"name":"x","type":"int"}]}'
     schema_id = registry.register_schema(f"{topic}-value", Schema(schema, "AVRO"))
-    cat = catalog()
+    cat = catalog(platform())
     cat.create_namespace_if_not_exists(f"k2test_{run_id}_durable")
 
     down = _k2("stack", "down")
@@ -61,5 +62,5 @@ def test_down_stops_everything_and_up_restores_data(stack, run_id):
     assert values == [b"survives-restart"]
     fresh = SchemaRegistryClient({"url": stack.registry_url})
     assert fresh.get_latest_version(f"{topic}-value").schema_id == schema_id
-    assert (f"k2test_{run_id}_durable",) in catalog().list_namespaces()
-    catalog().drop_namespace(f"k2test_{run_id}_durable")
+    assert (f"k2test_{run_id}_durable",) in catalog(platform()).list_namespaces()
+    catalog(platform()).drop_namespace(f"k2test_{run_id}_durable")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from k2 import config
+from k2.config import SettingsError
 from k2.contracts import EXCHANGES, STREAMS
+from k2.errors import K2Error
 
 
 def _known() -> set[str]:
@@ -46,7 +50,7 @@ def test_warning_names_each_unknown_variable_and_the_closest_setting():
     out = io.StringIO()
     env = {"K2_KAFAK_PORT": "1", "K2_BRONZE_INGESTON_TRIGGER": "5 seconds", "K2_ZZZ": "1",
            "K2_KAFKA_PORT": "9092", "PATH": "/bin"}
-    unknown = config.warn_unknown_variables("k2 up", env, stream=out)
+    unknown = config.check_unknown_variables("k2 up", env, stream=out)
     assert len(unknown) == 3
     assert out.getvalue().splitlines() == [
         "k2 up: warning: K2_BRONZE_INGESTON_TRIGGER is not a K2 setting and is ignored "
@@ -61,5 +65,28 @@ def test_warning_names_each_unknown_variable_and_the_closest_setting():
 def test_no_warning_when_every_variable_is_declared():
     _known()
     out = io.StringIO()
-    assert config.warn_unknown_variables("k2 up", {"K2_KAFKA_PORT": "9092"}, stream=out) == []
+    assert config.check_unknown_variables("k2 up", {"K2_KAFKA_PORT": "9092"}, stream=out) == []
     assert out.getvalue() == ""
+
+
+def test_strict_mode_rejects_naming_every_unknown_variable():
+    _known()
+    out = io.StringIO()
+    env = {"K2_STRICT_SETTINGS": "true", "K2_KAFAK_PORT": "1", "K2_ZZZ": "1"}
+    with pytest.raises(SettingsError) as caught:
+        config.check_unknown_variables("k2 up", env, stream=out)
+    assert isinstance(caught.value, K2Error)
+    message = str(caught.value)
+    assert "K2_STRICT_SETTINGS" in message and "K2_ZZZ" in message
+    assert "K2_KAFAK_PORT is not a K2 setting and is ignored (did you mean K2_KAFKA_PORT?)" in message
+    assert out.getvalue() == ""  # rejected, not warned
+    # Strict with nothing unknown goes on quietly.
+    assert config.check_unknown_variables("k2 up", {"K2_STRICT_SETTINGS": "1"}, stream=out) == []
+
+
+def test_the_callers_format_gets_the_variable_and_the_closest_name():
+    _known()
+    seen = []
+    config.check_unknown_variables("x", {"K2_KAFKA_BOOTSTRAP_SERVER": "h:1"},
+                                   warn=lambda *args: seen.append(args))
+    assert [(v, c) for v, c, _ in seen] == [("K2_KAFKA_BOOTSTRAP_SERVER", "K2_KAFKA_BOOTSTRAP")]

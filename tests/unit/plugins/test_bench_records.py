@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from k2.settings import platform
+from k2.settings import load_platform
 from k2_airflow import bench
 
 
 @pytest.fixture
 def settings(tmp_path):
-    return dataclasses.replace(platform(), home=str(tmp_path))
+    return dataclasses.replace(load_platform(), home=str(tmp_path))
 
 
 def test_records_append_one_json_line_per_entry(settings):
@@ -26,4 +26,4 @@ def test_records_append_one_json_line_per_entry(settings):
 
 def test_missing_suite_is_reported_not_run(settings):
     with pytest.raises(bench.SuiteMissing, match="no_such_bench_module"):
-        bench.run_suite("no_such_bench_module", rate=1, duration_s=10, run_id="r", settings=settings)
+        bench.run_suite(settings, "no_such_bench_module", rate=1, duration_s=10, run_id="r")

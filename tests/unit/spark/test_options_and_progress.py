@@ -6,7 +6,9 @@ import argparse
 
 import pytest
 
-from k2.contracts import all_tables, trade_topics
+from k2.config import load
+from k2.contracts import GOLD_TABLE, all_tables, trade_topics
+from k2.settings import PlatformSettings
 from spark_jobs.options import parse_topic_map, parse_trigger
 from spark_jobs.streaming import kafka_lag, progress_from_json
 from spark_jobs.tables import GOLD, table_defs
@@ -65,7 +67,8 @@ def test_every_contract_table_has_a_definition():
 
 
 def test_gold_ddl_partitions_by_hour_and_sorts():
-    sql = GOLD.create_sql("ns")
+    sql = GOLD.create_sql(load(PlatformSettings, {"K2_CATALOG": "cat"}), "ns")
+    assert f"CREATE TABLE IF NOT EXISTS cat.ns.{GOLD_TABLE} (" in sql
     assert "PARTITIONED BY (hours(`timestamp`))" in sql
     assert GOLD.sort_order == "`timestamp`, trade_id"
     for t in table_defs():
