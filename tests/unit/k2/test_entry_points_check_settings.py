@@ -59,7 +59,7 @@ def test_the_k2_cli_rejects_in_strict_mode(typo_env, monkeypatch, capsys):
 def test_a_worker_warns_in_its_json_log(typo_env):
     import io
 
-    from workers.log import EventLog, parse_events
+    from k2.log import EventLog, parse_events
     from workers.run import warn_unknown_settings
 
     out = io.StringIO()
@@ -71,7 +71,7 @@ def test_a_worker_warns_in_its_json_log(typo_env):
 
 def test_a_worker_process_stops_with_a_config_error_in_strict_mode(tmp_path):
     from workers.exits import EXIT_CONFIG
-    from workers.log import parse_events
+    from k2.log import parse_events
 
     reason = tmp_path / "reason"
     proc = subprocess.run(
