@@ -16,7 +16,7 @@ the stream's phases in the order it ran them).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -29,17 +29,18 @@ class BatchTimings:
     """The stream's own phases per batch id, filled by its ``foreachBatch`` function and
     taken by the progress listener (both run in the driver's Python process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock  # seconds; tests inject a fake one
         self._phases: dict[int, dict[str, float]] = {}
 
     @contextmanager
     def phase(self, batch_id: int, name: str) -> Iterator[None]:
-        began = time.monotonic()
+        began = self._clock()
         try:
             yield
         finally:
             phases = self._phases.setdefault(batch_id, {})
-            phases[name] = phases.get(name, 0.0) + time.monotonic() - began
+            phases[name] = phases.get(name, 0.0) + self._clock() - began
             for old in [b for b in self._phases if b < batch_id - KEEP_BATCHES]:
                 del self._phases[old]
 

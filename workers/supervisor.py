@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,7 @@ class Supervisor:
         backoff_cap_s: float = 60.0,
         grace_s: float = 40.0,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,  # when children start and restart (tests inject one)
     ):
         self.children = list(children)
         self.log = log
@@ -66,6 +67,7 @@ class Supervisor:
         self.backoff_cap_s = backoff_cap_s
         self.grace_s = grace_s
         self.rng = rng or random.Random()
+        self.clock = clock
         self.stopping = False
         self.exit_code = EXIT_OK
 
@@ -77,7 +79,7 @@ class Supervisor:
         if child.reason_file is not None:
             child.reason_file.unlink(missing_ok=True)  # a reason left by an earlier run is not this one's
         child.process = subprocess.Popen(child.argv, env=child.env)
-        child.started_at = time.monotonic()
+        child.started_at = self.clock()
         child.restart_at = None
         self.log.info("child_started", child=child.name, pid=child.process.pid, restarts=child.restarts)
 
@@ -127,7 +129,7 @@ class Supervisor:
         for child in self.children:
             self.start(child)
         while not self.stopping:
-            self.check(time.monotonic())
+            self.check(self.clock())
             time.sleep(poll_s)
         return self.shutdown()
 

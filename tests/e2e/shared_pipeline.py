@@ -19,7 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from k2.log import parse_events
+from k2.polling import wait_until
 from k2ops.pipeline import IsolatedPipeline
+from workers.simulator import SimulatorThread
 
 
 class StreamKeeper(threading.Thread):
@@ -65,6 +67,34 @@ class SharedPipeline:
                               for m, e in mine.items() if m not in ids),
             "unexpected": sorted(m for m in ids if m not in self.all_expected()),
         }
+
+
+# -- the simulated market ---------------------------------------------------------------
+
+
+def newest_trade_ids(sim: SimulatorThread) -> dict[tuple[str, str], int]:
+    """(exchange, symbol) -> the id of the newest trade its market has published."""
+    return sim.call(lambda: {(ex, symbol): archive[-1].trade_id for ex, tape in sim.sim.tapes.items()
+                             for symbol, archive in tape.archive.items() if archive})
+
+
+def wait_for_market(sim: SimulatorThread, trades: int, what: str, timeout: float) -> None:
+    """Wait until each exchange's market has published ``trades`` more trades than now.
+
+    The market runs with or without clients; a symbol's trade ids grow by one a trade, so
+    this waits for a volume of trading rather than sleeping what it usually takes.
+    """
+    start = newest_trade_ids(sim)
+    exchanges = {ex for ex, _ in start}
+
+    def published() -> bool:
+        now = newest_trade_ids(sim)
+        grown = Counter()
+        for key, first in start.items():
+            grown[key[0]] += now[key] - first
+        return all(grown[ex] >= trades for ex in exchanges)
+
+    wait_until(published, timeout, f"{trades} more trades per exchange: {what}", interval=0.5)
 
 
 # -- the workers of a phase, from their log -------------------------------------------

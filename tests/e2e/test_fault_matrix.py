@@ -27,7 +27,14 @@ from k2.polling import wait_until
 from k2.settings import fresh_platform
 from k2ops.pipeline import IsolatedPipeline
 from k2ops.stack import kafka, registry
-from shared_pipeline import SharedPipeline, child_pid, connected_after, topic_trades, worker_events
+from shared_pipeline import (
+    SharedPipeline,
+    child_pid,
+    connected_after,
+    topic_trades,
+    wait_for_market,
+    worker_events,
+)
 from simulator_expectations import expected_trades, published_trades
 from workers.simulator import SimulatorConfig, SimulatorThread
 
@@ -151,7 +158,7 @@ def faults_run(stack, shared: SharedPipeline):
             RECOVERY.append({"fault": f"exchange stall ({exchange})", "recovery_s": round(worst + WATCHDOG_S, 1),
                              "detail": f"worst of the stalls: {WATCHDOG_S:g} s watchdog + reconnect"})
 
-        time.sleep(10)
+        wait_for_market(sim, 100, "the market runs on after the recoveries", 120)
         sim.stop()
         assert pipe.stop_workers() == 0
         expected = {}

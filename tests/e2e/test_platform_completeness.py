@@ -32,7 +32,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +43,14 @@ from k2 import ledger_store
 from k2.contracts import silver_table
 from k2.polling import wait_until
 from k2.settings import platform
-from shared_pipeline import SharedPipeline, child_pid, connected_after, topic_trades, worker_events
+from shared_pipeline import (
+    SharedPipeline,
+    child_pid,
+    connected_after,
+    topic_trades,
+    wait_for_market,
+    worker_events,
+)
 from simulator_expectations import published_trades, unserved_ranges
 from workers.simulator import SimulatorConfig, SimulatorThread, read_record
 
@@ -76,11 +82,11 @@ def run(stack, shared: SharedPipeline):
         os.kill(killed, signal.SIGKILL)
         restarted = wait_until(lambda: (p := child_pid(pipe, "kraken")) != killed and p, 60, "kraken restart")
         wait_until(lambda: connected_after(pipe, "kraken", restarted), 60, "kraken reconnected")
-        time.sleep(10)  # the market runs on; the restart's gap is filled meanwhile
+        wait_for_market(sim, 400, "the market runs on; the restart's gap is filled meanwhile", 120)
         # The streams stop skipping trades: a trade skipped just before the market closes
         # would be revealed by no later trade, and REST closes with the market.
         sim.call(_stop_dropping, sim.sim.cfg)
-        time.sleep(2)
+        wait_for_market(sim, 80, "trades no stream skipped", 60)
         # What was published so far reaches Gold while REST is still there to serve it.
         published = {}
         for exchange in SYMBOLS:
@@ -164,10 +170,11 @@ def lost_run(stack, shared: SharedPipeline):
                    90, "both workers to deliver trades")
         assert pipe.stop_workers() == 0  # watermarks saved
         assert not backfilled()  # a first run has no watermark to backfill from
-        time.sleep(15)  # ~600 trades per symbol: REST's last 200 no longer reach back to the watermark
+        # One symbol per exchange: 600 trades each, so REST's last 200 no longer reach back to the watermark.
+        wait_for_market(sim, 600, "history beyond what REST serves", 120)
         pipe.start_workers(sim.urls(), phase=LOST_PHASE, **env)
         wait_until(lambda: backfilled() >= set(LOST_SYMBOLS), 90, "both workers' backfill after the restart")
-        time.sleep(3)
+        wait_for_market(sim, 120, "live trades after the backfill", 60)
         sim.stop()
         assert pipe.stop_workers() == 0
         lost = {exchange: unserved_ranges(str(record), exchange).get(symbol, [])

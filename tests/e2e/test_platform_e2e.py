@@ -29,7 +29,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.contracts import trade_schema_text
 from k2.polling import wait_until
-from shared_pipeline import SharedPipeline
+from shared_pipeline import SharedPipeline, wait_for_market
 from simulator_expectations import DLQ_KIND, bad_frames, expected_trades, published_trades
 from workers.simulator import SimulatorConfig, SimulatorThread
 
@@ -93,7 +93,8 @@ def run(stack, shared: SharedPipeline):
             producer.produce(topic, key=error_type.encode(), value=value)
         assert producer.flush(30) == 0
 
-        time.sleep(TRADE_SECONDS)  # the market runs; nothing is asserted on timing
+        # The market runs (nothing is asserted on timing): TRADE_SECONDS of trading at RATE.
+        wait_for_market(sim, TRADE_SECONDS * RATE, "the market's run", TRADE_SECONDS * 4 + 60)
         sim.stop()
         assert pipe.stop_workers() == 0
 

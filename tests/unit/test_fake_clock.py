@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fake_clock import fake_now
+from fake_clock import FakeClock, fake_now
 from k2.contracts import GOLD_TABLE, silver_table
 from spark_jobs.compaction import cold_filter
 from spark_jobs.maintenance import parse_instant
@@ -46,3 +46,13 @@ def test_now_option_parses_instants_and_names_itself_on_error():
 def test_cold_partitions_around_midnight(now, silver, gold):
     assert cold_filter(silver_table("binance"), now, 2) == f"exchange_date < DATE '{silver}'"
     assert cold_filter(GOLD_TABLE, now, 2) == f"`timestamp` < TIMESTAMP '{gold}+00:00'"
+
+
+def test_fake_clock_moves_only_when_told_and_never_back():
+    clock = FakeClock(10.0)
+    assert (clock(), clock()) == (10.0, 10.0)
+    assert clock.advance(0.25) == 10.25 and clock() == 10.25
+    assert clock.set(12.0) == 12.0 and clock() == 12.0
+    with pytest.raises(ValueError, match="cannot go back"):
+        clock.set(11.0)
+    assert clock() == 12.0

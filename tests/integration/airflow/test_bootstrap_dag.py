@@ -15,7 +15,7 @@ docs/screenshots/.
 from __future__ import annotations
 
 import shutil
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -99,6 +99,20 @@ def _body(b) -> str:
     return b.find_element(By.TAG_NAME, "body").text
 
 
+def _unchanged(read: Callable[[], str]) -> Callable[[], bool]:
+    """A probe that holds once ``read()`` gives the same text twice in a row: the page has
+    stopped rendering (for a screenshot of the finished page)."""
+    last: list[str] = []
+
+    def probe() -> bool:
+        text = read()
+        settled = bool(last) and last[-1] == text
+        last.append(text)
+        return settled
+
+    return probe
+
+
 def _shot(b, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     b.save_screenshot(str(SHOTS / f"{name}.png"))
@@ -139,7 +153,7 @@ def test_second_run_from_the_ui_succeeds_and_changes_nothing(first_run, browser,
         assert run["state"] == "success", run
         browser.get(f"{base}/dags/bootstrap/runs/{run['dag_run_id']}")
         wait_until(lambda: "success" in _body(browser).lower(), 60, "the run page showing success", interval=1)
-        time.sleep(1)  # let the grid finish painting before the screenshot
+        wait_until(_unchanged(lambda: _body(browser)), 30, "the run page to finish painting", interval=0.5)
         _shot(browser, "airflow-bootstrap-success")
     finally:
         api.set_paused("bootstrap", True)  # leave it as found: manual DAGs stay paused

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from worker_harness import (
     assert_trades_match,
     expected_trades,
     published_trades,
+    wait_for_more,
     wait_until_landed,
     worker_env,
 )
@@ -54,7 +54,7 @@ def test_kill_9_under_supervisor_backfills_every_published_trade(stack, topics, 
     wait_until(lambda: len(record_events(sim, "conn_open")) > killed_at_conn, 30, "restarted worker to reconnect")
     wait_until(lambda: {e["symbol"] for e in log_events(supervisor, "backfill_done")} == {"BTCUSDT", "ETHUSDT"},
                30, "the restart gap of both symbols backfilled")
-    time.sleep(2.0)  # more live trades after the backfill
+    wait_for_more(reader, 40, "live trades after the backfill")
     sim.stop()
 
     expected = published_trades(sim.record_path, "binance")
@@ -91,7 +91,7 @@ def test_gap_inside_one_connection_is_backfilled_through_429s(stack, topics, mak
     assert sim.call(sim.sim.drop, "binance", 40) == 1
     wait_until(lambda: len(record_events(sim, "dropped")) == 40, 10, "40 trades left out of the stream")
     wait_until(lambda: sum(e["trades"] for e in log_events(worker, "backfill_done")) >= 40, 30, "backfill of the drops")
-    time.sleep(1.0)
+    wait_for_more(reader, 40, "live trades after the backfill of the drops")
     sim.stop()
 
     expected = published_trades(sim.record_path, "binance")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -17,6 +16,7 @@ from worker_harness import (
     bad_frames,
     expected_trades,
     published_trades,
+    wait_for_more,
     wait_until_landed,
     worker_env,
 )
@@ -84,7 +84,7 @@ def test_binance_rotation_and_server_shutdown_leave_no_gap(stack, topics, make_s
     wait_until(lambda: any(e.get("event") == "server_shutdown" for e in worker.events()), 10,
                "the worker to read the serverShutdown notice")
     wait_until(lambda: conn_opens(sim, "binance") > opens, 10, "reconnect after serverShutdown")
-    time.sleep(1.0)
+    wait_for_more(reader, 100, "live trades on the connections after the notice")
     sim.stop()
 
     expected = expected_trades(sim.record_path, "binance")
@@ -111,7 +111,7 @@ def test_binance_server_shutdown_notice_promotes_a_successor_at_once(stack, topi
     assert sim.call(sim.sim.disconnect, "binance", "shutdown") == 1  # notice now, close 2 s later
     wait_until(lambda: any(e.get("event") == "connection_promoted" and e["reason"] == "server_shutdown"
                            for e in worker.events()), 15, "a successor promoted for the serverShutdown notice")
-    time.sleep(1.0)
+    wait_for_more(reader, 50, "live trades on the successor")
     sim.stop()
 
     expected = expected_trades(sim.record_path, "binance")
@@ -135,7 +135,7 @@ def test_abrupt_disconnect_and_silent_stall_recover(exchange, stack, topics, mak
     wait_until(lambda: sim.call(sim.sim.sessions, exchange), 10, "new session")
     assert sim.call(sim.sim.stall, exchange, 30.0) == 1  # socket stays open, pings answered
     wait_until(lambda: conn_opens(sim, exchange) >= 3, 10, "watchdog reconnect after a silent stall")
-    time.sleep(1.0)
+    wait_for_more(reader, 30, "trades after the watchdog's reconnect")
     sim.stop()
 
     # Binance backfills what the stall hid over REST, so Kafka holds every published trade;

@@ -233,6 +233,13 @@ def assert_contiguous(messages: list[dict]) -> None:
         assert not gaps, f"{symbol}: {len(gaps)} trade ids missing between {min(got)} and {max(got)}: {gaps[:10]}"
 
 
+def wait_for_more(reader: TopicReader, trades: int, what: str, timeout_s: float = 30) -> None:
+    """Wait until ``trades`` more messages than now are in the reader's topic: the stream
+    flows on (a condition to wait for, not a fixed sleep)."""
+    landed = len(reader.poll(0.3))
+    wait_until(lambda: len(reader.poll(0.3)) >= landed + trades, timeout_s, f"{trades} more trades: {what}")
+
+
 def wait_until_landed(reader: TopicReader, expected: dict, timeout_s: float = 30) -> list[dict]:
     def landed() -> bool:
         got = {(m["value"]["symbol"], m["value"]["trade_id"]) for m in reader.poll(0.5)}

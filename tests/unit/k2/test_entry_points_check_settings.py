@@ -70,8 +70,8 @@ def test_a_worker_warns_in_its_json_log(typo_env):
 
 
 def test_a_worker_process_stops_with_a_config_error_in_strict_mode(tmp_path):
-    from workers.exits import EXIT_CONFIG
     from k2.log import parse_events
+    from workers.exits import EXIT_CONFIG
 
     reason = tmp_path / "reason"
     proc = subprocess.run(

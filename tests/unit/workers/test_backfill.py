@@ -2,13 +2,13 @@
 
 import io
 import json
-import time
 import urllib.parse
 from decimal import Decimal
 
 import pytest
 
 from k2.log import EventLog
+from k2.polling import wait_until
 from workers.backfill import Backfiller, Done, Failed, GapFiller, Page, Unavailable, fetch_gap
 from workers.binance import Binance
 from workers.dlq import DeadLetters
@@ -171,13 +171,13 @@ def filler(binance, progress, backfiller, max_trades=1000, dead_lettered=None):
 
 def fill(gf, progress, backfiller) -> None:
     """Run the backfill thread until every gap is closed (10 s at most)."""
+    def pumped() -> bool:
+        gf.pump()
+        return not progress.open_gaps
+
     backfiller.start()
     try:
-        deadline = time.monotonic() + 10
-        gf.pump()
-        while progress.open_gaps and time.monotonic() < deadline:
-            time.sleep(0.01)
-            gf.pump()
+        wait_until(pumped, 10, "every gap closed", interval=0.01)
     finally:
         backfiller.stop()
 

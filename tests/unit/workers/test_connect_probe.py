@@ -11,6 +11,7 @@ import urllib.parse
 import pytest
 
 from k2.log import EventLog
+from k2.polling import wait_until
 from workers.backfill import Backfiller, GapFiller, Latest, Pacer, probe_latest
 from workers.binance import Binance
 from workers.dlq import DeadLetters
@@ -106,13 +107,14 @@ def test_quiet_symbols_are_backfilled_at_connect_without_a_live_trade(exchanges,
     backfiller = Backfiller(exchanges[name], "http://rest.test", 1000, stats, fetch=Rest(t))
     backfiller._sleep = lambda s: True  # pacing is tested elsewhere; keep this test fast
     gf = GapFiller(progress, backfiller, produced.append, DeadLetters(name, lambda k, v: None, log), stats, log, 10_000)
+    def pumped() -> bool:
+        gf.pump()
+        return len(produced) >= 78
+
     backfiller.start()
     try:
         gf.probe(symbols)
-        deadline = time.monotonic() + 20
-        while len(produced) < 78 and time.monotonic() < deadline:
-            gf.pump()
-            time.sleep(0.01)
+        wait_until(pumped, 20, "the 78 trades of both quiet symbols backfilled", interval=0.01)
     finally:
         backfiller.stop()
     expected = {(s, str(a.trade_id)) for s in symbols for a in list(t[name].archive[s])[-39:]}

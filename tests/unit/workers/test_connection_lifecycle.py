@@ -1,16 +1,23 @@
-"""Connection lifecycle against the in-process simulator on loopback (no Kafka)."""
+"""Connection lifecycle against the in-process simulator on loopback (no Kafka).
+
+The manager's timers (backoff, rotation, overlap, pings) run on a fake clock the test
+moves; trades arrive from the simulator in real time and are waited for by condition.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import socket
-import time
+from collections.abc import Callable
 
 import pytest
 
 from k2.config import load
 from k2.log import EventLog
+from k2.polling import wait_until
+from tests.fake_clock import FakeClock
 from workers.binance import Binance
 from workers.connection import BufferedReceive, ConnectionManager
 from workers.kraken import Kraken
@@ -43,9 +50,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_for(manager: ConnectionManager, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    manager.run(lambda: time.monotonic() > deadline, lambda: None)
+def turn_until(manager: ConnectionManager, condition: Callable[[], object], what: str, timeout: float = 10.0):
+    """Turn the manager (reading what the simulator sends) until ``condition()`` holds.
+
+    The manager's timers run on the test's fake clock, which only the test moves; the
+    timeout only bounds a broken run (data from the simulator arrives in real time).
+    """
+
+    def turned() -> object:
+        manager.turn()
+        return condition()
+
+    return wait_until(turned, timeout, what, interval=0)
 
 
 @pytest.fixture
@@ -66,55 +82,79 @@ def contiguous(trades: list[dict]) -> bool:
     return all(len(ids) == max(ids) - min(ids) + 1 for ids in by_symbol.values())
 
 
-def test_failover_to_the_next_endpoint_then_rotation_without_gap(sim, capsys):
-    dead = f"ws://127.0.0.1:{free_port()}"
-    s = settings(binance_urls=f"{dead},{sim.urls()['binance']}", workers_connection_lifetime_s="0.8",
-                 workers_rotation_overlap_s="0.2", workers_backoff_base_s="0.05", workers_backoff_cap_s="0.1")
+def events_of(out: io.StringIO, name: str) -> list[dict]:
+    return [e for e in map(json.loads, out.getvalue().splitlines()) if e["event"] == name]
+
+
+def open_links(manager: ConnectionManager) -> int:
+    return sum(1 for link in manager.links if not link.closed)
+
+
+def test_failover_to_the_next_endpoint_then_rotation_without_gap(sim):
+    dead, live = f"ws://127.0.0.1:{free_port()}", sim.urls()["binance"]
+    s = settings(binance_urls=f"{dead},{live}", workers_connection_lifetime_s="60",
+                 workers_rotation_overlap_s="5", workers_backoff_base_s="1", workers_backoff_cap_s="1",
+                 workers_watchdog_s="1000")
     exchange = Binance(["BTCUSDT", "ETHUSDT"], SymbolTable.shipped())
-    handler, stats = Collect(exchange), WorkerStats("binance")
-    manager = ConnectionManager(exchange, s, handler, stats, EventLog(), rng=random.Random(1))
-    run_for(manager, 3.0)
+    handler, stats, out, clock = Collect(exchange), WorkerStats("binance"), io.StringIO(), FakeClock()
+    manager = ConnectionManager(exchange, s, handler, stats, EventLog(out), clock=clock, rng=random.Random(1))
+    manager.turn()  # the dead endpoint refuses
+    (failed,) = events_of(out, "connect_failed")
+    assert (failed["endpoint"], failed["next_endpoint"]) == (dead, live) and failed["retry_in_s"] <= 1
+    clock.advance(1)  # the backoff (at most its 1 s base) has passed
+    turn_until(manager, lambda: len(handler.trades) >= 50, "trades from the live endpoint")
+    for rotation in (1, 2):
+        clock.advance(60)  # the connection's lifetime
+        turn_until(manager, lambda r=rotation: stats.reconnects["rotation"] == r, f"successor {rotation} promoted")
+        assert open_links(manager) == 2  # make-before-break: the old one still reads
+        seen = len(handler.trades)
+        turn_until(manager, lambda n=seen: len(handler.trades) >= n + 50, "trades in the overlap")
+        clock.advance(5)  # the overlap
+        turn_until(manager, lambda: open_links(manager) == 1, "the old connection retired")
+    seen = len(handler.trades)
+    turn_until(manager, lambda: len(handler.trades) >= seen + 50, "trades after the last rotation")
     manager.close_all()
-    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    failed = [e for e in events if e["event"] == "connect_failed"]
-    assert failed and failed[0]["endpoint"] == dead and failed[0]["next_endpoint"] == sim.urls()["binance"]
-    assert stats.reconnects["rotation"] >= 2
-    assert len(handler.trades) > 200
+    assert stats.reconnects == {"rotation": 2}
+    assert [e["reason"] for e in events_of(out, "connection_closed")] == ["rotated", "rotated", "shutdown"]
+    assert len(handler.trades) >= 200  # 50 before, in and after each rotation
     assert contiguous(handler.trades)
-    assert any(e["event"] == "connection_closed" and e["reason"] == "rotated" for e in events)
 
 
-def test_kraken_subscribes_acks_and_sends_application_pings(sim, capsys):
-    s = settings(kraken_urls=sim.urls()["kraken"], workers_kraken_ping_interval_s="0.3")
+def test_kraken_subscribes_acks_and_sends_application_pings(sim):
+    s = settings(kraken_urls=sim.urls()["kraken"], workers_kraken_ping_interval_s="10")
     exchange = Kraken(["BTC/USD", "ETH/USD"], SymbolTable.shipped())
-    handler, stats = Collect(exchange), WorkerStats("kraken")
-    manager = ConnectionManager(exchange, s, handler, stats, EventLog())
-    time.sleep(0.5)  # let the tape build some history for the snapshot
-    run_for(manager, 1.5)
+    handler, stats, out, clock = Collect(exchange), WorkerStats("kraken"), io.StringIO(), FakeClock()
+    manager = ConnectionManager(exchange, s, handler, stats, EventLog(out), clock=clock)
+    tape = sim.sim.tapes["kraken"]
+    wait_until(lambda: sim.call(lambda: min(len(h) for h in tape.history.values())) >= 10, 10,
+               "some history on the tape for the subscribe snapshot", interval=0.01)
+    turn_until(manager, lambda: len(events_of(out, "subscribed")) == 2, "both subscriptions acknowledged")
+    turn_until(manager, lambda: any(t["vendor_data"]["type"] == "snapshot" for t in handler.trades), "the snapshot")
+    for pings in (1, 2, 3):
+        clock.advance(10)  # one ping interval
+        turn_until(manager, lambda n=pings: handler.controls.count("pong") == n, f"pong {pings}")
+    turn_until(manager, lambda: handler.controls.count("heartbeat") >= 1, "the simulator's heartbeat")
     manager.close_all()
-    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert sorted(e["detail"] for e in events if e["event"] == "subscribed") == ["trade BTC/USD", "trade ETH/USD"]
-    assert any(e["event"] == "exchange_status" and e["system"] == "online" for e in events)
-    snapshot = [t for t in handler.trades if t["vendor_data"]["type"] == "snapshot"]
-    assert snapshot and contiguous(handler.trades)
-    assert handler.controls.count("pong") >= 3  # our pings every 0.3 s were answered
-    assert handler.controls.count("heartbeat") >= 1
+    assert sorted(e["detail"] for e in events_of(out, "subscribed")) == ["trade BTC/USD", "trade ETH/USD"]
+    assert any(e["system"] == "online" for e in events_of(out, "exchange_status"))
+    assert contiguous(handler.trades)
+    assert handler.controls.count("pong") == 3  # one answer to each ping, none sent unasked
     assert stats.errors == {}
 
 
-def test_rejected_subscription_is_reported_and_the_rest_keeps_flowing(sim, capsys):
+def test_rejected_subscription_is_reported_and_the_rest_keeps_flowing(sim):
     s = settings(kraken_urls=sim.urls()["kraken"])
     exchange = Kraken(["BTC/USD", "SOL/USD"], SymbolTable.shipped())  # the simulator lists no SOL/USD
-    handler, stats = Collect(exchange), WorkerStats("kraken")
-    manager = ConnectionManager(exchange, s, handler, stats, EventLog())
-    run_for(manager, 1.0)
+    handler, stats, out = Collect(exchange), WorkerStats("kraken"), io.StringIO()
+    manager = ConnectionManager(exchange, s, handler, stats, EventLog(out), clock=FakeClock())
+    turn_until(manager, lambda: events_of(out, "subscribe_error") and len(handler.trades) >= 50,
+               "the rejection and trades of the other symbol")
     manager.close_all()
-    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    (rejected,) = [e for e in events if e["event"] == "subscribe_error"]
+    (rejected,) = events_of(out, "subscribe_error")
     assert rejected["level"] == "error"
     assert rejected["detail"] == "subscribe SOL/USD rejected: Currency pair not supported SOL/USD"
     assert stats.errors["subscribe_error"] == 1
-    assert handler.trades and {t["symbol"] for t in handler.trades} == {"BTC/USD"}
+    assert {t["symbol"] for t in handler.trades} == {"BTC/USD"}
 
 
 def test_backoff_grows_with_jitter_and_is_capped():

@@ -1,30 +1,66 @@
 import io
 import json
 import os
-import random
 import subprocess
 import sys
 import time
 
 from k2.log import EventLog
+from tests.fake_clock import FakeClock
 from workers.supervisor import Child, Supervisor, simulator_env, worker_child
 
 
+class TopOfJitter:
+    """The jitter at its top, so each restart delay is exactly ``min(cap, base * 2**(n-1))``."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return high
+
+
+def exited(sup: Supervisor, child: Child) -> int:
+    """Wait for the child process to exit (a real process: waited on, not slept on), then let
+    the supervisor notice it at the fake clock's instant; the exit code."""
+    code = child.process.wait(10)
+    sup.check(sup.clock())
+    assert child.process is None  # noticed, not restarted at once
+    return code
+
+
 def test_exited_child_is_restarted_with_growing_backoff():
-    out = io.StringIO()
+    out, clock = io.StringIO(), FakeClock(0.0)
     child = Child("flaky", [sys.executable, "-c", "raise SystemExit(7)"], {})
-    sup = Supervisor([child], EventLog(out), backoff_base_s=0.05, backoff_cap_s=0.2, rng=random.Random(1))
+    sup = Supervisor([child], EventLog(out), backoff_base_s=1, backoff_cap_s=4, rng=TopOfJitter(), clock=clock)
     sup.start(child)
-    deadline = time.monotonic() + 10
-    while child.restarts < 3 and time.monotonic() < deadline:
-        sup.check(time.monotonic())
-        time.sleep(0.01)
-    assert child.restarts == 3
-    assert child.history[:3] == [7, 7, 7]
+    for restart_at in (1, 3, 7, 11):  # delays 1, 2, 4, then the 4 s cap
+        assert exited(sup, child) == 7
+        clock.set(restart_at - 0.001)
+        sup.check(clock())
+        assert child.process is None
+        clock.set(restart_at)
+        sup.check(clock())
+        assert child.process is not None and child.started_at == restart_at
+    assert child.restarts == 4 and child.history == [7, 7, 7, 7]
     exits = [json.loads(x) for x in out.getvalue().splitlines() if '"child_exited"' in x]
-    delays = [e["restart_in_s"] for e in exits]
-    assert delays[0] <= 0.05 and delays[1] <= 0.1 and delays[2] <= 0.2 and delays[2] > delays[0]
-    assert exits[0]["reason"] == "crashed" and exits[0]["exit_code"] == 7
+    assert [e["restart_in_s"] for e in exits] == [1, 2, 4, 4]
+    assert {(e["reason"], e["exit_code"], e["ran_s"]) for e in exits} == {("crashed", 7, 0)}
+    sup.shutdown()
+
+
+def test_a_child_that_ran_a_healthy_while_restarts_at_the_base_delay_again():
+    out, clock = io.StringIO(), FakeClock(0.0)
+    child = Child("flaky", [sys.executable, "-c", "raise SystemExit(7)"], {})
+    sup = Supervisor([child], EventLog(out), backoff_base_s=1, backoff_cap_s=4, rng=TopOfJitter(), clock=clock)
+    sup.start(child)
+    exited(sup, child)  # delay 1
+    clock.set(1)
+    sup.check(clock())
+    exited(sup, child)  # a second short run: delay 2
+    clock.set(3)
+    sup.check(clock())
+    clock.set(3 + 60)  # this run lasts the healthy minute before its exit is noticed
+    exited(sup, child)
+    delays = [json.loads(x)["restart_in_s"] for x in out.getvalue().splitlines() if '"child_exited"' in x]
+    assert delays == [1, 2, 1] and child.restart_at == 64
     sup.shutdown()
 
 
@@ -60,12 +96,14 @@ def test_a_configuration_error_is_not_restarted_and_names_the_setting(tmp_path):
     out = io.StringIO()
     bad = config_error_child("binance", tmp_path, "K2_BINANCE_SYMBOLS: 'NOPE' is not in the symbol table")
     sleeper = Child("kraken", [sys.executable, "-c", "import time; time.sleep(30)"], {})
-    sup = Supervisor([bad, sleeper], EventLog(out), backoff_base_s=0.01, grace_s=5)
+    clock = FakeClock()
+    sup = Supervisor([bad, sleeper], EventLog(out), backoff_base_s=0.01, grace_s=5, clock=clock)
     sup.start(bad)
     sup.start(sleeper)
     bad.process.wait(10)
     for _ in range(3):
-        sup.check(time.monotonic() + 100)  # long past any backoff
+        clock.advance(100)  # long past any backoff
+        sup.check(clock())
     assert (bad.history, bad.restarts, bad.process, bad.gave_up) == ([78], 0, None, True)
     assert not sup.stopping  # the other worker keeps running
     (event,) = [json.loads(x) for x in out.getvalue().splitlines() if '"child_config_error"' in x]
@@ -79,11 +117,11 @@ def test_the_supervisor_stops_with_code_78_when_every_worker_has_a_configuration
     out = io.StringIO()
     children = [config_error_child(name, tmp_path, "K2_WORKERS_MAX_FRAME_BYTES: must be 4096-67108864 bytes, got 1")
                 for name in ("binance", "kraken")]
-    sup = Supervisor(children, EventLog(out), backoff_base_s=0.01)
+    sup = Supervisor(children, EventLog(out), backoff_base_s=0.01, clock=FakeClock())
     for child in children:
         sup.start(child)
         child.process.wait(10)
-    sup.check(time.monotonic())
+    sup.check(sup.clock())
     assert sup.stopping and [c.restarts for c in children] == [0, 0]
     assert sup.shutdown() == 78
     assert '"supervisor_stopping"' in out.getvalue()
