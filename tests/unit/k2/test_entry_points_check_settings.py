@@ -48,7 +48,7 @@ def test_the_k2_cli_warns_and_goes_on(typo_env, tmp_path):
 
 
 def test_the_k2_cli_rejects_in_strict_mode(typo_env, monkeypatch, capsys):
-    from k2 import cli
+    from k2ops import cli
 
     monkeypatch.setenv("K2_STRICT_SETTINGS", "true")
     assert cli.main(["streams", "status"]) == 2
