@@ -16,6 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The test machine has 2 cores shared with the local stack: how fast Hypothesis draws
+# inputs says nothing about the code under test, so neither the draw speed nor a
+# per-example deadline may fail a test. Tests that pin their own settings keep them.
+settings.register_profile("k2", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("k2")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "plugins"))  # Airflow adds plugins/ to sys.path too
