@@ -15,22 +15,16 @@ two benchmarks would measure each other.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import Param, task
 
 from k2_airflow import bench
-from k2_airflow.defaults import START_DATE, default_args, task_settings
+from k2_airflow.defaults import default_args, k2_dag, task_settings
 
 SUITES = {"workers": "workers.bench", "spark": "spark_jobs.bench"}
 
-with DAG(
-    dag_id="benchmark",
-    doc_md=__doc__,
-    schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(retries=0),  # a re-run would not measure the same thing
-    tags=["k2", "benchmark"],
+with k2_dag(
+    "benchmark", __doc__, schedule=None, tags=["k2", "benchmark"],
+    task_args=default_args(retries=0),  # a re-run would not measure the same thing
     params={
         "rate": Param(50_000, type="integer", minimum=1, description="target messages per second"),
         "duration_seconds": Param(600, type="integer", minimum=10, description="sustained duration"),

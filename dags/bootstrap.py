@@ -17,21 +17,14 @@ Run it again at any time: a second run reports `exists` everywhere and changes n
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import Param, task
 
 from k2_airflow import bootstrap
-from k2_airflow.defaults import START_DATE, default_args, task_settings
+from k2_airflow.defaults import k2_dag, task_settings
 from k2_airflow.spark import spark_job
 
-with DAG(
-    dag_id="bootstrap",
-    doc_md=__doc__,
-    schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(retries=1),
-    tags=["k2", "setup"],
+with k2_dag(
+    "bootstrap", __doc__, schedule=None, tags=["k2", "setup"],
     params={
         "retention_hours": Param(168, type="integer", minimum=1,
                                  description="retention.ms of newly created topics, in hours"),

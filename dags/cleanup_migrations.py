@@ -18,20 +18,13 @@ Never touches v3 objects (the names in `k2.contracts` are protected in
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import Param, task
 
 from k2_airflow import cleanup
-from k2_airflow.defaults import START_DATE, default_args, task_settings
+from k2_airflow.defaults import k2_dag, task_settings
 
-with DAG(
-    dag_id="cleanup_migrations",
-    doc_md=__doc__,
-    schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(retries=1),
-    tags=["k2", "migration"],
+with k2_dag(
+    "cleanup_migrations", __doc__, schedule=None, tags=["k2", "migration"],
     params={"dry_run": Param(True, type="boolean",
                              description="only list what would be removed")},
 ) as dag:

@@ -22,19 +22,9 @@ runs once when the scheduler is back (cron schedule with `catchup=False`).
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
-
-from k2_airflow.defaults import START_DATE, default_args
+from k2_airflow.defaults import default_args, k2_dag
 from k2_airflow.maintenance import all_tables_task
 
-with DAG(
-    dag_id="compaction",
-    doc_md=__doc__,
-    schedule="30 * * * *",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(retries=3),
-    tags=["k2", "maintenance"],
-) as dag:
+with k2_dag("compaction", __doc__, schedule="30 * * * *", tags=["k2", "maintenance"],
+            task_args=default_args(retries=3)) as dag:
     all_tables_task("compaction")

@@ -24,20 +24,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, task
+from airflow.sdk import task
 
-from k2_airflow.defaults import START_DATE, default_args, task_settings
+from k2_airflow.defaults import default_args, k2_dag, task_settings
 
-with DAG(
-    dag_id="completeness_ledger",
-    doc_md=__doc__,
-    schedule=timedelta(minutes=15),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,  # the job is the table's only writer
-    default_args=default_args(retries=2),
-    tags=["k2", "completeness"],
-) as dag:
+# One run at a time (k2_dag): the job is the table's only writer.
+with k2_dag("completeness_ledger", __doc__, schedule=timedelta(minutes=15), tags=["k2", "completeness"],
+            task_args=default_args(retries=2)) as dag:
 
     @task(task_id="update", execution_timeout=timedelta(minutes=30))
     def update() -> dict:

@@ -20,19 +20,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import Param, task
 
-from k2_airflow.defaults import START_DATE, default_args, task_settings
+from k2_airflow.defaults import default_args, k2_dag, task_settings
 
-with DAG(
-    dag_id="data_quality",
-    doc_md=__doc__,
-    schedule="15 * * * *",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(retries=2),
-    tags=["k2", "completeness"],
+with k2_dag(
+    "data_quality", __doc__, schedule="15 * * * *", tags=["k2", "completeness"],
+    task_args=default_args(retries=2),
     params={
         "grace_minutes": Param(30, type="number", minimum=0, description="how long a record may be in flight"),
         "start": Param("", type="string", description="window start, ISO-8601 (default: the last whole hour)"),

@@ -11,27 +11,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG
+from k2_airflow.defaults import k2_dag
+from k2_airflow.spark import spark_job
 
-from k2.jobs import job_path
-from k2_airflow.defaults import START_DATE, default_args
-
-with DAG(
-    dag_id="platform_smoke",
-    doc_md=__doc__,
-    schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    tags=["k2", "platform"],
-    default_args=default_args(retries=1),
-):
-    SparkSubmitOperator(
-        task_id="spark_iceberg_smoke",
-        conn_id="spark_default",
-        application=str(job_path("smoke")),
-        application_args=["--table", "k2_smoke.airflow_check", "--rows", "5"],
-        name="k2-smoke",
-        execution_timeout=timedelta(minutes=10),
-    )
+with k2_dag("platform_smoke", __doc__, schedule=None, tags=["k2", "platform"]):
+    spark_job("spark_iceberg_smoke", "smoke", ["--table", "k2_smoke.airflow_check", "--rows", "5"],
+              execution_timeout=timedelta(minutes=10))

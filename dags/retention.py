@@ -21,20 +21,11 @@ the first run happens as soon as the DAG is unpaused.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
-
-from k2_airflow.defaults import START_DATE, default_args
+from k2_airflow.defaults import default_args, k2_dag
 from k2_airflow.maintenance import airflow_log_cleanup, all_tables_task
 
-with DAG(
-    dag_id="retention",
-    doc_md=__doc__,
-    schedule="0 2 * * *",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,  # two runs would commit to the same tables concurrently
-    default_args=default_args(retries=3),
-    tags=["k2", "maintenance"],
-) as dag:
+# One run at a time (k2_dag): two runs would commit to the same tables concurrently.
+with k2_dag("retention", __doc__, schedule="0 2 * * *", tags=["k2", "maintenance"],
+            task_args=default_args(retries=3)) as dag:
     all_tables_task("retention")
     airflow_log_cleanup()  # independent of the tables: a failed table must not keep logs growing

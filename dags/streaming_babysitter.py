@@ -39,22 +39,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, Param
+from airflow.sdk import Param
 
 from k2.contracts import STREAMS
 from k2_airflow.babysitter.watch import StreamWatchOperator, runner_dag_id
-from k2_airflow.defaults import START_DATE, default_args
+from k2_airflow.defaults import default_args, k2_dag
 
-with DAG(
-    dag_id="streaming_babysitter",
-    doc_md=__doc__,
-    schedule=timedelta(minutes=5),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,  # two babysitters could both decide to restart the same stream
+# One run at a time (k2_dag): two babysitters could both decide to restart the same stream.
+with k2_dag(
+    "streaming_babysitter", __doc__, schedule=timedelta(minutes=5), tags=["k2", "streaming", "ops"],
     dagrun_timeout=timedelta(minutes=4),
-    default_args=default_args(retries=1, retry_delay=timedelta(seconds=20)),
-    tags=["k2", "streaming", "ops"],
+    task_args=default_args(retries=1, retry_delay=timedelta(seconds=20)),
     params={
         "stall_minutes": Param(10, type="number", minimum=0,
                                description="restart a stream silent this long while its source has new data"),
