@@ -19,6 +19,7 @@ import time
 from k2.contracts import STREAMS, runner_dag_id
 from k2.settings import PlatformSettings
 from k2ops.airflow_api import AirflowApi, AirflowApiError
+from k2ops.cli.commands import add_command
 from k2ops.stack import airflow
 from k2ops.stack.errors import StackError
 from k2ops.stack.progress import say, step
@@ -106,16 +107,13 @@ K2 is running (workers read {source}).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("up", help="run the whole platform (what `make run` does)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "up", _up, "run the whole platform (what `make run` does)", __doc__, raw=True)
     p.add_argument("--simulator", action="store_true",
                    help="feed the workers from the local exchange simulator (offline use)")
     p.add_argument("--simulator-rate", type=float, metavar="TRADES_PER_S",
                    help="with --simulator: trades/s the simulator sends per exchange (default 20)")
-    p.set_defaults(func=_up)
-    p = sub.add_parser("down", help="stop everything `k2 up` started (data is kept)",
-                       description="Stops the workers, Airflow, the streams and the stack.")
-    p.set_defaults(func=_down)
+    add_command(sub, "down", _down, "stop everything `k2 up` started (data is kept)",
+                "Stops the workers, Airflow, the streams and the stack.")
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from k2.jobs import job_path
 from k2.log import parse_events
 from k2.settings import REPO_ROOT, fresh_platform
 from k2.streams import describe_breakdown
+from k2ops.cli.commands import add_command
 
 TARGETS = {  # SPEC §8, "ours"
     "worker_trades_per_s": ">= 50,000 trades/s per process",
@@ -279,8 +280,7 @@ def markdown(report: dict) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="measure every SPEC §8 figure; JSON + markdown report",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "bench", _main, "measure every SPEC §8 figure; JSON + markdown report", __doc__, raw=True)
     p.add_argument("--only", nargs="+",
                    choices=["workers", "bronze", "gold_query", "recovery", "latency", "soak", "platform"],
                    help="run only these benchmarks (soak and platform run only when named here)")
@@ -303,7 +303,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=float, default=None,
                    help="latency and platform runs: first seconds left out of the steady-state "
                    "percentiles (default 30; platform 60)")
-    p.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -8,14 +8,15 @@ import json
 import sys
 
 from k2.settings import load_platform
+from k2ops.cli.commands import add_command
 from k2ops.cli.query import add_range_arguments, range_query, write_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "completeness",
-        help="per hour: trades in Gold, missing trade ids and ranges, live vs backfilled",
-        description="For one exchange and symbol over [start, end), one row per UTC hour that holds "
+    p = add_command(
+        sub, "completeness", run,
+        "per hour: trades in Gold, missing trade ids and ranges, live vs backfilled",
+        "For one exchange and symbol over [start, end), one row per UTC hour that holds "
         "trades in market_data.gold_crypto_trades: first and last trade id, trades in Gold, and for "
         "venues whose ids are contiguous (Binance, Kraken) the expected count and the missing id ranges; "
         "how many trades came from REST backfill; a status (complete, gaps, unrecoverable, "
@@ -24,43 +25,40 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
         "  k2 completeness --exchange binance --symbol BTCUSDT --start 2026-01-01 --end 2026-01-02\n"
         "  k2 completeness --exchange kraken --symbol BTC/USD --last 6h --format json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_range_arguments(p, "range start (inclusive; rounded down to the hour)", "24h", ["table", "csv", "json"])
-    p.set_defaults(func=run)
 
-    ledger = sub.add_parser(
-        "ledger", help="the completeness ledger table (market_data.completeness_ledger)",
-        description="The completeness ledger: one row per exchange, symbol and UTC hour holding trades in "
+    ledger = add_command(
+        sub, "ledger", None, "the completeness ledger table (market_data.completeness_ledger)",
+        "The completeness ledger: one row per exchange, symbol and UTC hour holding trades in "
         "Gold, with first and last trade id, trades in Gold (live and from backfill), expected and missing "
         "ids with their ranges, and a status. The `completeness_ledger` DAG updates it every 15 minutes; "
         "query it with any Iceberg reader.")
     actions = ledger.add_subparsers(dest="action", metavar="ACTION", required=True)
-    upd = actions.add_parser(
-        "update", help="recompute the hours Gold changed since the last update (all of Gold with --full)",
-        description="Copies the ranges the workers reported the exchanges no longer serve (DLQ records of "
+    upd = add_command(
+        actions, "update", run_update,
+        "recompute the hours Gold changed since the last update (all of Gold with --full)",
+        "Copies the ranges the workers reported the exchanges no longer serve (DLQ records of "
         "kind unrecoverable_range) into market_data.completeness_unrecoverable, reads the data files Gold "
         "added since the Gold snapshot the ledger last reflected, and recomputes every hour from the earliest "
         "one they (or a newly reported range) touch; prints one line with what changed.")
     upd.add_argument("--namespace", default=None, help=argparse.SUPPRESS)  # tests
     upd.add_argument("--topic-prefix", default="", help=argparse.SUPPRESS)  # tests
     upd.add_argument("--full", action="store_true", help="recompute every hour of Gold")
-    upd.set_defaults(func=run_update)
 
-    rec = sub.add_parser(
-        "reconcile", help="follow every record of a window of Kafka time through Bronze, Silver/DLQ and Gold",
-        description="Per topic-partition of the trade topics, the offsets Kafka received in [start, end) must "
+    rec = add_command(
+        sub, "reconcile", run_reconcile,
+        "follow every record of a window of Kafka time through Bronze, Silver/DLQ and Gold",
+        "Per topic-partition of the trade topics, the offsets Kafka received in [start, end) must "
         "be in Bronze, then in silver_dlq or (by message_id) in the exchange's Silver table, then in Gold. "
         "Prints one line per partition and names each record that stopped somewhere (topic, partition, "
         "offset, message id, layer). Exits 1 when anything is missing. The data_quality DAG runs it hourly.",
-        epilog="example:\n  k2 reconcile --start 2026-01-01T10:00 --end 2026-01-01T11:00",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog="example:\n  k2 reconcile --start 2026-01-01T10:00 --end 2026-01-01T11:00")
     rec.add_argument("--start", help="window start, Kafka time, ISO 8601 (default: --last before --end)")
     rec.add_argument("--end", default="now", help="window end (default: now)")
     rec.add_argument("--last", default="1h", help="window length when --start is not given (default 1h)")
     rec.add_argument("--namespace", default=None, help=argparse.SUPPRESS)  # tests
     rec.add_argument("--topic-prefix", default="", help=argparse.SUPPRESS)  # tests
-    rec.set_defaults(func=run_reconcile)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,17 +6,14 @@ import argparse
 import sys
 
 from k2 import config
+from k2ops.cli.commands import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "config",
-        help="show every K2_* setting, its value and what it does",
-        description="Show every K2_* setting with its current value (secrets masked) and "
-        "documentation. Exits 2 if a K2_* variable is set that no setting declares "
-        "(usually a typo).",
-    )
-    p.set_defaults(func=run)
+    add_command(sub, "config", run, "show every K2_* setting, its value and what it does",
+                "Show every K2_* setting with its current value (secrets masked) and "
+                "documentation. Exits 2 if a K2_* variable is set that no setting declares "
+                "(usually a typo).")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,29 +10,27 @@ from typing import TYPE_CHECKING
 
 from k2.contracts import EXCHANGES
 from k2.settings import load_platform
+from k2ops.cli.commands import add_command
 
 if TYPE_CHECKING:
     from k2ops.query import TradeQuery
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "query",
-        help="trades or one-minute OHLCV bars from Gold (pyiceberg + DuckDB)",
-        description="Read market_data.gold_crypto_trades for one exchange and symbol over a "
+    p = add_command(
+        sub, "query", run, "trades or one-minute OHLCV bars from Gold (pyiceberg + DuckDB)",
+        "Read market_data.gold_crypto_trades for one exchange and symbol over a "
         "time range [start, end). Times are ISO 8601 (UTC when no offset) or `now`; "
         "without --start the range is the last --last (default 1h) before --end.",
         epilog="examples:\n"
         "  k2 query trades --exchange binance --symbol BTCUSDT --last 15m\n"
         "  k2 query bars --exchange kraken --symbol BTC/USD --start 2026-01-01T00:00 "
         "--end 2026-01-01T06:00 --format csv -o bars.csv",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("what", choices=["trades", "bars"], help="trades, or 1-minute OHLCV bars")
     add_range_arguments(p, "range start (inclusive)", "1h", ["table", "csv", "parquet"],
                         "file to write (default stdout; required for parquet)")
     p.add_argument("--limit", type=int, help="at most this many trades (trades only)")
-    p.set_defaults(func=run)
 
 
 def add_range_arguments(p: argparse.ArgumentParser, start_help: str, last: str, formats: list[str],

@@ -16,37 +16,34 @@ from dataclasses import asdict
 
 from k2.contracts import STREAMS
 from k2.settings import load_platform
+from k2ops.cli.commands import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("streams", help="status, stop or reset the Spark streams",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "streams", None, "status, stop or reset the Spark streams", __doc__, raw=True)
     ss = p.add_subparsers(dest="streams_command", metavar="ACTION", required=True)
-    s = ss.add_parser("status", help="each stream: running pid, its last published batch and where its time "
-                      "went, and data lost")
+    s = add_command(ss, "status", _status, "each stream: running pid, its last published batch and where its time "
+                    "went, and data lost")
     s.add_argument("--json", action="store_true", help="print the progress records as JSON")
-    s.set_defaults(func=_status)
-    s = ss.add_parser("stop", help="stop a stream cleanly after its current batch (or --kill it)",
-                      description="Stops a running stream: SIGTERM, so it finishes its current batch "
-                      "and exits 0 (its Airflow runner run ends as a success); killed if it has not "
-                      "stopped after --grace seconds. With the babysitter unpaused it is started "
-                      "again from its checkpoint at the babysitter's next run (every 5 min); pause "
-                      "`streaming_babysitter` to keep it down. --kill instead: kill -9 at once; "
-                      "its runner task retries it within seconds (a quick restart).")
+    s = add_command(ss, "stop", _stop, "stop a stream cleanly after its current batch (or --kill it)",
+                    "Stops a running stream: SIGTERM, so it finishes its current batch "
+                    "and exits 0 (its Airflow runner run ends as a success); killed if it has not "
+                    "stopped after --grace seconds. With the babysitter unpaused it is started "
+                    "again from its checkpoint at the babysitter's next run (every 5 min); pause "
+                    "`streaming_babysitter` to keep it down. --kill instead: kill -9 at once; "
+                    "its runner task retries it within seconds (a quick restart).")
     s.add_argument("stream", choices=STREAMS)
     s.add_argument("--kill", action="store_true",
                    help="kill -9 its process group now (safe: checkpoint); Airflow restarts it in seconds")
     s.add_argument("--grace", type=float, default=120.0,
                    help="seconds to wait for a clean stop before killing it (default %(default)s)")
-    s.set_defaults(func=_stop)
-    s = ss.add_parser("reset", help="stop a stream and move its checkpoint aside",
-                      description="Stops the stream and renames its checkpoint folder to "
-                      "checkpoint.reset-<epoch>, so the next start reprocesses its whole "
-                      "source (Kafka from the earliest retained offset; Iceberg sources from "
-                      "their current snapshot's full history). Read docs/runbook.md first.")
+    s = add_command(ss, "reset", _reset, "stop a stream and move its checkpoint aside",
+                    "Stops the stream and renames its checkpoint folder to "
+                    "checkpoint.reset-<epoch>, so the next start reprocesses its whole "
+                    "source (Kafka from the earliest retained offset; Iceberg sources from "
+                    "their current snapshot's full history). Read docs/runbook.md first.")
     s.add_argument("stream", choices=STREAMS)
     s.add_argument("--yes", action="store_true", help="do it (without this, only say what would happen)")
-    s.set_defaults(func=_reset)
 
 
 LOSS_LINES = 5  # newest ledger ranges listed under a stream; `--json` has them all

@@ -8,90 +8,77 @@ import subprocess
 import sys
 
 from k2.settings import fresh_platform
+from k2ops.cli.commands import add_command
 from k2ops.stack.errors import StackError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    stack = sub.add_parser(
-        "stack",
-        help="start, stop and inspect the local services (Kafka, registry, PostgreSQL, Spark, Airflow)",
-        description="The platform's real services as local processes bound to 127.0.0.1, "
-        "with pid files and logs under $K2_HOME (default ./.k2). `up` is idempotent and "
-        "restarts keep all data.",
-    )
+    stack = add_command(sub, "stack", None, "start, stop and inspect the local services (Kafka, registry, "
+                        "PostgreSQL, Spark, Airflow)",
+                        "The platform's real services as local processes bound to 127.0.0.1, "
+                        "with pid files and logs under $K2_HOME (default ./.k2). `up` is idempotent and "
+                        "restarts keep all data.")
     ss = stack.add_subparsers(dest="stack_command", metavar="ACTION", required=True)
 
-    p = ss.add_parser("up", help="start every service (or those named) and wait until healthy",
-                      description="Start PostgreSQL, Kafka (KRaft), the schema registry, Spark "
-                      "configuration and Airflow; each is health-checked before the next starts. "
-                      "Already-running services are left alone.")
+    p = add_command(ss, "up", _up, "start every service (or those named) and wait until healthy",
+                    "Start PostgreSQL, Kafka (KRaft), the schema registry, Spark "
+                    "configuration and Airflow; each is health-checked before the next starts. "
+                    "Already-running services are left alone.")
     p.add_argument("services", nargs="*", metavar="SERVICE",
                    help="only these groups: postgres kafka registry spark airflow (PostgreSQL "
                    "always starts; default: all)")
     p.add_argument("--spark-standalone", action="store_true",
                    help="also run a Spark standalone master + worker; jobs use it when "
                    "K2_SPARK_MASTER=spark://127.0.0.1:7077 (default: local master)")
-    p.set_defaults(func=_up)
 
-    p = ss.add_parser("down", help="stop every service the stack started",
-                      description="Stop all services (reverse order, SIGKILL after a timeout). "
-                      "Data stays in $K2_HOME.")
-    p.set_defaults(func=_down)
+    add_command(ss, "down", _down, "stop every service the stack started",
+                "Stop all services (reverse order, SIGKILL after a timeout). Data stays in $K2_HOME.")
 
-    p = ss.add_parser("status", help="each service's state (running, stopped, crashed) and address",
-                      description="Exit code 0 when every started service is running and "
-                      "healthy, 3 otherwise.")
-    p.set_defaults(func=_status)
+    add_command(ss, "status", _status, "each service's state (running, stopped, crashed) and address",
+                "Exit code 0 when every started service is running and healthy, 3 otherwise.")
 
-    p = ss.add_parser("logs", help="show a service's log", description="Print the last lines "
-                      "of a service's log (or follow it).")
+    p = add_command(ss, "logs", _logs, "show a service's log",
+                    "Print the last lines of a service's log (or follow it).")
     p.add_argument("service", help="e.g. kafka, registry, postgres, airflow-scheduler")
     p.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    p.set_defaults(func=_logs)
 
-    p = ss.add_parser("spark-conf", help="write spark-defaults.conf for the current settings",
-                      description="Write $SPARK_CONF_DIR (default $K2_HOME/spark-conf)/"
-                      "spark-defaults.conf from the K2_* settings: jars, Iceberg catalog, master. "
-                      "`up` does this; containers run it before spark-submit.")
-    p.set_defaults(func=_spark_conf)
+    add_command(ss, "spark-conf", _spark_conf, "write spark-defaults.conf for the current settings",
+                "Write $SPARK_CONF_DIR (default $K2_HOME/spark-conf)/"
+                "spark-defaults.conf from the K2_* settings: jars, Iceberg catalog, master. "
+                "`up` does this; containers run it before spark-submit.")
 
-    p = ss.add_parser("spark-daemon", help="run a Spark standalone master or worker in the foreground",
-                      description="Exec pyspark's spark-class for a standalone master or worker "
-                      "(what the compose spark services run; locally, `up --spark-standalone`).")
+    p = add_command(ss, "spark-daemon", _spark_daemon, "run a Spark standalone master or worker in the foreground",
+                    "Exec pyspark's spark-class for a standalone master or worker "
+                    "(what the compose spark services run; locally, `up --spark-standalone`).")
     p.add_argument("role", choices=["master", "worker"])
     p.add_argument("--master-url", default="spark://spark-master:7077",
                    help="worker only: the master to join (default spark://spark-master:7077)")
     p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
-    p.set_defaults(func=_spark_daemon)
 
-    p = ss.add_parser("init-airflow", help="migrate Airflow's metadata DB and set the UI login",
-                      description="Idempotent: `airflow db migrate` and the simple-auth-manager "
-                      "password file. `up` does this; the compose airflow-init service runs it.")
-    p.set_defaults(func=_init_airflow)
+    add_command(ss, "init-airflow", _init_airflow, "migrate Airflow's metadata DB and set the UI login",
+                "Idempotent: `airflow db migrate` and the simple-auth-manager "
+                "password file. `up` does this; the compose airflow-init service runs it.")
 
-    p = sub.add_parser("setup", help="download the JVM artifacts (Kafka, registry, Spark jars)",
-                       description="Fetch the stack's JVM artifacts from Maven Central into "
-                       "$K2_CACHE_DIR (idempotent). `make setup` also creates the virtualenv.")
+    p = add_command(sub, "setup", _setup, "download the JVM artifacts (Kafka, registry, Spark jars)",
+                    "Fetch the stack's JVM artifacts from Maven Central into "
+                    "$K2_CACHE_DIR (idempotent). `make setup` also creates the virtualenv.")
     # No `choices=` here: with nargs="*" argparse rejects the empty default (Python 3.11).
     p.add_argument("components", nargs="*", metavar="COMPONENT",
                    help="only these: kafka spark registry (default: all)")
-    p.set_defaults(func=_setup)
 
-    p = sub.add_parser("airflow", help="run the Airflow CLI against the local stack",
-                       description="Runs `airflow ARGS...` with the stack's Airflow environment "
-                       "(AIRFLOW_HOME, metadata DB, connections), e.g. `k2 airflow dags list`.",
-                       add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_airflow)
-
-    p = sub.add_parser("spark-submit", help="run spark-submit against the local stack",
-                       description="Runs pyspark's `spark-submit ARGS...` with the stack's Spark "
-                       "configuration (SPARK_CONF_DIR: jars, Iceberg catalog, master), e.g. "
-                       "`k2 spark-submit spark_jobs/retention.py --tables silver_dlq --dry-run`.",
-                       add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_spark_submit)
+    # Wrappers: every argument belongs to the wrapped tool (see k2ops.cli.PASSTHROUGH).
+    for name, func, what, description in (
+        ("airflow", _airflow, "the Airflow CLI",
+         "Runs `airflow ARGS...` with the stack's Airflow environment "
+         "(AIRFLOW_HOME, metadata DB, connections), e.g. `k2 airflow dags list`."),
+        ("spark-submit", _spark_submit, "spark-submit",
+         "Runs pyspark's `spark-submit ARGS...` with the stack's Spark "
+         "configuration (SPARK_CONF_DIR: jars, Iceberg catalog, master), e.g. "
+         "`k2 spark-submit spark_jobs/retention.py --tables silver_dlq --dry-run`."),
+    ):
+        p = add_command(sub, name, func, f"run {what} against the local stack", description, add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
 
 
 def _report(exc: StackError) -> int:
