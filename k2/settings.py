@@ -32,6 +32,15 @@ def _under_home(*parts: str):
     return default
 
 
+def _home_folder(name: str) -> property:
+    """A read-only property: the folder ``name`` under the settings' ``K2_HOME``."""
+
+    def folder(self: PlatformSettings) -> Path:
+        return self.home_path / name
+
+    return property(folder, doc=f"$K2_HOME/{name}")
+
+
 def _pg_password(values: dict) -> str:
     secret = Path(values["home"]) / "secrets" / "pg_password"
     return secret.read_text().strip() if secret.exists() else ""
@@ -151,25 +160,11 @@ class PlatformSettings:
     def home_path(self) -> Path:
         return Path(self.home)
 
-    @property
-    def logs_dir(self) -> Path:
-        return self.home_path / "logs"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.home_path / "run"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.home_path / "data"
-
-    @property
-    def spark_conf_dir(self) -> Path:
-        return self.home_path / "spark-conf"
-
-    @property
-    def airflow_home(self) -> Path:
-        return self.home_path / "airflow"
+    logs_dir = _home_folder("logs")
+    run_dir = _home_folder("run")
+    data_dir = _home_folder("data")
+    spark_conf_dir = _home_folder("spark-conf")
+    airflow_home = _home_folder("airflow")
 
     def pg_sqlalchemy_url(self, database: str) -> str:
         return (

@@ -19,6 +19,12 @@ EXCHANGE_NAMES = ("binance", "kraken")
 MIN_FRAME_BYTES, MAX_FRAME_BYTES = 4096, 64 * 1024 * 1024
 
 
+def _metrics_port(exchange: str, port: int) -> int:
+    """The setting ``K2_<EXCHANGE>_METRICS_PORT``: one worker's Prometheus port."""
+    return setting(f"{exchange.upper()}_METRICS_PORT", port,
+                   f"Prometheus /metrics and /health port of the {exchange.capitalize()} worker (0: off).")
+
+
 @register
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -106,12 +112,8 @@ class WorkerSettings:
         "RSS ceiling per worker process; above it the worker flushes and exits with code 3 "
         "so the supervisor restarts it (0 disables).",
     )
-    binance_metrics_port: int = setting(
-        "BINANCE_METRICS_PORT", 9101, "Prometheus /metrics and /health port of the Binance worker (0: off)."
-    )
-    kraken_metrics_port: int = setting(
-        "KRAKEN_METRICS_PORT", 9102, "Prometheus /metrics and /health port of the Kraken worker (0: off)."
-    )
+    binance_metrics_port: int = _metrics_port("binance", 9101)
+    kraken_metrics_port: int = _metrics_port("kraken", 9102)
     queue_max_messages: int = setting(
         "WORKERS_QUEUE_MAX_MESSAGES",
         200_000,
@@ -219,17 +221,23 @@ class WorkerSettings:
         ):
             require(0 <= port < 65536, env, f"port {port} is outside 0-65535 (0 disables)")
 
+    def _of(self, exchange: str, name: str):
+        """The setting ``<exchange>_<name>`` (KeyError for an exchange the workers do not run)."""
+        if exchange not in EXCHANGE_NAMES:
+            raise KeyError(exchange)
+        return getattr(self, f"{exchange}_{name}")
+
     def urls(self, exchange: str) -> tuple[str, ...]:
-        return {"binance": self.binance_urls, "kraken": self.kraken_urls}[exchange]
+        return self._of(exchange, "urls")
 
     def symbols(self, exchange: str) -> tuple[str, ...]:
-        return {"binance": self.binance_symbols, "kraken": self.kraken_symbols}[exchange]
+        return self._of(exchange, "symbols")
 
     def metrics_port(self, exchange: str) -> int:
-        return {"binance": self.binance_metrics_port, "kraken": self.kraken_metrics_port}[exchange]
+        return self._of(exchange, "metrics_port")
 
     def rest_url(self, exchange: str) -> str:
-        return {"binance": self.binance_rest_url, "kraken": self.kraken_rest_url}[exchange]
+        return self._of(exchange, "rest_url")
 
 
 @functools.cache
