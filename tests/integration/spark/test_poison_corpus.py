@@ -20,7 +20,7 @@ from k2.contracts import GOLD_TABLE, SILVER_DLQ_TABLE, silver_table
 from k2.log import events_named, parse_events
 from k2.polling import wait_until
 from k2.settings import platform
-from tests.unit.spark.wire_bytes import LONG_MAX, LONG_MIN, v3_body, varint
+from tests.unit.spark.wire_bytes import LONG_MAX, LONG_MIN, header_reason, v3_body, varint
 
 from .jobs import Jobs
 from .trades import Sent, TradeProducer, frame, hour_start_us, trade
@@ -32,17 +32,6 @@ DECIMAL_MAX = 10**18 - 1  # 9999999999.99999999
 
 def rows(jobs: Jobs, table: str) -> list[dict]:
     return catalog(platform()).load_table(f"{jobs.namespace}.{table}").scan().to_arrow().to_pylist()
-
-
-def header_reason(value: bytes, good_id: int) -> str | None:
-    """What the first 5 bytes alone decide (the test's own reading of the wire format)."""
-    if len(value) < 5:
-        return "truncated_frame"
-    if value[0] != 0:
-        return "bad_magic_byte"
-    if int.from_bytes(value[1:5], "big") != good_id:
-        return "unknown_schema_id"
-    return None
 
 
 def raw_fields(record: dict, **override) -> dict:

@@ -20,15 +20,9 @@ from pyspark.sql import functions as F
 
 from k2.contracts import trade_schema_text
 from spark_jobs import wire
-from spark_jobs.silver_transformation import (
-    check,
-    dlq_rows,
-    framed,
-    silver_rows,
-    with_schema_problem,
-)
+from spark_jobs.silver_transformation import dlq_rows, silver_rows
+from tests.unit.spark.silver_batch import FOREIGN_ID, GOOD_ID, NOW, NOW_US, SCHEMAS, checked_batch
 from tests.unit.spark.wire_bytes import (
-    BRONZE_DDL,
     LONG_MAX,
     LONG_MIN,
     frame,
@@ -40,21 +34,12 @@ from tests.unit.spark.wire_bytes import (
 )
 
 TOPICS = {"binance": "t.binance", "kraken": "t.kraken"}
-NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
-NOW_US = int(NOW.timestamp() * 1_000_000)
-GOOD_ID, FOREIGN_ID = 7, 8
-SCHEMAS = {
-    GOOD_ID: wire.WriterSchema(GOOD_ID, trade_schema_text(), None),
-    FOREIGN_ID: wire.WriterSchema(FOREIGN_ID, None, "schema id 8 is x.Other, not com.k2.marketdata.CryptoTradeV3"),
-}
-CAP = 32
 
 
 def checked_of(spark, rows: list[tuple], schemas=SCHEMAS):
     """Silver's checked frame of a batch, persisted as SilverBatch persists it: filtering
     it unpersisted would push the filters into every from_avro branch."""
-    frames = framed(spark.createDataFrame(rows, BRONZE_DDL))
-    return check(with_schema_problem(frames, schemas, CAP), schemas, TOPICS, NOW, 60.0).persist()
+    return checked_batch(spark, rows, TOPICS, schemas).persist()
 
 
 def outcome(spark, rows: list[tuple], schemas=SCHEMAS) -> dict[int, tuple[str, str | None]]:
@@ -210,8 +195,7 @@ def test_ids_beyond_the_lookup_cap_are_dead_lettered_with_a_replay_hint(case_out
 def test_silver_and_dlq_rows_have_the_table_columns(spark):
     from spark_jobs.tables import SILVER_DLQ, silver_def
 
-    frames = framed(spark.createDataFrame([kafka_row(B, good(), 0), kafka_row(B, b"", 1)], BRONZE_DDL))
-    checked = check(with_schema_problem(frames, SCHEMAS, CAP), SCHEMAS, TOPICS, NOW, 60.0)
+    checked = checked_batch(spark, [kafka_row(B, good(), 0), kafka_row(B, b"", 1)], TOPICS)
     for df, table in ((silver_rows(checked, B), silver_def("binance")), (dlq_rows(checked, NOW), SILVER_DLQ)):
         assert [(f.name, f.dataType.simpleString()) for f in df.schema.fields] == [
             (c.name, c.type) for c in table.columns]

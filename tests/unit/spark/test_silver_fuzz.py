@@ -17,27 +17,19 @@ from __future__ import annotations
 import os
 import random
 import time
-from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from k2.contracts import trade_schema_text
-from spark_jobs import wire
-from spark_jobs.silver_transformation import (
-    check,
-    dlq_rows,
-    framed,
-    silver_rows,
-    with_schema_problem,
-)
+from spark_jobs.silver_transformation import dlq_rows, silver_rows
+from tests.unit.spark.silver_batch import FOREIGN_ID, GOOD_ID, NOW, NOW_US, checked_batch
 from tests.unit.spark.wire_bytes import (
-    BRONZE_DDL,
     LONG_MAX,
     LONG_MIN,
     frame,
     good_fields,
+    header_reason,
     kafka_row,
     v3_body,
     varint,
@@ -45,13 +37,6 @@ from tests.unit.spark.wire_bytes import (
 
 TOPICS = {"binance": "f.binance", "kraken": "f.kraken"}
 UNKNOWN_TOPIC = "f.nasdaq"
-NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
-NOW_US = int(NOW.timestamp() * 1_000_000)
-GOOD_ID, FOREIGN_ID = 7, 8
-SCHEMAS = {
-    GOOD_ID: wire.WriterSchema(GOOD_ID, trade_schema_text(), None),
-    FOREIGN_ID: wire.WriterSchema(FOREIGN_ID, None, "schema id 8 is x.Other, not the trade record"),
-}
 GOOD_PER_BATCH = 10
 
 UNIT_EXAMPLES = 6  # batches in the unit tier: ~1,000 rows, a Spark job each
@@ -118,20 +103,8 @@ def expand(drawn: list, seed: int) -> list[tuple[str, bytes | None]]:
 # -- the property --------------------------------------------------------------------------
 
 
-def header_oracle(value: bytes | None) -> str | None:
-    """The reason a frame must get from its first 5 bytes alone (None: decided later)."""
-    if value is None or len(value) < 5:
-        return "truncated_frame"
-    if value[0] != 0:
-        return "bad_magic_byte"
-    if int.from_bytes(value[1:5], "big") != GOOD_ID:
-        return "unknown_schema_id"
-    return None
-
-
 def run_batch(spark, rows: list[tuple[str, bytes | None]]) -> None:
-    frames = framed(spark.createDataFrame([kafka_row(t, v, n) for n, (t, v) in enumerate(rows)], BRONZE_DDL))
-    checked = check(with_schema_problem(frames, SCHEMAS, 32), SCHEMAS, TOPICS, NOW, 60.0).persist()
+    checked = checked_batch(spark, [kafka_row(t, v, n) for n, (t, v) in enumerate(rows)], TOPICS).persist()
     try:
         out = [dlq_rows(checked, NOW).select(
             F.lit("dlq").alias("dest"), "offset", "error_type", "error_message",
@@ -158,7 +131,7 @@ def run_batch(spark, rows: list[tuple[str, bytes | None]]) -> None:
             assert rows[n][0] == TOPICS[r.dest], f"row {n} of {rows[n][0]} reached silver_{r.dest}"
             seen.add(n)
     for n, (_topic, value) in enumerate(rows):
-        expected = header_oracle(value)
+        expected = header_reason(value, GOOD_ID)
         if expected:
             assert n in dlq and dlq[n].error_type == expected, (n, value[:16] if value else value, dlq.get(n))
     for n in range(len(rows) - GOOD_PER_BATCH - 1, len(rows) - 1):

@@ -66,6 +66,18 @@ def frame(schema_id: int, body: bytes, magic: int = 0) -> bytes:
     return bytes([magic]) + struct.pack(">I", schema_id & 0xFFFFFFFF) + body
 
 
+def header_reason(value: bytes | None, good_id: int) -> str | None:
+    """The DLQ reason a frame must get from its first 5 bytes alone (None: decided later),
+    when ``good_id`` is the only schema id that decodes."""
+    if value is None or len(value) < 5:
+        return "truncated_frame"
+    if value[0] != 0:
+        return "bad_magic_byte"
+    if int.from_bytes(value[1:5], "big") != good_id:
+        return "unknown_schema_id"
+    return None
+
+
 def good_fields(exchange: str, n: int, ts_us: int) -> dict:
     """A valid trade of ``exchange`` ('binance' or 'kraken') whose message_id names row n."""
     symbol, base, quote = ("BTCUSDT", "BTC", "USDT") if exchange == "binance" else ("BTC/USD", "BTC", "USD")
