@@ -11,6 +11,8 @@ so one phase's loss never hides behind, or fails, the other.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from k2.log import parse_events
 from k2.polling import wait_until
 from k2ops.pipeline import IsolatedPipeline
+from simulator_expectations import expected_trades, published_trades
 from workers.simulator import SimulatorThread
 
 
@@ -97,6 +100,15 @@ def wait_for_market(sim: SimulatorThread, trades: int, what: str, timeout: float
     wait_until(published, timeout, f"{trades} more trades per exchange: {what}", interval=0.5)
 
 
+def market_trades(record: str) -> dict[str, dict]:
+    """message_id -> trade of every trade a phase's workers must bring to Gold: Binance,
+    every trade the market published (gaps are backfilled over REST); Kraken, every
+    trade sent (its subscribe snapshot covers a restart)."""
+    expected = {v["message_id"]: v for v in published_trades(record, "binance").values()}
+    expected.update({v["message_id"]: v for v in expected_trades(record, "kraken").values()})
+    return expected
+
+
 # -- the workers of a phase, from their log -------------------------------------------
 
 
@@ -115,6 +127,25 @@ def connected_after(pipe: IsolatedPipeline, exchange: str, pid: int) -> bool:
     starts = [i for i, e in enumerate(events) if e.get("event") == "child_started" and e.get("pid") == pid]
     return bool(starts) and any(e.get("event") == "connected" and e.get("exchange") == exchange
                                 for e in events[starts[-1]:])
+
+
+def wait_for_deliveries(pipe: IsolatedPipeline, exchange: str, timeout: float) -> None:
+    """Wait until ``exchange``'s worker reports trades Kafka acknowledged: a worker killed
+    before its first ack has no progress to resume from (a fresh deployment starts at "now")."""
+    wait_until(lambda: any(e.get("event") == "stream_summary" and e.get("exchange") == exchange
+                           and e.get("delivered", 0) > 0 for e in worker_events(pipe)),
+               timeout, f"{exchange} deliveries")
+
+
+def kill_worker(pipe: IsolatedPipeline, exchange: str) -> int:
+    """kill -9 ``exchange``'s worker process, then wait until the supervisor's restart of it
+    has connected again; returns the new process's pid."""
+    killed = child_pid(pipe, exchange)
+    assert killed, f"no {exchange} worker is running"
+    os.kill(killed, signal.SIGKILL)
+    restarted = wait_until(lambda: (p := child_pid(pipe, exchange)) != killed and p, 60, f"{exchange} restart")
+    wait_until(lambda: connected_after(pipe, exchange, restarted), 60, f"{exchange} reconnected")
+    return restarted
 
 
 # -- what a topic holds, read from Kafka itself -------------------------------------------

@@ -30,12 +30,13 @@ from k2ops.stack import kafka, registry
 from shared_pipeline import (
     SharedPipeline,
     child_pid,
-    connected_after,
+    kill_worker,
+    market_trades,
     topic_trades,
+    wait_for_deliveries,
     wait_for_market,
     worker_events,
 )
-from simulator_expectations import expected_trades, published_trades
 from workers.simulator import SimulatorConfig, SimulatorThread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(1800)]
@@ -100,11 +101,7 @@ def faults_run(stack, shared: SharedPipeline):
             wait_until(lambda ex=exchange: child_pid(pipe, ex), 60, f"{exchange} worker")
 
         for exchange in ("binance", "kraken"):
-            # Once trades are acknowledged: a worker killed before its first ack has no
-            # progress to resume from (a fresh deployment starts at "now").
-            wait_until(lambda ex=exchange: any(e.get("event") == "stream_summary" and e.get("exchange") == ex
-                                               and e.get("delivered", 0) > 0 for e in worker_events(pipe)),
-                       60, f"{exchange} deliveries")
+            wait_for_deliveries(pipe, exchange, 60)
 
         # The broker and the registry first: the only faults felt outside this pipeline.
         for name, module in (("kafka", kafka), ("registry", registry)):
@@ -122,12 +119,8 @@ def faults_run(stack, shared: SharedPipeline):
         _record("data flowing after broker restart", began, "two new bronze batches")
 
         for exchange in ("binance", "kraken"):  # kill -9 of each worker
-            pid = child_pid(pipe, exchange)
             began = time.monotonic()
-            os.kill(pid, signal.SIGKILL)
-            new_pid = wait_until(lambda ex=exchange, old=pid: (p := child_pid(pipe, ex)) != old and p, 60,
-                                 f"{exchange} restart")
-            wait_until(lambda ex=exchange, p=new_pid: connected_after(pipe, ex, p), 60, f"{exchange} reconnected")
+            kill_worker(pipe, exchange)
             _record(f"kill -9 worker {exchange}", began, "supervisor restart until reconnected")
 
         # kill -9 of all three streams at once (as when the machine's Spark dies), each
@@ -161,11 +154,7 @@ def faults_run(stack, shared: SharedPipeline):
         wait_for_market(sim, 100, "the market runs on after the recoveries", 120)
         sim.stop()
         assert pipe.stop_workers() == 0
-        expected = {}
-        # Binance: every trade the market published (gaps are backfilled over REST);
-        # Kraken: every trade sent (its subscribe snapshot covers a restart).
-        expected.update({v["message_id"]: v for v in published_trades(str(record), "binance").values()})
-        expected.update({v["message_id"]: v for v in expected_trades(str(record), "kraken").values()})
+        expected = market_trades(str(record))
         shared.expect(PHASE, expected)
         try:
             wait_until(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 300,

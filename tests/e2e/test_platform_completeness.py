@@ -28,8 +28,6 @@ DAG fail, naming that record's partition, offset and message id.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -45,9 +43,9 @@ from k2.polling import wait_until
 from k2.settings import platform
 from shared_pipeline import (
     SharedPipeline,
-    child_pid,
-    connected_after,
+    kill_worker,
     topic_trades,
+    wait_for_deliveries,
     wait_for_market,
     worker_events,
 )
@@ -76,12 +74,8 @@ def run(stack, shared: SharedPipeline):
     try:
         pipe.start_workers(sim.urls(), phase=PHASE, K2_KRAKEN_REST_URL=f"http://127.0.0.1:{sim.port}",
                            K2_BINANCE_SYMBOLS=SYMBOLS["binance"], K2_KRAKEN_SYMBOLS=SYMBOLS["kraken"])
-        wait_until(lambda: any(e.get("event") == "stream_summary" and e.get("exchange") == "kraken"
-                               and e.get("delivered", 0) > 0 for e in worker_events(pipe)), 90, "kraken deliveries")
-        killed = child_pid(pipe, "kraken")
-        os.kill(killed, signal.SIGKILL)
-        restarted = wait_until(lambda: (p := child_pid(pipe, "kraken")) != killed and p, 60, "kraken restart")
-        wait_until(lambda: connected_after(pipe, "kraken", restarted), 60, "kraken reconnected")
+        wait_for_deliveries(pipe, "kraken", 90)
+        kill_worker(pipe, "kraken")
         wait_for_market(sim, 400, "the market runs on; the restart's gap is filled meanwhile", 120)
         # The streams stop skipping trades: a trade skipped just before the market closes
         # would be revealed by no later trade, and REST closes with the market.
