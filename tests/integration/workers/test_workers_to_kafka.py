@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 from collections import Counter
 
@@ -11,11 +9,11 @@ import pytest
 from worker_harness import (
     DLQ_KIND,
     TopicReader,
-    assert_contiguous,
-    assert_trades_match,
+    assert_topic_holds,
     bad_frames,
     expected_trades,
     published_trades,
+    record_events,
     wait_for_more,
     wait_until_landed,
     worker_env,
@@ -28,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 def conn_opens(sim, exchange: str) -> int:
-    return sum(1 for e in read_record(sim.record_path) if e.get("ev") == "conn_open" and e["exchange"] == exchange)
+    return len(record_events(sim, "conn_open", exchange))
 
 
 @pytest.mark.parametrize("exchange", ["binance", "kraken"])
@@ -42,9 +40,7 @@ def test_every_sent_trade_lands_with_duplicates_and_bad_frames_dead_lettered(
     sim.stop()
 
     expected = expected_trades(sim.record_path, exchange)
-    messages = wait_until_landed(trades, expected)
-    assert_trades_match(messages, expected, exchange)
-    assert_contiguous(messages)
+    messages = assert_topic_holds(trades, expected, exchange)
     sent_duplicates = sum(1 for e in read_record(sim.record_path) if e.get("frame") == "duplicate")
     assert sent_duplicates > 0 and len(messages) >= len(expected) + sent_duplicates
 
@@ -60,15 +56,15 @@ def test_every_sent_trade_lands_with_duplicates_and_bad_frames_dead_lettered(
         assert (v["exchange"], m["key"]) == (exchange, exchange.encode())
         assert v["error_kind"] == by_raw[v["raw"]], v
         assert v["error"] and v["received_at_us"] > 0 and v["endpoint"].startswith("ws://127.0.0.1")
-    summaries = [e for e in worker.events() if e.get("event") == "stream_summary"]
+    summaries = worker.events("stream_summary")
     assert summaries, "no periodic summary line"
     assert worker.stop() == 0
-    final = [e for e in worker.events() if e.get("event") == "stream_summary"][-1]
+    final = worker.events("stream_summary")[-1]
     expected_kinds = Counter(DLQ_KIND[b["kind"]] for b in sent_bad)
     assert {k: final["errors_by_kind"].get(k, 0) for k in DLQ_KIND.values()} == {
         k: expected_kinds.get(k, 0) for k in DLQ_KIND.values()
     }
-    assert [e for e in worker.events() if e.get("event") == "worker_stopped"][-1]["undelivered"] == 0
+    assert worker.events("worker_stopped")[-1]["undelivered"] == 0
     trades.close()
     dlq.close()
 
@@ -88,9 +84,7 @@ def test_binance_rotation_and_server_shutdown_leave_no_gap(stack, topics, make_s
     sim.stop()
 
     expected = expected_trades(sim.record_path, "binance")
-    messages = wait_until_landed(reader, expected)
-    assert_trades_match(messages, expected, "binance")
-    assert_contiguous(messages)  # make-before-break: not one trade id skipped
+    assert_topic_holds(reader, expected, "binance")  # make-before-break: not one trade id skipped
     events = worker.events()
     promoted = Counter(e["reason"] for e in events if e.get("event") == "connection_promoted")
     # The notice asks for a successor at once, unless a planned rotation's successor is
@@ -115,9 +109,7 @@ def test_binance_server_shutdown_notice_promotes_a_successor_at_once(stack, topi
     sim.stop()
 
     expected = expected_trades(sim.record_path, "binance")
-    messages = wait_until_landed(reader, expected)
-    assert_trades_match(messages, expected, "binance")
-    assert_contiguous(messages)
+    assert_topic_holds(reader, expected, "binance")
     assert conn_opens(sim, "binance") == 2  # the first connection and its successor, nothing else
     assert worker.stop() == 0
     reader.close()
@@ -141,11 +133,9 @@ def test_abrupt_disconnect_and_silent_stall_recover(exchange, stack, topics, mak
     # Binance backfills what the stall hid over REST, so Kafka holds every published trade;
     # Kraken's snapshot on resubscribe covers the gap.
     expected = (published_trades if exchange == "binance" else expected_trades)(sim.record_path, exchange)
-    messages = wait_until_landed(reader, expected)
-    assert_trades_match(messages, expected, exchange)
-    assert_contiguous(messages)
+    assert_topic_holds(reader, expected, exchange)
     if exchange == "binance":
-        done = [e for e in worker.events() if e.get("event") == "backfill_done"]
+        done = worker.events("backfill_done")
         assert done and sum(e["trades"] for e in done) > 0, "the stall's gap was not backfilled"
     reasons = Counter(k for e in worker.events() if e.get("event") == "connection_closed" for k in [e["reason"]])
     assert reasons["stall"] >= 1, reasons
@@ -160,18 +150,11 @@ def test_kill_9_under_supervisor_restarts_without_loss(stack, topics, make_simul
     # worker's acknowledged watermark fills what the snapshot no longer holds.
     sim = make_simulator(rate=8, seed=3)
     env = worker_env(sim, topics, supervisor_backoff_base_s="0.5", kraken_rest_url=f"http://127.0.0.1:{sim.port}")
-    supervisor = start_worker("kraken", env, [sys.executable, "-m", "k2ops.cli", "workers", "--exchange", "kraken"])
+    supervisor = start_worker("kraken", env, supervised=True)
     reader = TopicReader(stack, topics["kraken"])
     wait_until(lambda: len(reader.poll(0.3)) >= 20, 20, "first trades")
 
-    def child_pids() -> list[int]:
-        return [e["pid"] for e in supervisor.events() if e.get("event") == "child_started"]
-
-    (first,) = child_pids()
-    os.kill(first, signal.SIGKILL)
-    wait_until(lambda: len(child_pids()) == 2, 15, "supervisor to restart the killed worker")
-    exited = [e for e in supervisor.events() if e.get("event") == "child_exited"]
-    assert exited[0]["reason"] == "killed by SIGKILL"
+    supervisor.kill_child(15)
     wait_until(lambda: conn_opens(sim, "kraken") >= 2, 60, "restarted worker to reconnect")
     # While the market (and its REST API) is still up: what it published so far lands.
     wait_until_landed(reader, published_trades(sim.record_path, "kraken"), timeout_s=60)
@@ -180,9 +163,7 @@ def test_kill_9_under_supervisor_restarts_without_loss(stack, topics, make_simul
     # Every trade the market published while the worker was up, down and up again: what
     # the killed process held unacknowledged comes again in the snapshot or from REST.
     expected = published_trades(sim.record_path, "kraken")
-    messages = wait_until_landed(reader, expected)
-    assert_trades_match(messages, expected, "kraken")
-    assert_contiguous(messages)
+    assert_topic_holds(reader, expected, "kraken")
     assert supervisor.stop() == 0
     reader.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ from simulator_expectations import (  # noqa: F401
     expected_trades,
     published_trades,
 )
-from workers.simulator import SimulatorConfig, SimulatorThread
+from workers.simulator import SimulatorConfig, SimulatorThread, read_record
 
 with warnings.catch_warnings():
     import authlib.deprecate  # noqa: F401  (installs its own "always" warning filter)
@@ -114,8 +115,22 @@ class WorkerProcess:
     proc: subprocess.Popen
     log_path: Path
 
-    def events(self) -> list[dict]:
-        return parse_events(self.log_path.read_text())
+    def events(self, event: str | None = None) -> list[dict]:
+        """The process's log events, only those named ``event`` when given."""
+        events = parse_events(self.log_path.read_text())
+        return events if event is None else [e for e in events if e.get("event") == event]
+
+    def kill_child(self, timeout_s: float) -> None:
+        """kill -9 the only worker this supervisor runs; wait until it has started the next."""
+        (first,) = [e["pid"] for e in self.events("child_started")]
+        os.kill(first, signal.SIGKILL)  # mid-flow: whatever it held unacknowledged dies with it
+        wait_until(lambda: len(self.events("child_started")) == 2, timeout_s, "supervisor to restart the killed worker")
+        assert self.events("child_exited")[0]["reason"] == "killed by SIGKILL"
+
+
+def record_events(sim: SimulatorThread, ev: str, exchange: str) -> list[dict]:
+    """The lines of kind ``ev`` (conn_open, dropped, rest, ...) of the simulator's record for ``exchange``."""
+    return [e for e in read_record(sim.record_path) if e.get("ev") == ev and e.get("exchange") == exchange]
 
     def stop(self, timeout_s: float = 30) -> int:
         if self.proc.poll() is None:
@@ -146,9 +161,11 @@ def worker_env(sim: SimulatorThread, topics: dict, **settings: str) -> dict[str,
 def start_worker(tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
     running: list[WorkerProcess] = []
 
-    def start(exchange: str, env: dict[str, str], argv: list[str] | None = None) -> WorkerProcess:
+    def start(exchange: str, env: dict[str, str], supervised: bool = False) -> WorkerProcess:
+        """One worker process (``supervised``: `k2 workers` restarting it, as in production)."""
         log_path = tmp_path / f"{exchange}-{len(running)}.log"
-        cmd = argv or [sys.executable, "-m", "workers.run", exchange]
+        cmd = ([sys.executable, "-m", "k2ops.cli", "workers", "--exchange", exchange] if supervised
+               else [sys.executable, "-m", "workers.run", exchange])
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=open(log_path, "w"), stdout=subprocess.DEVNULL)  # noqa: SIM115
         worker = WorkerProcess(proc, log_path)
         running.append(worker)
@@ -231,6 +248,16 @@ def assert_contiguous(messages: list[dict]) -> None:
     for symbol, got in ids.items():
         gaps = sorted(set(range(min(got), max(got) + 1)) - got)
         assert not gaps, f"{symbol}: {len(gaps)} trade ids missing between {min(got)} and {max(got)}: {gaps[:10]}"
+
+
+def assert_topic_holds(reader: TopicReader, expected: dict[tuple[str, str], dict], exchange: str,
+                       timeout_s: float = 30) -> list[dict]:
+    """Once every expected trade has landed: the topic holds exactly ``expected``, field by
+    field, with no gap in any symbol's trade ids. Returns the topic's messages."""
+    messages = wait_until_landed(reader, expected, timeout_s=timeout_s)
+    assert_trades_match(messages, expected, exchange)
+    assert_contiguous(messages)
+    return messages
 
 
 def wait_for_more(reader: TopicReader, trades: int, what: str, timeout_s: float = 30) -> None:
