@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from k2.errors import K2Error
-from workers.normalize import NormalizeError
+from workers.normalize import NormalizeError, clip
 from workers.symbols import Pair, SymbolTable
 
 
@@ -73,6 +73,15 @@ class Exchange(ABC):
     def pair(self, symbol: str) -> Pair | None:
         """Metadata for a symbol seen on the wire (any listed symbol, not only subscribed ones)."""
         return self.pairs.get(symbol) or self.table.lookup(self.name, symbol)
+
+    def known_pair(self, symbol: str, as_sent: object = None) -> Pair:
+        """:meth:`pair`, or ``NormalizeError("unknown_symbol")`` naming the symbol as the
+        exchange sent it (``as_sent``, when normalizing changed it)."""
+        pair = self.pair(symbol)
+        if pair is None:
+            shown = symbol if as_sent is None else as_sent
+            raise NormalizeError("unknown_symbol", f"symbol {clip(shown)!r} is not in the symbol table")
+        return pair
 
     @abstractmethod
     def stream_url(self, endpoint: str) -> str:

@@ -114,15 +114,11 @@ class Binance(Exchange):
             return Parsed(rejects=[exc])
 
     def _record(self, trade: _Trade, received_us: int) -> dict:
-        pair = self.pair(trade.s)
-        if pair is None:
-            raise NormalizeError("unknown_symbol", f"symbol {clip(trade.s)!r} is not in the symbol table")
+        pair = self.known_pair(trade.s)
         unit = self._unit_us
         return trade_record(
             exchange_enum="BINANCE",
-            symbol=pair.symbol,
-            base_asset=pair.base,
-            quote_currency=pair.quote,
+            pair=pair,
             trade_id=trade_id_text(trade.t, "trade id t"),
             timestamp_us=epoch_int_to_us(trade.T, unit, "T"),
             price=decimal_18_8(trade.p, "price p"),
@@ -181,14 +177,9 @@ class Binance(Exchange):
         return page
 
     def _rest_record(self, trade: _RestTrade, symbol: str, received_us: int) -> dict:
-        pair = self.pair(symbol)
-        if pair is None:
-            raise NormalizeError("unknown_symbol", f"symbol {clip(symbol)!r} is not in the symbol table")
         return trade_record(
             exchange_enum="BINANCE",
-            symbol=pair.symbol,
-            base_asset=pair.base,
-            quote_currency=pair.quote,
+            pair=self.known_pair(symbol),
             trade_id=trade_id_text(trade.id, "trade id"),
             timestamp_us=epoch_int_to_us(trade.time, self._unit_us, "time"),
             price=decimal_18_8(trade.price, "price"),

@@ -97,18 +97,13 @@ class Kraken(Exchange):
         return parsed
 
     def _record(self, trade: _Trade, message_type: str, received_us: int) -> dict:
-        symbol = self.normalize_symbol(trade.symbol)
-        pair = self.pair(symbol)
-        if pair is None:
-            raise NormalizeError("unknown_symbol", f"symbol {clip(trade.symbol)!r} is not in the symbol table")
+        pair = self.known_pair(self.normalize_symbol(trade.symbol), trade.symbol)
         side = _SIDES.get(trade.side)
         if side is None:
             raise NormalizeError("bad_trade", f"side {clip(trade.side)!r} is neither 'buy' nor 'sell'")
         return trade_record(
             exchange_enum="KRAKEN",
-            symbol=pair.symbol,
-            base_asset=pair.base,
-            quote_currency=pair.quote,
+            pair=pair,
             trade_id=trade_id_text(trade.trade_id, "trade_id"),
             timestamp_us=rfc3339_to_us(trade.timestamp),
             price=decimal_18_8(trade.price, "price"),

@@ -137,9 +137,7 @@ def _record(item: object, pair: Pair, received_us: int) -> dict:
         raise NormalizeError("bad_trade", f"side {clip(side)!r} is neither 'b' nor 's'")
     return trade_record(
         exchange_enum="KRAKEN",
-        symbol=pair.symbol,
-        base_asset=pair.base,
-        quote_currency=pair.quote,
+        pair=pair,
         trade_id=trade_id_text(tid, "trade_id"),
         timestamp_us=time_to_us(when),
         price=decimal_18_8(price, "price"),

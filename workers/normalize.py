@@ -11,9 +11,13 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from hashlib import sha1
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from k2.errors import K2Error
+
+if TYPE_CHECKING:
+    from workers.symbols import Pair
 
 # Fixed forever: changing it would change every message_id and break deduplication.
 MESSAGE_ID_NAMESPACE = UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")
@@ -195,9 +199,7 @@ def _parse_seconds(head: str, text: str, field: str) -> int:
 def trade_record(
     *,
     exchange_enum: str,
-    symbol: str,
-    base_asset: str,
-    quote_currency: str,
+    pair: Pair,
     trade_id: str,
     timestamp_us: int,
     price: Decimal,
@@ -206,17 +208,18 @@ def trade_record(
     ingestion_us: int,
     vendor_data: dict[str, str],
 ) -> dict:
-    """The v3 record as a dict keyed by the schema's field names."""
+    """The v3 record as a dict keyed by the schema's field names; symbol, base asset and
+    quote currency are ``pair``'s."""
     return {
-        "message_id": message_id(exchange_enum, symbol, trade_id),
+        "message_id": message_id(exchange_enum, pair.symbol, trade_id),
         "trade_id": trade_id,
-        "symbol": symbol,
+        "symbol": pair.symbol,
         "exchange": exchange_enum,
         "timestamp": timestamp_us,
         "price": price,
         "quantity": quantity,
-        "base_asset": base_asset,
-        "quote_currency": quote_currency,
+        "base_asset": pair.base,
+        "quote_currency": pair.quote,
         "side": side,
         "ingestion_timestamp": ingestion_us,
         "vendor_data": vendor_data,
