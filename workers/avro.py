@@ -31,14 +31,19 @@ _SCALE = Decimal(10) ** 8
 _UUID_LENGTH = b"\x48"  # zigzag varint of 36, the length of every message_id
 
 
-def _zigzag_varint(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
+def _zigzag_unsigned(z: int) -> bytes:
+    """Varint of an already zigzag-encoded (non-negative) value."""
     out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
     return bytes(out)
+
+
+def _zigzag_varint(n: int) -> bytes:
+    """Avro ``long``: zigzag, then 7 bits a byte."""
+    return _zigzag_unsigned((n << 1) ^ (n >> 63))
 
 
 _SMALL_LONGS = [_zigzag_varint(i) for i in range(-64, 64)]
@@ -63,16 +68,6 @@ def encode_long(n: int) -> bytes:
                     _high_cache[high] = tail
             return _PAIRS[z & 0x3FFF] + _PAIRS[(z >> 14) & 0x3FFF] + tail
     return _zigzag_varint(n)
-
-
-def _zigzag_unsigned(z: int) -> bytes:
-    """Varint of an already zigzag-encoded (non-negative) value."""
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
 
 
 def encode_string(s: str) -> bytes:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import msgspec
 
 from workers.base import Control, Exchange, Parsed
-from workers.jsonframe import DECODE_ERRORS, decode
+from workers.jsonframe import DECODE_ERRORS, decode, decode_rest_body
 from workers.normalize import (
     MAX_TRADE_ID,
     NormalizeError,
@@ -152,12 +152,7 @@ class Binance(Exchange):
 
     def _parse_rest_items(self, body: bytes, symbol: str, received_us: int) -> RestPage:
         """Slow path: some element is not a trade; keep the good ones, reject the others."""
-        try:
-            doc = decode(_decode_any, body)
-        except NormalizeError as exc:
-            raise NormalizeError("bad_rest_response", f"{exc.kind}: {exc}") from None
-        if not isinstance(doc, list):
-            raise NormalizeError("bad_rest_response", f"REST body is not a JSON array: {clip(doc)}")
+        doc = decode_rest_body(_decode_any, body, list, "REST body")
         page = RestPage()
         for item in doc:
             raw = msgspec.json.encode(item)

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import msgspec
 
-from workers.normalize import NormalizeError
+from workers.normalize import NormalizeError, clip
 
 T = TypeVar("T")
 
@@ -60,3 +60,18 @@ def decode(decoder: Callable[[bytes], T], frame: str | bytes) -> T:
         raise NormalizeError(TOO_DEEP, "frame nests JSON deeper than the decoder allows") from None
     except (decimal.DecimalException, OverflowError) as exc:
         raise NormalizeError(NUMBER_OUT_OF_RANGE, f"frame holds a number no decimal can represent: {exc!r}") from None
+
+
+_JSON_NOUNS = {list: "array", dict: "object"}
+
+
+def decode_rest_body(decoder: Callable[[bytes], object], body: bytes, shape: type[T], what: str) -> T:
+    """A REST answer's JSON document, which must be a ``shape`` (list or dict); anything
+    else, unreadable JSON included, is ``NormalizeError("bad_rest_response")``."""
+    try:
+        doc = decode(decoder, body)
+    except NormalizeError as exc:
+        raise NormalizeError("bad_rest_response", f"{exc.kind}: {exc}") from None
+    if not isinstance(doc, shape):
+        raise NormalizeError("bad_rest_response", f"{what} is not a JSON {_JSON_NOUNS[shape]}: {clip(doc)}")
+    return doc

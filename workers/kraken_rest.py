@@ -29,7 +29,7 @@ from decimal import Decimal
 
 import msgspec
 
-from workers.jsonframe import decode
+from workers.jsonframe import decode_rest_body
 from workers.normalize import (
     MAX_TIMESTAMP_US,
     MAX_TRADE_ID,
@@ -92,12 +92,7 @@ def time_to_us(value: object) -> int:
 def parse_trades(body: bytes, pair: Pair, received_us: int) -> tuple[RestPage, int]:
     """A Trades answer for ``pair`` -> (page, ``last`` cursor) (pure). Raises ``rest_error``
     for a non-empty ``error`` array and ``bad_rest_response`` for anything not a Trades answer."""
-    try:
-        doc = decode(_decode_any, body)
-    except NormalizeError as exc:
-        raise NormalizeError("bad_rest_response", f"{exc.kind}: {exc}") from None
-    if not isinstance(doc, dict):
-        raise NormalizeError("bad_rest_response", f"Trades body is not a JSON object: {clip(doc)}")
+    doc = decode_rest_body(_decode_any, body, dict, "Trades body")
     errors = doc.get("error")
     if errors:
         raise NormalizeError("rest_error", clip(errors, 300))
