@@ -40,6 +40,7 @@ from websocket._abnf import continuous_frame, frame_buffer
 
 from k2.errors import K2Error
 from k2.log import EventLog
+from workers.backoff import Backoff
 from workers.base import Control, Exchange
 from workers.settings import WorkerSettings
 from workers.stats import WorkerStats
@@ -232,7 +233,7 @@ class ConnectionManager:
         self.log = log
         self.connector = connector
         self.clock = clock
-        self.rng = rng or random.Random()
+        self._backoff = Backoff(settings.backoff_base_s, settings.backoff_cap_s, 0.5, rng or random.Random())
         self.on_oversize = on_oversize
         self.links: list[Link] = []
         self._ids = count(1)
@@ -448,10 +449,7 @@ class ConnectionManager:
 
     def backoff_delay(self, failures: int) -> float:
         """Delay before the next attempt after ``failures`` consecutive failures."""
-        s = self.settings
-        if failures <= 0:
-            return 0.0
-        return min(s.backoff_cap_s, s.backoff_base_s * 2 ** (failures - 1)) * self.rng.uniform(0.5, 1.0)
+        return self._backoff.delay(failures) if failures > 0 else 0.0
 
     def _lost(self, link: Link, reason: str, detail: str) -> None:
         """A link failed or went quiet: close it and arrange what replaces it."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from k2.log import EventLog
+from workers.backoff import Backoff
 from workers.exits import DESCRIPTIONS, EXIT_CONFIG, EXIT_OK
 
 HEALTHY_RUN_S = 60.0  # a child that lived this long resets its restart backoff
@@ -63,17 +64,14 @@ class Supervisor:
     ):
         self.children = list(children)
         self.log = log
-        self.backoff_base_s = backoff_base_s
-        self.backoff_cap_s = backoff_cap_s
+        self._backoff = Backoff(backoff_base_s, backoff_cap_s, 0.75, rng or random.Random())
         self.grace_s = grace_s
-        self.rng = rng or random.Random()
         self.clock = clock
         self.stopping = False
         self.exit_code = EXIT_OK
 
     def backoff(self, failures: int) -> float:
-        delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** max(0, failures - 1))
-        return delay * self.rng.uniform(0.75, 1.0)
+        return self._backoff.delay(failures)
 
     def start(self, child: Child) -> None:
         if child.reason_file is not None:
