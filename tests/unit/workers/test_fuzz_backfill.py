@@ -26,6 +26,7 @@ from workers.backfill import Backfiller, Done, Failed, Page, Unavailable, fetch_
 from workers.kraken_rest import parse_trades
 from workers.normalize import NormalizeError
 from workers.progress import Gap
+from workers.rest_source import RestPage
 from workers.stats import WorkerStats
 
 # As Binance answers GET /api/v3/historicalTrades?symbol=BTCUSDT&fromId=5123456789&limit=3
@@ -43,13 +44,9 @@ GAP = Gap(1, "BTCUSDT", 5123456789, 5123456791, "stream")
 EXCHANGE = binance()
 
 
-def check_body(body: bytes) -> None:
-    exchange = EXCHANGE
-    try:
-        page = exchange.parse_rest_trades(body, "BTCUSDT", 1)
-    except NormalizeError as exc:
-        assert exc.kind == "bad_rest_response" and len(str(exc)) <= 1000, exc
-        return
+def check_page(exchange, page: RestPage) -> None:
+    """Every record of a parsed REST page keeps the contract and is paged on; every reject
+    has a known kind and keeps its item as JSON for the dead letter."""
     for record in page.records:
         check_contract(exchange, record)
         assert int(record["trade_id"]) in page.ids
@@ -57,6 +54,32 @@ def check_body(body: bytes) -> None:
         assert error.kind in REJECT_KINDS and isinstance(raw, bytes)
         json.loads(raw)  # the dead letter keeps the item as JSON
     assert all(type(i) is int and 0 <= i < 2**63 for i in page.ids)
+
+
+def check_paging_ends(exchange, gap: Gap, script: list, cursor: str, when_done: tuple, max_requests: int) -> None:
+    """Whatever REST answers (``script``, then ``when_done`` forever), paging ``gap`` ends
+    (Done or Failed) within ``max_requests`` requests, and only the gap's trades come out."""
+    script = list(script)
+    requests = []
+
+    def fetch(url: str, headers: dict, timeout_s: float):
+        requests.append(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)[cursor][0])
+        return script.pop(0) if script else when_done
+
+    events = list(fetch_gap(gap, exchange, "http://rest.test", 1000, fetch, lambda s: True, WorkerStats(exchange.name)))
+    assert isinstance(events[-1], Done | Failed) and len(requests) <= max_requests, (events[-1], len(requests))
+    assert all(isinstance(e, Page | Unavailable) for e in events[:-1])
+    for page in (e for e in events if isinstance(e, Page)):
+        assert all(gap.first <= int(r["trade_id"]) <= gap.last for r in page.page.records)
+
+
+def check_body(body: bytes) -> None:
+    try:
+        page = EXCHANGE.parse_rest_trades(body, "BTCUSDT", 1)
+    except NormalizeError as exc:
+        assert exc.kind == "bad_rest_response" and len(str(exc)) <= 1000, exc
+        return
+    check_page(EXCHANGE, page)
 
 
 def test_every_truncation_and_byte_edit_of_recorded_answers():
@@ -69,31 +92,23 @@ def test_random_and_mutated_answers():
     assert fuzz("rest_structure", "binance", structure_mutations(RECORDED), check_body, 1000) >= 1000 * SCALE
 
 
-answers = st.tuples(
-    st.sampled_from([200, 200, 200, 418, 429, 500, 503]),
-    st.sampled_from([{}, {"Retry-After": "1"}, {"Retry-After": "x"}, {"Retry-After": "1e9"}]),
-    st.one_of(structure_mutations(RECORDED[:1]), st.sampled_from(RECORDED), st.binary(max_size=50)),
-)
+def rest_answers(statuses: list[int], recorded: list[bytes]) -> st.SearchStrategy:
+    """Scripts of (status, headers, body) answers: the exchange's statuses, Retry-After
+    headers good and bad, and bodies mutated from, equal to or unlike ``recorded``."""
+    answer = st.tuples(
+        st.sampled_from(statuses),
+        st.sampled_from([{}, {"Retry-After": "1"}, {"Retry-After": "x"}, {"Retry-After": "1e9"}]),
+        st.one_of(structure_mutations(recorded[:1]), st.sampled_from(recorded), st.binary(max_size=50)),
+    )
+    return st.lists(answer, max_size=8)
 
 
 def test_fetch_gap_ends_on_any_sequence_of_answers():
-    """Whatever REST answers, paging ends (Done or Failed) within a bounded number of requests."""
-
     def check(script: list) -> None:
-        script = list(script)
-        requests = []
+        check_paging_ends(binance(), GAP, script, "fromId", (200, {}, b"[]"), 30)
 
-        def fetch(url: str, headers: dict, timeout_s: float):
-            requests.append(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["fromId"][0])
-            return script.pop(0) if script else (200, {}, b"[]")
-
-        events = list(fetch_gap(GAP, binance(), "http://rest.test", 1000, fetch, lambda s: True, WorkerStats("b")))
-        assert isinstance(events[-1], Done | Failed) and len(requests) <= 30, (events[-1], len(requests))
-        assert all(isinstance(e, Page | Unavailable) for e in events[:-1])
-        for page in (e for e in events if isinstance(e, Page)):
-            assert all(GAP.first <= int(r["trade_id"]) <= GAP.last for r in page.page.records)
-
-    assert fuzz("rest_fetch_gap", "binance", st.lists(answers, max_size=8), check, 500) >= 500 * SCALE
+    scripts = rest_answers([200, 200, 200, 418, 429, 500, 503], RECORDED)
+    assert fuzz("rest_fetch_gap", "binance", scripts, check, 500) >= 500 * SCALE
 
 
 def test_a_page_of_ids_below_from_id_fails_instead_of_paging_forever():
@@ -156,20 +171,13 @@ KRAKEN = kraken()
 
 
 def check_kraken_body(body: bytes) -> None:
-    exchange = KRAKEN
     try:
-        page, last = parse_trades(body, exchange.pair("BTC/USD"), 1)
+        page, last = parse_trades(body, KRAKEN.pair("BTC/USD"), 1)
     except NormalizeError as exc:
         assert exc.kind in ("bad_rest_response", "rest_error") and len(str(exc)) <= 1000, exc
         return
     assert type(last) is int
-    for record in page.records:
-        check_contract(exchange, record)
-        assert int(record["trade_id"]) in page.ids
-    for error, raw in page.rejects:
-        assert error.kind in REJECT_KINDS and isinstance(raw, bytes)
-        json.loads(raw)
-    assert all(type(i) is int and 0 <= i < 2**63 for i in page.ids)
+    check_page(KRAKEN, page)
 
 
 def test_kraken_every_truncation_and_byte_edit_of_recorded_answers():
@@ -184,33 +192,14 @@ def test_kraken_random_and_mutated_answers():
                 600) >= 600 * SCALE
 
 
-kraken_answers = st.tuples(
-    st.sampled_from([200, 200, 200, 200, 429, 500, 502]),
-    st.sampled_from([{}, {"Retry-After": "1"}, {"Retry-After": "x"}, {"Retry-After": "1e9"}]),
-    st.one_of(structure_mutations(KRAKEN_RECORDED[:1]), st.sampled_from(KRAKEN_RECORDED), st.binary(max_size=50)),
-)
-
-
 def test_kraken_fetch_gap_ends_on_any_sequence_of_answers():
-    """Whatever Trades answers (the cursor included), paging ends (Done or Failed) within a
-    bounded number of requests, and only the gap's trades come out."""
+    """Whatever Trades answers, the cursor included: see check_paging_ends."""
 
     def check(script: list) -> None:
-        script = list(script)
-        requests = []
+        check_paging_ends(kraken(), KRAKEN_GAP, script, "since", (200, {}, KRAKEN_RECORDED[2]), 70)
 
-        def fetch(url: str, headers: dict, timeout_s: float):
-            requests.append(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["since"][0])
-            return script.pop(0) if script else (200, {}, KRAKEN_RECORDED[2])
-
-        events = list(fetch_gap(KRAKEN_GAP, kraken(), "http://rest.test", 1000, fetch, lambda s: True,
-                                WorkerStats("k")))
-        assert isinstance(events[-1], Done | Failed) and len(requests) <= 70, (events[-1], len(requests))
-        assert all(isinstance(e, Page | Unavailable) for e in events[:-1])
-        for page in (e for e in events if isinstance(e, Page)):
-            assert all(KRAKEN_GAP.first <= int(r["trade_id"]) <= KRAKEN_GAP.last for r in page.page.records)
-
-    assert fuzz("rest_fetch_gap", "kraken", st.lists(kraken_answers, max_size=8), check, 300) >= 300 * SCALE
+    scripts = rest_answers([200, 200, 200, 200, 429, 500, 502], KRAKEN_RECORDED)
+    assert fuzz("rest_fetch_gap", "kraken", scripts, check, 300) >= 300 * SCALE
 
 
 def test_the_kraken_backfill_thread_survives_any_exception_from_fetch():
