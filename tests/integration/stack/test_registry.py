@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -12,23 +11,15 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.contracts import trade_schema_text
+from workers.binance import Binance
+from workers.symbols import SymbolTable
 
 pytestmark = pytest.mark.integration
 
-TRADE = {
-    "message_id": "1b4e28ba-2fa1-5e2a-9d3c-000000000001",
-    "trade_id": "5123456789",
-    "symbol": "BTCUSDT",
-    "exchange": "BINANCE",
-    "timestamp": 1767225600120000,
-    "price": Decimal("94250.01000000"),
-    "quantity": Decimal("0.00210000"),
-    "base_asset": "BTC",
-    "quote_currency": "USDT",
-    "side": "SELL",
-    "ingestion_timestamp": 1767225600130000,
-    "vendor_data": {"event_time": "1767225600125"},
-}
+# The record the Binance worker makes of one recorded trade frame: what the registry carries.
+FRAME = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1767225600125,"s":"BTCUSDT",'
+         '"t":5123456789,"p":"94250.01000000","q":"0.00210000","T":1767225600120,"m":true,"M":true}}')
+(TRADE,) = Binance(["BTCUSDT"], SymbolTable.shipped(), microseconds=False).parse(FRAME, 1767225600130000).trades
 
 
 def test_v3_round_trip_with_confluent_serializers(stack, run_id):
