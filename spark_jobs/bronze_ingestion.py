@@ -36,7 +36,7 @@ from pyspark.sql.streaming import DataStreamWriter
 from k2.contracts import BRONZE_TABLE
 from k2.settings import PlatformSettings
 from k2.streams import LostRange, checkpoint_dir
-from spark_jobs.options import add_stream_options, job_settings, parse_topic_map, table_id
+from spark_jobs.options import job_settings, parse_topic_map, stream_parser, table_id
 
 STREAM = "bronze_ingestion"
 NOTHING_READ = -1  # first offset of a planned range of which no row reached Bronze
@@ -184,9 +184,7 @@ def build(spark: SparkSession, args: argparse.Namespace, s: PlatformSettings) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_stream_options(parser, STREAM)
-    parser.add_argument("--topics", help="exchange=topic,... (default: the contract trade topics)")
+    parser = stream_parser(__doc__, STREAM, topics=True)
     parser.add_argument("--max-offsets-per-trigger", type=int, default=500_000,
                         help="cap on Kafka records per micro-batch (default 500000)")
     parser.add_argument("--fail-on-data-loss", action="store_true",

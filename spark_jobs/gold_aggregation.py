@@ -34,7 +34,7 @@ from k2.contracts import EXCHANGES, GOLD_TABLE, silver_table
 from k2.log import job_log
 from k2.settings import PlatformSettings
 from spark_jobs.batch_timing import BatchTimings
-from spark_jobs.options import add_stream_options, job_settings, table_id
+from spark_jobs.options import job_settings, stream_parser, table_id
 from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import V3_COLUMNS
 
@@ -157,8 +157,7 @@ def build(spark: SparkSession, args: argparse.Namespace, settings: PlatformSetti
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_stream_options(parser, STREAM)
+    parser = stream_parser(__doc__, STREAM)
     parser.add_argument("--max-rows-per-batch", type=int, default=1_000_000,
                         help="soft cap on rows per Silver table per micro-batch (default 1000000)")
     args = parser.parse_args(argv)

@@ -97,7 +97,10 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_stream_options(parser: argparse.ArgumentParser, stream: str) -> None:
+def stream_parser(doc: str, stream: str, *, topics: bool = False) -> argparse.ArgumentParser:
+    """The command line of a stream job: the first line of its ``doc``, --namespace and
+    --trigger; with ``topics``, --topics (the streams that read the trade topics)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     add_common(parser)
     env = trigger_env(stream)
     parser.add_argument(
@@ -107,6 +110,9 @@ def add_stream_options(parser: argparse.ArgumentParser, stream: str) -> None:
         help=f"'availableNow' (drain and exit) or an interval like '5 seconds' "
         f"(default ${env} or {DEFAULT_TRIGGER!r})",
     )
+    if topics:
+        parser.add_argument("--topics", help="exchange=topic,... (default: the contract trade topics)")
+    return parser
 
 
 @dataclass(frozen=True)

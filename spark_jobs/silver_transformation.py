@@ -34,7 +34,7 @@ from k2.streams import checkpoint_dir
 from spark_jobs import wire
 from spark_jobs.batch_commits import BatchCommits
 from spark_jobs.batch_timing import BatchTimings
-from spark_jobs.options import add_stream_options, job_settings, parse_topic_map, table_id
+from spark_jobs.options import job_settings, parse_topic_map, stream_parser, table_id
 from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import KAFKA_COLUMNS, V3_COLUMNS
 from spark_jobs.validation import Classifier, classifier, classify, clock_columns, rules
@@ -286,9 +286,7 @@ def build(spark: SparkSession, args: argparse.Namespace, settings: PlatformSetti
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_stream_options(parser, STREAM)
-    parser.add_argument("--topics", help="exchange=topic,... (default: the contract trade topics)")
+    parser = stream_parser(__doc__, STREAM, topics=True)
     parser.add_argument("--clock-skew-seconds", type=float, default=60.0,
                         help="how far into the future a trade timestamp may be (default 60)")
     parser.add_argument("--max-rows-per-batch", type=int, default=1_000_000,

@@ -279,30 +279,32 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# How much each benchmark measures: (option, type, default, help). None: the run's own
+# default, which differs between latency, soak and platform runs.
+SIZES: tuple[tuple[str, type, float | None, str], ...] = (
+    ("--worker-seconds", float, 60, "measured seconds per exchange"),
+    ("--bronze-messages", int, 33_000_000, "records Bronze ingests (default 33M: 10 minutes of traffic at "
+     "55K msg/s; a drain lasting 10 minutes takes ~180M here)"),
+    ("--gold-rows", int, 10_000_000, "Gold rows for the query benchmark"),
+    ("--queries", int, 30, "timed 1-hour queries per engine"),
+    ("--restarts", int, 3, "kill -9/restart cycles"),
+    ("--rate", float, None, "latency, soak and platform runs: trades/s per exchange (default 50; soak 200)"),
+    ("--seconds", float, None, "latency, soak and platform runs: seconds of trading, warm-up included "
+     "(default 120; soak 3600; platform 600)"),
+    ("--sample-every", float, 60, "soak: seconds between two samples of every table (default 60)"),
+    ("--maintenance-every", float, 600, "soak: seconds between compaction + retention runs (default 600)"),
+    ("--warmup", float, None, "latency and platform runs: first seconds left out of the steady-state "
+     "percentiles (default 30; platform 60)"),
+)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "bench", _main, "measure every SPEC §8 figure; JSON + markdown report", __doc__, raw=True)
     p.add_argument("--only", nargs="+",
                    choices=["workers", "bronze", "gold_query", "recovery", "latency", "soak", "platform"],
                    help="run only these benchmarks (soak and platform run only when named here)")
-    p.add_argument("--worker-seconds", type=float, default=60, help="measured seconds per exchange")
-    p.add_argument("--bronze-messages", type=int, default=33_000_000,
-                   help="records Bronze ingests (default 33M: 10 minutes of traffic at 55K msg/s; "
-                   "a drain lasting 10 minutes takes ~180M here)")
-    p.add_argument("--gold-rows", type=int, default=10_000_000, help="Gold rows for the query benchmark")
-    p.add_argument("--queries", type=int, default=30, help="timed 1-hour queries per engine")
-    p.add_argument("--restarts", type=int, default=3, help="kill -9/restart cycles")
-    p.add_argument("--rate", type=float, default=None,
-                   help="latency, soak and platform runs: trades/s per exchange (default 50; soak 200)")
-    p.add_argument("--seconds", type=float, default=None,
-                   help="latency, soak and platform runs: seconds of trading, warm-up included "
-                   "(default 120; soak 3600; platform 600)")
-    p.add_argument("--sample-every", type=float, default=60,
-                   help="soak: seconds between two samples of every table (default 60)")
-    p.add_argument("--maintenance-every", type=float, default=600,
-                   help="soak: seconds between compaction + retention runs (default 600)")
-    p.add_argument("--warmup", type=float, default=None,
-                   help="latency and platform runs: first seconds left out of the steady-state "
-                   "percentiles (default 30; platform 60)")
+    for flag, kind, default, text in SIZES:
+        p.add_argument(flag, type=kind, default=default, help=text)
 
 
 def _main(args: argparse.Namespace) -> int:
