@@ -25,12 +25,13 @@ import sys
 from datetime import datetime, timedelta
 
 from k2.contracts import GOLD_TABLE
-from k2.log import job_log
+from k2.log import EventLog
 from spark_jobs.maintenance import (
     add_now_option,
     add_snapshot_options,
     add_tables_option,
     day_before_filter,
+    each_table,
     hour_before_filter,
     job_now,
     selected_tables,
@@ -63,36 +64,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tables = selected_tables(parser, args.tables)
     settings = job_settings(JOB)
-
-    from spark_jobs.session import spark_session
-
-    log = job_log(JOB)
-    spark = spark_session(JOB)
     cat = settings.catalog_name
     now = job_now(args.now)
-    try:
-        for table in tables:
-            short = f"{args.namespace}.{table}"
-            where = cold_filter(table, now, args.cold_after_hours).replace("'", "\\'")
-            strategy = ", strategy => 'sort'" if table == GOLD_TABLE else ""
-            sql = (f"CALL {cat}.system.rewrite_data_files(table => '{cat}.{short}'{strategy}, where => '{where}', "
-                   f"options => map('min-input-files', '{args.min_input_files}', "
-                   "'partial-progress.enabled', 'true'))")
-            log.info("rewrite_started", table=short, where=cold_filter(table, now, args.cold_after_hours))
-            r = with_retries(lambda q=sql: spark.sql(q).first(), f"{short} rewrite_data_files", log,
-                             attempts=args.attempts)
-            log.info("files_rewritten", table=short, rewritten_files=r.rewritten_data_files_count,
-                     added_files=r.added_data_files_count, rewritten_bytes=r.rewritten_bytes_count)
-            m = with_retries(lambda s=short: spark.sql(
-                f"CALL {cat}.system.rewrite_manifests(table => '{cat}.{s}')").first(),
-                f"{short} rewrite_manifests", log, attempts=args.attempts)
-            log.info("manifests_rewritten", table=short, rewritten_manifests=m.rewritten_manifests_count,
-                     added_manifests=m.added_manifests_count)
-            expire(spark, settings, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log)
-        log.info("done")
-        return 0
-    finally:
-        spark.stop()
+
+    def compact(spark, log: EventLog, table: str) -> None:
+        short = f"{args.namespace}.{table}"
+        where = cold_filter(table, now, args.cold_after_hours).replace("'", "\\'")
+        strategy = ", strategy => 'sort'" if table == GOLD_TABLE else ""
+        sql = (f"CALL {cat}.system.rewrite_data_files(table => '{cat}.{short}'{strategy}, where => '{where}', "
+               f"options => map('min-input-files', '{args.min_input_files}', "
+               "'partial-progress.enabled', 'true'))")
+        log.info("rewrite_started", table=short, where=cold_filter(table, now, args.cold_after_hours))
+        r = with_retries(lambda q=sql: spark.sql(q).first(), f"{short} rewrite_data_files", log,
+                         attempts=args.attempts)
+        log.info("files_rewritten", table=short, rewritten_files=r.rewritten_data_files_count,
+                 added_files=r.added_data_files_count, rewritten_bytes=r.rewritten_bytes_count)
+        m = with_retries(lambda s=short: spark.sql(
+            f"CALL {cat}.system.rewrite_manifests(table => '{cat}.{s}')").first(),
+            f"{short} rewrite_manifests", log, attempts=args.attempts)
+        log.info("manifests_rewritten", table=short, rewritten_manifests=m.rewritten_manifests_count,
+                 added_manifests=m.added_manifests_count)
+        expire(spark, settings, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log)
+
+    return each_table(JOB, tables, compact)
 
 
 if __name__ == "__main__":

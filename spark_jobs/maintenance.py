@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from k2.config import load, register, setting
 from k2.contracts import (
@@ -23,7 +23,7 @@ from k2.contracts import (
     all_tables,
     silver_table,
 )
-from k2.log import EventLog
+from k2.log import EventLog, job_log
 
 T = TypeVar("T")
 
@@ -141,3 +141,19 @@ def with_retries(action: Callable[[], T], what: str, log: EventLog,
                         retry_in_s=round(delay, 1), error=text.splitlines()[0][:200])
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def each_table(job: str, tables: list[str], work: Callable[[Any, EventLog, str], None]) -> int:
+    """``work(spark, log, table)`` for each of ``tables`` in order, in one Spark session (one
+    start-up for the whole job), then a ``done`` line; the session stops whatever happens."""
+    from spark_jobs.session import spark_session
+
+    log = job_log(job)
+    spark = spark_session(job)
+    try:
+        for table in tables:
+            work(spark, log, table)
+        log.info("done")
+        return 0
+    finally:
+        spark.stop()

@@ -25,7 +25,7 @@ import argparse
 import sys
 from datetime import date, timedelta
 
-from k2.log import EventLog, job_log
+from k2.log import EventLog
 from spark_jobs.holdback import Hold, min_consumed_seq
 from spark_jobs.maintenance import (
     DAY_COLUMN,
@@ -33,6 +33,7 @@ from spark_jobs.maintenance import (
     add_snapshot_options,
     add_tables_option,
     day_before_filter,
+    each_table,
     job_now,
     retention_cutoff,
     selected_tables,
@@ -78,44 +79,37 @@ def main(argv: list[str] | None = None) -> int:
     now = job_now(args.now)
     today = now.date()
     settings = job_settings(JOB)
-
-    from spark_jobs.session import spark_session
-
-    log = job_log(JOB)
-    spark = spark_session(JOB)
     cat = settings.catalog_name
-    try:
-        for table in tables:
-            ident = table_id(settings, table, args.namespace)
-            short = f"{args.namespace}.{table}"
-            holds, initial = table_holds(settings, args.namespace, table, log)
-            cutoff = retention_cutoff(table, today)
-            if cutoff is None:
-                log.info("kept_forever", table=short, detail="no partition delete")
+
+    def trim(spark, log: EventLog, table: str) -> None:
+        ident = table_id(settings, table, args.namespace)
+        short = f"{args.namespace}.{table}"
+        holds, initial = table_holds(settings, args.namespace, table, log)
+        cutoff = retention_cutoff(table, today)
+        if cutoff is None:
+            log.info("kept_forever", table=short, detail="no partition delete")
+        else:
+            cutoff = held_cutoff(spark, ident, short, table, cutoff, holds, log)
+            where = day_before_filter(table, cutoff)
+            doomed = spark.sql(f"SELECT count(*) AS n FROM {ident} WHERE {where}").first().n
+            if args.dry_run or not doomed:
+                log.info("rows_to_delete", table=short, rows=doomed, before=str(cutoff), dry_run=args.dry_run)
             else:
-                cutoff = held_cutoff(spark, ident, short, table, cutoff, holds, log)
-                where = day_before_filter(table, cutoff)
-                doomed = spark.sql(f"SELECT count(*) AS n FROM {ident} WHERE {where}").first().n
-                if args.dry_run or not doomed:
-                    log.info("rows_to_delete", table=short, rows=doomed, before=str(cutoff), dry_run=args.dry_run)
-                else:
-                    with_retries(lambda i=ident, w=where: spark.sql(f"DELETE FROM {i} WHERE {w}"),
-                                 f"{short} delete", log)
-                    log.info("rows_deleted", table=short, rows=doomed, before=str(cutoff),
-                             detail="whole partitions")
-            expire(spark, settings, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log,
-                   holds, initial, dry_run=args.dry_run)
-            if args.dry_run:
-                continue
-            orphan_cut = now - timedelta(hours=args.orphan_age_hours)
-            orphans = spark.sql(
-                f"CALL {cat}.system.remove_orphan_files(table => '{cat}.{short}', "
-                f"older_than => TIMESTAMP '{orphan_cut:%Y-%m-%d %H:%M:%S}+00:00')").count()
-            log.info("orphans_removed", table=short, files=orphans, older_than=f"{orphan_cut:%Y-%m-%d %H:%M}Z")
-        log.info("done")
-        return 0
-    finally:
-        spark.stop()
+                with_retries(lambda i=ident, w=where: spark.sql(f"DELETE FROM {i} WHERE {w}"),
+                             f"{short} delete", log)
+                log.info("rows_deleted", table=short, rows=doomed, before=str(cutoff),
+                         detail="whole partitions")
+        expire(spark, settings, args.namespace, table, now, args.snapshot_retention_hours, args.retain_last, log,
+               holds, initial, dry_run=args.dry_run)
+        if args.dry_run:
+            return
+        orphan_cut = now - timedelta(hours=args.orphan_age_hours)
+        orphans = spark.sql(
+            f"CALL {cat}.system.remove_orphan_files(table => '{cat}.{short}', "
+            f"older_than => TIMESTAMP '{orphan_cut:%Y-%m-%d %H:%M:%S}+00:00')").count()
+        log.info("orphans_removed", table=short, files=orphans, older_than=f"{orphan_cut:%Y-%m-%d %H:%M}Z")
+
+    return each_table(JOB, tables, trim)
 
 
 if __name__ == "__main__":
