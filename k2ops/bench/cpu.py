@@ -3,9 +3,10 @@
 A :class:`CpuMeter` samples every few seconds. Each process's own CPU time (user + system)
 since the previous sample is charged to its nearest labelled ancestor as labelled at that
 sample: a stream's JVM (the parent of the Python driver that holds the stream's lock),
-else a stack service (PostgreSQL, Kafka, the registry, each Airflow component, the
-workers). A stream JVM runs under an Airflow task, so the nearest label keeps a stream's
-CPU out of Airflow's; labelling at each sample keeps a stream restarted mid-run (new
+else another Spark job's JVM (``job compaction``, ``job retention``, ...), else a stack
+service (PostgreSQL, Kafka, the registry, each Airflow component, the workers). Spark
+jobs run under Airflow tasks, so the nearest label keeps their CPU out of the
+scheduler's; labelling at each sample keeps a stream restarted mid-run (new
 pids) the stream's. Processes under no label (the benchmark itself, a shell) are
 ``other``; the machine's total comes from /proc/stat. A process that exits loses at most
 its last interval's time (reaped children's times are not counted, or an Airflow task
@@ -108,9 +109,26 @@ def _roots(s, procs: dict[int, tuple[int, float]]) -> dict[int, str]:
         pid = svc.pid()
         if pid:
             roots[pid] = svc.name
+    for pid in procs:  # other Spark jobs (compaction, retention, ...) under an Airflow task
+        if (job := spark_job_of(pid)) and pid not in roots:
+            roots[pid] = f"job {job}"
     for stream in STREAMS:
         driver = lock_holder(stream, s)
         if driver and driver > 0:
             jvm = procs.get(driver, (0, 0.0))[0]  # spark-submit's JVM starts the Python driver
             roots[jvm if jvm > 1 else driver] = stream
     return roots
+
+
+def spark_job_of(pid: int) -> str | None:
+    """The job a Spark driver JVM runs (``spark_jobs/<job>.py`` on its command line), else None."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if not argv or not argv[0].endswith(b"java"):
+        return None
+    for arg in argv:
+        if arg.endswith(b".py") and b"/spark_jobs/" in arg:
+            return Path(arg.decode(errors="replace")).stem
+    return None

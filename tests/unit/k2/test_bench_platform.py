@@ -322,3 +322,27 @@ def test_cpu_meter_keeps_a_restarted_process_time_its_own(monkeypatch):
     assert meter.totals.get("airflow-scheduler", 0.0) < 1.0  # pytest's own polling only
     assert meter.totals["machine"] >= 2.0
     assert meter.cores(10.0)["silver_transformation"] == round(meter.totals["silver_transformation"] / 10, 3)
+
+
+def test_a_spark_jobs_jvm_is_named_by_the_job_it_runs():
+    """Maintenance jobs run under Airflow tasks: their JVMs are charged to `job <name>`,
+    not to the scheduler."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from k2ops.bench.cpu import spark_job_of
+
+    # A stand-in whose command line reads like spark-submit's driver JVM for compaction.
+    proc = subprocess.Popen(["/usr/lib/jvm/bin/java", "-c", "import time; time.sleep(30)",
+                             "/opt/k2/spark_jobs/compaction.py"], executable=sys.executable)
+    try:
+        wait_until(lambda: b"compaction.py" in Path(f"/proc/{proc.pid}/cmdline").read_bytes(), 10,
+                   "the stand-in to exec", interval=0.01)
+        assert spark_job_of(proc.pid) == "compaction"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert spark_job_of(proc.pid) is None  # gone
+    assert spark_job_of(os.getpid()) is None  # pytest: not a JVM
