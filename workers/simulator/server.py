@@ -135,7 +135,13 @@ class Session:
         transport = self.conn.transport
         if self.closed or transport is None or transport.is_closing():
             return False
-        transport.write(ws_text_frame(text.encode()))
+        try:
+            transport.write(ws_text_frame(text.encode()))
+        except (RuntimeError, ConnectionError):
+            # The client half-closed (write_eof) or reset between the check and the write:
+            # this session is over; the market goes on for the others.
+            self.closed = True
+            return False
         return True
 
     def backlog(self) -> int:
