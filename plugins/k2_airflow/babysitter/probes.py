@@ -106,9 +106,22 @@ def _snapshots(settings: PlatformSettings, table: str) -> list[tuple[int, int, s
     from k2.catalog import catalog
 
     meta = catalog(settings).load_table(contracts.qualified(table)).metadata
-    return [(s.snapshot_id, s.timestamp_ms,
-             str(getattr(s.summary.operation, "value", s.summary.operation)) if s.summary else "")
-            for s in meta.snapshots]
+    return [(s.snapshot_id, s.timestamp_ms, snapshot_operation(s.summary)) for s in meta.snapshots]
+
+
+EMPTY_APPEND = "empty append"
+
+
+def snapshot_operation(summary) -> str:
+    """The snapshot's operation, with an append that added no rows told apart as
+    ``empty append``: a stream's first batch on an empty source commits one, and a
+    downstream stream that never reads it is idle, not stalled."""
+    if summary is None:
+        return ""
+    operation = str(getattr(summary.operation, "value", summary.operation))
+    if operation == "append" and str(summary.get("added-records", "")) == "0":
+        return EMPTY_APPEND
+    return operation
 
 
 def source_new_data(stream: str, settings: PlatformSettings,

@@ -119,3 +119,17 @@ def test_iceberg_new_data_when_the_reached_snapshot_was_expired():
     entries = [{"snapshot_id": 99}]
     assert probes.iceberg_new_data(entries, {"s": [(5, 5000, "append")]}, 6000.0)[0] is False
     assert probes.iceberg_new_data(entries, {"s": [(5, 5000, "append")]}, 4000.0)[0] is True
+
+
+def test_an_append_of_no_rows_is_not_new_data():
+    """Bronze's first batch on an empty topic commits an append of 0 records; Silver,
+    idle since it started (no offsets yet), must not be called stalled for it."""
+    from pyiceberg.table.snapshots import Operation, Summary
+
+    assert probes.snapshot_operation(Summary(Operation.APPEND, **{"added-records": "0"})) == probes.EMPTY_APPEND
+    assert probes.snapshot_operation(Summary(Operation.APPEND, **{"added-records": "20"})) == "append"
+    assert probes.snapshot_operation(Summary(Operation.REPLACE, **{"added-records": "0"})) == "replace"
+    assert probes.snapshot_operation(None) == ""
+    empty = [(1, 1000, probes.EMPTY_APPEND)]
+    assert probes.iceberg_new_data([], {"bronze": empty}, None)[0] is False
+    assert probes.iceberg_new_data([], {"bronze": [*empty, (2, 2000, "append")]}, None)[0] is True
