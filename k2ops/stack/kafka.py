@@ -102,16 +102,25 @@ def _java_argv(s: PlatformSettings, main: str, *args: str) -> list[str]:
     ]
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64, never starting with "-"."""
+    while True:
+        raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not raw.startswith("-"):
+            return raw
+
+
 def prepare(s: PlatformSettings) -> None:
     """Write the config and format the storage once (kept across restarts)."""
     props = _write_config(s)
     cluster_id_file = s.data_dir / "kafka-cluster-id"
-    if not cluster_id_file.exists():
-        cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
-        raw = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cluster_id_file.write_text(raw)
     if (_log_dir(s) / "meta.properties").exists():
         return
+    if not cluster_id_file.exists() or cluster_id_file.read_text().startswith("-"):
+        # Not formatted yet: an id starting with "-" (one in 64) would be read by the
+        # storage tool as an option, so draw again (Kafka's own Uuid.randomUuid does too).
+        cluster_id_file.parent.mkdir(parents=True, exist_ok=True)
+        cluster_id_file.write_text(new_cluster_id())
     proc = subprocess.run(
         _java_argv(s, "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
                    "-t", cluster_id_file.read_text().strip(), "-c", str(props)),

@@ -76,3 +76,17 @@ def test_process_that_exits_during_start_shows_its_log(tmp_path):
     assert "exited with code 3" in str(err.value)
     assert "bad config: xyz" in str(err.value)
     assert svc.state() == STOPPED
+
+
+def test_a_kraft_cluster_id_never_reads_as_an_option(monkeypatch):
+    """kafka-storage's parser took an id starting with "-" for an option: the stack failed
+    to start about once in 64 fresh installs."""
+    import uuid
+
+    from k2ops.stack import kafka
+
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" * 16)])  # "-A...", "AQE..."
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(draws))
+    cluster_id = kafka.new_cluster_id()
+    assert cluster_id == "AQEBAQEBAQEBAQEBAQEBAQ"
+    assert len(cluster_id) == 22
