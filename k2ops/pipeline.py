@@ -25,7 +25,7 @@ from k2.jobs import job_path
 from k2.kafka_admin import TopicSpec, admin_client, delete_topics, ensure_topics
 from k2.polling import wait_until
 from k2.settings import REPO_ROOT, PlatformSettings
-from k2.streams import lock_holder, read_progress, stop_stream
+from k2.streams import checkpoint_dir, lock_holder, read_progress, stop_stream
 from k2ops.stack.airflow import environment
 from k2ops.stack.spark import spark_submit
 from spark_jobs.options import DEFAULT_TRIGGER
@@ -87,20 +87,26 @@ class IsolatedPipeline:
         return proc
 
     def start_streams(self, ready_timeout: float = 300) -> None:
-        """Start the three streams and wait until each has committed its first batch."""
+        """Start the three streams and wait until each query runs (see :meth:`_started`)."""
         for stream in STREAMS:
             self.start_stream(stream)
         for stream in STREAMS:
-            wait_until(lambda s=stream: self._started(s), ready_timeout, f"{stream} first batch", interval=1.0)
+            wait_until(lambda s=stream: self._started(s), ready_timeout, f"{stream} to start its query",
+                       interval=1.0)
 
     def _started(self, stream: str) -> bool:
-        """True once ``stream`` committed a batch; a copy that died first is started again,
-        as the babysitter would (its log keeps both runs, for the diagnosis)."""
+        """True once ``stream``'s query runs: it committed a batch, or its live process has
+        written the checkpoint's ``metadata`` (Spark does at query start, before any batch).
+        Not "a first batch": a stream reading an Iceberg table that holds only an empty
+        append (Bronze's first batch on empty topics) plans no batch until rows arrive, and
+        the caller sends rows only once the streams are up. A copy that died first is
+        started again, as the babysitter would (its log keeps both runs, for the diagnosis)."""
         if self.last_batch(stream) >= 0:
             return True
         if self.streams[stream].poll() is not None:
             self.start_stream(stream)
-        return False
+            return False
+        return (checkpoint_dir(stream, self.settings) / "metadata").exists()
 
     def stream_pid(self, stream: str) -> int | None:
         return lock_holder(stream, self.settings)
