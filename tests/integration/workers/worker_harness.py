@@ -127,15 +127,15 @@ class WorkerProcess:
         wait_until(lambda: len(self.events("child_started")) == 2, timeout_s, "supervisor to restart the killed worker")
         assert self.events("child_exited")[0]["reason"] == "killed by SIGKILL"
 
-
-def record_events(sim: SimulatorThread, ev: str, exchange: str) -> list[dict]:
-    """The lines of kind ``ev`` (conn_open, dropped, rest, ...) of the simulator's record for ``exchange``."""
-    return [e for e in read_record(sim.record_path) if e.get("ev") == ev and e.get("exchange") == exchange]
-
     def stop(self, timeout_s: float = 30) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()
         return self.proc.wait(timeout_s)
+
+
+def record_events(sim: SimulatorThread, ev: str, exchange: str) -> list[dict]:
+    """The lines of kind ``ev`` (conn_open, dropped, rest, ...) of the simulator's record for ``exchange``."""
+    return [e for e in read_record(sim.record_path) if e.get("ev") == ev and e.get("exchange") == exchange]
 
 
 def worker_env(sim: SimulatorThread, topics: dict, **settings: str) -> dict[str, str]:
