@@ -126,6 +126,11 @@ class Latest:
 
 Event = Page | Unavailable | Done | Failed | Latest
 PROBE_ATTEMPTS = 3  # a failed probe costs little: the symbol's next trade still reveals the gap
+# REST can list a trade before the stream has delivered it (it may still be in the socket
+# or not yet read by a busy worker). A probe's answer is therefore compared with what the
+# stream saw only this long after it arrived: trades the stream was about to deliver are
+# then seen, not backfilled twice and counted as a gap that never was.
+PROBE_SETTLE_S = 3.0
 
 
 class Pacer:
@@ -349,7 +354,8 @@ class GapFiller:
 
     def __init__(self, progress: Progress, backfiller: Backfiller | None, produce: Callable[[dict], None],
                  dead_letters: DeadLetters, stats: WorkerStats, log: EventLog, max_trades: int,
-                 disabled_reason: str = "", url_setting: str = "K2_BINANCE_REST_URL"):
+                 disabled_reason: str = "", url_setting: str = "K2_BINANCE_REST_URL",
+                 clock: Callable[[], float] = time.monotonic, probe_settle_s: float = PROBE_SETTLE_S):
         self.progress = progress
         self.backfiller = backfiller
         self.produce = produce
@@ -362,6 +368,9 @@ class GapFiller:
         self._produced: dict[int, int] = {}  # gap id -> trades produced
         self._rounds: dict[int, int] = {}  # gap id -> failed rounds so far
         self._retry: list[tuple[float, Gap]] = []  # (due, gap) to submit again
+        self._probes: dict[str, tuple[float, Latest]] = {}  # symbol -> (settled at, probe answer)
+        self.clock = clock
+        self.probe_settle_s = probe_settle_s
 
     def pump(self, max_events: int = 4) -> None:
         """Called every loop turn: cheap when nothing is missing."""
@@ -370,8 +379,10 @@ class GapFiller:
                 self._start(gap)
         if self.backfiller is None:
             return
+        if self._probes:
+            self._settle_probes()
         if self._retry:
-            now = time.monotonic()
+            now = self.clock()
             due = [gap for at, gap in self._retry if at <= now]
             self._retry = [(at, gap) for at, gap in self._retry if at > now]
             for gap in due:
@@ -460,7 +471,7 @@ class GapFiller:
                   "trades": self._produced.get(gap.id, 0), "requests": event.requests, "reason": event.reason}
         if rounds < RETRY_ROUNDS:
             self._rounds[gap.id] = rounds
-            self._retry.append((time.monotonic() + RETRY_DELAY_S, gap))
+            self._retry.append((self.clock() + RETRY_DELAY_S, gap))
             self.log.error("backfill_failed", **fields, lost=0, will_retry_in_s=RETRY_DELAY_S, round=rounds,
                            action=f"check {self.url_setting} and the network")
             return
@@ -476,12 +487,23 @@ class GapFiller:
             self.log.warning("probe_failed", symbol=event.symbol, reason=event.reason,
                              detail="the symbol's next trade reveals any gap instead")
             return
-        last_seen = self.progress.last_seen.get(event.symbol)
-        opened = self.progress.probed(event.symbol, event.trade_id)
-        self.log.info("probed", symbol=event.symbol, latest=event.trade_id, last_seen=last_seen, gap=opened)
-        if opened:
-            for gap in self.progress.take_new_gaps():
-                self._start(gap)
+        self._probes[event.symbol] = (self.clock() + self.probe_settle_s, event)
+
+    def _settle_probes(self) -> None:
+        """Probe answers that have waited out :data:`PROBE_SETTLE_S`: what the stream has
+        still not delivered up to the answered id is a gap now."""
+        now = self.clock()
+        for symbol, (due, event) in list(self._probes.items()):
+            if due > now:
+                continue
+            del self._probes[symbol]
+            assert event.trade_id is not None
+            last_seen = self.progress.last_seen.get(symbol)
+            opened = self.progress.probed(symbol, event.trade_id)
+            self.log.info("probed", symbol=symbol, latest=event.trade_id, last_seen=last_seen, gap=opened)
+            if opened:
+                for gap in self.progress.take_new_gaps():
+                    self._start(gap)
 
     def _lost(self, trades: int) -> None:
         self.stats.backfill_lost += trades

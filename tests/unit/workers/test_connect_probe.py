@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import queue
 import time
 import urllib.parse
 
@@ -106,7 +107,9 @@ def test_quiet_symbols_are_backfilled_at_connect_without_a_live_trade(exchanges,
     log = EventLog(out)
     backfiller = Backfiller(exchanges[name], "http://rest.test", 1000, stats, fetch=Rest(t))
     backfiller._sleep = lambda s: True  # pacing is tested elsewhere; keep this test fast
-    gf = GapFiller(progress, backfiller, produced.append, DeadLetters(name, lambda k, v: None, log), stats, log, 10_000)
+    gf = GapFiller(progress, backfiller, produced.append, DeadLetters(name, lambda k, v: None, log), stats, log, 10_000,
+                   probe_settle_s=0.0)
+
     def pumped() -> bool:
         gf.pump()
         return len(produced) >= 78
@@ -123,3 +126,58 @@ def test_quiet_symbols_are_backfilled_at_connect_without_a_live_trade(exchanges,
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     probed = [e for e in events if e["event"] == "probed"]
     assert sorted((e["symbol"], e["gap"]) for e in probed) == [(s, True) for s in symbols]
+
+
+class QueuedAnswers:
+    """A backfiller stand-in: the test puts probe answers; submitted gaps are kept."""
+
+    def __init__(self) -> None:
+        self.results: queue.Queue = queue.Queue()
+        self.gaps: list = []
+
+    def submit(self, gap) -> None:
+        self.gaps.append(gap)
+
+
+def _settling_filler(progress: Progress) -> tuple[GapFiller, QueuedAnswers, list[float], io.StringIO]:
+    now, out, answers = [1000.0], io.StringIO(), QueuedAnswers()
+    log = EventLog(out)
+    gf = GapFiller(progress, answers, lambda r: None, DeadLetters("kraken", lambda k, v: None, log),  # type: ignore[arg-type]
+                   WorkerStats("kraken"), log, 10_000, clock=lambda: now[0], probe_settle_s=3.0)
+    return gf, answers, now, out
+
+
+def test_a_probe_answer_ahead_of_the_stream_opens_no_gap_when_the_stream_delivers_in_time():
+    # REST already lists 101 and 102; the stream delivers them a moment later.
+    progress = Progress()
+    progress.seen("BTC/USD", "100")
+    gf, answers, now, out = _settling_filler(progress)
+    answers.results.put(Latest("BTC/USD", 102))
+    gf.pump()
+    progress.seen("BTC/USD", "101")
+    now[0] += 2.9
+    gf.pump()
+    progress.seen("BTC/USD", "102")
+    now[0] += 0.2
+    gf.pump()
+    assert answers.gaps == [] and progress.open_gaps == {}
+    (probed,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert (probed["event"], probed["latest"], probed["last_seen"], probed["gap"]) == ("probed", 102, 102, False)
+
+
+def test_a_probe_answer_the_stream_has_not_delivered_after_settling_opens_the_gap():
+    progress = Progress()
+    progress.seen("BTC/USD", "100")
+    gf, answers, now, out = _settling_filler(progress)
+    answers.results.put(Latest("BTC/USD", 105))
+    gf.pump()
+    progress.seen("BTC/USD", "101")  # the stream delivers one, then stays quiet
+    now[0] += 2.9
+    gf.pump()
+    assert answers.gaps == []  # not settled yet
+    now[0] += 0.2
+    gf.pump()
+    (gap,) = answers.gaps
+    assert (gap.symbol, gap.first, gap.last, gap.cause) == ("BTC/USD", 102, 105, "stream")
+    events = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
+    assert events == ["probed", "backfill_started"]
