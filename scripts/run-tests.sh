@@ -10,10 +10,6 @@ export PYTHONUNBUFFERED=1
 # FAKE_NOW=HH:MM (or an ISO instant): the calendar-dependent tests run as if it were then.
 fake_now=()
 [ -n "${FAKE_NOW:-}" ] && fake_now=(--fake-now "$FAKE_NOW") && echo "[k2] test: calendar tests at --fake-now $FAKE_NOW"
-# Spark drivers of the test tiers live for seconds to minutes: the quick JIT compiler alone
-# costs about a third less CPU per start-up (set K2_SPARK_JAVA_OPTIONS= to test with full JIT).
-# Used when this script starts the stack; a running stack keeps its own Spark settings.
-export K2_SPARK_JAVA_OPTIONS=${K2_SPARK_JAVA_OPTIONS--XX:TieredStopAtLevel=1}
 times=$(mktemp -d)
 phases=()
 t0=$(date +%s)
