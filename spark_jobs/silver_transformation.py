@@ -133,13 +133,34 @@ def decode(frames: DataFrame, schemas: dict[int, wire.WriterSchema]) -> DataFram
     plan at every DataFrame call, and a per-id union made each batch's plan several times
     larger for the usual batch of one id.
     """
-    wire.cap_avro_allocations(frames.sparkSession)
+    spark = frames.sparkSession
     usable = {sid: s for sid, s in schemas.items() if s.usable}
+    key = (spark.sparkContext.applicationId, tuple(sorted((sid, s.text or "") for sid, s in usable.items())))
+    columns = _DECODE_COLUMNS.get(key)
+    if columns is None:
+        wire.cap_avro_allocations(spark)  # once per JVM and schema set, not per batch
+        if len(_DECODE_COLUMNS) >= MAX_DECODE_PLANS:
+            _DECODE_COLUMNS.clear()
+        columns = _DECODE_COLUMNS[key] = _decode_columns(usable)
+    decoders, picks = columns
+    decoding = frames.select(*frames.columns, *decoders)
+    return decoding.select(*frames.columns, *picks)
+
+
+# The decode columns of each schema set seen, built once: a batch's usual schema set is
+# the previous batch's, and building them took hundreds of py4j calls per batch (most of
+# Silver's "build" phase on a busy machine). Column expressions are not bound to a
+# DataFrame, so the same ones serve every batch.
+_DECODE_COLUMNS: dict[tuple, tuple[list[Column], list[Column]]] = {}
+MAX_DECODE_PLANS = 8  # a hostile stream of schema ids must not grow this without bound
+
+
+def _decode_columns(usable: dict[int, wire.WriterSchema]) -> tuple[list[Column], list[Column]]:
+    """(the ``from_avro`` columns of the first projection, the columns of the second)."""
     route = F.when(wire.header_ok() & F.col("schema_problem").isNull(), F.col("schema_id"))
     structs = {sid: f"_k2_avro_{sid}" for sid in usable}
     decoders = [from_avro(F.when(route == sid, wire.body()), wire.decode_schema(s.text),
                           {"mode": "PERMISSIVE"}).alias(structs[sid]) for sid, s in usable.items()]
-    decoding = frames.select(*frames.columns, *decoders)
     oks, overflows, typed = [], [], {c.name: [] for c in V3_COLUMNS}
     for sid, schema in usable.items():
         struct = structs[sid]
@@ -156,11 +177,10 @@ def decode(frames: DataFrame, schemas: dict[int, wire.WriterSchema]) -> DataFram
     # A row's struct is non-null for its own id only, so the first non-null is its value.
     fields = [F.coalesce(*typed[c.name], null).alias(c.name) if typed[c.name] else null
               for c, null in zip(V3_COLUMNS, nulls, strict=True)]
-    return decoding.select(
-        *frames.columns,
-        F.coalesce(*oks, F.lit(None).cast("boolean")).alias("decoded"),
-        F.coalesce(*overflows, F.lit(None).cast("string")).alias("out_of_range"),
-        *fields)
+    picks = [F.coalesce(*oks, F.lit(None).cast("boolean")).alias("decoded"),
+             F.coalesce(*overflows, F.lit(None).cast("string")).alias("out_of_range"),
+             *fields]
+    return decoders, picks
 
 
 def check(frames: DataFrame, schemas: dict[int, wire.WriterSchema], topic_map: dict[str, str],

@@ -140,3 +140,24 @@ def test_decimals_too_large_for_silver_are_named_not_wrapped(decoded):
     assert (row["decoded"], row["out_of_range"]) == (True, "price, quantity")
     assert (row["price"], row["quantity"]) == (None, None)
     assert row["symbol"] == "BTCUSDT" and row["timestamp"] == TS_US  # the rest decodes
+
+
+def test_a_second_batch_with_the_same_schemas_reuses_the_decode_columns_and_decodes_the_same(spark, monkeypatch):
+    from spark_jobs import silver_transformation
+
+    built = []
+    real = silver_transformation._decode_columns
+    monkeypatch.setattr(silver_transformation, "_DECODE_COLUMNS", {})
+    monkeypatch.setattr(silver_transformation, "_decode_columns", lambda usable: built.append(sorted(usable)) or real(usable))
+
+    def decoded_offsets(rows: list, schemas: dict) -> list[tuple]:
+        frames = with_schema_problem(framed(spark.createDataFrame(rows, BRONZE_DDL)), schemas, 32)
+        out = decode(frames, schemas).collect()
+        return sorted((r.offset, r.decoded, r.trade_id) for r in out)
+
+    first = decoded_offsets(ROWS[:3], SCHEMAS)
+    second = decoded_offsets(ROWS[:3], SCHEMAS)  # another DataFrame, the same schema set
+    only_v3 = decoded_offsets(ROWS[:3], {V3: SCHEMAS[V3]})  # another schema set: its own columns
+    assert first == second == [(0, True, "1000"), (1, True, "1000"), (2, None, None)]
+    assert only_v3 == [(0, True, "1000"), (1, None, None), (2, None, None)]  # 1: id 9 is not in this set
+    assert built == [[V3, NO_VENDOR], [V3]]
