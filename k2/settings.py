@@ -122,8 +122,8 @@ class PlatformSettings:
         "Extra JVM options of every Spark driver. The default keeps the JVM on its quick "
         "compiler: K2's jobs run small batches, and Spark generates new code for them all "
         "the time, so the full JIT spent about 30 % of each stream's CPU recompiling it, "
-        "still 12 minutes after start (issue 17). Empty: the JVM's default tiered JIT, "
-        "for a large one-off job.",
+        "still 12 minutes after start (issue 17). `-XX:TieredStopAtLevel=4` restores the "
+        "JVM's full JIT, for a large one-off job.",
     )
 
     # Airflow

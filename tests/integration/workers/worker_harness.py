@@ -179,6 +179,11 @@ def start_worker(tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
         if worker.proc.poll() is None:
             worker.proc.kill()
             worker.proc.wait()
+        # pytest shows a teardown's stderr only for a failed test: the worker's own account
+        # of gaps, probes and backfills is then in the report (CI keeps no tmp_path).
+        events = [e for e in worker.events() if e.get("event") not in ("stream_summary", "subscribed")]
+        print(f"--- {worker.log_path.name}: {len(events)} events (stream_summary left out), the last 80:",
+              *(json.dumps(e, separators=(",", ":"))[:400] for e in events[-80:]), sep="\n", file=sys.stderr)
 
 
 # Kafka -----------------------------------------------------------------------------

@@ -17,11 +17,19 @@ def _settings(tmp_path) -> PlatformSettings:
     return load(PlatformSettings, {"K2_HOME": str(tmp_path / "home"), "K2_CACHE_DIR": str(tmp_path / "cache")})
 
 
-def test_no_archive_no_flags(tmp_path):
+def test_no_archive_no_archive_flags_and_the_quick_compiler_by_default(tmp_path):
     s = _settings(tmp_path)
     assert spark_cds.java_options(s) == ""
     conf = spark.defaults(s, s.spark_conf_dir)
-    assert conf["spark.driver.extraJavaOptions"] == spark.base_java_options(s.spark_conf_dir)
+    assert conf["spark.driver.extraJavaOptions"] == f"{spark.base_java_options(s.spark_conf_dir)} -XX:TieredStopAtLevel=1"
+
+
+def test_the_setting_replaces_the_default_options(tmp_path):
+    s = _settings(tmp_path)
+    s = load(PlatformSettings, {"K2_HOME": s.home, "K2_CACHE_DIR": str(tmp_path / "cache"),
+                                "K2_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=4"})  # the JVM's full JIT
+    options = spark.defaults(s, s.spark_conf_dir)["spark.driver.extraJavaOptions"]
+    assert options == f"{spark.base_java_options(s.spark_conf_dir)} -XX:TieredStopAtLevel=4"
 
 
 def test_built_archive_is_used_and_any_jar_change_retires_it(tmp_path):
@@ -56,6 +64,6 @@ def test_driver_class_path_puts_every_jar_before_the_conf_folder(tmp_path):
 def test_extra_java_options_come_last(tmp_path):
     s = _settings(tmp_path)
     s = load(PlatformSettings, {"K2_HOME": s.home, "K2_CACHE_DIR": str(tmp_path / "cache"),
-                                "K2_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"})
+                                "K2_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss4m"})
     options = spark.defaults(s, s.spark_conf_dir)["spark.driver.extraJavaOptions"]
-    assert options == f"{spark.base_java_options(s.spark_conf_dir)} -XX:TieredStopAtLevel=1"
+    assert options == f"{spark.base_java_options(s.spark_conf_dir)} -XX:TieredStopAtLevel=1 -Xss4m"
