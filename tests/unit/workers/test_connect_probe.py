@@ -139,24 +139,26 @@ class QueuedAnswers:
         self.gaps.append(gap)
 
 
-def _settling_filler(progress: Progress) -> tuple[GapFiller, QueuedAnswers, list[float], io.StringIO]:
+def _answered_then_one_trade(latest: int) -> tuple[GapFiller, Progress, QueuedAnswers, list[float], io.StringIO]:
+    """The stream saw BTC/USD 100; the probe answers ``latest``; the stream then delivers
+    101, and 2.9 s pass: the answer has not settled yet (3 s)."""
+    progress = Progress()
+    progress.seen("BTC/USD", "100")
     now, out, answers = [1000.0], io.StringIO(), QueuedAnswers()
     log = EventLog(out)
     gf = GapFiller(progress, answers, lambda r: None, DeadLetters("kraken", lambda k, v: None, log),  # type: ignore[arg-type]
                    WorkerStats("kraken"), log, 10_000, clock=lambda: now[0], probe_settle_s=3.0)
-    return gf, answers, now, out
-
-
-def test_a_probe_answer_ahead_of_the_stream_opens_no_gap_when_the_stream_delivers_in_time():
-    # REST already lists 101 and 102; the stream delivers them a moment later.
-    progress = Progress()
-    progress.seen("BTC/USD", "100")
-    gf, answers, now, out = _settling_filler(progress)
-    answers.results.put(Latest("BTC/USD", 102))
+    answers.results.put(Latest("BTC/USD", latest))
     gf.pump()
     progress.seen("BTC/USD", "101")
     now[0] += 2.9
     gf.pump()
+    return gf, progress, answers, now, out
+
+
+def test_a_probe_answer_ahead_of_the_stream_opens_no_gap_when_the_stream_delivers_in_time():
+    # REST already lists 101 and 102; the stream delivers them a moment later.
+    gf, progress, answers, now, out = _answered_then_one_trade(102)
     progress.seen("BTC/USD", "102")
     now[0] += 0.2
     gf.pump()
@@ -166,14 +168,7 @@ def test_a_probe_answer_ahead_of_the_stream_opens_no_gap_when_the_stream_deliver
 
 
 def test_a_probe_answer_the_stream_has_not_delivered_after_settling_opens_the_gap():
-    progress = Progress()
-    progress.seen("BTC/USD", "100")
-    gf, answers, now, out = _settling_filler(progress)
-    answers.results.put(Latest("BTC/USD", 105))
-    gf.pump()
-    progress.seen("BTC/USD", "101")  # the stream delivers one, then stays quiet
-    now[0] += 2.9
-    gf.pump()
+    gf, progress, answers, now, out = _answered_then_one_trade(105)  # the stream stays quiet after 101
     assert answers.gaps == []  # not settled yet
     now[0] += 0.2
     gf.pump()
