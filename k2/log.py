@@ -7,17 +7,25 @@ exchange and stream, a Spark job's ``job``), then the event's own fields::
     {"ts":"2025-01-01T12:00:00.123Z","level":"info","event":"connected","exchange":"binance",...}
     {"ts":"2025-01-01T12:00:03.456Z","level":"info","event":"batch","job":"silver_transformation",...}
 
+A person watching a worker in a terminal gets the same events as aligned text instead
+(``K2_LOG_FORMAT``: ``auto``, the default, writes text to a terminal and JSON anywhere
+else, so files, pipes and Airflow keep parsing)::
+
+    2025-01-01T12:00:00.123Z INFO  connected              exchange=binance symbols=["BTCUSDT"]
+
 Workers write to stderr (:class:`EventLog`'s default); Spark jobs to stdout
 (:func:`job_log`), next to the driver's own log4j lines on stderr. Noisy events go
 through :meth:`EventLog.throttled`, which logs the first occurrence of each kind and
 then at most one line per interval carrying how many were suppressed.
 
-Core module: it imports nothing of the project, so every runtime can use it.
+Core module: it imports only core settings, so every runtime can use it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 import time
 from typing import IO, Any
@@ -32,6 +40,9 @@ class _Console:
 
     def write(self, text: str) -> int:
         return getattr(sys, self.name).write(text)
+
+    def isatty(self) -> bool:
+        return getattr(sys, self.name).isatty()
 
     def flush(self) -> None:
         getattr(sys, self.name).flush()
@@ -56,7 +67,7 @@ class EventLog:
     def event(self, level: str, event: str, **fields: Any) -> None:
         record = {"ts": _utc_now(), "level": level, "event": event, **self.context, **fields}
         try:
-            self._out.write(json_line(record) + "\n")
+            self._out.write((text_line(record) if wants_text(self._out) else json_line(record)) + "\n")
             self._out.flush()
         except (OSError, ValueError):  # closed stderr (parent gone): logging must never crash the process
             pass
@@ -97,6 +108,47 @@ def json_line(record: dict[str, Any]) -> str:
         return json.dumps(record, default=_text, separators=(",", ":"))
     except (TypeError, ValueError):
         return json.dumps({k: _plain(v) for k, v in record.items()}, default=_text, separators=(",", ":"))
+
+
+def wants_text(out: IO[str]) -> bool:
+    """Whether lines to ``out`` are written as text: ``K2_LOG_FORMAT`` (see k2/log_settings.py)."""
+    from k2.log_settings import log_settings
+
+    chosen = log_settings().format
+    if chosen != "auto":
+        return chosen == "text"
+    try:
+        return bool(out.isatty())
+    except (AttributeError, OSError, ValueError):  # no isatty, or closed: not a terminal
+        return False
+
+
+EVENT_WIDTH = 22  # the event names of the workers and jobs fit: the fields start in one column
+_BARE = re.compile(r"[^\s\"'=\\]+")  # a text value written as is; anything else is JSON-quoted
+_COLOURS = {"warning": "\033[33m", "error": "\033[31m"}
+
+
+def text_line(record: dict[str, Any], colour: bool | None = None) -> str:
+    """``record`` as one aligned line: time, level, event, then ``key=value`` for every other
+    field in order. Strings without spaces, quotes or ``=`` are bare; any other value is
+    JSON, so a value never spills onto a second line and the line still splits on spaces.
+    Levels are coloured on a terminal unless ``NO_COLOR`` is set."""
+    fields = {k: v for k, v in record.items() if k not in ("ts", "level", "event")}
+    level = str(record.get("level", ""))
+    shown = f"{level.upper():<7}"  # WARNING is the longest
+    if (colour if colour is not None else not os.environ.get("NO_COLOR")) and level in _COLOURS:
+        shown = f"{_COLOURS[level]}{shown}\033[0m"
+    pairs = " ".join(f"{k}={_value_text(v)}" for k, v in fields.items())
+    return f"{record.get('ts', '')} {shown} {_value_text(record.get('event', '')):<{EVENT_WIDTH}} {pairs}".rstrip()
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, str) and _BARE.fullmatch(value):
+        return value
+    try:
+        return json.dumps(value, default=_text, separators=(",", ":"))
+    except (TypeError, ValueError):  # a dict with tuple keys, a cycle: its text, quoted
+        return json.dumps(_text(value))
 
 
 def _plain(value: Any) -> Any:

@@ -1,4 +1,5 @@
-"""How much log the platform keeps: stack service logs by size, Airflow task logs by age.
+"""How logs look and how much of them the platform keeps: the line format, stack service
+logs by size, Airflow task logs by age.
 
 Core settings (they import nothing but :mod:`k2.config`), read by the stack manager
 when it starts a service and by the Airflow task that cleans old task logs.
@@ -11,11 +12,21 @@ from dataclasses import dataclass
 
 from k2.config import load, register, require, setting
 
+FORMATS = ("auto", "json", "text")
+
 
 @register
 @dataclass(frozen=True)
 class LogSettings:
-    """Log rotation of the local stack's services and age-based cleanup of Airflow task logs."""
+    """Log line format, log rotation of the local stack's services and age-based cleanup of
+    Airflow task logs."""
+
+    format: str = setting(
+        "LOG_FORMAT", "auto",
+        "Format of the workers' and jobs' event lines: json (one JSON object per line), text (one "
+        "aligned, human-readable line per event, the same fields), or auto: text on a terminal, "
+        "json otherwise (files, pipes, Airflow, the stack's service logs).",
+    )
 
     max_mb: int = setting(
         "LOG_MAX_MB", 50,
@@ -33,6 +44,7 @@ class LogSettings:
     )
 
     def validate(self) -> None:
+        require(self.format in FORMATS, "LOG_FORMAT", f"must be one of {', '.join(FORMATS)}, got {self.format!r}")
         require(self.max_mb >= 1, "LOG_MAX_MB", f"must be >= 1, got {self.max_mb}")
         require(self.backups >= 1, "LOG_BACKUPS", f"must be >= 1, got {self.backups}")
         require(self.airflow_retention_days >= 0, "AIRFLOW_LOG_RETENTION_DAYS",
