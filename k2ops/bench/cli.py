@@ -29,7 +29,7 @@ from pathlib import Path
 
 from k2.jobs import job_path
 from k2.log import parse_events
-from k2.settings import REPO_ROOT, fresh_platform
+from k2.settings import REPO_ROOT, PlatformSettings, fresh_platform
 from k2.streams import describe_breakdown
 from k2ops.cli.commands import add_command
 
@@ -307,7 +307,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument(flag, type=kind, default=default, help=text)
 
 
+def _stack_down(s: PlatformSettings) -> list[str]:
+    """The stack services the benchmarks need that do not answer (the platform run starts
+    the whole platform itself)."""
+    from k2ops.stack.process import port_in_use
+
+    needed = {"postgres": s.pg_port, "kafka": s.kafka_port, "registry": s.registry_port}
+    return [name for name, port in needed.items() if not port_in_use(s.bind_host, port)]
+
+
 def _main(args: argparse.Namespace) -> int:
+    down = [] if args.only and set(args.only) <= {"platform"} else _stack_down(fresh_platform())
+    if down:
+        print(f"k2 bench: the local stack is not running ({', '.join(down)} down). Start it with "
+              "`k2 stack up postgres kafka registry spark`, or run `make bench`, which starts it and "
+              "stops it afterwards.", file=sys.stderr)
+        return 2
     report = run_all(args)
     out_dir = Path(fresh_platform().home) / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -90,3 +90,21 @@ def test_spark_submit_passes_options_through_with_the_stack_conf(tmp_path):
     assert "version 4.1.1" in result.stdout + result.stderr
     conf = (tmp_path / "spark-conf" / "spark-defaults.conf").read_text()
     assert f"spark.sql.catalog.k2.warehouse file://{tmp_path}/warehouse" in conf
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again on return: nothing listens there
+
+
+def test_bench_without_a_stack_says_how_to_start_one(tmp_path):
+    env = {**os.environ, "K2_HOME": str(tmp_path), "K2_PG_PORT": str(_closed_port()),
+           "K2_KAFKA_PORT": str(_closed_port()), "K2_REGISTRY_PORT": str(_closed_port())}
+    proc = subprocess.run([K2, "bench", "--only", "workers"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "local stack is not running (postgres, kafka, registry down)" in proc.stderr
+    assert "k2 stack up postgres kafka registry spark" in proc.stderr and "make bench" in proc.stderr
+    assert not (tmp_path / "bench").exists()  # no report of a run that never happened
