@@ -10,8 +10,11 @@ and names each record that stopped somewhere: topic, partition, offset, message 
 and the layer it did not reach.
 
 Anything missing fails the task **without retry** (a loss is not transient), so the
-run shows red in the UI; a failure to read Kafka or a table is retried. The grace
-period keeps records still in flight from counting as lost. Params `start`/`end`
+run shows red in the UI; a failure to read Kafka or a table is retried. Records a stream
+has not reached yet (its checkpoint says how far it has committed) are *in flight*, not
+missing: the task then fails with a retry, so the window is checked again once the streams
+have caught up (after an outage, Airflow's catch-up runs come before the streams have); a
+stream still behind after the retries leaves the run red, its records unchecked. Params `start`/`end`
 (ISO-8601) check another window; `namespace`/`topic_prefix` point it at another
 deployment's objects. `k2 reconcile` runs the same check by hand.
 """
@@ -26,7 +29,8 @@ from k2_airflow.defaults import default_args, k2_dag, task_settings
 
 with k2_dag(
     "data_quality", __doc__, schedule="15 * * * *", tags=["k2", "completeness"],
-    task_args=default_args(retries=2),
+    # Retries wait 10 min: a failure to read is retried, and so are records still in flight.
+    task_args=default_args(retries=3, retry_delay=timedelta(minutes=10)),
     params={
         "grace_minutes": Param(30, type="number", minimum=0, description="how long a record may be in flight"),
         "start": Param("", type="string", description="window start, ISO-8601 (default: the last whole hour)"),
@@ -55,6 +59,9 @@ with k2_dag(
             print(line, flush=True)
         if report.missing:
             raise AirflowFailException(f"RECONCILIATION: {report.missing} record(s) missing; see the lines above")
+        if report.in_flight:
+            raise RuntimeError(f"RECONCILIATION: {report.in_flight} record(s) still in flight (a stream has not "
+                               "reached them yet); nothing is missing so far; checking again on retry")
         return {"records": sum(part.produced for part in report.partitions), "missing": 0}
 
     reconcile()

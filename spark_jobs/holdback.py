@@ -30,6 +30,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from k2.checkpoint import batches, committed_batch, iceberg_positions, source_offsets
+
 NOTHING_CONSUMED = -1  # consumed_seq of a reader that has not committed a batch
 
 
@@ -62,26 +64,21 @@ class Hold:
     detail: str
 
 
-def _batches(folder: Path) -> list[int]:
-    return sorted(int(p.name) for p in folder.glob("[0-9]*") if p.name.isdigit()) if folder.exists() else []
-
-
-def _entries(offsets_file: Path) -> tuple[dict, ...]:
-    # v1, the batch's metadata, then one line per source
-    return tuple(_entries_of_lines(offsets_file.read_text().splitlines()[2:]))
-
-
 def reader_position(stream: str, checkpoint: Path) -> ReaderPosition | None:
     """The reader's newest committed position; None when it has not planned a batch yet
     (it will start from whatever the table holds then: nothing to keep for it)."""
-    planned = _batches(checkpoint / "offsets")
+    planned = batches(checkpoint / "offsets")
     if not planned:
         return None
-    committed = [b for b in _batches(checkpoint / "commits") if b in planned]
-    if committed:
-        return ReaderPosition(stream, committed[-1], _entries(checkpoint / "offsets" / str(committed[-1])))
+    committed = committed_batch(checkpoint)
+    if committed is not None:
+        return ReaderPosition(stream, committed, _entries(checkpoint / "offsets" / str(committed)))
     # Batch 0 planned, not committed: its end names the snapshot it reads from scratch.
     return ReaderPosition(stream, None, _entries(checkpoint / "offsets" / str(planned[0])))
+
+
+def _entries(offsets_file: Path) -> tuple[dict, ...]:
+    return tuple(iceberg_positions(source_offsets(offsets_file)))
 
 
 def initial_snapshots(checkpoint: Path) -> set[int]:

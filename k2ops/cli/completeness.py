@@ -52,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Per topic-partition of the trade topics, the offsets Kafka received in [start, end) must "
         "be in Bronze, then in silver_dlq or (by message_id) in the exchange's Silver table, then in Gold. "
         "Prints one line per partition and names each record that stopped somewhere (topic, partition, "
-        "offset, message id, layer). Exits 1 when anything is missing. The data_quality DAG runs it hourly.",
+        "offset, message id, layer). Records a stream has not reached yet (per its checkpoint) are counted as in "
+        "flight, not missing. Exits 1 when anything is missing, 3 when nothing is missing but some records are "
+        "still in flight (run it again later), else 0. The data_quality DAG runs it hourly.",
         epilog="example:\n  k2 reconcile --start 2026-01-01T10:00 --end 2026-01-01T11:00")
     rec.add_argument("--start", help="window start, Kafka time, ISO 8601 (default: --last before --end)")
     rec.add_argument("--end", default="now", help="window end (default: now)")
@@ -107,4 +109,4 @@ def run_reconcile(args: argparse.Namespace) -> int:
                                  log=lambda line: print(line, file=sys.stderr))
     for line in report.lines():
         print(line)
-    return 1 if report.missing else 0
+    return 1 if report.missing else 3 if report.in_flight else 0
