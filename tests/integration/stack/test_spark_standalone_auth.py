@@ -120,14 +120,14 @@ def cluster(tmp_path_factory):
     c.start("spark-master", SPARK_MASTER_PORT=str(c.master_port), SPARK_MASTER_WEBUI_PORT=str(c.master_ui),
             SPARK_LOCAL_IP="127.0.0.1")
     try:
-        wait_until(c.master_state, 60, what="the Spark master's UI")
+        wait_until(c.master_state, 120, what="the Spark master's UI")
     except TimeoutError:
         c.stop()
         pytest.fail("master did not start:\n" + c.log("spark-master")[-3000:])
     c.start("spark-worker-1", SPARK_WORKER_WEBUI_PORT=str(c.worker_ui), SPARK_WORKER_CORES="1",
             SPARK_WORKER_MEMORY="512m", SPARK_WORKER_DIR=str(tmp / "work"), SPARK_LOCAL_IP="127.0.0.1")
     try:
-        wait_until(c.alive_workers, 60, what="the worker to register with the master")
+        wait_until(c.alive_workers, 120, what="the worker to register with the master")
         yield c
     except TimeoutError:
         pytest.fail("worker did not register:\n" + c.log("spark-worker-1")[-3000:]
@@ -185,7 +185,7 @@ def test_a_driver_with_k2s_settings_runs_a_job_on_the_authenticated_cluster(clus
         return driver.poll() is not None
 
     try:
-        wait_until(finished, 100, what="the job on the standalone cluster", interval=0.2)
+        wait_until(finished, 240, what="the job on the standalone cluster", interval=0.2)
     finally:
         if driver.poll() is None:
             driver.kill()
