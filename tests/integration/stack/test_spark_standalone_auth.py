@@ -174,7 +174,8 @@ def test_a_driver_with_k2s_settings_runs_a_job_on_the_authenticated_cluster(clus
 
     log = cluster.tmp / "driver-k2.log"
     with open(log, "wb") as out:
-        driver = subprocess.Popen(argv, env=env, cwd=cluster.tmp, stdout=out, stderr=subprocess.STDOUT)
+        driver = subprocess.Popen(argv, env=env, cwd=cluster.tmp, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
     seen = {"executor": False, "secret": []}
 
     def finished() -> bool:
@@ -188,7 +189,7 @@ def test_a_driver_with_k2s_settings_runs_a_job_on_the_authenticated_cluster(clus
         wait_until(finished, 240, what="the job on the standalone cluster", interval=0.2)
     finally:
         if driver.poll() is None:
-            driver.kill()
+            os.killpg(driver.pid, signal.SIGKILL)  # spark-submit's JVM and its Python child
     text = log.read_text(errors="replace")
     assert driver.returncode == 0, text[-4000:]
     assert f"RESULT sum={2 * sum(range(1000))} master=spark://127.0.0.1:{cluster.master_port}" in text
@@ -204,13 +205,14 @@ def test_a_driver_without_the_secret_is_refused(cluster):
     before = len(cluster.master_state()["activeapps"]) + len(cluster.master_state()["completedapps"])
     log = cluster.tmp / "driver-nosecret.log"
     with open(log, "wb") as out:
-        driver = subprocess.Popen(argv, env=env, cwd=cluster.tmp, stdout=out, stderr=subprocess.STDOUT)
+        driver = subprocess.Popen(argv, env=env, cwd=cluster.tmp, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
     try:
         wait_until(lambda: REFUSED in log.read_text(errors="replace") or driver.poll() is not None, 60,
                    what="the driver's attempt to register")
     finally:
         if driver.poll() is None:
-            driver.kill()
+            os.killpg(driver.pid, signal.SIGKILL)  # spark-submit's JVM and its Python child
         driver.wait(30)
     text = log.read_text(errors="replace")
     assert REFUSED in text, text[-4000:]
