@@ -125,6 +125,22 @@ class PlatformSettings:
         "still 12 minutes after start (issue 17). `-XX:TieredStopAtLevel=4` restores the "
         "JVM's full JIT, for a large one-off job.",
     )
+    spark_driver_host: str = setting(
+        "SPARK_DRIVER_HOST",
+        lambda v: v["bind_host"],
+        "Address at which a standalone cluster's executors reach a driver (spark.driver.host); "
+        "the driver binds K2_BIND_HOST. A wildcard (compose's 0.0.0.0) is never advertised: "
+        "the machine's (container's) own address is, instead.",
+    )
+    spark_auth_secret: Secret = setting(
+        "SPARK_AUTH_SECRET",
+        "",
+        "Shared secret of Spark's RPC authentication (spark.authenticate) between a standalone "
+        "master, its workers, their executors and every K2 driver (required in compose). Empty: "
+        "authentication off, as on the local stack, whose local[N] master runs in one JVM. "
+        "Spark reads it from 0600 properties files only, never from a command line.",
+        secret=True,
+    )
 
     # Airflow
     airflow_port: int = setting("AIRFLOW_PORT", 8080, "Airflow api-server (UI) port.")
@@ -208,6 +224,9 @@ def env_for_children(settings: PlatformSettings) -> dict[str, str]:
     env["K2_HOME"] = settings.home
     env["K2_CACHE_DIR"] = settings.cache_dir
     env["SPARK_CONF_DIR"] = str(settings.spark_conf_dir)
-    env["SPARK_LOCAL_IP"] = settings.bind_host
+    # Spark binds its UIs (drivers', a standalone master's and worker's) to SPARK_LOCAL_IP,
+    # else to every interface: where K2 binds every interface (compose), the UIs of the
+    # drivers it spawns stay on loopback (their RPC binds spark.driver.bindAddress).
+    env["SPARK_LOCAL_IP"] = "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
     env.setdefault("PYSPARK_PYTHON", sys.executable)
     return env

@@ -54,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("role", choices=["master", "worker"])
     p.add_argument("--master-url", default="spark://spark-master:7077",
                    help="worker only: the master to join (default spark://spark-master:7077)")
-    p.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    p.add_argument("--host", default=None,
+                   help="address to bind and advertise (default: K2_BIND_HOST, or, where that is a "
+                   "wildcard such as compose's 0.0.0.0, this container's own address)")
 
     add_command(ss, "init-airflow", _init_airflow, "migrate Airflow's metadata DB and set the UI login",
                 "Idempotent: `airflow db migrate` and the simple-auth-manager "
@@ -150,13 +152,20 @@ def _spark_conf(args: argparse.Namespace) -> int:
 
 
 def _spark_daemon(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
     from k2ops.stack import spark
 
-    main = {"master": "org.apache.spark.deploy.master.Master",
-            "worker": "org.apache.spark.deploy.worker.Worker"}[args.role]
-    argv = [str(spark.spark_home() / "bin" / "spark-class"), main, "--host", args.host]
-    if args.role == "worker":
-        argv.insert(2, args.master_url)
+    s = fresh_platform()
+    # The master or worker binds and advertises one address (Spark has no separate bind
+    # address for them): in compose, the container's own, which its peers can reach; the
+    # UI binds every interface (SPARK_LOCAL_IP unset) for the published port. Their
+    # properties (the RPC secret) go into a 0600 file of a private folder of this container,
+    # not onto the command line, nor onto the volume that containers share.
+    host = args.host or spark.advertised_host(s.bind_host)
+    conf = spark.write_daemon_conf(s, Path(tempfile.mkdtemp(prefix="k2-spark-")) / spark.DAEMON_CONF)
+    argv = spark.daemon_argv(args.role, host, conf, *([args.master_url] if args.role == "worker" else []))
     env = dict(os.environ, SPARK_HOME=str(spark.spark_home()), SPARK_NO_DAEMONIZE="1")
     os.execve(argv[0], argv, env)
     return 0  # not reached
