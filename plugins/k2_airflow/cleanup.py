@@ -1,7 +1,7 @@
 """The cleanup-migrations DAG's steps: find the legacy estate, then remove it (or not).
 
-Which names are legacy is decided by :mod:`k2_airflow.legacy` (v3 objects are protected
-there). Each step lists what it found; with ``dry_run`` it removes nothing. Running it
+Which names are legacy is an explicit list in :mod:`k2_airflow.legacy` (v3 objects can
+never be on it). Each step lists what it found; with ``dry_run`` it removes nothing. Running it
 again after a real run finds nothing, so it is idempotent.
 """
 
@@ -17,7 +17,7 @@ def legacy_tables(settings: PlatformSettings, dry_run: bool) -> dict[str, str]:
     from k2_airflow import legacy
 
     cat = catalog(settings)
-    found = [t for t in iceberg_admin.existing_tables(cat) if legacy.is_legacy_table(t)]
+    found = legacy.select("table", iceberg_admin.existing_tables(cat))
     results = {
         contracts.qualified(t): "would purge" if dry_run else iceberg_admin.purge_table(cat, t)
         for t in found
@@ -32,7 +32,7 @@ def legacy_subjects(settings: PlatformSettings, dry_run: bool) -> dict[str, str]
     from k2_airflow import legacy
 
     client = schema_registry.registry_client(settings.registry_url)
-    found = [s for s in schema_registry.list_subjects(client) if legacy.is_legacy_subject(s)]
+    found = legacy.select("subject", schema_registry.list_subjects(client))
     results = {s: "would remove" if dry_run else schema_registry.delete_subject(client, s) for s in found}
     log_summary(f"Legacy registry subjects (dry_run={dry_run})",
                 [("subject", n, o) for n, o in sorted(results.items())])
@@ -44,7 +44,7 @@ def legacy_topics(settings: PlatformSettings, dry_run: bool) -> dict[str, str]:
     from k2_airflow import legacy
 
     admin = kafka_admin.admin_client(settings.kafka_bootstrap)
-    found = sorted(t for t in kafka_admin.existing_topics(admin) if legacy.is_legacy_topic(t))
+    found = legacy.select("topic", list(kafka_admin.existing_topics(admin)))
     results = {t: "would remove" for t in found} if dry_run else kafka_admin.delete_topics(admin, found)
     log_summary(f"Legacy Kafka topics (dry_run={dry_run})",
                 [("topic", n, o) for n, o in sorted(results.items())])
