@@ -1,4 +1,10 @@
-"""cleanup_migrations against the real stack: dry run lists and keeps, real run removes."""
+"""cleanup_migrations against the real stack: the real run removes exactly the dry run's plan.
+
+Legacy objects of every kind are seeded next to v3 objects and foreign look-alikes (names
+with ``v1``, ``equity``, ``asx`` or our old prefixes that are not on the explicit list).
+After the dry run, one more listed legacy object of each kind appears: the real run must
+leave it, because the plan the operator reviewed did not list it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import pytest
 
 from k2 import contracts, iceberg_admin, kafka_admin, schema_registry
 from k2.catalog import catalog
+from k2_airflow import cleanup_plan, legacy
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
 
@@ -18,107 +25,147 @@ LEGACY_RECORD = {
     "type": "record", "namespace": "com.k2.marketdata",
     "fields": [{"name": "symbol", "type": "string"}, {"name": "price", "type": "double"}],
 }
+# Listed legacy objects that appear only after the dry run: the real run must keep them.
+LATE = {"table": "quotes_v1", "subject": "market.equities.reference_data.asx-value",
+        "topic": "market.equities.reference_data.asx"}
 
 
 def _avro(name: str) -> str:
     return json.dumps({**LEGACY_RECORD, "name": name})
 
 
+class Estate:
+    """Create, list and remove tables, subjects and topics of the real stack by kind."""
+
+    def __init__(self, stack):
+        from confluent_kafka.schema_registry import Schema
+
+        self._schema = Schema
+        self.cat = catalog(stack)
+        self.registry = schema_registry.registry_client(stack.registry_url)
+        self.admin = kafka_admin.admin_client(stack.kafka_bootstrap)
+        self.locations: dict[str, Path] = {}
+
+    def create(self, kind: str, name: str) -> None:
+        if kind == "table":
+            table = self.cat.create_table_if_not_exists(
+                contracts.qualified(name), schema=pa.schema([("symbol", pa.string())]))
+            table.append(pa.table({"symbol": ["BHP"]}))
+            self.locations[name] = Path(urlparse(table.location()).path)
+        elif kind == "subject":
+            self.registry.register_schema(name, self._schema(_avro("Legacy"), "AVRO"))
+        else:
+            kafka_admin.ensure_topics(self.admin, [kafka_admin.TopicSpec(name, 1)])
+
+    def remove(self, kind: str, name: str) -> None:
+        if kind == "table":
+            iceberg_admin.purge_table(self.cat, name)
+        elif kind == "subject":
+            schema_registry.delete_subject(self.registry, name)
+        else:
+            kafka_admin.delete_topics(self.admin, [name])
+
+    def present(self) -> dict[str, set[str]]:
+        return {
+            "table": set(iceberg_admin.existing_tables(self.cat)),
+            "subject": set(schema_registry.list_subjects(self.registry)),
+            "topic": set(kafka_admin.existing_topics(self.admin)),
+        }
+
+
 @pytest.fixture
 def seeded(stack, run_id):
-    """Legacy objects of every kind, plus v3 objects and a non-legacy control of each."""
-    from confluent_kafka.schema_registry import Schema
-
-    cat = catalog(stack)
-    cat.create_namespace_if_not_exists(contracts.NAMESPACE)
-    locations = {}
-    for name in contracts.LEGACY_TABLES:
-        table = cat.create_table_if_not_exists(
-            contracts.qualified(name), schema=pa.schema([("symbol", pa.string())]))
-        table.append(pa.table({"symbol": ["BHP"]}))
-        locations[name] = Path(urlparse(table.location()).path)
-
-    registry = schema_registry.registry_client(stack.registry_url)
-    schema_registry.ensure_trade_subjects(registry)  # v3 subjects must survive
-    legacy_subjects = {
-        "com.k2.marketdata.Trade-value": "Trade",
-        "com.k2.marketdata.Quote-value": "Quote",
-        "market.equities.trades.asx-value": "Trade",
-        f"market.equities.quotes.t{run_id}-value": "Quote",
+    """Every listed legacy object except the late ones, v3 objects, and foreign look-alikes."""
+    estate = Estate(stack)
+    estate.cat.create_namespace_if_not_exists(contracts.NAMESPACE)
+    schema_registry.ensure_trade_subjects(estate.registry)  # v3 subjects must survive
+    kafka_admin.ensure_topics(estate.admin, kafka_admin.desired_topics())  # v3 topics must survive
+    foreign = {
+        "table": [f"equity_trades_v1_t{run_id}"],
+        "subject": [f"equity-other-app-{run_id}-value", f"myapp.v1.t{run_id}-value",
+                    f"market.equities.trades.asx.t{run_id}-value"],
+        "topic": [f"myapp.equities.v1.t{run_id}", f"market.equities.quotes.t{run_id}"],
     }
-    for subject, record in legacy_subjects.items():
-        registry.register_schema(subject, Schema(_avro(record), "AVRO"))
-    keep_subject = f"k2test.t{run_id}.keep-value"
-    registry.register_schema(keep_subject, Schema(_avro("Keep"), "AVRO"))
-
-    admin = kafka_admin.admin_client(stack.kafka_bootstrap)
-    kafka_admin.ensure_topics(admin, kafka_admin.desired_topics())  # v3 topics must survive
-    legacy_topics = ["market.equities.trades.asx", f"market.equities.quotes.t{run_id}"]
-    keep_topic = f"k2test.t{run_id}.keep"
-    kafka_admin.ensure_topics(admin, [kafka_admin.TopicSpec(t, 1) for t in [*legacy_topics, keep_topic]])
-
-    yield {
-        "tables": locations, "subjects": sorted(legacy_subjects), "topics": legacy_topics,
-        "keep_subject": keep_subject, "keep_topic": keep_topic,
-    }
-    schema_registry.delete_subject(registry, keep_subject)
-    kafka_admin.delete_topics(admin, [keep_topic])
+    for kind, name in LATE.items():
+        estate.remove(kind, name)  # left by an earlier run: it must appear only after the dry run
+    for kind in legacy.KINDS:
+        for name in [*(n for n in legacy.LEGACY[kind] if n != LATE[kind]), *foreign[kind]]:
+            estate.create(kind, name)
+    yield estate, foreign
+    for kind in legacy.KINDS:
+        for name in [LATE[kind], *foreign[kind]]:
+            estate.remove(kind, name)
 
 
-def _watched(stack, seeded) -> dict[str, set[str]]:
-    """Which of the seeded, control and v3 objects exist now.
+def _watched(estate: Estate, foreign: dict[str, list[str]]) -> dict[str, set[str]]:
+    """Which listed legacy, foreign and v3 objects exist now.
 
     Only these are compared: other tests share the stack and create their own objects.
     """
-    registry = schema_registry.registry_client(stack.registry_url)
     names = {
-        "tables": {*contracts.LEGACY_TABLES, *contracts.lakehouse_tables()},
-        "subjects": {*seeded["subjects"], seeded["keep_subject"], *schema_registry.desired_subjects()},
-        "topics": {*seeded["topics"], seeded["keep_topic"], *contracts.trade_topics(),
-                   contracts.DLQ_TOPIC},
+        "table": {*legacy.LEGACY_TABLES, *contracts.lakehouse_tables()},
+        "subject": {*legacy.LEGACY_SUBJECTS, *schema_registry.desired_subjects()},
+        "topic": {*legacy.LEGACY_TOPICS, *contracts.trade_topics(), contracts.DLQ_TOPIC},
     }
-    present = {
-        "tables": set(iceberg_admin.existing_tables(catalog(stack))),
-        "subjects": set(schema_registry.list_subjects(registry)),
-        "topics": set(kafka_admin.existing_topics(kafka_admin.admin_client(stack.kafka_bootstrap))),
-    }
-    return {kind: names[kind] & present[kind] for kind in names}
+    present = estate.present()
+    return {kind: (names[kind] | set(foreign[kind])) & present[kind] for kind in legacy.KINDS}
 
 
-def _run(airflow_cli, conf: dict | None = None) -> str:
+def _run(airflow_cli, conf: dict | None = None, ok: bool = True) -> str:
     args = ["dags", "test", "cleanup_migrations"]
     if conf is not None:
         args += ["-c", json.dumps(conf)]
     result = airflow_cli(*args, timeout=300)
     output = result.stdout + result.stderr
-    assert result.returncode == 0 and "state=success" in output, output[-5000:]
+    if ok:
+        assert result.returncode == 0 and "state=success" in output, output[-5000:]
+    else:
+        assert result.returncode != 0 and "state=success" not in output, output[-5000:]
     return output
 
 
-def test_dry_run_lists_and_keeps_then_real_run_removes_exactly_the_legacy(airflow_cli, stack, seeded):
-    before = _watched(stack, seeded)
-    legacy = {"tables": set(contracts.LEGACY_TABLES), "subjects": set(seeded["subjects"]),
-              "topics": set(seeded["topics"])}
-    for kind, names in legacy.items():
-        assert names <= before[kind], f"seeding {kind} failed"
+def test_real_run_removes_exactly_the_dry_run_plan(airflow_cli, stack, seeded):
+    estate, foreign = seeded
+    expected_plan = {kind: sorted(n for n in legacy.LEGACY[kind] if n != LATE[kind]) for kind in legacy.KINDS}
+    before = _watched(estate, foreign)
+    for kind in legacy.KINDS:
+        assert set(expected_plan[kind]) | set(foreign[kind]) <= before[kind], f"seeding {kind}s failed"
 
     output = _run(airflow_cli)  # dry_run defaults to true
-    assert _watched(stack, seeded) == before
+    assert _watched(estate, foreign) == before, "the dry run removed something"
+    plan = json.loads(cleanup_plan.plan_path(stack).read_text())
+    assert plan["items"] == expected_plan
+    assert plan["target"] == cleanup_plan.target_of(stack)
     summary = output.split("Cleanup migrations: DRY RUN", 1)[1]
-    for name in [*map(contracts.qualified, seeded["tables"]), *seeded["subjects"], *seeded["topics"]]:
+    for name in [*map(contracts.qualified, expected_plan["table"]), *expected_plan["subject"],
+                 *expected_plan["topic"]]:
         assert name in summary, f"{name} not listed in the dry-run summary"
-    for name in [seeded["keep_subject"], seeded["keep_topic"], *schema_registry.desired_subjects(),
-                 *(contracts.qualified(t) for t in contracts.lakehouse_tables())]:
+    for name in [*(n for names in foreign.values() for n in names), *schema_registry.desired_subjects()]:
         assert name not in summary
-    for topic in [*contracts.trade_topics(), contracts.DLQ_TOPIC]:
-        assert f" {topic} " not in summary
 
-    _run(airflow_cli, {"dry_run": False})
-    after = _watched(stack, seeded)
-    assert after == {kind: before[kind] - legacy[kind] for kind in before}
-    for location in seeded["tables"].values():
-        assert not any(location.rglob("*.parquet")), f"data files left under {location}"
+    for kind, name in LATE.items():  # appears after the operator saw the plan
+        estate.create(kind, name)
+    with_late = _watched(estate, foreign)
 
-    # Idempotent: a second real run removes nothing more.
-    _run(airflow_cli, {"dry_run": False})
-    assert _watched(stack, seeded) == after
+    output = _run(airflow_cli, {"dry_run": False})
+    after = _watched(estate, foreign)
+    removed = {kind: with_late[kind] - after[kind] for kind in legacy.KINDS}
+    assert removed == {kind: set(names) for kind, names in expected_plan.items()}
+    assert {kind: after[kind] for kind in legacy.KINDS} == \
+        {kind: with_late[kind] - set(expected_plan[kind]) for kind in legacy.KINDS}
+    for kind, name in LATE.items():
+        assert name in after[kind], f"late {kind} {name} was removed though not in the plan"
+    for name in expected_plan["table"]:
+        assert not any(estate.locations[name].rglob("*.parquet")), f"data files left of {name}"
+    decode = json.JSONDecoder().raw_decode  # Airflow's log handler appends the logger and line
+    lines = [decode(line[line.index("{"):])[0] for line in output.splitlines()
+             if '"event":"cleanup_removed"' in line]
+    assert sorted((x["kind"], x["name"]) for x in lines) == sorted(
+        (kind, contracts.qualified(n) if kind == "table" else n)
+        for kind, names in expected_plan.items() for n in names)
+    assert not cleanup_plan.plan_path(stack).exists(), "the carried-out plan was not archived"
+
+    # The plan was used: another real run refuses until a new dry run, and removes nothing.
+    output = _run(airflow_cli, {"dry_run": False}, ok=False)
+    assert "no cleanup plan" in output and "dry_run=true" in output, output[-5000:]
+    assert _watched(estate, foreign) == after
