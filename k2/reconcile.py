@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from k2 import contracts
 from k2.catalog import catalog
+from k2.kafka_client import KafkaTarget, as_config, client_config
 from k2.settings import PlatformSettings
 
 EXAMPLES = 5  # missing records named per layer and partition (the counts are always complete)
@@ -117,11 +118,11 @@ class _Decoder:
         return record["message_id"], record["timestamp"]
 
 
-def _window_offsets(bootstrap: str, topics: list[str], start: datetime, end: datetime) -> dict:
+def _window_offsets(kafka: KafkaTarget, topics: list[str], start: datetime, end: datetime) -> dict:
     """(topic, partition) -> (lo, hi): the offsets Kafka received in [start, end)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "k2-reconcile", "enable.auto.commit": False})
+    consumer = Consumer({**as_config(kafka), "group.id": "k2-reconcile", "enable.auto.commit": False})
     try:
         meta = consumer.list_topics(timeout=30)
         parts = [TopicPartition(t, p) for t in topics if t in meta.topics for p in sorted(meta.topics[t].partitions)]
@@ -153,7 +154,7 @@ def reconcile(s: PlatformSettings, start: datetime, end: datetime, namespace: st
 
     cat = catalog(s)
     topics = {topic_prefix + contracts.trade_topic(e.name): e.name for e in contracts.EXCHANGES}
-    windows = _window_offsets(s.kafka_bootstrap, list(topics), start, end)
+    windows = _window_offsets(client_config(s), list(topics), start, end)
     reports = {key: PartitionReport(key[0], key[1], lo, hi) for key, (lo, hi) in sorted(windows.items())}
     busy = [(t, p, lo, hi) for (t, p), (lo, hi) in windows.items() if hi > lo]
     if not busy:
