@@ -22,6 +22,10 @@ from k2.errors import K2Error
 from k2.secret import MASK, Secret
 
 PREFIX = "K2_"
+# A secret setting may also be given as a file: K2_<NAME>_FILE=/run/secrets/... (compose
+# secrets), read when K2_<NAME> itself is unset. The value is the file's text without its
+# final newline.
+FILE_SUFFIX = "_FILE"
 
 # Modules that declare settings classes, by name and imported only when the full set is
 # needed: every runtime's environment carries variables meant for the others (a worker
@@ -45,7 +49,8 @@ def setting(env: str, default: Any, doc: str, *, secret: bool = False) -> Any:
 
     ``default`` may be a callable taking the partially-built values dict (for defaults
     derived from other settings, such as paths under ``K2_HOME``). A ``secret`` field is
-    loaded as a :class:`~k2.secret.Secret`, so the settings object never prints its value.
+    loaded as a :class:`~k2.secret.Secret`, so the settings object never prints its value,
+    and may be read from the file named by ``K2_<env>_FILE`` instead (compose secrets).
     """
     return dataclasses.field(
         default=None,
@@ -90,6 +95,8 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
         env = meta["env"]
         if env in environ and environ[env] != "":
             values[field.name] = _convert(environ[env], field.type, env)
+        elif meta["secret"] and environ.get(env + FILE_SUFFIX):
+            values[field.name] = _read_secret_file(env + FILE_SUFFIX, environ[env + FILE_SUFFIX])
         else:
             default = meta["default"]
             values[field.name] = default(values) if callable(default) else default
@@ -100,6 +107,14 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
     if validate is not None:
         validate()
     return obj
+
+
+def _read_secret_file(env: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().removesuffix("\n").removesuffix("\r")
+    except OSError as exc:
+        raise SettingsError(f"{env}={path!r} cannot be read: {exc.strerror}") from None
 
 
 def describe(obj: Any) -> list[tuple[str, str, str]]:
@@ -125,7 +140,9 @@ def import_settings_modules() -> None:
 
 
 def known_variables() -> set[str]:
-    return {f.metadata["env"] for cls in _REGISTRY for f in dataclasses.fields(cls)}
+    fields = [f for cls in _REGISTRY for f in dataclasses.fields(cls)]
+    return ({f.metadata["env"] for f in fields}
+            | {f.metadata["env"] + FILE_SUFFIX for f in fields if f.metadata["secret"]})
 
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from k2 import contracts
+from k2.kafka_client import KafkaTarget, as_config
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
@@ -42,12 +43,12 @@ def desired_topics(
     return specs
 
 
-def admin_client(bootstrap: str, **config: object) -> AdminClient:
-    """An admin client of the brokers at ``bootstrap``; ``config``: more librdkafka settings
-    (e.g. ``log_level=0``)."""
+def admin_client(kafka: KafkaTarget, **config: object) -> AdminClient:
+    """An admin client of ``kafka`` (:func:`k2.kafka_client.client_config`, or a bootstrap
+    string); ``config``: more librdkafka settings (e.g. ``log_level=0``)."""
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({"bootstrap.servers": bootstrap, **config})
+    return AdminClient({**as_config(kafka), **config})
 
 
 def existing_topics(admin: AdminClient) -> dict[str, int]:
@@ -111,12 +112,11 @@ def delete_topics(admin: AdminClient, names: list[str]) -> dict[str, str]:
     return results
 
 
-def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, dict[int, int]]:
+def end_offsets(kafka: KafkaTarget, topics: list[str]) -> dict[str, dict[int, int]]:
     """High watermark per topic partition (what a stream has to catch up to)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "k2-admin-offsets",
-                         "enable.auto.commit": False})
+    consumer = Consumer({**as_config(kafka), "group.id": "k2-admin-offsets", "enable.auto.commit": False})
     try:
         metadata = consumer.list_topics(timeout=TIMEOUT_S)
         out: dict[str, dict[int, int]] = {}

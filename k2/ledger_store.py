@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 
 from k2 import contracts, ledger, unrecoverable
 from k2.catalog import catalog, create_documented_table
+from k2.kafka_client import client_config
 from k2.settings import PlatformSettings
 
 WATERMARK = "k2.ledger.gold-snapshot-id"
@@ -231,7 +232,7 @@ def update(settings: PlatformSettings, namespace: str = contracts.NAMESPACE, *, 
     gold = cat.load_table(f"{namespace}.{contracts.GOLD_TABLE}")
     table = create_table(cat, namespace)
     lost_table = unrecoverable.create_table(cat, namespace)
-    unrecoverable.ingest(lost_table, settings.kafka_bootstrap, topic_prefix + contracts.DLQ_TOPIC, log)
+    unrecoverable.ingest(lost_table, client_config(settings), topic_prefix + contracts.DLQ_TOPIC, log)
     lost = unrecoverable.ranges(lost_table.refresh())
     snap = gold.current_snapshot()
     mark = None if full else table.properties.get(WATERMARK)

@@ -41,6 +41,7 @@ from datetime import datetime, timedelta
 from k2 import contracts
 from k2.catalog import catalog
 from k2.checkpoint import committed_offsets, iceberg_positions, kafka_positions
+from k2.kafka_client import KafkaTarget, as_config, client_config
 from k2.settings import PlatformSettings
 from k2.streams import checkpoint_dir
 
@@ -147,11 +148,11 @@ class _Decoder:
         return record["message_id"], record["timestamp"]
 
 
-def _window_offsets(bootstrap: str, topics: list[str], start: datetime, end: datetime) -> dict:
+def _window_offsets(kafka: KafkaTarget, topics: list[str], start: datetime, end: datetime) -> dict:
     """(topic, partition) -> (lo, hi): the offsets Kafka received in [start, end)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "k2-reconcile", "enable.auto.commit": False})
+    consumer = Consumer({**as_config(kafka), "group.id": "k2-reconcile", "enable.auto.commit": False})
     try:
         meta = consumer.list_topics(timeout=30)
         parts = [TopicPartition(t, p) for t in topics if t in meta.topics for p in sorted(meta.topics[t].partitions)]
@@ -218,7 +219,7 @@ def reconcile(s: PlatformSettings, start: datetime, end: datetime, namespace: st
 
     cat = catalog(s)
     topics = {topic_prefix + contracts.trade_topic(e.name): e.name for e in contracts.EXCHANGES}
-    windows = _window_offsets(s.kafka_bootstrap, list(topics), start, end)
+    windows = _window_offsets(client_config(s), list(topics), start, end)
     reports = {key: PartitionReport(key[0], key[1], lo, hi) for key, (lo, hi) in sorted(windows.items())}
     unknown: list[str] = []
 

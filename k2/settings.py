@@ -19,6 +19,7 @@ from k2.config import load, register, require, setting
 from k2.secret import Secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 def _home(values: dict) -> str:
@@ -66,6 +67,29 @@ class PlatformSettings:
         "KAFKA_BOOTSTRAP",
         lambda v: f"{v['bind_host']}:{v['kafka_port']}",
         "Kafka bootstrap servers used by producers, consumers and Spark.",
+    )
+    # Kafka authentication: none on the local stack; SASL/SCRAM in docker-compose, where
+    # each role has its own principal (k2.kafka_client builds every client's settings).
+    kafka_security_protocol: str = setting(
+        "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "Kafka client protocol: PLAINTEXT, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: str = setting(
+        "KAFKA_SASL_MECHANISM", "SCRAM-SHA-512", "SASL mechanism when the protocol is SASL_*."
+    )
+    kafka_sasl_username: str = setting(
+        "KAFKA_SASL_USERNAME", "", "Kafka principal of this process's producers, consumers and Spark streams."
+    )
+    kafka_sasl_password: Secret = setting(
+        "KAFKA_SASL_PASSWORD", "", "Password of K2_KAFKA_SASL_USERNAME.", secret=True
+    )
+    kafka_admin_sasl_username: str = setting(
+        "KAFKA_ADMIN_SASL_USERNAME",
+        "",
+        "Kafka principal of the admin tools that create and delete topics (bootstrap, cleanup); "
+        "empty: K2_KAFKA_SASL_USERNAME.",
+    )
+    kafka_admin_sasl_password: Secret = setting(
+        "KAFKA_ADMIN_SASL_PASSWORD", "", "Password of K2_KAFKA_ADMIN_SASL_USERNAME.", secret=True
     )
 
     # Schema registry (Apicurio, Confluent-compatible API)
@@ -151,6 +175,15 @@ class PlatformSettings:
         "Airflow UI password of K2_AIRFLOW_USER (empty: generated once into $K2_HOME/airflow).",
         secret=True,
     )
+    airflow_pg_user: str = setting(
+        "AIRFLOW_PG_USER", lambda v: v["pg_user"], "PostgreSQL role of Airflow's metadata database (default: K2_PG_USER)."
+    )
+    airflow_pg_password: Secret = setting(
+        "AIRFLOW_PG_PASSWORD",
+        lambda v: v["pg_password"],
+        "Password of K2_AIRFLOW_PG_USER (default: K2_PG_PASSWORD).",
+        secret=True,
+    )
     airflow_api_url: str = setting(
         "AIRFLOW_API_URL",
         lambda v: f"http://{v['bind_host']}:{v['airflow_port']}",
@@ -162,6 +195,17 @@ class PlatformSettings:
             port = getattr(self, name)
             require(0 < port < 65536, name.upper(), f"port {port} is outside 1-65535")
         require(self.spark_master != "", "SPARK_MASTER", "must not be empty (e.g. local[2])")
+        require(
+            self.kafka_security_protocol in KAFKA_PROTOCOLS,
+            "KAFKA_SECURITY_PROTOCOL",
+            f"{self.kafka_security_protocol!r} is not one of {', '.join(KAFKA_PROTOCOLS)}",
+        )
+        if self.kafka_security_protocol.startswith("SASL_"):
+            require(
+                bool(self.kafka_sasl_username and self.kafka_sasl_password),
+                "KAFKA_SASL_USERNAME",
+                f"{self.kafka_security_protocol} needs K2_KAFKA_SASL_USERNAME and K2_KAFKA_SASL_PASSWORD",
+            )
         require(
             self.warehouse.startswith(("file://", "s3://", "s3a://")),
             "WAREHOUSE",
@@ -184,9 +228,11 @@ class PlatformSettings:
     spark_conf_dir = _home_folder("spark-conf")
     airflow_home = _home_folder("airflow")
 
-    def pg_sqlalchemy_url(self, database: str) -> str:
+    def pg_sqlalchemy_url(self, database: str, user: str | None = None, password: Secret | None = None) -> str:
+        """SQLAlchemy URL of ``database`` as K2_PG_USER, or as ``user`` with ``password``."""
+        user, password = (user, password) if user else (self.pg_user, self.pg_password)
         return (
-            f"postgresql+psycopg2://{self.pg_user}:{self.pg_password.reveal()}"
+            f"postgresql+psycopg2://{user}:{password.reveal()}"
             f"@{self.pg_host}:{self.pg_port}/{database}"
         )
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from k2 import contracts, ledger
 from k2.catalog import create_documented_table
+from k2.kafka_client import KafkaTarget, as_config
 
 OFFSETS = "k2.unrecoverable.dlq-offsets"  # {"<partition>": next offset to read}
 KIND = "unrecoverable_range"  # the DLQ error kind (workers/dlq.py UNRECOVERABLE_RANGE)
@@ -104,15 +105,14 @@ def parse(partition: int, offset: int, value: bytes | None) -> dict | None:
         return None
 
 
-def _read(bootstrap: str, topic: str, start: dict[int, int],
+def _read(kafka: KafkaTarget, topic: str, start: dict[int, int],
           log: Callable[[str], None]) -> tuple[list[dict], dict[int, int], int, int]:
     """New rows, the next offset per partition, records read, and records expired unread."""
     import time
 
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "k2-completeness-ledger",
-                         "enable.auto.commit": False})
+    consumer = Consumer({**as_config(kafka), "group.id": "k2-completeness-ledger", "enable.auto.commit": False})
     rows: list[dict] = []
     nxt: dict[int, int] = {}
     read = expired = 0
@@ -149,10 +149,10 @@ def _read(bootstrap: str, topic: str, start: dict[int, int],
     return rows, nxt, read, expired
 
 
-def ingest(table, bootstrap: str, topic: str, log: Callable[[str], None] = print) -> Ingested:
+def ingest(table, kafka: KafkaTarget, topic: str, log: Callable[[str], None] = print) -> Ingested:
     """Copy the ``unrecoverable_range`` records the DLQ topic received since the last call."""
     start = {int(p): o for p, o in json.loads(table.properties.get(OFFSETS, "{}")).items()}
-    rows, nxt, read, expired = _read(bootstrap, topic, start, log)
+    rows, nxt, read, expired = _read(kafka, topic, start, log)
     if expired:
         log(f"ERROR completeness ledger: {expired} DLQ records of {topic} were deleted by Kafka before "
             "they were read; unrecoverable ranges among them stay reported as gaps")

@@ -23,6 +23,7 @@ from k2.config import load
 from k2.contracts import DLQ_TOPIC, EXCHANGES, GOLD_TABLE, SILVER_DLQ_TABLE, STREAMS, trade_topic
 from k2.jobs import job_path
 from k2.kafka_admin import TopicSpec, admin_client, delete_topics, ensure_topics
+from k2.kafka_client import client_config
 from k2.polling import wait_until
 from k2.settings import REPO_ROOT, PlatformSettings
 from k2.streams import checkpoint_dir, lock_holder, read_progress, stop_stream
@@ -56,7 +57,7 @@ class IsolatedPipeline:
     # -- setup -------------------------------------------------------------------
     def create_topics(self) -> None:
         wanted = [*self.topics.values(), self.dlq_topic]
-        ensure_topics(admin_client(self.settings.kafka_bootstrap), [TopicSpec(t, self.partitions) for t in wanted])
+        ensure_topics(admin_client(client_config(self.settings, admin=True)), [TopicSpec(t, self.partitions) for t in wanted])
 
     def spark_job(self, job: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -189,5 +190,5 @@ class IsolatedPipeline:
         for (_, table) in cat.list_tables(self.namespace):
             cat.purge_table(f"{self.namespace}.{table}")
         cat.drop_namespace(self.namespace)
-        delete_topics(admin_client(self.settings.kafka_bootstrap), [*self.topics.values(), self.dlq_topic])
+        delete_topics(admin_client(client_config(self.settings, admin=True)), [*self.topics.values(), self.dlq_topic])
 

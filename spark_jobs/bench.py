@@ -141,9 +141,10 @@ def produce_frames(s: PlatformSettings, topic: str, messages: int) -> float:
     from confluent_kafka import Producer
 
     from k2.kafka_admin import TopicSpec, admin_client, ensure_topics
+    from k2.kafka_client import client_config
 
-    ensure_topics(admin_client(s.kafka_bootstrap), [TopicSpec(topic, 6)])
-    p = Producer({"bootstrap.servers": s.kafka_bootstrap, "linger.ms": 20, "batch.size": 1_000_000,
+    ensure_topics(admin_client(client_config(s, admin=True)), [TopicSpec(topic, 6)])
+    p = Producer({**client_config(s), "linger.ms": 20, "batch.size": 1_000_000,
                   "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
     # ~150 bytes like a v3 record, and like one not all alike: a random message_id and a
     # running trade id in every record (identical values would flatter Parquet's
@@ -206,9 +207,10 @@ def bench_bronze(spark: SparkSession, s: PlatformSettings, args: argparse.Namesp
 
 def _drop_topic(s: PlatformSettings, topic: str) -> None:
     from k2 import kafka_admin
+    from k2.kafka_client import client_config
 
     try:
-        kafka_admin.delete_topics(kafka_admin.admin_client(s.kafka_bootstrap), [topic])
+        kafka_admin.delete_topics(kafka_admin.admin_client(client_config(s, admin=True)), [topic])
     except RuntimeError as exc:  # report, do not hide the figures
         log.warning("topic_drop_failed", topic=topic, error=str(exc))
 

@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter
 
 from k2.contracts import BRONZE_TABLE
+from k2.kafka_client import spark_options
 from k2.settings import PlatformSettings
 from k2.streams import LostRange, checkpoint_dir
 from spark_jobs.options import job_settings, parse_topic_map, stream_parser, table_id
@@ -165,7 +166,7 @@ def build(spark: SparkSession, args: argparse.Namespace, s: PlatformSettings) ->
     topics = sorted(set(parse_topic_map(args.topics).values()))
     kafka = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", s.kafka_bootstrap)
+        .options(**spark_options(s))  # bootstrap servers and, in compose, SASL
         .option("subscribe", ",".join(topics))
         .option("startingOffsets", "earliest")  # first run only; later runs use the checkpoint
         .option("maxOffsetsPerTrigger", str(args.max_offsets_per_trigger))

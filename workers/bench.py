@@ -121,9 +121,10 @@ def bench_one(
 
 def _cleanup(plat: PlatformSettings, prefix: str) -> None:
     from k2.kafka_admin import admin_client
+    from k2.kafka_client import client_config
     from k2.schema_registry import registry_client
 
-    admin = admin_client(plat.kafka_bootstrap)
+    admin = admin_client(client_config(plat, admin=True))
     topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
     if topics:
         for f in admin.delete_topics(topics).values():

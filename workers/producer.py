@@ -20,6 +20,7 @@ from collections.abc import Callable
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from k2.errors import K2Error
+from k2.kafka_client import KafkaTarget, as_config
 from k2.log import EventLog
 from workers.stats import WorkerStats
 
@@ -29,10 +30,10 @@ class ProducerFatalError(K2Error, RuntimeError):
 
 
 def producer_config(
-    bootstrap: str, client_id: str, linger_ms: int, compression: str, queue_max_messages: int
+    kafka: KafkaTarget, client_id: str, linger_ms: int, compression: str, queue_max_messages: int
 ) -> dict:
     return {
-        "bootstrap.servers": bootstrap,
+        **as_config(kafka),
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",
@@ -150,12 +151,12 @@ class KafkaSink:
         return remaining + len(self._retry)
 
 
-def check_topic_exists(bootstrap: str, topic: str, timeout_s: float = 10.0) -> bool:
+def check_topic_exists(kafka: KafkaTarget, topic: str, timeout_s: float = 10.0) -> bool:
     """Whether ``topic`` exists (metadata lookup); False when the broker is unreachable."""
     from k2.kafka_admin import admin_client
 
     try:
-        meta = admin_client(bootstrap).list_topics(topic=topic, timeout=timeout_s)
+        meta = admin_client(kafka).list_topics(topic=topic, timeout=timeout_s)
     except KafkaException:
         return False
     t = meta.topics.get(topic)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from k2 import contracts
 from k2.config import SettingsError, check_unknown_variables
+from k2.kafka_client import client_config
 from k2.log import EventLog
 from k2.schema_registry import register_trade_schema, registry_client
 from k2.settings import PlatformSettings, load_platform
@@ -201,11 +202,12 @@ def run_worker(name: str, settings: WorkerSettings, plat: PlatformSettings, log:
     topic, dlq_topic = topics(settings, name)
     schema_id = register_trade_schema(registry_client(plat.registry_url), topic, plat.registry_url)
     encoder = TradeEncoder(contracts.trade_schema(), schema_id)
-    if not check_topic_exists(plat.kafka_bootstrap, topic):
+    kafka = client_config(plat)
+    if not check_topic_exists(kafka, topic):
         log.warning("topic_missing", topic=topic, bootstrap=plat.kafka_bootstrap,
                     action="create it (bootstrap DAG) unless the broker auto-creates topics")
     sink = KafkaSink(
-        producer_config(plat.kafka_bootstrap, f"k2-worker-{name}", settings.linger_ms,
+        producer_config(kafka, f"k2-worker-{name}", settings.linger_ms,
                         settings.compression, settings.queue_max_messages),
         stats, log,
     )

@@ -32,6 +32,8 @@ def _secret(s: PlatformSettings, name: str, make, env: str | None = None) -> str
     """A secret from ``env`` if set (deployments), else generated once into $K2_HOME."""
     if env and os.environ.get(env):
         return os.environ[env]
+    if env and os.environ.get(env + "_FILE"):  # compose secrets
+        return Path(os.environ[env + "_FILE"]).read_text().strip()
     path = s.home_path / "secrets" / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -83,7 +85,9 @@ def environment(s: PlatformSettings) -> dict[str, str]:
             ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.airflow_user}:admin",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url(s)}/execution/",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": s.pg_sqlalchemy_url(AIRFLOW_DB),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": s.pg_sqlalchemy_url(
+                AIRFLOW_DB, s.airflow_pg_user, s.airflow_pg_password
+            ),
             "AIRFLOW__API__HOST": s.bind_host,
             "AIRFLOW__API__PORT": str(s.airflow_port),
             "AIRFLOW__API__BASE_URL": api_url(s),

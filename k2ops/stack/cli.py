@@ -62,6 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "Idempotent: `airflow db migrate` and the simple-auth-manager "
                 "password file. `up` does this; the compose airflow-init service runs it.")
 
+    add_command(ss, "kafka-acls", _kafka_acls, "grant each Kafka principal its rights (compose)",
+                "Create the ACLs of the compose deployment's SASL principals (producer, streams, "
+                "admin; k2ops/stack/kafka_acls.py), idempotently, as K2_KAFKA_SASL_USERNAME (the "
+                "broker's super user). The compose kafka-init service runs it; the local stack has no ACLs.")
+
     p = add_command(sub, "setup", _setup, "download the JVM artifacts (Kafka, registry, Spark jars)",
                     "Fetch the stack's JVM artifacts from Maven Central into "
                     "$K2_CACHE_DIR (idempotent). `make setup` also creates the virtualenv.")
@@ -178,6 +183,16 @@ def _init_airflow(args: argparse.Namespace) -> int:
         airflow.prepare(fresh_platform())
     except StackError as exc:
         return _report(exc)
+    return 0
+
+
+def _kafka_acls(args: argparse.Namespace) -> int:
+    from k2.kafka_admin import admin_client
+    from k2.kafka_client import client_config
+    from k2ops.stack import kafka_acls
+
+    count = kafka_acls.apply(admin_client(client_config(fresh_platform())))
+    print(f"kafka-acls: {count} ACL bindings in place")
     return 0
 
 

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 from k2.kafka_admin import admin_client
+from k2.kafka_client import client_config
 from k2.settings import PlatformSettings
 from k2ops.stack.artifacts import kafka_classpath
 from k2ops.stack.errors import StackError
@@ -135,7 +136,7 @@ def _ready(s: PlatformSettings) -> bool:
     if not port_in_use(s.bind_host, s.kafka_port):
         return False
     # log_level 0: a broker still booting is expected here, not worth librdkafka's noise.
-    admin = admin_client(s.kafka_bootstrap, log_level=0)
+    admin = admin_client(client_config(s), log_level=0)
     admin.list_topics(timeout=2)
     return True
 

@@ -10,6 +10,7 @@ import logging
 
 from k2 import contracts
 from k2.errors import K2Error
+from k2.kafka_client import client_config
 from k2.settings import PlatformSettings
 from k2_airflow.report import log_summary
 
@@ -24,7 +25,7 @@ def create_topics(s: PlatformSettings, retention_hours: int) -> dict[str, str]:
     from k2 import kafka_admin
 
     specs = kafka_admin.desired_topics(retention_hours=retention_hours)
-    results = kafka_admin.ensure_topics(kafka_admin.admin_client(s.kafka_bootstrap), specs)
+    results = kafka_admin.ensure_topics(kafka_admin.admin_client(client_config(s, admin=True)), specs)
     log_summary("Kafka topics", [("topic", name, results[name]) for name in sorted(results)])
     return results
 
@@ -44,7 +45,7 @@ def register_schemas(s: PlatformSettings) -> dict[str, dict]:
 def _check_topics(s: PlatformSettings, rows: list, problems: list) -> None:
     from k2 import kafka_admin
 
-    present = kafka_admin.existing_topics(kafka_admin.admin_client(s.kafka_bootstrap))
+    present = kafka_admin.existing_topics(kafka_admin.admin_client(client_config(s, admin=True)))
     for spec in kafka_admin.desired_topics():
         have = present.get(spec.name)
         if have is None:

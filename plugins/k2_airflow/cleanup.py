@@ -46,8 +46,9 @@ def legacy_subjects(settings: PlatformSettings, dry_run: bool) -> dict[str, str]
 
 def legacy_topics(settings: PlatformSettings, dry_run: bool) -> dict[str, str]:
     from k2 import kafka_admin
+    from k2.kafka_client import client_config
 
-    admin = kafka_admin.admin_client(settings.kafka_bootstrap)
+    admin = kafka_admin.admin_client(client_config(settings, admin=True))
     return _step("topic", settings, dry_run, lambda: list(kafka_admin.existing_topics(admin)),
                  lambda names: kafka_admin.delete_topics(admin, names))
 

@@ -19,14 +19,14 @@ import (
 
 // Services the production deployment must define (SPEC §7).
 var required = []string{
-	"kafka", "registry", "postgres", "minio", "minio-init",
+	"kafka", "kafka-init", "registry", "postgres", "minio", "minio-init",
 	"spark-master", "spark-worker-1", "spark-worker-2",
 	"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
 	"worker-binance", "worker-kraken",
 }
 
 // One-shot services: they run to completion, so no health check or restart policy.
-var oneShot = map[string]bool{"minio-init": true, "airflow-init": true}
+var oneShot = map[string]bool{"minio-init": true, "airflow-init": true, "kafka-init": true}
 
 // exampleEnv reads KEY=VALUE lines; empty values get a placeholder so that required
 // `${VAR:?}` interpolations resolve during validation.

@@ -130,8 +130,9 @@ def source_new_data(stream: str, settings: PlatformSettings,
     try:
         if stream == "bronze_ingestion":
             from k2.kafka_admin import end_offsets
+            from k2.kafka_client import client_config
 
-            return kafka_new_data(entries, end_offsets(settings.kafka_bootstrap, contracts.trade_topics()))
+            return kafka_new_data(entries, end_offsets(client_config(settings), contracts.trade_topics()))
         tables = {t: _snapshots(settings, t) for t in source_tables(stream)}
         since = progress_updated_at * 1000 if progress_updated_at else None
         return iceberg_new_data(entries, tables, since)

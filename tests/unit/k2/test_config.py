@@ -55,3 +55,21 @@ def test_local_defaults_bind_loopback():
     assert s.kafka_bootstrap == "127.0.0.1:9092"
     assert s.registry_url == "http://127.0.0.1:8081/apis/ccompat/v7"
     assert s.warehouse == "file:///tmp/k2-x/warehouse"
+
+
+def test_a_secret_can_come_from_a_file_named_by_its_FILE_variable(tmp_path):
+    secret = tmp_path / "pg_password"
+    secret.write_text("s3cret\n")  # a file's final newline is not part of the secret
+    s = load(PlatformSettings, {"K2_HOME": str(tmp_path), "K2_PG_PASSWORD_FILE": str(secret)})
+    assert s.pg_password.reveal() == "s3cret"
+    # The variable itself wins over the file; a non-secret setting has no _FILE form.
+    s = load(PlatformSettings, {"K2_HOME": str(tmp_path), "K2_PG_PASSWORD": "direct",
+                                "K2_PG_PASSWORD_FILE": str(secret)})
+    assert s.pg_password.reveal() == "direct"
+    assert "K2_PG_PASSWORD_FILE" not in unknown_variables({"K2_PG_PASSWORD_FILE": "x"})
+    assert unknown_variables({"K2_PG_PORT_FILE": "x"}) == ["K2_PG_PORT_FILE"]
+
+
+def test_an_unreadable_secret_file_fails_naming_the_variable(tmp_path):
+    with pytest.raises(SettingsError, match="K2_PG_PASSWORD_FILE"):
+        load(PlatformSettings, {"K2_HOME": str(tmp_path), "K2_PG_PASSWORD_FILE": str(tmp_path / "missing")})
