@@ -60,9 +60,18 @@ class Cluster:
         self.procs: list[subprocess.Popen] = []
 
     def _local(self, value: str) -> str:
-        """A compose value on this machine: secrets from docker/.env, hosts, ports, paths."""
-        value = re.sub(r"\$\{K2_SPARK_AUTH_SECRET[^}]*\}", self.secret, str(value))
-        value = re.sub(r"\$\{(\w+)[^}]*\}", r"compose-\1", value)  # other secrets: unused here
+        """A compose value on this machine: secrets files (/run/secrets/<name>, from
+        docker/.env: the Spark secret is the cluster's, the others unused here), hosts,
+        ports, paths."""
+        value = str(value)
+        if value.startswith("/run/secrets/"):
+            name = value.removeprefix("/run/secrets/")
+            path = self.tmp / "secrets" / name
+            if not path.exists():
+                path.parent.mkdir(mode=0o700, exist_ok=True)
+                path.write_text(self.secret if name == "spark_auth_secret" else f"compose-{name}")
+            return str(path)
+        value = re.sub(r"\$\{(\w+)[^}]*\}", r"compose-\1", value)
         value = value.replace("spark-master:7077", f"127.0.0.1:{self.master_port}")
         return value.replace("/var/lib/k2", str(self.tmp / "home"))
 
@@ -141,7 +150,10 @@ def _driver(cluster: Cluster, name: str, secret: str) -> tuple[list[str], dict[s
     bound to every interface (compose's K2_BIND_HOST=0.0.0.0), advertising another address
     (the container's; here loopback, so that executors' traffic stays on this machine)."""
     env = cluster.env("airflow-scheduler", K2_BIND_HOST="0.0.0.0", K2_SPARK_DRIVER_HOST="127.0.0.1",
-                      K2_SPARK_AUTH_SECRET=secret, K2_SPARK_DRIVER_MEMORY="512m")
+                      K2_SPARK_DRIVER_MEMORY="512m")
+    if secret != cluster.secret:  # not the secret of compose's file: given instead of it
+        env.pop("K2_SPARK_AUTH_SECRET_FILE")
+        env["K2_SPARK_AUTH_SECRET"] = secret
     settings = load(PlatformSettings, env)
     conf_dir = cluster.tmp / f"conf-{name}"
     spark.write_conf(settings, conf_dir)
