@@ -18,6 +18,7 @@ from pathlib import Path
 
 from k2.settings import PlatformSettings
 from k2ops.stack.errors import StackError
+from k2ops.stack.private_files import ensure_secret
 from k2ops.stack.process import Service, port_in_use
 
 REGISTRY_DB = "registry"
@@ -59,11 +60,7 @@ def ensure_password(s: PlatformSettings) -> None:
     """Generate the local password once (0600), unless K2_PG_PASSWORD is set."""
     if os.environ.get("K2_PG_PASSWORD"):
         return
-    secret = s.home_path / "secrets" / "pg_password"
-    if not secret.exists():
-        secret.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        secret.write_text(secrets.token_urlsafe(24) + "\n")
-        secret.chmod(0o600)
+    ensure_secret(s.home_path / "secrets" / "pg_password", lambda: secrets.token_urlsafe(24) + "\n")
 
 
 def init_cluster(s: PlatformSettings) -> None:
