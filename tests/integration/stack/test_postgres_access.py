@@ -72,7 +72,9 @@ class OwnStack:
 
     def psql(self, *args: str, user: str | None = None, **kwargs) -> subprocess.CompletedProcess:
         argv = [str(postgres.bin_dir() / "psql"), "-X", "-w", "-p", str(self.settings.pg_port), *args]
-        if user is not None:
+        if user == postgres.runner():
+            argv = postgres._as_runner(argv)
+        elif user is not None:  # another OS user: we must be root (as `make test` is)
             argv = ["runuser", "-u", user, "--", *argv]
         return subprocess.run(argv, capture_output=True, text=True, cwd="/", timeout=60, **kwargs)
 
@@ -152,8 +154,8 @@ def test_no_password_in_ps_or_logs_while_the_stack_starts(own_stack):
     s = own_stack.settings
     password = s.pg_password.reveal()
     holder = subprocess.Popen(
-        ["runuser", "-u", postgres.runner(), "--", str(postgres.bin_dir() / "psql"), "-X", "-q",
-         "-h", str(own_stack.socket_dir), "-p", str(s.pg_port), "-U", "postgres", "-d", "postgres"],
+        postgres._as_runner([str(postgres.bin_dir() / "psql"), "-X", "-q", "-h", str(own_stack.socket_dir),
+                             "-p", str(s.pg_port), "-U", "postgres", "-d", "postgres"]),
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd="/",
     )
     waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
