@@ -21,6 +21,7 @@ from k2.secret import Secret
 from k2.settings import REPO_ROOT, PlatformSettings, env_for_children
 from k2ops.stack.errors import StackError
 from k2ops.stack.postgres import AIRFLOW_DB
+from k2ops.stack.private_files import ensure_secret, write_private
 from k2ops.stack.process import Service
 from k2ops.stack.progress import step
 
@@ -34,12 +35,7 @@ def _secret(s: PlatformSettings, name: str, make, env: str | None = None) -> str
         return os.environ[env]
     if env and os.environ.get(env + "_FILE"):  # compose secrets
         return Path(os.environ[env + "_FILE"]).read_text().strip()
-    path = s.home_path / "secrets" / name
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.write_text(make())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return ensure_secret(s.home_path / "secrets" / name, make)
 
 
 def _token() -> str:
@@ -115,13 +111,18 @@ def run_cli(s: PlatformSettings, args: list[str], **kwargs) -> subprocess.Comple
     return subprocess.run([airflow_bin(), *args], env=environment(s), **kwargs)
 
 
-def prepare(s: PlatformSettings) -> None:
-    """Metadata DB migration (idempotent) and the login's password file."""
+def write_login(s: PlatformSettings) -> None:
+    """The simple auth manager's password file (0600): K2_AIRFLOW_PASSWORD, else generated once."""
     s.airflow_home.mkdir(parents=True, exist_ok=True)
     pw_file = s.airflow_home / PASSWORDS_FILE
     if s.airflow_password or not pw_file.exists():
-        pw_file.write_text(json.dumps({s.airflow_user: s.airflow_password.reveal() or secrets.token_urlsafe(12)}))
-        pw_file.chmod(0o600)
+        login = {s.airflow_user: s.airflow_password.reveal() or secrets.token_urlsafe(12)}
+        write_private(pw_file, json.dumps(login))
+
+
+def prepare(s: PlatformSettings) -> None:
+    """Metadata DB migration (idempotent) and the login's password file."""
+    write_login(s)
     log = s.logs_dir / "airflow-db-migrate.log"
     with step("airflow: migrating the metadata database"), open(log, "wb") as out:
         proc = run_cli(s, ["db", "migrate"], stdout=out, stderr=subprocess.STDOUT)

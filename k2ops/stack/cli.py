@@ -103,7 +103,9 @@ def _up(args: argparse.Namespace) -> int:
         return _report(exc)
     _print_status()
     if "airflow" in groups:
-        print(f"\nAirflow UI: {airflow.api_url(s)}  login: {s.airflow_user} / {airflow.password(s).reveal()}")
+        # Not the password itself: this output often ends up in a log (`make test`, CI).
+        print(f"\nAirflow UI: {airflow.api_url(s)}  login: {s.airflow_user}, password in "
+              f"{s.airflow_home / airflow.PASSWORDS_FILE} (readable by its owner only)")
     print(f"Logs: {s.logs_dir}   (k2 stack logs SERVICE)")
     return 0
 

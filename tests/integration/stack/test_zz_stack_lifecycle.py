@@ -1,4 +1,5 @@
-"""`k2 stack down/status/up`: everything stops, restarts healthy, and keeps its data.
+"""`k2 stack down/status/up`: everything stops, restarts healthy, keeps its data, and shows
+no secret in `ps` or its logs while it starts.
 
 Runs last (it restarts the whole stack that every other integration test uses).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from k2.catalog import catalog
 from k2.settings import platform
+from process_watch import Watcher, leaks, stack_secrets
 
 pytestmark = [pytest.mark.integration, pytest.mark.restarts_stack]
 
@@ -43,8 +46,15 @@ def test_down_stops_everything_and_up_restores_data(stack, run_id):
     states = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[1:]}
     assert {states[s] for s in ("postgres", "kafka", "registry", "airflow-scheduler")} == {"stopped"}
 
-    up = _k2("stack", "up")
+    began = time.time()
+    with Watcher(platform().home_path / "secrets") as watch:  # what `ps` shows meanwhile
+        up = _k2("stack", "up")
     assert up.returncode == 0, up.stderr[-3000:]
+    # No secret on any command line, in the output of `up` or in a log it wrote to.
+    secrets = stack_secrets(platform())
+    assert secrets, "the stack has no secrets to look for"
+    assert [a for a in watch.args if any(secret in a for secret in secrets)] == []
+    assert leaks(secrets, {"k2 stack up": up.stdout + up.stderr}, platform().logs_dir, since=began) == []
     again = _k2("stack", "up")  # idempotent: nothing restarts
     assert again.returncode == 0 and "ready on" not in again.stderr
     assert _k2("stack", "status").returncode == 0
