@@ -13,7 +13,7 @@ from k2.settings import load_platform
 from k2ops.cli.commands import add_command
 
 if TYPE_CHECKING:
-    from k2ops.query import TradeQuery
+    from k2.lake import TradeQuery
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,31 +48,31 @@ def add_range_arguments(p: argparse.ArgumentParser, start_help: str, last: str, 
 
 
 def range_query(args: argparse.Namespace) -> TradeQuery:
-    """The :class:`k2ops.query.TradeQuery` the range options describe; QueryError if they cannot."""
-    from k2ops import query
+    """The :class:`k2.lake.TradeQuery` the range options describe; QueryError if they cannot."""
+    from k2 import lake
 
-    end = query.parse_time(args.end)
-    start = query.parse_time(args.start) if args.start else end - query.parse_duration(args.last)
+    end = lake.parse_time(args.end)
+    start = lake.parse_time(args.start) if args.start else end - lake.parse_duration(args.last)
     kwargs = {"namespace": args.namespace} if args.namespace else {}
-    return query.TradeQuery(args.exchange, args.symbol, start, end, **kwargs)
+    return lake.TradeQuery(args.exchange, args.symbol, start, end, **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
-    from k2ops import query
+    from k2 import lake
 
     try:
         q = range_query(args)
         start, end = q.start, q.end
         if args.format == "parquet" and not args.output:
-            raise query.QueryError("--format parquet needs --output FILE")
-    except query.QueryError as exc:
+            raise lake.QueryError("--format parquet needs --output FILE")
+    except lake.QueryError as exc:
         print(f"k2 query: {exc}", file=sys.stderr)
         return 2
     began = time.monotonic()
     settings = load_platform()
-    result = query.trades(settings, q, args.limit if args.what == "trades" else None)
+    result = lake.scan_trades(settings, q, args.limit if args.what == "trades" else None)
     if args.what == "bars":
-        result = query.bars(result, query.hour_statuses(settings, q))
+        result = lake.bars_of(result, lake.hour_statuses(settings, q))
     elapsed = time.monotonic() - began
     write_output(result, args.format, args.output)
     print(f"k2 query: {result.num_rows} {args.what} for {args.exchange} {args.symbol} "

@@ -51,7 +51,7 @@ class TradeQuery:
         )
 
 
-def trades(settings: PlatformSettings, q: TradeQuery, limit: int | None = None) -> pa.Table:
+def scan_trades(settings: PlatformSettings, q: TradeQuery, limit: int | None = None) -> pa.Table:
     """Trades in [start, end), ordered by (timestamp, trade_id)."""
     table = catalog(settings).load_table(f"{q.namespace}.{q.table}")
     scan = table.scan(row_filter=q.row_filter(), selected_fields=TRADE_COLUMNS)
@@ -78,7 +78,7 @@ def hour_statuses(settings: PlatformSettings, q: TradeQuery) -> pa.Table:
     return rows.select(["hour", "status"]).cast(HOUR_STATUS_SCHEMA)
 
 
-def bars(trades_table: pa.Table, statuses: pa.Table | None = None) -> pa.Table:
+def bars_of(trades_table: pa.Table, statuses: pa.Table | None = None) -> pa.Table:
     """One-minute OHLCV bars (open/close by trade time, then trade id) from trades, with
     ``trade_count`` and ``complete``: whether the completeness ledger (``statuses``, from
     :func:`hour_statuses`) says the bar's hour holds every trade id; null when the ledger
