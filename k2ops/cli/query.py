@@ -1,4 +1,4 @@
-"""`k2 query trades|bars`: read Gold as a table, CSV or Parquet."""
+"""`k2 query trades|bars`: read Gold as a table, CSV or Parquet (through :mod:`k2.lake`)."""
 
 from __future__ import annotations
 
@@ -18,19 +18,22 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(
-        sub, "query", run, "trades or one-minute OHLCV bars from Gold (pyiceberg + DuckDB)",
+        sub, "query", run, "trades or OHLCV bars (1s to 1d) from Gold (pyiceberg + DuckDB)",
         "Read market_data.gold_crypto_trades for one exchange and symbol over a "
         "time range [start, end). Times are ISO 8601 (UTC when no offset) or `now`; "
-        "without --start the range is the last --last (default 1h) before --end.",
+        "without --start the range is the last --last (default 1h) before --end. Bars widen the range "
+        "to whole bars of --interval (aligned on the Unix epoch: days start at 00:00 UTC).",
         epilog="examples:\n"
         "  k2 query trades --exchange binance --symbol BTCUSDT --last 15m\n"
         "  k2 query bars --exchange kraken --symbol BTC/USD --start 2026-01-01T00:00 "
-        "--end 2026-01-01T06:00 --format csv -o bars.csv",
+        "--end 2026-01-01T06:00 --format csv -o bars.csv\n"
+        "  k2 query bars --exchange binance --symbol BTCUSDT --interval 4h --last 7d",
     )
-    p.add_argument("what", choices=["trades", "bars"], help="trades, or 1-minute OHLCV bars")
+    p.add_argument("what", choices=["trades", "bars"], help="trades, or OHLCV bars of --interval")
     add_range_arguments(p, "range start (inclusive)", "1h", ["table", "csv", "parquet"],
                         "file to write (default stdout; required for parquet)")
     p.add_argument("--limit", type=int, help="at most this many trades (trades only)")
+    p.add_argument("--interval", default="1m", help="bar length, 1s to 1d (30s, 5m, 4h, 1d; default 1m; bars only)")
 
 
 def add_range_arguments(p: argparse.ArgumentParser, start_help: str, last: str, formats: list[str],
@@ -62,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         q = range_query(args)
-        start, end = q.start, q.end
+        if args.what == "bars":
+            interval = lake.parse_interval(args.interval)
+            q = lake.bar_query(q, interval)
         if args.format == "parquet" and not args.output:
             raise lake.QueryError("--format parquet needs --output FILE")
     except lake.QueryError as exc:
@@ -70,13 +75,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     began = time.monotonic()
     settings = load_platform()
-    result = lake.scan_trades(settings, q, args.limit if args.what == "trades" else None)
     if args.what == "bars":
-        result = lake.bars_of(result, lake.hour_statuses(settings, q))
+        result = lake.scan_bars(settings, q, interval)
+    else:
+        result = lake.scan_trades(settings, q, args.limit)
     elapsed = time.monotonic() - began
     write_output(result, args.format, args.output)
     print(f"k2 query: {result.num_rows} {args.what} for {args.exchange} {args.symbol} "
-          f"[{start.isoformat()}, {end.isoformat()}) in {elapsed * 1000:.0f} ms", file=sys.stderr)
+          f"[{q.start.isoformat()}, {q.end.isoformat()}) in {elapsed * 1000:.0f} ms", file=sys.stderr)
     return 0
 
 

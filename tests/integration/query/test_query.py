@@ -89,7 +89,7 @@ def test_one_minute_bars(gold):
     result = bars_of(scan_trades(platform(), q)).to_pylist()
     assert len(result) == 2
     first, second = result
-    assert first["minute"] == _ts(10, 0, 0)
+    assert first["timestamp"] == _ts(10, 0, 0)
     assert (first["open"], first["high"], first["low"], first["close"]) == (
         D("101"), D("103.5"), D("99.25"), D("99.25"))
     assert first["volume"] == D("1.0") and first["trade_count"] == 3
@@ -106,7 +106,7 @@ def test_bars_say_complete_as_the_ledger_says_of_their_hour(gold):
                          "status": ["complete", "gaps", "not_applicable"]},
                         schema=pa.schema([("hour", pa.timestamp("us", "UTC")), ("status", pa.string())]))
     result = bars_of(scan_trades(platform(), q), statuses).to_pylist()
-    assert [(r["minute"], r["complete"]) for r in result] == [
+    assert [(r["timestamp"], r["complete"]) for r in result] == [
         (_ts(9, 59, 0), True), (_ts(10, 0, 0), False), (_ts(10, 1, 0), False), (_ts(11, 0, 0), None)]
 
 
