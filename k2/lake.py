@@ -183,7 +183,8 @@ def snapshots(name: str, *, to: Output = "arrow", namespace: str = NAMESPACE,
     """The snapshots of table ``name`` still kept, oldest first: ``snapshot_id``,
     ``committed_at``, ``operation`` (append, overwrite, delete, replace) and ``parent``
     (the snapshot it followed). Pass one's id as ``snapshot_id`` (or a time as ``as_of``)
-    to read the table as it was then; retention expires old snapshots (Gold's after 3 days).
+    to read the table as it was then. Retention and compaction expire snapshots older than
+    ``K2_SNAPSHOT_RETENTION_HOURS`` (6 h by default): that is how far back time travel reaches.
 
     Examples::
 
@@ -399,14 +400,19 @@ def _load(settings: PlatformSettings, namespace: str, name: str) -> Table:
         raise QueryError(f"table {namespace}.{name} does not exist (yet): bootstrap creates it") from None
 
 
+def _check_pin(as_of: Time | None, snapshot_id: int | None) -> datetime | None:
+    """``as_of`` as a datetime; QueryError if it is no time or comes with ``snapshot_id``."""
+    if as_of is not None and snapshot_id is not None:
+        raise QueryError("give as_of or snapshot_id, not both")
+    return _time(as_of, "as_of") if as_of is not None else None
+
+
 def _pinned(settings: PlatformSettings, namespace: str, name: str, as_of: Time | None,
             snapshot_id: int | None, tbl: Table | None = None) -> Snapshot | None:
     """The snapshot of the table that ``as_of`` or ``snapshot_id`` names; None for the current one."""
-    if as_of is not None and snapshot_id is not None:
-        raise QueryError("give as_of or snapshot_id, not both")
+    when = _check_pin(as_of, snapshot_id)
     if as_of is None and snapshot_id is None:
         return None
-    when = _time(as_of, "as_of") if as_of is not None else None
     tbl = tbl or _load(settings, namespace, name)
     ident = f"{namespace}.{name}"
     if snapshot_id is not None:
@@ -427,6 +433,7 @@ def _pinned(settings: PlatformSettings, namespace: str, name: str, as_of: Time |
 def _scan(settings: PlatformSettings, namespace: str, name: str, where: BooleanExpression | str | None,
           columns: list[str] | tuple[str, ...] | None, as_of: Time | None, snapshot_id: int | None,
           limit: int | None) -> pa.Table:
+    _check_pin(as_of, snapshot_id)
     tbl = _load(settings, namespace, name)
     pinned = _pinned(settings, namespace, name, as_of, snapshot_id, tbl)
     known = [f.name for f in tbl.schema().fields]
