@@ -237,7 +237,7 @@ class TradeQuery:
 def scan_trades(settings: PlatformSettings, q: TradeQuery, limit: int | None = None,
                 snapshot_id: int | None = None) -> pa.Table:
     """Trades in [start, end), ordered by (timestamp, trade_id); at ``snapshot_id`` if given."""
-    table = catalog(settings).load_table(f"{q.namespace}.{q.table}")
+    table = _load(settings, q.namespace, q.table)
     scan = table.scan(row_filter=q.row_filter(), selected_fields=TRADE_COLUMNS, snapshot_id=snapshot_id)
     result = scan.to_arrow()
     result = result.sort_by([("timestamp", "ascending"), ("trade_id", "ascending")])
