@@ -18,8 +18,8 @@ import pyarrow as pa
 
 from k2 import ledger, ledger_store
 from k2.catalog import catalog
+from k2.lake import TradeQuery
 from k2.settings import PlatformSettings
-from k2ops.query import TradeQuery
 
 # The report's columns, in order; missing ranges as text ``a-b,c-d`` (CSV- and terminal-friendly).
 LEDGER_SCHEMA = pa.schema([

@@ -64,11 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k2ops import completeness, query
+    from k2 import lake
+    from k2ops import completeness
 
     try:
         q = range_query(args)
-    except query.QueryError as exc:
+    except lake.QueryError as exc:
         print(f"k2 completeness: {exc}", file=sys.stderr)
         return 2
     rows, summary = completeness.report(load_platform(), q)
@@ -96,13 +97,12 @@ def run_update(args: argparse.Namespace) -> int:
 
 
 def run_reconcile(args: argparse.Namespace) -> int:
-    from k2 import contracts, reconcile
-    from k2ops import query
+    from k2 import contracts, lake, reconcile
 
     try:
-        end = query.parse_time(args.end)
-        start = query.parse_time(args.start) if args.start else end - query.parse_duration(args.last)
-    except query.QueryError as exc:
+        end = lake.parse_time(args.end)
+        start = lake.parse_time(args.start) if args.start else end - lake.parse_duration(args.last)
+    except lake.QueryError as exc:
         print(f"k2 reconcile: {exc}", file=sys.stderr)
         return 2
     report = reconcile.reconcile(load_platform(), start, end, args.namespace or contracts.NAMESPACE, args.topic_prefix,

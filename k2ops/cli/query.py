@@ -1,4 +1,4 @@
-"""`k2 query trades|bars`: read Gold as a table, CSV or Parquet."""
+"""`k2 query trades|bars`: read Gold as a table, CSV or Parquet (through :mod:`k2.lake`)."""
 
 from __future__ import annotations
 
@@ -13,24 +13,27 @@ from k2.settings import load_platform
 from k2ops.cli.commands import add_command
 
 if TYPE_CHECKING:
-    from k2ops.query import TradeQuery
+    from k2.lake import TradeQuery
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(
-        sub, "query", run, "trades or one-minute OHLCV bars from Gold (pyiceberg + DuckDB)",
+        sub, "query", run, "trades or OHLCV bars (1s to 1d) from Gold (pyiceberg + DuckDB)",
         "Read market_data.gold_crypto_trades for one exchange and symbol over a "
         "time range [start, end). Times are ISO 8601 (UTC when no offset) or `now`; "
-        "without --start the range is the last --last (default 1h) before --end.",
+        "without --start the range is the last --last (default 1h) before --end. Bars widen the range "
+        "to whole bars of --interval (aligned on the Unix epoch: days start at 00:00 UTC).",
         epilog="examples:\n"
         "  k2 query trades --exchange binance --symbol BTCUSDT --last 15m\n"
         "  k2 query bars --exchange kraken --symbol BTC/USD --start 2026-01-01T00:00 "
-        "--end 2026-01-01T06:00 --format csv -o bars.csv",
+        "--end 2026-01-01T06:00 --format csv -o bars.csv\n"
+        "  k2 query bars --exchange binance --symbol BTCUSDT --interval 4h --last 7d",
     )
-    p.add_argument("what", choices=["trades", "bars"], help="trades, or 1-minute OHLCV bars")
+    p.add_argument("what", choices=["trades", "bars"], help="trades, or OHLCV bars of --interval")
     add_range_arguments(p, "range start (inclusive)", "1h", ["table", "csv", "parquet"],
                         "file to write (default stdout; required for parquet)")
     p.add_argument("--limit", type=int, help="at most this many trades (trades only)")
+    p.add_argument("--interval", default="1m", help="bar length, 1s to 1d (30s, 5m, 4h, 1d; default 1m; bars only)")
 
 
 def add_range_arguments(p: argparse.ArgumentParser, start_help: str, last: str, formats: list[str],
@@ -48,35 +51,38 @@ def add_range_arguments(p: argparse.ArgumentParser, start_help: str, last: str, 
 
 
 def range_query(args: argparse.Namespace) -> TradeQuery:
-    """The :class:`k2ops.query.TradeQuery` the range options describe; QueryError if they cannot."""
-    from k2ops import query
+    """The :class:`k2.lake.TradeQuery` the range options describe; QueryError if they cannot."""
+    from k2 import lake
 
-    end = query.parse_time(args.end)
-    start = query.parse_time(args.start) if args.start else end - query.parse_duration(args.last)
+    end = lake.parse_time(args.end)
+    start = lake.parse_time(args.start) if args.start else end - lake.parse_duration(args.last)
     kwargs = {"namespace": args.namespace} if args.namespace else {}
-    return query.TradeQuery(args.exchange, args.symbol, start, end, **kwargs)
+    return lake.TradeQuery(args.exchange, args.symbol, start, end, **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
-    from k2ops import query
+    from k2 import lake
 
     try:
         q = range_query(args)
-        start, end = q.start, q.end
+        if args.what == "bars":
+            interval = lake.parse_interval(args.interval)
+            q = lake.bar_query(q, interval)
         if args.format == "parquet" and not args.output:
-            raise query.QueryError("--format parquet needs --output FILE")
-    except query.QueryError as exc:
+            raise lake.QueryError("--format parquet needs --output FILE")
+    except lake.QueryError as exc:
         print(f"k2 query: {exc}", file=sys.stderr)
         return 2
     began = time.monotonic()
     settings = load_platform()
-    result = query.trades(settings, q, args.limit if args.what == "trades" else None)
     if args.what == "bars":
-        result = query.bars(result, query.hour_statuses(settings, q))
+        result = lake.scan_bars(settings, q, interval)
+    else:
+        result = lake.scan_trades(settings, q, args.limit)
     elapsed = time.monotonic() - began
     write_output(result, args.format, args.output)
     print(f"k2 query: {result.num_rows} {args.what} for {args.exchange} {args.symbol} "
-          f"[{start.isoformat()}, {end.isoformat()}) in {elapsed * 1000:.0f} ms", file=sys.stderr)
+          f"[{q.start.isoformat()}, {q.end.isoformat()}) in {elapsed * 1000:.0f} ms", file=sys.stderr)
     return 0
 
 

@@ -138,7 +138,7 @@ def _bars_complete(namespace: str) -> dict[str, list[str]]:
     assert out.returncode == 0, out.stderr
     hours: dict[str, list[str]] = {}
     for bar in csv.DictReader(io.StringIO(out.stdout)):
-        hours.setdefault(bar["minute"][11:13], []).append(bar["complete"])
+        hours.setdefault(bar["timestamp"][11:13], []).append(bar["complete"])
     return {hour: sorted(set(flags)) for hour, flags in hours.items()}
 
 

@@ -16,8 +16,8 @@ import pytest
 from gold_fixture import gold_table
 from k2.catalog import catalog
 from k2.contracts import GOLD_TABLE
+from k2.lake import TradeQuery, bars_of, scan_trades
 from k2.settings import platform
-from k2ops.query import TradeQuery, bars, trades
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ def gold(stack, run_id):
 
 def test_trades_in_range_are_exact_and_ordered(gold):
     q = TradeQuery("binance", "BTCUSDT", _ts(10, 0, 0), _ts(11, 0, 0), namespace=gold)
-    result = trades(platform(), q).to_pydict()
+    result = scan_trades(platform(), q).to_pydict()
     assert result["trade_id"] == ["100", "101", "102", "103"]
     assert result["price"] == [D("101"), D("103.5"), D("99.25"), D("102")]
 
@@ -86,10 +86,10 @@ def test_one_hour_range_prunes_to_that_hours_files(gold):
 
 def test_one_minute_bars(gold):
     q = TradeQuery("binance", "BTCUSDT", _ts(10, 0, 0), _ts(10, 2, 0), namespace=gold)
-    result = bars(trades(platform(), q)).to_pylist()
+    result = bars_of(scan_trades(platform(), q)).to_pylist()
     assert len(result) == 2
     first, second = result
-    assert first["minute"] == _ts(10, 0, 0)
+    assert first["timestamp"] == _ts(10, 0, 0)
     assert (first["open"], first["high"], first["low"], first["close"]) == (
         D("101"), D("103.5"), D("99.25"), D("99.25"))
     assert first["volume"] == D("1.0") and first["trade_count"] == 3
@@ -105,8 +105,8 @@ def test_bars_say_complete_as_the_ledger_says_of_their_hour(gold):
     statuses = pa.table({"hour": [_ts(9, 0, 0), _ts(10, 0, 0), _ts(11, 0, 0)],
                          "status": ["complete", "gaps", "not_applicable"]},
                         schema=pa.schema([("hour", pa.timestamp("us", "UTC")), ("status", pa.string())]))
-    result = bars(trades(platform(), q), statuses).to_pylist()
-    assert [(r["minute"], r["complete"]) for r in result] == [
+    result = bars_of(scan_trades(platform(), q), statuses).to_pylist()
+    assert [(r["timestamp"], r["complete"]) for r in result] == [
         (_ts(9, 59, 0), True), (_ts(10, 0, 0), False), (_ts(10, 1, 0), False), (_ts(11, 0, 0), None)]
 
 
