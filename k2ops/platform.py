@@ -93,7 +93,8 @@ def print_guide(s: PlatformSettings, simulator: bool) -> None:
     print(f"""
 K2 is running (workers read {source}).
 
-  Airflow UI      {airflow.api_url(s)}   login: {s.airflow_user} / {airflow.password(s).reveal()}
+  Airflow UI      {airflow.api_url(s)}   login: {s.airflow_user}, password in
+                  {s.airflow_home / airflow.PASSWORDS_FILE} (readable by its owner only)
                   DAGs: bootstrap, streaming_babysitter, stream_*, retention, compaction, ...
   Spark UIs       http://{host}:4040, :4041, :4042 (one per running stream, in start order)
   Worker metrics  {", ".join(f"http://{host}:{p}/metrics" for p in ports.values())}
