@@ -143,6 +143,25 @@ LOST_PHASE = "history-gone"
 LOST_SYMBOLS = {"binance": "ADAUSDT", "kraken": "ADA/USD"}
 
 
+def _pause(cfg: SimulatorConfig, paused: bool) -> None:
+    object.__setattr__(cfg, "paused", paused)
+
+
+def _sent(record: str) -> set[tuple[str, str]]:
+    """(exchange, trade id) of every trade the simulator sent to a connection."""
+    return {(e["exchange"], e["trade_id"]) for e in read_record(record) if e.get("ev") == "trade"}
+
+
+def _in_kafka(stack, pipe, symbols: dict[str, str]) -> set[tuple[str, str]]:
+    """(exchange, trade id) of the trades of ``symbols`` (exchange -> symbol) in the topics."""
+    found = set()
+    for exchange, symbol in symbols.items():
+        for _, _, value in topic_trades(stack.kafka_bootstrap, stack.registry_url, pipe.topics[exchange]):
+            if value is not None and value["symbol"] == symbol:
+                found.add((exchange, value["trade_id"]))
+    return found
+
+
 @pytest.fixture(scope="module")
 def lost_run(stack, shared: SharedPipeline):
     """Workers stopped for longer than REST's history lasts, then started again: their
@@ -163,7 +182,14 @@ def lost_run(stack, shared: SharedPipeline):
         wait_until(lambda: {e.get("exchange") for e in worker_events(pipe)
                             if e.get("event") == "stream_summary" and e.get("delivered", 0) > 0} >= set(LOST_SYMBOLS),
                    90, "both workers to deliver trades")
+        # The market holds still while the workers stop, and every trade sent so far reaches
+        # Kafka first: a trade written to a socket that its client closes unread is not one
+        # any client could have recovered, yet the record would count it as sent.
+        sim.call(_pause, sim.sim.cfg, True)
+        wait_until(lambda: _sent(str(record)) <= _in_kafka(stack, pipe, LOST_SYMBOLS), 120,
+                   "every trade sent before the stop to reach Kafka", interval=2)
         assert pipe.stop_workers() == 0  # watermarks saved
+        sim.call(_pause, sim.sim.cfg, False)
         assert not backfilled()  # a first run has no watermark to backfill from
         # One symbol per exchange: 600 trades each, so REST's last 200 no longer reach back to the watermark.
         wait_for_market(sim, 600, "history beyond what REST serves", 120)

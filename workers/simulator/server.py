@@ -77,6 +77,7 @@ class SimulatorConfig:
     seed: int = 1
     record: str | None = None  # JSON-lines file of everything sent
     tick_s: float = 0.01
+    paused: bool = False  # the market publishes nothing while set (a test holds it still)
 
 
 class Recorder:
@@ -586,6 +587,11 @@ class Simulator:
         cfg, loop = self.cfg, asyncio.get_running_loop()
         last, carry = loop.time(), 0.0
         while True:
+            if cfg.paused:  # read at each tick, like the rest of the config
+                self.recorder.flush()  # what was sent before the pause is on disk for the test
+                await asyncio.sleep(cfg.tick_s)
+                last = loop.time()  # no backlog of trades when it resumes
+                continue
             if cfg.rate > 0:
                 await asyncio.sleep(cfg.tick_s)
                 now = loop.time()
