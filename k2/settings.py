@@ -42,6 +42,12 @@ def _home_folder(name: str) -> property:
     return property(folder, doc=f"$K2_HOME/{name}")
 
 
+def _stream_metrics_port(stream: str, port: int):
+    """The setting ``K2_<STREAM>_METRICS_PORT``: where one stream's driver serves Prometheus metrics."""
+    return setting(f"{stream.upper()}_METRICS_PORT", port,
+                   f"Prometheus /metrics port of the {stream} stream's driver, on K2_BIND_HOST (0: off).")
+
+
 def _pg_password(values: dict) -> str:
     secret = Path(values["home"]) / "secrets" / "pg_password"
     return secret.read_text().strip() if secret.exists() else ""
@@ -166,6 +172,11 @@ class PlatformSettings:
         secret=True,
     )
 
+    # Prometheus metrics of the three streams (one port each; the workers' are 9101, 9102)
+    bronze_ingestion_metrics_port: int = _stream_metrics_port("bronze_ingestion", 9111)
+    silver_transformation_metrics_port: int = _stream_metrics_port("silver_transformation", 9112)
+    gold_aggregation_metrics_port: int = _stream_metrics_port("gold_aggregation", 9113)
+
     # Airflow
     airflow_port: int = setting("AIRFLOW_PORT", 8080, "Airflow api-server (UI) port.")
     airflow_user: str = setting("AIRFLOW_USER", "admin", "Airflow UI login (simple auth manager).")
@@ -194,6 +205,14 @@ class PlatformSettings:
         for name in ("kafka_port", "kafka_controller_port", "registry_port", "pg_port", "airflow_port"):
             port = getattr(self, name)
             require(0 < port < 65536, name.upper(), f"port {port} is outside 1-65535")
+        from k2.contracts import STREAMS  # not at the top: k2.contracts imports this module
+
+        for stream in STREAMS:
+            port = self.stream_metrics_port(stream)
+            require(0 <= port < 65536, f"{stream.upper()}_METRICS_PORT", f"port {port} is outside 0-65535 (0: off)")
+        used = [p for p in map(self.stream_metrics_port, STREAMS) if p]
+        require(len(used) == len(set(used)), "BRONZE_INGESTION_METRICS_PORT",
+                f"the streams' metrics ports must differ, got {used}")
         require(self.spark_master != "", "SPARK_MASTER", "must not be empty (e.g. local[2])")
         require(
             self.kafka_security_protocol in KAFKA_PROTOCOLS,
@@ -213,6 +232,10 @@ class PlatformSettings:
         )
 
     # Derived values -------------------------------------------------------------
+
+    def stream_metrics_port(self, stream: str) -> int:
+        """``K2_<STREAM>_METRICS_PORT`` (0: the stream serves no metrics)."""
+        return getattr(self, f"{stream}_metrics_port")
 
     @property
     def warehouse_on_s3(self) -> bool:

@@ -8,6 +8,9 @@ read. Layout under ``K2_CHECKPOINT_ROOT`` (default ``$K2_HOME/checkpoints``)::
     <root>/<stream>/run.lock      held (flock) by the one running copy of the stream
     <root>/<stream>/data_loss.jsonl  every offset range Kafka deleted before the stream read
                                   it, one JSON line per range, appended, never rewritten
+
+A running stream's driver also serves its progress as Prometheus metrics at
+:func:`metrics_url` (spark_jobs/stream_metrics.py).
 """
 
 from __future__ import annotations
@@ -45,6 +48,16 @@ def lock_file(stream: str, settings: PlatformSettings) -> Path:
 
 def loss_file(stream: str, settings: PlatformSettings) -> Path:
     return stream_dir(stream, settings) / "data_loss.jsonl"
+
+
+def metrics_url(stream: str, settings: PlatformSettings) -> str | None:
+    """Where the stream's running driver serves Prometheus metrics; None when it serves none
+    (``K2_<STREAM>_METRICS_PORT=0``). A wildcard bind host is shown as localhost."""
+    port = settings.stream_metrics_port(stream)
+    if not port:
+        return None
+    host = "localhost" if settings.bind_host in ("0.0.0.0", "::") else settings.bind_host
+    return f"http://{host}:{port}/metrics"
 
 
 def source_tables(stream: str) -> list[str]:

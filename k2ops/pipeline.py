@@ -50,7 +50,9 @@ class IsolatedPipeline:
         self.prefix = f"e2e-{self.run_id}."
         self.topics = {e.name: self.prefix + trade_topic(e.name) for e in EXCHANGES}
         self.dlq_topic = self.prefix + DLQ_TOPIC
-        overrides = {"K2_CHECKPOINT_ROOT": str(self.workdir / "checkpoints")}
+        overrides = {"K2_CHECKPOINT_ROOT": str(self.workdir / "checkpoints"),
+                     # The live platform's streams serve their metrics there; these serve none.
+                     **{f"K2_{stream.upper()}_METRICS_PORT": "0" for stream in STREAMS}}
         self.env = {**environment(load(PlatformSettings)), **overrides}
         self.settings = load(PlatformSettings, {**os.environ, **overrides})
 

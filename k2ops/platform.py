@@ -84,10 +84,12 @@ def schedule(api: AirflowApi) -> None:
 
 
 def print_guide(s: PlatformSettings, simulator: bool) -> None:
+    from k2.streams import metrics_url
     from k2ops.stack.workers import metrics_ports, running_mode
 
     host = s.bind_host
     ports = metrics_ports()
+    stream_urls = ", ".join(filter(None, (metrics_url(stream, s) for stream in STREAMS)))
     mode = running_mode(s)  # what the workers really read: ones already running were kept
     source = mode.describe() if mode else ("the local exchange simulator" if simulator else "the live exchanges")
     print(f"""
@@ -99,6 +101,7 @@ K2 is running (workers read {source}).
   Spark UIs       http://{host}:4040, :4041, :4042 (one per running stream, in start order)
   Worker metrics  {", ".join(f"http://{host}:{p}/metrics" for p in ports.values())}
   Worker health   {", ".join(f"http://{host}:{p}/health" for p in ports.values())}
+  Stream metrics  {stream_urls or "off (K2_<STREAM>_METRICS_PORT=0)"}
   Logs            {s.logs_dir}/   (k2 stack logs workers -f; streams: their task logs in the UI)
   Status          .venv/bin/k2 stack status
   Query Gold      .venv/bin/k2 query trades --exchange binance --symbol BTCUSDT --last 15m

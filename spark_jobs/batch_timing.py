@@ -48,7 +48,7 @@ class BatchTimings:
         return self._phases.pop(batch_id, {})
 
 
-def _epoch_ms(timestamp: str) -> float | None:
+def epoch_ms(timestamp: str) -> float | None:
     try:
         return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000
     except (ValueError, AttributeError):
@@ -61,7 +61,7 @@ def breakdown(progress: dict, previous_end_ms: float | None, stream_phases: dict
     stream's own phases."""
     durations = progress.get("durationMs") or {}
     out: dict[str, float] = {}
-    started = _epoch_ms(progress.get("timestamp", ""))
+    started = epoch_ms(progress.get("timestamp", ""))
     if started is not None and previous_end_ms is not None:
         out[TRIGGER_WAIT] = max(0.0, (started - previous_end_ms) / 1000)
     for key, name in SPARK_PHASES.items():
@@ -77,6 +77,6 @@ def breakdown(progress: dict, previous_end_ms: float | None, stream_phases: dict
 
 def batch_end_ms(progress: dict) -> float | None:
     """When the batch ended (epoch ms): its trigger time plus Spark's triggerExecution."""
-    started = _epoch_ms(progress.get("timestamp", ""))
+    started = epoch_ms(progress.get("timestamp", ""))
     took = (progress.get("durationMs") or {}).get("triggerExecution")
     return None if started is None or took is None else started + took

@@ -2,7 +2,8 @@
 
 A stream module only builds its ``DataStreamWriter``; :func:`run_stream` takes the
 stream's run lock (never two copies, even when the babysitter races an operator),
-attaches the progress listener, starts the query on the stream's own checkpoint and
+attaches the progress listener (which also feeds the metrics the driver serves to
+Prometheus, spark_jobs/stream_metrics.py), starts the query on the stream's own checkpoint and
 waits. SIGTERM/SIGINT stop the query between batches; ``kill -9`` is what the
 checkpoint exists for.
 """
@@ -32,6 +33,7 @@ from k2.streams import (
     write_progress,
 )
 from spark_jobs.batch_timing import BatchTimings, batch_end_ms, breakdown
+from spark_jobs.stream_metrics import StreamMetrics, serve
 
 # A stream's check of one progress JSON for source data deleted before it was read
 # (see bronze_ingestion.losses_from_progress).
@@ -101,11 +103,14 @@ class ProgressListener(StreamingQueryListener):
     ``find_losses``: for a Kafka stream, finds offsets Kafka deleted before the batch read
     them; each range is logged as an ERROR, appended to the stream's loss ledger and
     published in the progress, with the running totals of the ledger.
+
+    ``metrics``: the stream's Prometheus metrics, updated from each published progress.
     """
 
     def __init__(self, stream: str, settings: PlatformSettings,
                  rows_in_of_batch: Callable[[int], int | None] | None = None,
-                 find_losses: LossCheck | None = None, timings: BatchTimings | None = None):
+                 find_losses: LossCheck | None = None, timings: BatchTimings | None = None,
+                 metrics: StreamMetrics | None = None):
         self.stream = stream
         self.log: EventLog = job_log(stream)
         self.timings = timings
@@ -116,6 +121,9 @@ class ProgressListener(StreamingQueryListener):
         self.last: StreamProgress | None = None
         known = read_losses(stream, settings) if find_losses else []
         self.lost_offsets, self.lost_ranges = sum(r.count for r in known), len(known)
+        self.metrics = metrics
+        if metrics:
+            metrics.known_losses(self.lost_offsets, self.lost_ranges)
 
     def _check_losses(self, raw: dict, progress: StreamProgress) -> None:
         try:
@@ -151,6 +159,8 @@ class ProgressListener(StreamingQueryListener):
             self._check_losses(raw, progress)
         self.last = progress
         write_progress(progress, self.settings)
+        if self.metrics:
+            self.metrics.observe(progress)
         if progress.rows_in or progress.batch_id == 0:
             self.log.info("batch", batch_id=progress.batch_id, rows_in=progress.rows_in,
                           rows_per_second=round(progress.rows_per_second), lag=progress.source_lag,
@@ -160,10 +170,14 @@ class ProgressListener(StreamingQueryListener):
         if self.last is not None:
             self.last.updated_at = time.time()
             write_progress(self.last, self.settings)
+        if self.metrics:
+            self.metrics.idle()
 
     def onQueryTerminated(self, event) -> None:  # noqa: N802
         if event.exception:
             self.log.error("query_terminated", error=event.exception)
+            if self.metrics:
+                self.metrics.query_failed()
         else:
             self.log.info("query_terminated")
 
@@ -231,8 +245,11 @@ def run_stream(
     except AlreadyRunning as exc:
         log.warning("not_started", reason=str(exc))
         return 2
+    metrics = StreamMetrics(stream)
+    serve(metrics, settings.bind_host, settings.stream_metrics_port(stream), log)  # a daemon thread: lives with the driver
     spark = spark_session(stream)
-    spark.streams.addListener(ProgressListener(stream, settings, rows_in_of_batch, find_losses, timings=timings))
+    spark.streams.addListener(ProgressListener(stream, settings, rows_in_of_batch, find_losses, timings=timings,
+                                               metrics=metrics))
     checkpoint = checkpoint_dir(stream, settings)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
 

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "streams", None, "status, stop or reset the Spark streams", __doc__, raw=True)
     ss = p.add_subparsers(dest="streams_command", metavar="ACTION", required=True)
     s = add_command(ss, "status", _status, "each stream: running pid, its last published batch and where its time "
-                    "went, and data lost")
+                    "went, data lost, and its metrics URL")
     s.add_argument("--json", action="store_true", help="print the progress records as JSON")
     s = add_command(ss, "stop", _stop, "stop a stream cleanly after its current batch (or --kill it)",
                     "Stops a running stream: SIGTERM, so it finishes its current batch "
@@ -50,7 +50,14 @@ LOSS_LINES = 5  # newest ledger ranges listed under a stream; `--json` has them 
 
 
 def _status(args: argparse.Namespace) -> int:
-    from k2.streams import describe_breakdown, lock_holder, loss_file, read_losses, read_progress
+    from k2.streams import (
+        describe_breakdown,
+        lock_holder,
+        loss_file,
+        metrics_url,
+        read_losses,
+        read_progress,
+    )
 
     s = load_platform()
     records = []
@@ -58,7 +65,7 @@ def _status(args: argparse.Namespace) -> int:
         progress = read_progress(stream, s)
         # From the ledger, not progress.json: a later batch overwrites the progress file.
         lost = read_losses(stream, s)
-        records.append({"stream": stream, "pid": lock_holder(stream, s),
+        records.append({"stream": stream, "pid": lock_holder(stream, s), "metrics_url": metrics_url(stream, s),
                         "progress": asdict(progress) if progress else None,
                         "data_lost": {"offsets": sum(r.count for r in lost), "ranges": [asdict(r) for r in lost],
                                       "ledger": str(loss_file(stream, s))}})
@@ -74,6 +81,8 @@ def _status(args: argparse.Namespace) -> int:
                     f"written {time.time() - p['updated_at']:.0f}s ago")
         state = f"running (pid {r['pid']})" if r["pid"] else "stopped"
         print(f"{r['stream']:<22} {state:<20} {last}")
+        if r["pid"] and r["metrics_url"]:
+            print(f"{'':<22} metrics: {r['metrics_url']}")
         if p and p.get("breakdown"):
             print(f"{'':<22} time of that batch: {describe_breakdown(p['breakdown'])}")
         _print_losses(r["data_lost"])

@@ -37,7 +37,7 @@ def _check(binary: Path, compose: Path) -> subprocess.CompletedProcess:
 def test_compose_file_is_valid(compose_check):
     result = _check(compose_check, REPO / "docker-compose.yaml")
     assert result.returncode == 0, result.stderr
-    assert "16 services" in result.stdout
+    assert "18 services" in result.stdout
 
 
 def _mutated(tmp_path: Path, mutate) -> Path:
@@ -48,6 +48,8 @@ def _mutated(tmp_path: Path, mutate) -> Path:
     (tmp_path / "docker").mkdir()
     for name in ("postgres-init.sql", "kafka-start.sh", "minio-init.sh"):
         shutil.copy(REPO / "docker" / name, tmp_path / "docker")
+    for folder in ("prometheus", "grafana"):
+        shutil.copytree(REPO / "docker" / folder, tmp_path / "docker" / folder)
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -110,6 +112,8 @@ SECRETS = {
                                                         "triggerer")},
     "worker-binance": {"kafka_producer_password"},
     "worker-kraken": {"kafka_producer_password"},
+    "prometheus": set(),
+    "grafana": {"grafana_admin_password"},
 }
 SECRET_VARIABLE = re.compile(r"PASSWORD|SECRET|FERNET|JWT|ACCESS_KEY", re.IGNORECASE)
 
@@ -174,6 +178,30 @@ def test_the_image_runs_as_a_non_root_user():
              if line.startswith("USER ")]
     assert users, "docker/Dockerfile has no USER"
     assert users[-1].split(":")[0] not in ("root", "0")
+
+
+MONITORING = ("prometheus", "grafana")
+
+
+@pytest.mark.parametrize("name", MONITORING)
+def test_monitoring_runs_a_pinned_image_as_its_own_non_root_user_without_capabilities(name):
+    service = _services()[name]
+    image, _, tag = service["image"].rpartition(":")
+    assert image in ("prom/prometheus", "grafana/grafana") and tag not in ("", "latest"), service["image"]
+    assert re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: pin a release, not {tag!r}"
+    assert "user" not in service, "the images run as nobody (Prometheus) and grafana (472): keep it"
+    assert service["cap_drop"] == ["ALL"] and service["security_opt"] == ["no-new-privileges:true"]
+    assert "privileged" not in service and "network_mode" not in service
+    assert all(v.endswith(":ro") for v in service["volumes"] if v.startswith("./")), "configuration is read-only"
+
+
+def test_grafanas_only_secret_is_its_admin_password_as_a_file():
+    env = _services()["grafana"]["environment"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env
+    assert (env["GF_USERS_ALLOW_SIGN_UP"], env["GF_AUTH_ANONYMOUS_ENABLED"]) == ("false", "false")
+    assert _compose()["secrets"]["grafana_admin_password"] == {"environment": "K2_GRAFANA_ADMIN_PASSWORD"}
+    assert "K2_GRAFANA_ADMIN_PASSWORD=" in (REPO / "docker" / ".env.example").read_text()
 
 
 def test_ports_are_published_on_loopback_only_and_the_registry_not_at_all():

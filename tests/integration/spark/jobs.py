@@ -10,15 +10,29 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from k2.config import load
+from k2.contracts import STREAMS
 from k2.jobs import job_path
 from k2.settings import REPO_ROOT, PlatformSettings, env_for_children, platform
 from k2ops.stack.spark import spark_submit
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free now (the kernel's choice), so test streams never take the live ones."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @dataclass
@@ -28,6 +42,8 @@ class Jobs:
     checkpoint_root: Path
     log_dir: Path
     running: list[subprocess.Popen] = field(default_factory=list)
+    # Each stream's Prometheus port for this run (K2_<STREAM>_METRICS_PORT).
+    metrics_ports: dict[str, int] = field(default_factory=lambda: dict(zip(STREAMS, free_ports(len(STREAMS)), strict=True)))
 
     @property
     def settings(self) -> PlatformSettings:
@@ -40,6 +56,7 @@ class Jobs:
         env["K2_CHECKPOINT_ROOT"] = str(self.checkpoint_root)
         env["PYTHONPATH"] = str(REPO_ROOT)
         env["PATH"] = f"{Path(spark_submit()).parent}{os.pathsep}{env.get('PATH', '')}"
+        env.update({f"K2_{stream.upper()}_METRICS_PORT": str(port) for stream, port in self.metrics_ports.items()})
         return env
 
     def argv(self, job: str, *args: str) -> list[str]:
@@ -78,6 +95,21 @@ class Jobs:
         for proc in self.running:
             if proc.poll() is None:
                 self.kill9(proc)
+
+    def metrics(self, stream: str) -> dict[str, float]:
+        """The running stream's metrics as {sample name: value} (labels dropped: one stream
+        per endpoint; histograms' per-phase samples are left out); {} if it serves none."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_ports[stream]}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        return {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples
+                if "phase" not in s.labels}
 
     def progress(self, stream: str) -> dict | None:
         try:

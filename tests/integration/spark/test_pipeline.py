@@ -193,6 +193,13 @@ def test_kill9_mid_flow_and_late_duplicates(jobs: Jobs, producer: TradeProducer,
         proc = jobs.start(stream, "--trigger", "1 second", *limits)
         wait_until(lambda s=stream, b=before: jobs.committed_batches(s) >= b + 2, 180,
                    f"{stream} to commit two batches")
+        # Its driver's Prometheus endpoint counts what this copy ran (spark_jobs/stream_metrics.py).
+        wait_until(lambda s=stream: jobs.metrics(s).get("k2_stream_batches_total", 0) >= 2, 60,
+                   f"{stream}'s metrics to count two batches")
+        served = jobs.metrics(stream)
+        assert served["k2_stream_rows_in_total"] > 0 and served["k2_stream_last_batch_rows"] > 0, served
+        assert served["k2_stream_batches_failed_total"] == 0, served
+        assert ("k2_stream_source_lag_records" in served) == (stream == "bronze_ingestion"), served
         jobs.kill9(proc)
         restart = jobs.run(stream, "--trigger", "availableNow", *limits)
         # The kill really was mid-flow: the restarted copy still had rows to process.

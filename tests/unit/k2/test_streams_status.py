@@ -57,3 +57,19 @@ def test_status_shows_where_the_last_batch_spent_its_time(tmp_path):
     assert ("time of that batch: trigger_wait 1.50 s, source_offsets 0.25 s, sink 2.00 s "
             "[read 0.50, merge gold 1.25], commit_log 0.10 s, total 3.00 s") in gold
     assert json.loads(_status(tmp_path, "--json"))[2]["progress"]["breakdown"]["merge gold"] == 1.25
+
+
+def test_status_gives_a_running_streams_metrics_url(tmp_path):
+    from k2.streams import hold_run_lock
+
+    settings = load(PlatformSettings, {"K2_HOME": str(tmp_path), "K2_CHECKPOINT_ROOT": str(tmp_path / "cp")})
+    lock = hold_run_lock("silver_transformation", settings)  # stands in for the running stream
+    try:
+        text = _status(tmp_path)
+    finally:
+        lock.close()
+    silver = text[text.index("silver_transformation"):text.index("gold_aggregation")]
+    assert "metrics: http://127.0.0.1:9112/metrics" in silver
+    assert "metrics:" not in text[text.index("gold_aggregation"):]  # stopped: nothing serves it
+    urls = {r["stream"]: r["metrics_url"] for r in json.loads(_status(tmp_path, "--json"))}
+    assert urls["bronze_ingestion"] == "http://127.0.0.1:9111/metrics"
