@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pyiceberg.expressions import (
+    AlwaysFalse,
     AlwaysTrue,
     And,
     BooleanExpression,
@@ -104,8 +105,9 @@ def parse(query: str, namespaces: Collection[str] = (NAMESPACE,)) -> Statement:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
     if tree.get("error"):
         raise QueryError(f"the query cannot be planned: {tree.get('error_message', tree)}")
-    return Statement(query, tree, tuple(sorted({_table_name(ref, namespaces) for ref in _base_tables(tree)
-                                                if not _is_cte(ref, _cte_names(tree))})))
+    ctes = _cte_names(tree)
+    return Statement(query, tree, tuple(sorted({_table_name(ref, namespaces) for ref in _table_refs(tree)
+                                                if not _is_cte(ref, ctes)})))
 
 
 def _table_name(ref: dict, namespaces: Collection[str]) -> str:
@@ -135,6 +137,18 @@ def _base_tables(tree: dict) -> list[dict]:
     return [d for d in _walk(tree) if d.get("type") == "BASE_TABLE" and "table_name" in d]
 
 
+def _table_refs(tree: dict) -> list[dict]:
+    """The nodes naming a table: FROM items, and `SHOW <table>` (DuckDB's DESCRIBE)."""
+    return _base_tables(tree) + [d for d in _walk(tree) if d.get("type") == "SHOW_REF"
+                                 and d.get("table_name", "").lower() in lakehouse_tables()]
+
+
+def _described(tree: dict) -> set[int]:
+    """Ids of the table references that only DESCRIBE or SHOW reads: their columns, no rows."""
+    shows = [d for d in _walk(tree) if d.get("type") == "SHOW_REF" and d.get("show_type") in ("DESCRIBE", "SHOW")]
+    return {id(d) for d in shows} | {id(ref) for show in shows for ref in _base_tables(show)}
+
+
 def _cte_names(tree: dict) -> set[str]:
     return {entry["key"].lower() for d in _walk(tree) if isinstance(d.get("cte_map"), dict)
             for entry in d["cte_map"].get("map", [])}
@@ -151,9 +165,9 @@ def _is_cte(ref: dict, ctes: set[str]) -> bool:
 def plan(stmt: Statement, schemas: Mapping[str, Schema]) -> dict[str, TableScan]:
     """The scan of each table of ``stmt`` given its Iceberg schema: a row filter that keeps
     every row the statement could use, and the columns it names."""
-    refs = [r for r in _base_tables(stmt.tree) if r["table_name"].lower() in schemas]
+    refs = [r for r in _table_refs(stmt.tree) if r["table_name"].lower() in schemas]
     ctes = _cte_names(stmt.tree)
-    pushed: dict[int, BooleanExpression] = {}
+    pushed: dict[int, BooleanExpression] = dict.fromkeys(_described(stmt.tree), AlwaysFalse())
     for node in _walk(stmt.tree):
         if node.get("type") == "SELECT_NODE":
             pushed.update(_select_filters(node, schemas, ctes))
@@ -162,7 +176,7 @@ def plan(stmt: Statement, schemas: Mapping[str, Schema]) -> dict[str, TableScan]
     for name, schema in schemas.items():
         mine = [r for r in refs if r["table_name"].lower() == name]
         filters = [pushed.get(id(r), AlwaysTrue()) for r in mine] or [AlwaysTrue()]
-        row_filter = AlwaysTrue() if any(isinstance(f, AlwaysTrue) for f in filters) else _any_of(filters)
+        row_filter = _any_of(filters)
         columns = None
         if not (everything or name in ctes or any(r.get("column_name_alias") for r in mine)):
             # At least one column, so that count(*) still sees every row.
@@ -172,6 +186,7 @@ def plan(stmt: Statement, schemas: Mapping[str, Schema]) -> dict[str, TableScan]
 
 
 def _any_of(filters: list[BooleanExpression]) -> BooleanExpression:
+    """Rows any of the references may use (pyiceberg's Or simplifies AlwaysTrue and AlwaysFalse)."""
     result = filters[0]
     for f in filters[1:]:
         result = Or(result, f)
