@@ -207,7 +207,7 @@ def sql(query: str, *, as_of: Time | None = None, snapshot_id: int | None = None
         lake.sql("SELECT error_type, count(*) FROM silver_dlq GROUP BY 1", as_of="2026-03-01T12:00")
     """
     _check_output(to)
-    return _output(query_sql(settings or platform(), query, namespace, as_of, snapshot_id).table, to)
+    return _output(query_sql(settings, query, namespace, as_of, snapshot_id).table, to)
 
 
 SNAPSHOTS_SCHEMA = pa.schema([
@@ -299,15 +299,17 @@ class SqlResult:
     scans: tuple[ScanStats, ...]
 
 
-def query_sql(settings: PlatformSettings, query: str, namespace: str = NAMESPACE, as_of: Time | None = None,
+def query_sql(settings: PlatformSettings | None, query: str, namespace: str = NAMESPACE, as_of: Time | None = None,
               snapshot_id: int | None = None) -> SqlResult:
-    """:func:`sql`'s result with the scan of each table (the CLI prints them)."""
+    """:func:`sql`'s result with the scan of each table (the CLI prints them). The query is
+    checked (and refused) before the settings are read (None: :func:`k2.settings.platform`)."""
     _check_pin(as_of, snapshot_id)
     namespaces = {NAMESPACE, namespace}
     stmt = parse_sql(query, namespaces)
     if snapshot_id is not None and len(stmt.tables) != 1:
         raise QueryError(f"snapshot_id pins one table; this query reads {len(stmt.tables)} "
                          f"({', '.join(stmt.tables) or 'none'}): use as_of to pin them all")
+    settings = settings or platform()
     tables = {name: _load(settings, namespace, name) for name in stmt.tables}
     pins = {name: _id(_pinned(settings, namespace, name, as_of, snapshot_id, tbl)) for name, tbl in tables.items()}
     scans = plan_sql(stmt, {name: tbl.scan(snapshot_id=pins[name]).projection() for name, tbl in tables.items()})

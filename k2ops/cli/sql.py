@@ -7,7 +7,6 @@ import sys
 import time
 
 from k2.contracts import NAMESPACE, lakehouse_tables
-from k2.settings import load_platform
 from k2ops.cli.commands import add_command
 from k2ops.cli.query import add_output_arguments, check_output, write_output
 
@@ -62,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     began = time.monotonic()
     try:
         check_output(args)
-        result = lake.query_sql(load_platform(), query, args.namespace or NAMESPACE, args.as_of, args.snapshot_id)
+        # Settings are read once the query passed its checks: a refusal needs none.
+        result = lake.query_sql(None, query, args.namespace or NAMESPACE, args.as_of, args.snapshot_id)
     except lake.QueryError as exc:
         print(f"k2 sql: {exc}", file=sys.stderr)
         return 2

@@ -140,6 +140,35 @@ def test_tables_are_found_anywhere_case_insensitively_and_ctes_are_not_tables():
     assert sql.parse("SHOW gold_crypto_trades").tables == ("gold_crypto_trades",)
 
 
+def test_the_cli_refuses_before_reading_settings_or_the_catalog(capsys, monkeypatch):
+    from k2 import lake, settings
+    from k2ops.cli import main
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("settings or the catalog were read")
+
+    monkeypatch.setattr(lake, "catalog", refuse)
+    monkeypatch.setattr(settings, "load_platform", refuse)
+    monkeypatch.setattr(lake, "platform", refuse)
+    assert main(["sql", "-- tidy up\ndelete FROM gold_crypto_trades"]) == 2
+    assert capsys.readouterr().err == ("k2 sql: refused: DELETE statements are not allowed; SQL here is read-only: "
+                                       "one SELECT (WITH, FROM, VALUES, DESCRIBE, SUMMARIZE, SHOW) over the "
+                                       "lakehouse tables\n")
+    assert main(["sql", "SELECT * FROM gold_crypto_trades", "--format", "parquet"]) == 2
+    assert "--format parquet needs --output FILE" in capsys.readouterr().err
+
+
+def test_help_names_the_tables_pushdown_and_read_only(capsys):
+    from k2ops.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["sql", "--help"])
+    out = capsys.readouterr().out
+    assert "tables: bronze_crypto_trades, silver_binance_trades, silver_kraken_trades, silver_dlq, " \
+           "gold_crypto_trades, completeness_ledger, completeness_unrecoverable" in out
+    assert "pushdown:" in out and "read-only:" in out and "--as-of" in out and "--snapshot-id" in out
+
+
 def test_a_syntax_error_says_so():
     with pytest.raises(QueryError, match="the query does not parse: .*syntax error"):
         sql.parse("SELEC 1")
