@@ -29,6 +29,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from pyiceberg.expressions import (
@@ -176,21 +177,13 @@ def plan(stmt: Statement, schemas: Mapping[str, Schema]) -> dict[str, TableScan]
     for name, schema in schemas.items():
         mine = [r for r in refs if r["table_name"].lower() == name]
         filters = [pushed.get(id(r), AlwaysTrue()) for r in mine] or [AlwaysTrue()]
-        row_filter = _any_of(filters)
+        row_filter = reduce(Or, filters)  # rows any reference may use (Or simplifies AlwaysTrue/False)
         columns = None
         if not (everything or name in ctes or any(r.get("column_name_alias") for r in mine)):
             # At least one column, so that count(*) still sees every row.
             columns = tuple(f.name for f in schema.fields if f.name.lower() in names) or (schema.fields[0].name,)
         scans[name] = TableScan(name, row_filter, columns)
     return scans
-
-
-def _any_of(filters: list[BooleanExpression]) -> BooleanExpression:
-    """Rows any of the references may use (pyiceberg's Or simplifies AlwaysTrue and AlwaysFalse)."""
-    result = filters[0]
-    for f in filters[1:]:
-        result = Or(result, f)
-    return result
 
 
 def _named_columns(tree: dict, refs: list[dict]) -> tuple[set[str], bool]:
@@ -233,7 +226,7 @@ def _select_filters(node: dict, schemas: Mapping[str, Schema], ctes: set[str]) -
         if translated is not None and _binds(*translated):
             leaf, expr = translated
             found.setdefault(id(leaf.ref), []).append(expr)
-    return {ref_id: _all_of(exprs) for ref_id, exprs in found.items()}
+    return {ref_id: reduce(And, exprs) for ref_id, exprs in found.items()}
 
 
 def _binds(leaf: _Leaf, expr: BooleanExpression) -> bool:
@@ -245,13 +238,6 @@ def _binds(leaf: _Leaf, expr: BooleanExpression) -> bool:
     except Exception:  # noqa: BLE001 - any refusal means: do not push
         return False
     return True
-
-
-def _all_of(exprs: list[BooleanExpression]) -> BooleanExpression:
-    result = exprs[0]
-    for e in exprs[1:]:
-        result = And(result, e)
-    return result
 
 
 # Joins whose sides a WHERE conjunct filters before the join as well as after.
