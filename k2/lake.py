@@ -12,6 +12,8 @@ too); a range is ``[start, end)``, by default the last ``last`` (``"30s"``, ``"1
     bars = lake.bars("kraken", "BTC/USD", "5m", "2026-03-01T00:00", "2026-03-02T00:00", to="polars")
     snap = lake.snapshots("gold_crypto_trades")["snapshot_id"][-1].as_py()
     pinned = lake.trades("binance", "BTCUSDT", last="7d", snapshot_id=snap)  # the same rows tomorrow
+    hourly = lake.sql("SELECT symbol, count(*) AS n FROM gold_crypto_trades "
+                      "WHERE timestamp >= '2026-03-01 10:00' AND timestamp < '2026-03-01 11:00' GROUP BY symbol")
 
 pyiceberg plans each scan (a time filter prunes to the partitions that overlap the
 range, the other filters use column statistics) and returns Arrow; DuckDB computes
@@ -48,13 +50,17 @@ from k2.contracts import (
     lakehouse_tables,
 )
 from k2.settings import PlatformSettings, platform
+from k2.sql import ReadOnlyError, TableScan
+from k2.sql import parse as parse_sql
+from k2.sql import plan as plan_sql
+from k2.sql import run as run_sql
 from k2.times import QueryError, parse_duration, parse_time
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
     from pyiceberg.table.snapshots import Snapshot
 
-__all__ = ["QueryError", "bars", "dlq", "snapshots", "table", "trades"]
+__all__ = ["QueryError", "ReadOnlyError", "bars", "dlq", "snapshots", "sql", "table", "trades"]
 
 Time = datetime | str
 Output = Literal["arrow", "pandas", "polars"]
@@ -172,6 +178,38 @@ def table(name: str, *, where: BooleanExpression | str | None = None, columns: l
     return _output(_scan(settings or platform(), namespace, name, where, columns, as_of, snapshot_id, limit), to)
 
 
+def sql(query: str, *, as_of: Time | None = None, snapshot_id: int | None = None, to: Output = "arrow",
+        namespace: str = NAMESPACE, settings: PlatformSettings | None = None):
+    """The result of one read-only SQL statement (DuckDB's dialect) over the lakehouse tables,
+    named as in :func:`table` (``gold_crypto_trades``, ``silver_dlq``, ``completeness_ledger``,
+    ...), optionally qualified (``market_data.gold_crypto_trades``).
+
+    Each table is read with pyiceberg, only the columns the query names and, when its WHERE
+    (or an inner join's ON) ANDs comparisons of a column with constants (``=``, ``<``,
+    ``<=``, ``>``, ``>=``, ``BETWEEN``, ``IN``), only the files and rows they can match: a
+    one-hour range on Gold's ``timestamp`` reads that hour's files. DuckDB then runs the
+    whole statement over those Arrow tables, with no access to files or the network.
+    Statements that would write (INSERT, COPY, CREATE, ATTACH, SET, PRAGMA, ... or more
+    than one statement) raise :class:`ReadOnlyError` (a QueryError); so does SQL DuckDB
+    cannot run, with its message.
+
+    ``as_of`` reads every table as it was at that time; ``snapshot_id`` pins the one table
+    the query reads. Times without an offset in the SQL are UTC.
+
+    Examples::
+
+        lake.sql("SELECT exchange, symbol, count(*) AS trades, max(price) AS high "
+                 "FROM gold_crypto_trades WHERE timestamp >= '2026-03-01 10:00' "
+                 "AND timestamp < '2026-03-01 11:00' GROUP BY ALL ORDER BY trades DESC", to="pandas")
+        lake.sql("SELECT l.hour, l.status, count(g.trade_id) AS trades FROM completeness_ledger l "
+                 "LEFT JOIN gold_crypto_trades g ON g.symbol = l.symbol "
+                 "AND date_trunc('hour', g.timestamp) = l.hour WHERE l.status <> 'complete' GROUP BY ALL")
+        lake.sql("SELECT error_type, count(*) FROM silver_dlq GROUP BY 1", as_of="2026-03-01T12:00")
+    """
+    _check_output(to)
+    return _output(query_sql(settings, query, namespace, as_of, snapshot_id).table, to)
+
+
 SNAPSHOTS_SCHEMA = pa.schema([
     ("snapshot_id", pa.int64()), ("committed_at", pa.timestamp("ms", "UTC")),
     ("operation", pa.string()), ("parent", pa.int64()),
@@ -242,6 +280,57 @@ def scan_trades(settings: PlatformSettings, q: TradeQuery, limit: int | None = N
     result = scan.to_arrow()
     result = result.sort_by([("timestamp", "ascending"), ("trade_id", "ascending")])
     return result.slice(0, limit) if limit is not None else result
+
+
+@dataclass(frozen=True)
+class ScanStats:
+    """What reading one table for a SQL query took: files planned of those in its snapshot."""
+
+    table: str
+    files: int  # data files planned (after pruning)
+    total_files: int  # data files in the snapshot read
+    rows: int  # rows read (after the row filter)
+    scan: TableScan
+
+
+@dataclass(frozen=True)
+class SqlResult:
+    table: pa.Table
+    scans: tuple[ScanStats, ...]
+
+
+def query_sql(settings: PlatformSettings | None, query: str, namespace: str = NAMESPACE, as_of: Time | None = None,
+              snapshot_id: int | None = None) -> SqlResult:
+    """:func:`sql`'s result with the scan of each table (the CLI prints them). The query is
+    checked (and refused) before the settings are read (None: :func:`k2.settings.platform`)."""
+    _check_pin(as_of, snapshot_id)
+    namespaces = {NAMESPACE, namespace}
+    stmt = parse_sql(query, namespaces)
+    if snapshot_id is not None and len(stmt.tables) != 1:
+        raise QueryError(f"snapshot_id pins one table; this query reads {len(stmt.tables)} "
+                         f"({', '.join(stmt.tables) or 'none'}): use as_of to pin them all")
+    settings = settings or platform()
+    tables = {name: _load(settings, namespace, name) for name in stmt.tables}
+    pins = {name: _id(_pinned(settings, namespace, name, as_of, snapshot_id, tbl)) for name, tbl in tables.items()}
+    scans = plan_sql(stmt, {name: tbl.scan(snapshot_id=pins[name]).projection() for name, tbl in tables.items()})
+    data, stats = {}, []
+    for name, tbl in tables.items():
+        data[name], stat = _read(tbl, scans[name], pins[name])
+        stats.append(stat)
+    return SqlResult(run_sql(stmt, data, namespaces), tuple(stats))
+
+
+def _read(tbl: Table, plan: TableScan, snapshot_id: int | None) -> tuple[pa.Table, ScanStats]:
+    """The rows ``plan`` selects, and how many of the snapshot's data files it planned."""
+    from pyiceberg.io.pyarrow import ArrowScan
+
+    scan = tbl.scan(row_filter=plan.row_filter, selected_fields=plan.columns or ("*",), snapshot_id=snapshot_id)
+    tasks = list(scan.plan_files())
+    rows = ArrowScan(scan.table_metadata, scan.io, scan.projection(), scan.row_filter, scan.case_sensitive,
+                     scan.limit).to_table(tasks)
+    snapshot = scan.snapshot()
+    total = int((snapshot.summary or {}).get("total-data-files") or len(tasks)) if snapshot else 0
+    return rows, ScanStats(plan.name, len(tasks), total, rows.num_rows, plan)
 
 
 HOUR_STATUS_SCHEMA = pa.schema([("hour", pa.timestamp("us", "UTC")), ("status", pa.string())])

@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "k2ops.stack.cli",
     "k2ops.cli.config",
     "k2ops.cli.query",
+    "k2ops.cli.sql",
     "k2ops.cli.completeness",
     "k2ops.cli.streams",
     "k2ops.bench.cli",

@@ -45,9 +45,23 @@ def add_range_arguments(p: argparse.ArgumentParser, start_help: str, last: str, 
     p.add_argument("--end", default="now", help="range end (exclusive; default now)")
     p.add_argument("--last", default=last,
                    help=f"range length when --start is omitted (30s, 15m, 2h, 7d; default {last})")
+    add_output_arguments(p, formats, output_help)
+
+
+def add_output_arguments(p: argparse.ArgumentParser, formats: list[str],
+                         output_help: str = "file to write (default stdout)") -> None:
+    """--format, -o and the tests' hidden --namespace, shared by the commands that read the lakehouse."""
     p.add_argument("--format", choices=formats, default="table")
     p.add_argument("-o", "--output", help=output_help)
     p.add_argument("--namespace", default=None, help=argparse.SUPPRESS)  # tests
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """QueryError if the output options cannot be honoured (Parquet is not for a terminal)."""
+    from k2.times import QueryError
+
+    if args.format == "parquet" and not args.output:
+        raise QueryError("--format parquet needs --output FILE")
 
 
 def range_query(args: argparse.Namespace) -> TradeQuery:
@@ -68,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
         if args.what == "bars":
             interval = lake.parse_interval(args.interval)
             q = lake.bar_query(q, interval)
-        if args.format == "parquet" and not args.output:
-            raise lake.QueryError("--format parquet needs --output FILE")
+        check_output(args)
     except lake.QueryError as exc:
         print(f"k2 query: {exc}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.expressions import EqualTo
 
+from gold_fixture import gold_rows as _gold
 from gold_fixture import gold_table
 from k2 import lake
 from k2.catalog import catalog
@@ -56,13 +57,6 @@ OTHERS = [
     ("KRAKEN", "BTC/USD", _ts(10, 20, 0), "55", D("99"), D("2")),
 ]
 
-GOLD_SCHEMA = pa.schema([
-    ("message_id", pa.string()), ("trade_id", pa.string()), ("symbol", pa.string()),
-    ("exchange", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC")),
-    ("price", pa.decimal128(18, 8)), ("quantity", pa.decimal128(18, 8)),
-    ("base_asset", pa.string()), ("quote_currency", pa.string()), ("side", pa.string()),
-])
-
 # The ledger's word on BTCUSDT's hours: 03-02 00:00 has none (not computed yet).
 LEDGER = pa.table({
     "exchange": ["binance"] * 4, "symbol": ["BTCUSDT"] * 4,
@@ -80,17 +74,6 @@ DLQ = pa.table({
     "error_message": ["a", "b", "c", "d", "e"],
     "error_timestamp": [_ts(10, 5), _ts(10, 5), _ts(10, 1), _ts(11, 30), _ts(9, 59, 59)],
 }, schema=DLQ_SCHEMA)
-
-
-def _gold(rows: list[tuple]) -> pa.Table:
-    return pa.table({
-        "message_id": [f"m-{r[0]}-{r[3]}" for r in rows], "trade_id": [r[3] for r in rows],
-        "symbol": [r[1] for r in rows], "exchange": [r[0] for r in rows], "timestamp": [r[2] for r in rows],
-        "price": [r[4] for r in rows], "quantity": [r[5] for r in rows],
-        "base_asset": ["ETH" if r[1] == "ETHUSDT" else "BTC" for r in rows],
-        "quote_currency": ["USD" if r[0] == "KRAKEN" else "USDT" for r in rows],
-        "side": ["BUY"] * len(rows),
-    }, schema=GOLD_SCHEMA)
 
 
 @pytest.fixture(scope="module")
