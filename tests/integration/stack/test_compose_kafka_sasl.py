@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -28,6 +27,7 @@ from k2.kafka_admin import admin_client, delete_topics, desired_topics, ensure_t
 from k2.kafka_client import client_config
 from k2.polling import wait_until
 from k2.settings import REPO_ROOT, PlatformSettings
+from ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -36,10 +36,6 @@ COMPOSE = DOC["services"]
 TOPIC = contracts.trade_topic("binance")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wrapper(path: Path, java: str, classpath: str, log4j: Path, main: str) -> None:
@@ -74,8 +70,8 @@ class Broker:
             (self.secrets / f"kafka_{role}_password").write_text(f"{role}-{uuid.uuid4().hex}\n")
         for name in set(DOC["secrets"]) - {p.name for p in self.secrets.iterdir()}:  # the services' others
             (self.secrets / name).write_text(f"unused-{name}\n")
-        self.address = f"127.0.0.1:{_free_port()}"
-        controller = f"127.0.0.1:{_free_port()}"
+        self.address = f"127.0.0.1:{free_port()}"
+        controller = f"127.0.0.1:{free_port()}"
         for key, value in env.items():
             value = (value.replace("://:9092", f"://{self.address}").replace("kafka:9092", self.address)
                      .replace("127.0.0.1:9093", controller).replace("/var/lib/kafka/data", str(root / "data")))

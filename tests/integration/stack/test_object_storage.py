@@ -23,21 +23,18 @@ from k2.polling import wait_until
 from k2.settings import REPO_ROOT, PlatformSettings
 from k2ops.stack import spark
 from k2ops.stack.airflow import environment
+from ports import free_port
 
 pytestmark = pytest.mark.integration
 
 KEY, SECRET = "k2-test-key", "k2-test-secret"  # moto accepts any credentials
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def s3_endpoint(tmp_path):
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=open(tmp_path / "moto.log", "wb"), stderr=subprocess.STDOUT,

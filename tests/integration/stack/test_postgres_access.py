@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import pytest
 from k2.config import load
 from k2.settings import PlatformSettings
 from k2ops.stack import postgres
+from ports import free_port
 from process_watch import Watcher, leaks, stack_secrets
 
 pytestmark = pytest.mark.integration
@@ -31,10 +31,6 @@ pytestmark = pytest.mark.integration
 K2 = str(Path(sys.executable).parent / "k2")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class OwnStack:
@@ -45,9 +41,9 @@ class OwnStack:
         home.chmod(0o755)  # PostgreSQL's runner must traverse it
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith("K2_") or k == "K2_CACHE_DIR"}
-        self.env.update({"K2_HOME": str(home), "K2_PG_PORT": str(_free_port()),
-                         "K2_KAFKA_PORT": str(_free_port()), "K2_KAFKA_CONTROLLER_PORT": str(_free_port()),
-                         "K2_REGISTRY_PORT": str(_free_port()), "K2_AIRFLOW_PORT": str(_free_port())})
+        self.env.update({"K2_HOME": str(home), "K2_PG_PORT": str(free_port()),
+                         "K2_KAFKA_PORT": str(free_port()), "K2_KAFKA_CONTROLLER_PORT": str(free_port()),
+                         "K2_REGISTRY_PORT": str(free_port()), "K2_AIRFLOW_PORT": str(free_port())})
         self.home = home
         self.outputs: list[str] = []  # what `k2 stack up` printed
         self.first_up: Watcher | None = None  # what the watch saw during the first `up`

@@ -17,7 +17,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -30,6 +29,7 @@ from k2.config import load
 from k2.polling import wait_until
 from k2.settings import REPO_ROOT, PlatformSettings, env_for_children
 from k2ops.stack import spark
+from ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +44,6 @@ spark.stop()
 REFUSED = "Failed to connect to master"  # the driver's standalone client, on each try
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Cluster:
@@ -55,7 +51,7 @@ class Cluster:
 
     def __init__(self, tmp: Path, secret: str) -> None:
         self.tmp, self.secret = tmp, secret
-        self.master_port, self.master_ui, self.worker_ui = _free_port(), _free_port(), _free_port()
+        self.master_port, self.master_ui, self.worker_ui = free_port(), free_port(), free_port()
         self.compose = yaml.safe_load((REPO_ROOT / "docker-compose.yaml").read_text())["services"]
         self.procs: list[subprocess.Popen] = []
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from k2ops.cli import build_parser
+from ports import free_port
 
 K2 = str(Path(sys.executable).parent / "k2")
 
@@ -92,17 +93,11 @@ def test_spark_submit_passes_options_through_with_the_stack_conf(tmp_path):
     assert f"spark.sql.catalog.k2.warehouse file://{tmp_path}/warehouse" in conf
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again on return: nothing listens there
 
 
 def test_bench_without_a_stack_says_how_to_start_one(tmp_path):
-    env = {**os.environ, "K2_HOME": str(tmp_path), "K2_PG_PORT": str(_closed_port()),
-           "K2_KAFKA_PORT": str(_closed_port()), "K2_REGISTRY_PORT": str(_closed_port())}
+    env = {**os.environ, "K2_HOME": str(tmp_path), "K2_PG_PORT": str(free_port()),
+           "K2_KAFKA_PORT": str(free_port()), "K2_REGISTRY_PORT": str(free_port())}
     proc = subprocess.run([K2, "bench", "--only", "workers"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "local stack is not running (postgres, kafka, registry down)" in proc.stderr

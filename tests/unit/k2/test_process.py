@@ -11,12 +11,7 @@ import pytest
 
 from k2ops.stack.errors import StackError
 from k2ops.stack.process import CRASHED, RUNNING, STOPPED, Service, wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from ports import free_port
 
 
 def _http_service(tmp_path, port: int) -> Service:
@@ -32,7 +27,7 @@ def _http_service(tmp_path, port: int) -> Service:
 
 
 def test_start_is_idempotent_and_stop_stops(tmp_path):
-    svc = _http_service(tmp_path, _free_port())
+    svc = _http_service(tmp_path, free_port())
     assert svc.state() == STOPPED
     assert svc.start() is True
     try:
@@ -45,7 +40,7 @@ def test_start_is_idempotent_and_stop_stops(tmp_path):
 
 
 def test_killed_process_reports_crashed(tmp_path):
-    svc = _http_service(tmp_path, _free_port())
+    svc = _http_service(tmp_path, free_port())
     svc.start()
     os.killpg(svc.pid(), signal.SIGKILL)
     assert wait_for(lambda: svc.state() == CRASHED, 10)

@@ -5,7 +5,6 @@ progress listener, then read back from the registry and over HTTP."""
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from k2.config import SettingsError, load
 from k2.log import events_named, job_log
 from k2.settings import PlatformSettings
 from k2.streams import LostRange, StreamProgress, metrics_url, record_losses
+from ports import free_port
 from spark_jobs.batch_timing import BatchTimings
 from spark_jobs.stream_metrics import StreamMetrics, serve
 from spark_jobs.streaming import ProgressListener
@@ -113,16 +113,12 @@ def test_idle_refreshes_liveness_and_a_failed_query_counts(settings):
     assert value(metrics, "k2_stream_batches_failed_total") == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_served_over_http_and_a_busy_port_is_only_a_warning(capsys):
     metrics = StreamMetrics("bronze_ingestion")
     metrics.observe(StreamProgress("bronze_ingestion", 3, "2026-12-03T12:00:00Z", 7, 3.5, 0, 1))
-    port = _free_port()
+    port = free_port()
     server = serve(metrics, "127.0.0.1", port, job_log("bronze_ingestion"))
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
