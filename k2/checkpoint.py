@@ -23,8 +23,13 @@ def batches(folder: Path) -> list[int]:
 
 def source_offsets(offsets_file: Path) -> list[object]:
     """One entry per source of the batch, in the query's source order (None: unreadable)."""
+    return parse_entries(offsets_file.read_text().splitlines()[2:])  # after the version, the metadata
+
+
+def parse_entries(lines: list[str]) -> list[object]:
+    """Each line's JSON value, None for a line that is not JSON (e.g. a version line)."""
     out: list[object] = []
-    for line in offsets_file.read_text().splitlines()[2:]:  # the version, the metadata
+    for line in lines:
         try:
             out.append(json.loads(line))
         except ValueError:

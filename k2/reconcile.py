@@ -187,10 +187,15 @@ def consumed_snapshot(table, entry: dict) -> int | None:
     return None if entry.get("scan_all_files") else snap.parent_snapshot_id
 
 
-def _reader_snapshot(s: PlatformSettings, stream: str, table) -> tuple[bool, int | None]:
-    """(known, snapshot): how far ``stream`` has read ``table`` (see consumed_snapshot)."""
-    entries = committed_offsets(checkpoint_dir(stream, s))
-    for entry in iceberg_positions(entries or []):
+def _iceberg_positions(s: PlatformSettings, stream: str) -> list[dict]:
+    """``stream``'s committed positions in the Iceberg tables it reads (none: unknown)."""
+    return iceberg_positions(committed_offsets(checkpoint_dir(stream, s)) or [])
+
+
+def _reader_snapshot(positions: list[dict], table) -> tuple[bool, int | None]:
+    """(known, snapshot): how far a reader at ``positions`` has read ``table`` (see
+    consumed_snapshot); unknown when none of them is a snapshot of ``table``."""
+    for entry in positions:
         try:
             return True, consumed_snapshot(table, entry)
         except KeyError:
@@ -254,7 +259,7 @@ def reconcile(s: PlatformSettings, start: datetime, end: datetime, namespace: st
     log(f"reconcile: {len(bronze)} bronze records, {len(dlq)} in silver_dlq")
 
     # Silver and silver_dlq are checked for the Bronze records silver_transformation has read.
-    known, snapshot = _reader_snapshot(s, SILVER, bronze_table)
+    known, snapshot = _reader_snapshot(_iceberg_positions(s, SILVER), bronze_table)
     if not known:
         unknown.append(SILVER)
     read_by_silver = None if not known else _coordinates(bronze_table, where, snapshot) if snapshot else set()
@@ -285,6 +290,7 @@ def reconcile(s: PlatformSettings, start: datetime, end: datetime, namespace: st
 
     # Gold is checked for the Silver trades gold_aggregation has read.
     gold_table = cat.load_table(f"{namespace}.{contracts.GOLD_TABLE}")
+    read_by_gold_at = _iceberg_positions(s, GOLD)  # one read of its checkpoint for every Silver table
     gold_unknown = False
     for exchange, records in trades.items():
         first_us, last_us = min(times[exchange]), max(times[exchange])
@@ -297,7 +303,7 @@ def reconcile(s: PlatformSettings, start: datetime, end: datetime, namespace: st
             return set(scan.to_arrow().column("message_id").to_pylist()) & ids
 
         silver = silver_ids()
-        known, snapshot = _reader_snapshot(s, GOLD, silver_table)
+        known, snapshot = _reader_snapshot(read_by_gold_at, silver_table)
         gold_unknown |= not known
         read_by_gold = silver if not known else silver_ids(snapshot) if snapshot else set()
         gold_filter = And(span, In("message_id", ids)) if len(ids) < 10_000 else span

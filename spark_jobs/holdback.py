@@ -26,11 +26,10 @@ Everything here is pure except the two functions that read the checkpoint.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from k2.checkpoint import batches, committed_batch, iceberg_positions, source_offsets
+from k2.checkpoint import batches, committed_batch, iceberg_positions, parse_entries, source_offsets
 
 NOTHING_CONSUMED = -1  # consumed_seq of a reader that has not committed a batch
 
@@ -86,22 +85,10 @@ def initial_snapshots(checkpoint: Path) -> set[int]:
     found = set()
     for first in (checkpoint / "sources").glob("*/offsets/0"):
         try:
-            found.update(int(e["snapshot_id"]) for e in _entries_of_lines(first.read_text().splitlines()))
+            found.update(int(e["snapshot_id"]) for e in iceberg_positions(parse_entries(first.read_text().splitlines())))
         except OSError:
             continue
     return found
-
-
-def _entries_of_lines(lines: list[str]) -> list[dict]:
-    out = []
-    for line in lines:
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict) and "snapshot_id" in value:
-            out.append(value)
-    return out
 
 
 def hold_for(reader: ReaderPosition, snapshots: dict[int, Snap]) -> Hold | None:
