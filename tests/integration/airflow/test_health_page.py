@@ -7,7 +7,12 @@ on the Binance worker's port when that port is free. It logs in to the Airflow U
 the stack's generated credentials, opens "K2 health" from the navigation and checks the
 page against those figures and against what the stack itself reports: `k2 streams
 status --json`, the DLQ topic's watermarks, the rows of ``silver_dlq``, and Airflow's
-REST API for the maintenance DAGs' runs. An anonymous request is refused.
+REST API for the maintenance DAGs' runs. An anonymous request is refused. The table rows
+are deleted afterwards; the topic's records stay until Kafka's retention removes them.
+
+It reads and writes the platform's own namespace and topic, and compares stream states:
+in `make test` it belongs after the babysitter's module (the `airflow` group), when no
+stream runs.
 
 Playwright drives the system's Chromium (/usr/bin/chromium, scripts/system-deps.sh); it
 never downloads a browser. Screenshots go to docs/screenshots/health-page*.png (README).
