@@ -15,6 +15,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def ensure_estate(settings, airflow_cli) -> None:
+    """The platform's tables exist: bootstrap runs now (`airflow dags test`, minutes) unless
+    the bootstrap module, or another test, made them already."""
+    from k2 import contracts, iceberg_admin
+    from k2.catalog import catalog
+
+    with bootstrap_lock(settings):  # the bootstrap module may be making the estate right now
+        if set(contracts.all_tables()) - set(iceberg_admin.existing_tables(catalog(settings))):
+            result = airflow_cli("dags", "test", "bootstrap", timeout=420)
+            assert result.returncode == 0, result.stdout[-3000:]
+
+
 @contextmanager
 def bootstrap_lock(settings) -> Iterator[None]:
     """Exclusive, across processes, for the duration of one bootstrap run."""

@@ -49,3 +49,12 @@ class AirflowApi:
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self._call("PATCH", f"/api/v2/dags/{dag_id}", json.dumps({"is_paused": paused}).encode())
+
+    def latest_runs(self, dag_id: str, limit: int = 3) -> list[dict]:
+        """The newest runs of ``dag_id`` by start date; none for a DAG Airflow does not know (yet)."""
+        try:
+            return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=-start_date&limit={limit}")["dag_runs"]
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return []
+            raise

@@ -19,12 +19,11 @@ from decimal import Decimal
 
 import pytest
 
-from k2 import contracts, iceberg_admin
-from k2.catalog import catalog
+from k2 import contracts
 from k2.polling import wait_until
 from k2.settings import platform
 from k2.streams import checkpoint_dir, lock_file, lock_holder, progress_file
-from platform_bootstrap import bootstrap_lock
+from platform_bootstrap import ensure_estate
 from stack_api import AirflowApi
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration]
@@ -61,10 +60,7 @@ def _stop_all(api: AirflowApi) -> None:
 
 @pytest.fixture(scope="module")
 def api(stack, airflow_cli):
-    with bootstrap_lock(stack):  # the bootstrap module may be making the estate right now
-        if set(contracts.all_tables()) - set(iceberg_admin.existing_tables(catalog(stack))):
-            result = airflow_cli("dags", "test", "bootstrap", timeout=420)
-            assert result.returncode == 0, result.stdout[-3000:]
+    ensure_estate(stack, airflow_cli)
     airflow_cli("dags", "reserialize", timeout=120)  # new DAG files without waiting for a rescan
     client = AirflowApi(stack)
     # The scheduled babysitter (unpaused by `k2 up` on a developer's stack) would trigger
