@@ -14,12 +14,28 @@ times=$(mktemp -d)
 phases=()
 t0=$(date +%s)
 
+cpu_ticks() {  # "busy total" jiffies of the whole machine since boot (/proc/stat)
+  local _ user nice system idle iowait irq softirq steal
+  read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
+  echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+}
+
+# A phase's line: its wall time and how busy the machine's CPUs were meanwhile. Near 100%,
+# the phase is CPU-bound (only less work makes it faster); well below, it mostly waits.
+phase_line() {  # phase_line NAME SECONDS "BUSY TOTAL" (cpu_ticks at its start)
+  local busy0 total0 busy1 total1
+  read -r busy0 total0 <<<"$3"
+  read -r busy1 total1 <<<"$(cpu_ticks)"
+  phases+=("$(printf '%-28s %6d s   CPU busy %3d%%' "$1" "$2" $((100 * (busy1 - busy0) / (total1 - total0 + 1))))")
+}
+
 phase() {  # phase NAME COMMAND...: run it, remember its wall time
-  local name=$1 began=$SECONDS rc
+  local name=$1 began=$SECONDS ticks rc
+  ticks=$(cpu_ticks)
   shift
   "$@"
   rc=$?
-  phases+=("$(printf '%-28s %6d s' "$name" $((SECONDS - began)))")
+  phase_line "$name" $((SECONDS - began)) "$ticks"
   return $rc
 }
 
@@ -56,6 +72,7 @@ if ! $BIN/k2 stack status >/dev/null 2>&1; then
   echo "[k2] test: starting the local stack beside the unit tier (its log follows the unit tier)"
   started=1
   stack_began=$SECONDS
+  stack_ticks=$(cpu_ticks)
   $BIN/k2 stack up >"$times/stack-up.log" 2>&1 &
   stack_pid=$!
 fi
@@ -69,7 +86,7 @@ if [ "$started" = 1 ]; then
   wait "$stack_pid"
   up_rc=$?
   cat "$times/stack-up.log"
-  phases+=("$(printf '%-28s %6d s' "stack start (beside unit)" $((SECONDS - stack_began)))")
+  phase_line "stack start (beside unit)" $((SECONDS - stack_began)) "$stack_ticks"
   if [ $up_rc -ne 0 ]; then
     echo "[k2] test: the stack did not start; see the error above" >&2
     exit 1
@@ -110,6 +127,7 @@ e2e_rc=$?
 GROUPS_RUN=(airflow isolated spark services)
 echo "[k2] test: integration and dags tiers, ${#GROUPS_RUN[@]} groups at once (${GROUPS_RUN[*]}); output follows each"
 began=$SECONDS
+ticks=$(cpu_ticks)
 group airflow "$STACK_TIERS" "${AIRFLOW_GROUP[@]}" >"$times/airflow.out" 2>&1 &
 pids=($!)
 group isolated "$STACK_TIERS" "${ISOLATED_GROUP[@]}" >"$times/isolated.out" 2>&1 &
@@ -124,7 +142,7 @@ for name in "${GROUPS_RUN[@]}"; do
   echo "----- [k2] test: group $name"
   cat "$times/$name.out"
 done
-phases+=("$(printf '%-28s %6d s' "${#GROUPS_RUN[@]} groups at once" $((SECONDS - began)))")
+phase_line "${#GROUPS_RUN[@]} groups at once" $((SECONDS - began)) "$ticks"
 
 echo "[k2] test: the stack restart test (alone, last)"
 phase "stack restart" group lifecycle "restarts_stack" tests
