@@ -99,12 +99,14 @@ fi
 # stack restart last. Every stack-tier test is in exactly one step: the last group is
 # "the rest of tests/integration". The `airflow` group holds the tests whose objects are
 # the platform's own namespace, topics and streams, in this order (bootstrap creates
-# them, the babysitter's streams commit to them): one process, so they never race.
+# them, the babysitter's streams commit to them, the health page shows their state and
+# dead letters): one process, so they never race.
 # The cleanup-migrations test also seeds and removes objects there, but only legacy ones
 # next to the v3 objects: it runs last in the `isolated` group (whose other tests work
 # on namespaces and topics of their own), long after bootstrap has created the v3 ones.
 STACK_TIERS="(integration or dags) and not e2e and not faults and not restarts_stack"
-AIRFLOW_GROUP=(tests/integration/airflow/test_bootstrap_dag.py tests/integration/airflow/test_streaming_babysitter_dag.py)
+AIRFLOW_GROUP=(tests/integration/airflow/test_bootstrap_dag.py tests/integration/airflow/test_streaming_babysitter_dag.py
+               tests/integration/airflow/test_health_page.py)
 ISOLATED_GROUP=(tests/integration/spark/test_maintenance.py tests/integration/query tests/dags
                 tests/integration/airflow/test_cleanup_migrations_dag.py)
 # The completeness module lives with the e2e tier (it runs its own copy of that tier's
