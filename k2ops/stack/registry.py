@@ -35,6 +35,13 @@ def service(s: PlatformSettings) -> Service:
             "APICURIO_DATASOURCE_URL": s.pg_jdbc_url(REGISTRY_DB),
             "APICURIO_DATASOURCE_USERNAME": s.pg_user,
             "APICURIO_DATASOURCE_PASSWORD": s.pg_password.reveal(),
+            # Apicurio opens 20 database connections at start by default (and keeps them):
+            # on 2 busy cores those 20 logins could outlast its 5 s wait for a connection,
+            # and it exited at start. One client needs a few; a connection may take 30 s.
+            "APICURIO_DATASOURCE_JDBC_INITIAL_SIZE": "2",
+            "APICURIO_DATASOURCE_JDBC_MIN_SIZE": "2",
+            "APICURIO_DATASOURCE_JDBC_MAX_SIZE": "10",
+            "QUARKUS_DATASOURCE_POSTGRESQL_JDBC_ACQUISITION_TIMEOUT": "30S",
             # The cleanup migrations delete legacy subjects; Apicurio disables deletes
             # by default.
             "APICURIO_REST_DELETION_ARTIFACT_ENABLED": "true",
