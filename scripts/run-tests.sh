@@ -67,36 +67,48 @@ stop_stack() {
 }
 trap stop_stack EXIT
 
-# The stack starts while the unit tier runs: its start is mostly waiting on health checks.
-if ! $BIN/k2 stack status >/dev/null 2>&1; then
-  echo "[k2] test: starting the local stack beside the unit tier (its log follows the unit tier)"
-  started=1
-  stack_began=$SECONDS
-  stack_ticks=$(cpu_ticks)
-  $BIN/k2 stack up >"$times/stack-up.log" 2>&1 &
-  stack_pid=$!
-fi
+group() {  # group NAME MARKER-EXPRESSION PYTEST-ARGS...: one pytest process of the stack tiers
+  local name=$1 expr=$2
+  shift 2
+  $BIN/python -m pytest -m "$expr" --durations=8 -p no:cacheprovider --basetemp "$times/tmp-$name" \
+    --tier-times "$times/$name.json" "${fake_now[@]}" "$@"
+}
+
+# Beside the unit tier (which needs no service), one lane starts the stack (unless it
+# is up) and then runs the stack restart test: it restarts every service, so it runs
+# before any other stack-tier test, and both mostly wait on start-ups and health checks.
+stack_lane() {
+  if [ "$started" = 1 ] && ! $BIN/k2 stack up; then
+    echo "[k2] test: the stack did not start; see the error above" >&2
+    return 10
+  fi
+  echo "[k2] test: the stack restart test (before the other stack tiers: it restarts every service)"
+  group lifecycle "restarts_stack" tests
+}
+$BIN/k2 stack status >/dev/null 2>&1 || started=1
+[ "$started" = 1 ] && echo "[k2] test: starting the local stack beside the unit tier (its log follows the unit tier)"
+lane_began=$SECONDS
+lane_ticks=$(cpu_ticks)
+stack_lane >"$times/stack-lane.log" 2>&1 &
+lane_pid=$!
 
 echo "[k2] test: unit tier"
 phase "unit tier" $BIN/python -m pytest -m "not integration and not dags and not e2e and not faults" \
   --tier-times "$times/unit.json" "${fake_now[@]}" tests
 unit_rc=$?
 
-if [ "$started" = 1 ]; then
-  wait "$stack_pid"
-  up_rc=$?
-  cat "$times/stack-up.log"
-  phase_line "stack start (beside unit)" $((SECONDS - stack_began)) "$stack_ticks"
-  if [ $up_rc -ne 0 ]; then
-    echo "[k2] test: the stack did not start; see the error above" >&2
-    exit 1
-  fi
-fi
+wait "$lane_pid"
+lifecycle_rc=$?
+cat "$times/stack-lane.log"
+phase_line "stack start + restart test" $((SECONDS - lane_began)) "$lane_ticks"
+[ $lifecycle_rc -eq 10 ] && exit 1
+# A failed restart test may leave a service down: the other tiers need them all.
+$BIN/k2 stack up >/dev/null 2>&1 || { echo "[k2] test: the stack is not up after the restart test" >&2; exit 1; }
 
 # The stack tiers in four steps. Most of their time is waiting (Spark start-ups, triggers,
 # Airflow), so independent tests run as four pytest processes at once; what disturbs
-# the others runs alone: the fault matrix (kills Kafka and the registry) first, the
-# stack restart last. Every stack-tier test is in exactly one step: the last group is
+# the others runs alone: the stack restart (beside the unit tier, above), then the fault
+# matrix (kills Kafka and the registry). Every stack-tier test is in exactly one step: the last group is
 # "the rest of tests/integration". The `airflow` group holds the tests whose objects are
 # the platform's own namespace, topics and streams, in this order (bootstrap creates
 # them, the babysitter's streams commit to them, the health page shows their state and
@@ -114,13 +126,6 @@ ISOLATED_GROUP=(tests/integration/spark/test_maintenance.py tests/integration/qu
 SPARK_GROUP=(tests/integration/spark/test_pipeline.py tests/e2e/test_platform_completeness.py)
 ignore=()
 for path in "${AIRFLOW_GROUP[@]}" "${ISOLATED_GROUP[@]}" "${SPARK_GROUP[@]}"; do ignore+=(--ignore "$path"); done
-
-group() {  # group NAME MARKER-EXPRESSION PYTEST-ARGS...: one pytest process of the stack tiers
-  local name=$1 expr=$2
-  shift 2
-  $BIN/python -m pytest -m "$expr" --durations=8 -p no:cacheprovider --basetemp "$times/tmp-$name" \
-    --tier-times "$times/$name.json" "${fake_now[@]}" "$@"
-}
 
 echo "[k2] test: e2e tier and fault matrix (alone: the fault matrix kills Kafka and the registry)"
 phase "e2e + fault matrix" group e2e "e2e or faults" tests
@@ -145,10 +150,6 @@ for name in "${GROUPS_RUN[@]}"; do
   cat "$times/$name.out"
 done
 phase_line "${#GROUPS_RUN[@]} groups at once" $((SECONDS - began)) "$ticks"
-
-echo "[k2] test: the stack restart test (alone, last)"
-phase "stack restart" group lifecycle "restarts_stack" tests
-lifecycle_rc=$?
 
 stack_rc=$((e2e_rc || groups_rc || lifecycle_rc))
 if [ $unit_rc -ne 0 ] || [ $stack_rc -ne 0 ]; then

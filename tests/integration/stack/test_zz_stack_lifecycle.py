@@ -1,7 +1,8 @@
 """`k2 stack down/status/up`: everything stops, restarts healthy, keeps its data, and shows
 no secret in `ps` or its logs while it starts.
 
-Runs last (it restarts the whole stack that every other integration test uses).
+Runs alone: it restarts the whole stack that every other integration test uses. `make test`
+runs it right after the stack starts, beside the unit tier, before any other stack tier.
 """
 
 from __future__ import annotations
