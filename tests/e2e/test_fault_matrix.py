@@ -96,7 +96,7 @@ def faults_run(stack, shared: SharedPipeline):
                                           stall_for_s=20))
     s = fresh_platform()
     try:
-        pipe.start_workers(sim.urls(), phase=PHASE, K2_WORKERS_WATCHDOG_S=str(WATCHDOG_S))
+        pipe.start_workers(sim.worker_env(), phase=PHASE, K2_WORKERS_WATCHDOG_S=str(WATCHDOG_S))
         for exchange in ("binance", "kraken"):
             wait_until(lambda ex=exchange: child_pid(pipe, ex), 60, f"{exchange} worker")
 

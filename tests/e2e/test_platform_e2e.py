@@ -78,7 +78,7 @@ def run(stack, shared: SharedPipeline):
     sim = SimulatorThread(SimulatorConfig(rate=RATE, malformed_rate=0.03, duplicate_rate=0.05,
                                           seed=11, record=str(record)))
     try:
-        pipe.start_workers(sim.urls(), phase=PHASE)
+        pipe.start_workers(sim.worker_env(), phase=PHASE)
 
         # Invalid records straight into the binance topic, as a buggy producer would.
         registry = SchemaRegistryClient({"url": stack.registry_url})
