@@ -13,11 +13,12 @@ import importlib
 import inspect
 from functools import cache
 
+from k2.errors import K2Error
 from k2.exchanges import VENUES, Venue, venue
 from workers.base import Exchange
 
 
-class RegistrationError(TypeError):
+class RegistrationError(K2Error, TypeError):
     """A venue's module does not match its registry line (names the module and the field)."""
 
 

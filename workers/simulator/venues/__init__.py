@@ -56,13 +56,13 @@ class VenueProtocol:
 @cache
 def protocol_class(name: str) -> type[VenueProtocol]:
     """The simulator protocol of the venue registered as ``name``."""
-    from workers.exchanges import exchange_class
+    from workers.exchanges import RegistrationError, exchange_class
 
     module = importlib.import_module(exchange_class(name).simulator_protocol)
     found = [cls for _, cls in inspect.getmembers(module, inspect.isclass)
              if issubclass(cls, VenueProtocol) and cls.__module__ == module.__name__]
     if len(found) != 1 or found[0].name != name:
-        raise TypeError(f"{module.__name__} must define exactly one VenueProtocol subclass named {name!r}, "
+        raise RegistrationError(f"{module.__name__} must define exactly one VenueProtocol subclass named {name!r}, "
                         f"found {[(c.__name__, getattr(c, 'name', None)) for c in found]}")
     return found[0]
 

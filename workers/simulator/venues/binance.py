@@ -6,9 +6,7 @@ pong deadline (the server's, see SimulatorConfig), ``serverShutdown`` before pla
 closes. Frames as in docs/exchanges.md, built with f-strings (the simulator's hot path
 when benchmarking).
 
-Binance's and Kraken's REST trade history, served by the simulator on its WebSocket port.
-
-Binance lets a client recover trades it missed (``docs/exchanges.md``):
+REST, on the simulator's WebSocket port: Binance lets a client recover trades it missed (``docs/exchanges.md``):
 
 * ``GET /api/v3/historicalTrades?symbol=BTCUSDT&fromId=5123456789&limit=1000``: up to
   ``limit`` (default 500, at most 1000) trades with id >= ``fromId``, ascending; the most
