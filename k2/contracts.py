@@ -1,42 +1,30 @@
 """Names and shapes shared by workers, Spark jobs and DAGs: defined here, once.
 
-Topic, subject, table and stream names are derived from the list of exchanges, so
-adding an exchange is one entry in :data:`EXCHANGES` (plus its worker module and a
-new symbol in the schema's ``Exchange`` enum).
+Topic, subject, table and stream names are derived from the exchange registry
+(:mod:`k2.exchanges`), so adding an exchange is one line there (plus its worker module
+and a new symbol in the schema's ``Exchange`` enum).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from k2.exchanges import VENUES, Venue, venue
 from k2.settings import REPO_ROOT
 
 SCHEMA_DIR = REPO_ROOT / "include" / "schemas"
 TRADE_SCHEMA_FILE = SCHEMA_DIR / "trade_v3.avsc"
 
 
-@dataclass(frozen=True)
-class Exchange:
-    name: str  # lower-case id used in topic and table names
-    enum_symbol: str  # symbol in the v3 schema's Exchange enum
-    default_partitions: int
-
-
-EXCHANGES: tuple[Exchange, ...] = (
-    Exchange("binance", "BINANCE", default_partitions=6),
-    Exchange("kraken", "KRAKEN", default_partitions=20),
-)
+Exchange = Venue  # the registry's entry, under the name the runtimes know it by
+EXCHANGES: tuple[Exchange, ...] = VENUES
 
 
 def exchange(name: str) -> Exchange:
-    for ex in EXCHANGES:
-        if ex.name == name:
-            return ex
-    known = ", ".join(e.name for e in EXCHANGES)
-    raise KeyError(f"unknown exchange {name!r}; known: {known}")
+    """The registered exchange ``name`` (KeyError naming the known ones otherwise)."""
+    return venue(name)
 
 
 # Kafka -------------------------------------------------------------------------

@@ -4,8 +4,8 @@ ids Gold holds and which are missing (issue 12, item 3).
 Pure functions over trades already read from Gold; the job that reads Gold and writes
 the ledger table is built on them. Rules, decided here once:
 
-- **Contiguous venues** (every trade of a symbol gets the next integer id: Binance,
-  Kraken): the ids of a symbol, sorted, must step by one. A gap between two held ids
+- **Contiguous venues** (every trade of a symbol gets the next integer id; the registry's
+  ``contiguous_ids``, :mod:`k2.exchanges`): the ids of a symbol, sorted, must step by one. A gap between two held ids
   ``a < b`` is attributed to the hour of ``b``, the trade that revealed it (the missing
   trades happened between the two, so no later than ``b``). The gap before a window's
   first held id is counted only when the caller knows the last id held before it
@@ -25,12 +25,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from k2.exchanges import VENUES
+
 COMPLETE = "complete"
 GAPS = "gaps"
 UNRECOVERABLE = "unrecoverable"
 NOT_APPLICABLE = "not_applicable"
 STATUSES = (COMPLETE, GAPS, UNRECOVERABLE, NOT_APPLICABLE)
-CONTIGUOUS_IDS = frozenset({"binance", "kraken"})  # venues whose symbols' next trade gets the next id
+# Venues whose symbols' next trade gets the next id (the registry says which).
+CONTIGUOUS_IDS = frozenset(v.name for v in VENUES if v.contiguous_ids)
 
 Range = tuple[int, int]  # first and last missing id, both included
 SymbolKey = tuple[str, str]  # (exchange, symbol)

@@ -69,7 +69,7 @@ ARROW_SCHEMA = pa.schema([
     pa.field("computed_at", pa.timestamp("us", "UTC"), nullable=False),
 ])
 DOC = {
-    "exchange": "Exchange id, lower case (binance, kraken).",
+    "exchange": f"Exchange id, lower case ({', '.join(e.name for e in contracts.EXCHANGES)}).",
     "symbol": "Normalized symbol, as in Gold.",
     "hour": "UTC hour the row covers (start).",
     "status": "complete | gaps | unrecoverable | not_applicable (venue without contiguous ids).",

@@ -127,17 +127,16 @@ class IsolatedPipeline:
         stop_stream(stream, self.settings, timeout_s=30)
 
     # -- workers -----------------------------------------------------------------
-    def worker_env(self, urls: dict[str, str], **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in self.env.items()
-               if not k.startswith(("K2_WORKERS_", "K2_BINANCE", "K2_KRAKEN"))}
+    def worker_env(self, simulator_env: dict[str, str], **extra: str) -> dict[str, str]:
+        """``simulator_env``: ``SimulatorThread.worker_env()``, the simulator's URLs (gap
+        backfill asks its REST history too, never the live one's) and symbols per venue."""
+        venues = tuple(f"K2_{e.name.upper()}_" for e in EXCHANGES)
+        env = {k: v for k, v in self.env.items() if not k.startswith(("K2_WORKERS_", *venues))}
+        env.update(simulator_env)
+        env.update({f"{venue}METRICS_PORT": "0" for venue in venues})
         env.update({
-            "K2_BINANCE_URLS": urls["binance"], "K2_KRAKEN_URLS": urls["kraken"],
-            # Gap backfill asks the same (simulated) exchange's REST API, never the live one.
-            "K2_BINANCE_REST_URL": urls["binance"].replace("ws://", "http://", 1).split("/stream")[0],
             "K2_WORKERS_STATE_DIR": str(self.workdir / "worker-state"),
-            "K2_BINANCE_SYMBOLS": "BTCUSDT,ETHUSDT", "K2_KRAKEN_SYMBOLS": "BTC/USD,ETH/USD",
             "K2_WORKERS_REFRESH_SYMBOLS": "false", "K2_WORKERS_TOPIC_PREFIX": self.prefix,
-            "K2_BINANCE_METRICS_PORT": "0", "K2_KRAKEN_METRICS_PORT": "0",
             "K2_WORKERS_WATCHDOG_S": "3", "K2_WORKERS_BACKOFF_BASE_S": "0.2",
             "K2_WORKERS_BACKOFF_CAP_S": "2", "K2_WORKERS_SUMMARY_INTERVAL_S": "5",
             "K2_SUPERVISOR_BACKOFF_BASE_S": "0.5", "PYTHONUNBUFFERED": "1",
@@ -145,8 +144,9 @@ class IsolatedPipeline:
         env.update(extra)
         return env
 
-    def start_workers(self, urls: dict[str, str], phase: str | None = None, **extra: str) -> subprocess.Popen:
-        """The workers under their supervisor, fed from ``urls``.
+    def start_workers(self, simulator_env: dict[str, str], phase: str | None = None,
+                      **extra: str) -> subprocess.Popen:
+        """The workers under their supervisor, fed from the simulator ``simulator_env`` names.
 
         ``phase`` names one market run among several on the same pipeline: its log and
         its progress state are its own (``workers-<phase>.log``, ``worker-state-<phase>``),
@@ -158,7 +158,7 @@ class IsolatedPipeline:
             extra = {"K2_WORKERS_STATE_DIR": str(self.workdir / f"worker-state{suffix}"), **extra}
         log = open(self.workers_log, "ab")  # noqa: SIM115 - owned by the child
         self.workers = subprocess.Popen(
-            [K2_BIN, "workers"], env=self.worker_env(urls, **extra), cwd=REPO_ROOT,
+            [K2_BIN, "workers"], env=self.worker_env(simulator_env, **extra), cwd=REPO_ROOT,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         return self.workers

@@ -34,11 +34,14 @@ from datetime import UTC, datetime, timedelta
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from k2.contracts import BRONZE_TABLE, GOLD_TABLE
+from k2.contracts import BRONZE_TABLE, EXCHANGES, GOLD_TABLE
 from k2.log import STDERR, job_log
 from k2.polling import wait_until
 from k2.settings import PlatformSettings
 from spark_jobs.options import job_settings, table_id
+
+# The synthetic trades are those of the first registered venue (any one would do).
+VENUE = EXCHANGES[0]
 
 HOUR = timedelta(hours=1)
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -74,8 +77,8 @@ def fill_gold(spark: SparkSession, s: PlatformSettings, namespace: str, rows: in
         df = spark.range(start, start + n).select(
             F.expr("uuid()").alias("message_id"),
             F.col("id").cast("string").alias("trade_id"),
-            F.element_at(F.array(F.lit("BTCUSDT"), F.lit("ETHUSDT")), (F.col("id") % 2 + 1).cast("int")).alias("symbol"),
-            F.lit("BINANCE").alias("exchange"),
+            F.element_at(F.array(F.lit(f"BTC{VENUE.symbol_separator}USDT"), F.lit(f"ETH{VENUE.symbol_separator}USDT")), (F.col("id") % 2 + 1).cast("int")).alias("symbol"),
+            F.lit(VENUE.enum_symbol).alias("exchange"),
             F.timestamp_micros(F.lit(base_us) + F.col("id") * step_us).alias("timestamp"),
             (F.lit(60000) + F.col("id") % 1000 / 100).cast("decimal(18,8)").alias("price"),
             (F.col("id") % 97 / 1000 + 0.001).cast("decimal(18,8)").alias("quantity"),
@@ -169,7 +172,7 @@ def bench_bronze(spark: SparkSession, s: PlatformSettings, args: argparse.Namesp
     from spark_jobs.bronze_ingestion import build
 
     ensure_tables(spark, s, args.namespace)
-    topic = f"k2bench.{uuid.uuid4().hex[:8]}.binance"
+    topic = f"k2bench.{uuid.uuid4().hex[:8]}.{VENUE.name}"
     bronze = table_id(s, BRONZE_TABLE, args.namespace)
     # Every batch's progress, not Spark's default last 100 (a long drain has hundreds).
     spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "1000000")
@@ -177,7 +180,7 @@ def bench_bronze(spark: SparkSession, s: PlatformSettings, args: argparse.Namesp
         secs = produce_frames(s, topic, args.messages)
         log.info("produced", records=args.messages, topic=topic, seconds=round(secs, 1),
                  msg_per_s=round(args.messages / secs))
-        ns = argparse.Namespace(topics=f"binance={topic}", max_offsets_per_trigger=args.max_offsets,
+        ns = argparse.Namespace(topics=f"{VENUE.name}={topic}", max_offsets_per_trigger=args.max_offsets,
                                 fail_on_data_loss=False, namespace=args.namespace)
         with tempfile.TemporaryDirectory() as cp:
             t0 = time.perf_counter()
@@ -251,13 +254,13 @@ def bench_recovery(s: PlatformSettings, args: argparse.Namespace) -> dict:
     from k2.jobs import job_path, spark_submit
     from k2.settings import REPO_ROOT, env_for_children
 
-    topic = f"k2bench.{uuid.uuid4().hex[:8]}.binance"
+    topic = f"k2bench.{uuid.uuid4().hex[:8]}.{VENUE.name}"
     produce_frames(s, topic, args.messages)
     root = tempfile.mkdtemp(prefix="k2bench-recovery-")
     env = {**env_for_children(s), "K2_CHECKPOINT_ROOT": root, "PYTHONPATH": str(REPO_ROOT)}
     env["PATH"] = f"{os.path.dirname(spark_submit())}{os.pathsep}{env.get('PATH', '')}"
     argv = [spark_submit(), str(job_path("bronze_ingestion")), "--namespace",
-            args.namespace, "--topics", f"binance={topic}", "--trigger", "1 second",
+            args.namespace, "--topics", f"{VENUE.name}={topic}", "--trigger", "1 second",
             "--max-offsets-per-trigger", str(args.messages // 40)]
     stream_log = open(os.path.join(root, "bronze.log"), "a")  # noqa: SIM115
     samples = []

@@ -54,7 +54,7 @@ def parse_topic_map(text: str | None) -> dict[str, str]:
         name, sep, topic = part.strip().partition("=")
         if not sep or not topic:
             raise argparse.ArgumentTypeError(
-                f"--topics entry {part!r} must look like <exchange>=<topic>, e.g. binance=my.topic"
+                f"--topics entry {part!r} must look like <exchange>=<topic>, e.g. {EXCHANGES[0].name}=my.topic"
             )
         mapping[exchange(name.strip()).name] = topic.strip()
     return mapping

@@ -89,8 +89,11 @@ V3_COLUMNS = (
     Column("message_id", "string",
            "Deterministic dedup key: UUIDv5 of '<EXCHANGE>:<symbol>:<trade_id>'."),
     Column("trade_id", "string", "Exchange trade id as decimal text."),
-    Column("symbol", "string", "Normalized pair: BTCUSDT (Binance), BTC/USD (Kraken)."),
-    Column("exchange", "string", "Exchange enum symbol of the v3 record (BINANCE, KRAKEN)."),
+    Column("symbol", "string",
+           "Normalized pair: base and quote joined by the exchange's separator (k2/exchanges.py), "
+           "e.g. BTCUSDT, BTC/USD."),
+    Column("exchange", "string",
+           f"Exchange enum symbol of the v3 record ({', '.join(e.enum_symbol for e in EXCHANGES)})."),
     Column("timestamp", "timestamp",
            "Trade execution time reported by the exchange, UTC (v3 long µs, lossless)."),
     Column("price", "decimal(18,8)", "Trade price in the quote currency."),

@@ -5,8 +5,8 @@
 This module fills it:
 
 * :func:`fetch_gap` pages through the exchange's :class:`~workers.rest_source.RestSource`
-  (Binance ``historicalTrades?fromId=``, :mod:`workers.binance`; Kraken
-  ``Trades?since=``, :mod:`workers.kraken_rest`) until ``last``, at most one request per
+  (Binance ``historicalTrades?fromId=``, :mod:`workers.exchanges.binance`; Kraken
+  ``Trades?since=``, :mod:`workers.exchanges.kraken_rest`) until ``last``, at most one request per
   the source's ``min_interval_s``. Throttled answers wait as told; other failures retry
   with backoff a few times, then the gap is reported failed. It only fetches and
   parses: it is a generator of events, unit-tested with a fake ``fetch``.
@@ -354,7 +354,7 @@ class GapFiller:
 
     def __init__(self, progress: Progress, backfiller: Backfiller | None, produce: Callable[[dict], None],
                  dead_letters: DeadLetters, stats: WorkerStats, log: EventLog, max_trades: int,
-                 disabled_reason: str = "", url_setting: str = "K2_BINANCE_REST_URL",
+                 disabled_reason: str = "", url_setting: str = "K2_<EXCHANGE>_REST_URL",
                  clock: Callable[[], float] = time.monotonic, probe_settle_s: float = PROBE_SETTLE_S):
         self.progress = progress
         self.backfiller = backfiller

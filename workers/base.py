@@ -1,6 +1,12 @@
 """The small contract every exchange module implements: endpoints, subscribe, parse.
 
-An exchange module knows its wire protocol and nothing about sockets, retries or
+An exchange module (``workers/exchanges/<name>.py``, registered by one line in
+:mod:`k2.exchanges`) declares with class attributes everything that differs for its venue:
+the defaults of its generated settings (``K2_<NAME>_URLS``, ``_SYMBOLS``, ``_REST_URL``,
+``_METRICS_PORT`` and, with an application ping, ``K2_WORKERS_<NAME>_PING_INTERVAL_S``),
+whether idle connections carry heartbeats, whether trade ids are contiguous and whether
+it backfills over REST (``rest_source``), how symbols are normalized and refreshed from
+REST metadata, and where its simulator protocol lives. It knows its wire protocol and nothing about sockets, retries or
 Kafka: :mod:`workers.connection` owns the lifecycle, :mod:`workers.run` wires the
 pieces. ``parse`` is pure: frame text in, :class:`Parsed` out (or a
 :class:`~workers.normalize.NormalizeError` for a frame that is unusable as a whole).
@@ -9,7 +15,7 @@ pieces. ``parse`` is pure: frame text in, :class:`Parsed` out (or a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -47,8 +53,23 @@ class Exchange(ABC):
     sends_heartbeats: ClassVar[bool]  # whether idle connections still deliver data frames
     # Trade ids consecutive per symbol: a jump is a gap, detected and counted (workers.progress).
     sequential_ids: ClassVar[bool] = False
-    # And a REST history to fill gaps from (workers.backfill).
+    # And a REST history to fill gaps from (workers.backfill): then it has rest_source().
     backfills: ClassVar[bool] = False
+
+    # Defaults of the settings generated for the venue (workers.settings); a *_doc replaces
+    # the generic documentation of that setting.
+    title: ClassVar[str] = ""  # the venue as written in prose; default: name capitalized
+    default_urls: ClassVar[tuple[str, ...]]  # K2_<NAME>_URLS: WebSocket URLs (failover order)
+    urls_doc: ClassVar[str] = ""
+    default_symbols: ClassVar[tuple[str, ...]]  # K2_<NAME>_SYMBOLS
+    symbols_doc: ClassVar[str] = ""
+    default_rest_url: ClassVar[str]  # K2_<NAME>_REST_URL: metadata and backfill
+    rest_url_doc: ClassVar[str] = ""
+    # Application pings (ping_message) every this many seconds by default
+    # (K2_WORKERS_<NAME>_PING_INTERVAL_S); None: the venue has none.
+    ping_interval_s: ClassVar[float | None] = None
+    # Dotted path of its simulator protocol (workers/simulator/venues/<name>.py).
+    simulator_protocol: ClassVar[str]
 
     def __init__(self, symbols: Sequence[str], table: SymbolTable):
         self.table = table
@@ -62,6 +83,25 @@ class Exchange(ABC):
                     + ", ".join(table.known(self.name))
                 )
             self.pairs[symbol] = pair
+
+    @classmethod
+    def label(cls) -> str:
+        return cls.title or cls.name.capitalize()
+
+    @classmethod
+    def symbol_problem(cls, symbol: str) -> str | None:
+        """Why ``symbol`` (as configured) cannot be one of this venue's, or None."""
+        return None
+
+    @classmethod
+    def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str | None:
+        """The REST URL of current base/quote metadata for ``symbols`` (None: the venue has none)."""
+        return None
+
+    @classmethod
+    def pairs_from_metadata(cls, doc: Mapping) -> list[Pair]:
+        """Pairs from the JSON answer of :meth:`metadata_url` (pure)."""
+        raise NotImplementedError(f"{cls.name} has no REST metadata")
 
     @property
     def symbols(self) -> list[str]:

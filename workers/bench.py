@@ -32,6 +32,7 @@ from pathlib import Path
 
 import psutil
 
+from k2.exchanges import names
 from k2.settings import PlatformSettings, load_platform
 from workers.simulator import SimulatorConfig, SimulatorThread
 
@@ -46,19 +47,16 @@ def delivered(port: int) -> float:
 
 
 def bench_one(
-    plat: PlatformSettings, exchange: str, duration_s: float, warmup_s: float, kraken_batch: int, port: int, rate: float = 0.0,
+    plat: PlatformSettings, exchange: str, duration_s: float, warmup_s: float, batch: int, port: int, rate: float = 0.0,
 ) -> dict:
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
-    sim = SimulatorThread(SimulatorConfig(rate=rate, kraken_batch=kraken_batch, seed=1))
-    urls = sim.urls()
+    sim = SimulatorThread(SimulatorConfig(rate=rate, batch=batch, seed=1))
     env = dict(os.environ)
+    env.update(sim.worker_env())  # its URLs, REST URLs (gap backfill) and symbols
     env.update({
-        "K2_BINANCE_URLS": urls["binance"], "K2_KRAKEN_URLS": urls["kraken"],
-        "K2_BINANCE_SYMBOLS": "BTCUSDT,ETHUSDT", "K2_KRAKEN_SYMBOLS": "BTC/USD,ETH/USD",
         "K2_WORKERS_REFRESH_SYMBOLS": "false", "K2_WORKERS_TOPIC_PREFIX": prefix,
         f"K2_{exchange.upper()}_METRICS_PORT": str(port), "K2_WORKERS_SUMMARY_INTERVAL_S": "10",
-        # Gap backfill from the simulator; throw-away progress files, like the topics.
-        "K2_BINANCE_REST_URL": f"http://127.0.0.1:{sim.port}",
+        # Throw-away progress files, like the topics.
         "K2_WORKERS_STATE_DIR": (state_dir := tempfile.mkdtemp(prefix="k2-bench-state-")),
     })
     log_path = Path(tempfile.gettempdir()) / f"k2-bench-{exchange}-{port}.log"
@@ -104,7 +102,7 @@ def bench_one(
             "rss_mb_last": round(proc.memory_info().rss / 1e6, 1),
             "duration_s": round(elapsed, 1),
             "delivered": int(d1 - d0),
-            "kraken_batch": kraken_batch if exchange == "kraken" else None,
+            "batch": batch,  # most trades per message, on venues that batch them
             "simulator_rate": rate or "unlimited",
             "rss_mb_by_minute": rss_by_minute,
         }
@@ -149,20 +147,21 @@ def main(argv: list[str] | None = None) -> int:
         "(trades/s, CPU per 1,000 trades/s, RSS). Needs the local Kafka and registry (`k2 stack up`). "
         "Writes to throw-away topics and deletes them afterwards.",
     )
-    parser.add_argument("--exchange", action="append", choices=["binance", "kraken"],
-                        help="exchange to benchmark (repeatable; default both)")
+    parser.add_argument("--exchange", action="append", choices=names(),
+                        help="exchange to benchmark (repeatable; default all)")
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds per exchange (default %(default)s)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default %(default)s)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="simulator trades/s per exchange; 0 = as fast as the worker reads (default). "
                         "A fixed rate with a long --duration is a memory soak")
-    parser.add_argument("--kraken-batch", type=int, default=10, help="trades per Kraken message (default %(default)s)")
+    parser.add_argument("--batch", type=int, default=10,
+                        help="trades per message, on venues that batch them (default %(default)s)")
     parser.add_argument("--metrics-port", type=int, default=19109, help="worker metrics port used to count acks")
     parser.add_argument("--json", action="store_true", help="print one JSON object per exchange only")
     args = parser.parse_args(argv)
     plat = load_platform()
-    for exchange in args.exchange or ["binance", "kraken"]:
-        result = bench_one(plat, exchange, args.duration, args.warmup, args.kraken_batch, args.metrics_port, args.rate)
+    for exchange in args.exchange or names():
+        result = bench_one(plat, exchange, args.duration, args.warmup, args.batch, args.metrics_port, args.rate)
         if args.json:
             print(json.dumps(result), flush=True)
         else:

@@ -11,30 +11,42 @@ import json
 import signal
 import sys
 
-from workers.settings import EXCHANGE_NAMES
+from k2.exchanges import names
 
 DEFAULT_SIMULATOR_PORT = 18765
 DEFAULT_SIMULATOR_RATE = 20.0  # trades/s per exchange: `k2 workers --simulator`, `k2 up --simulator`
 
 
+def _labels() -> str:
+    from workers.exchanges import exchange_classes
+
+    return ", ".join(cls.label() for cls in exchange_classes().values())
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    from workers.exchanges import exchange_classes
+    from workers.settings import FIRST_METRICS_PORT
+
+    venues = exchange_classes()
+    setting_groups = ", ".join(f"K2_{name.upper()}_*" for name in venues)
+    ports = ", ".join(f"{FIRST_METRICS_PORT + i} ({cls.label()})" for i, cls in enumerate(venues.values()))
     w = sub.add_parser(
         "workers",
-        help="run the exchange workers (Binance, Kraken) under a restarting supervisor",
+        help=f"run the exchange workers ({_labels()}) under a restarting supervisor",
         description=(
             "Run one worker process per exchange: exchange WebSocket -> normalized v3 "
             "trade -> Avro -> Kafka (market.crypto.trades.<exchange>), bad frames to the "
             "DLQ topic. A supervisor restarts a worker that exits, with backoff, and "
             "forwards SIGTERM/SIGINT (workers flush before exiting). Live exchanges are "
             "the default; --simulator runs the local exchange simulator and points the "
-            "workers at it. Settings: `k2 config` (K2_BINANCE_*, K2_KRAKEN_*, K2_WORKERS_*). "
-            "Metrics and /health: http://127.0.0.1:9101 (Binance), :9102 (Kraken)."
+            f"workers at it. Settings: `k2 config` ({setting_groups}, K2_WORKERS_*). "
+            f"Metrics and /health on 127.0.0.1 ports {ports}."
         ),
     )
     w.add_argument(
         "--exchange",
         action="append",
-        choices=EXCHANGE_NAMES,
+        choices=names(),
         help="run only this exchange (repeatable; default: all)",
     )
     w.add_argument("--simulator", action="store_true", help="start the local simulator and use it")
@@ -43,27 +55,33 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="simulated trades/s per exchange (default %(default)s)")
     w.set_defaults(func=run_workers)
 
+    from workers.simulator.venues import protocol_classes
+
+    paths = ", ".join(f"{venues[n].label()} at {p.ws_paths[0] or '/'}" for n, p in protocol_classes().items())
+    url_settings = " ".join(f"K2_{n.upper()}_URLS=ws://127.0.0.1:PORT{p.ws_paths[0]}"
+                            for n, p in protocol_classes().items())
     s = sub.add_parser(
         "simulate",
-        help="run the local exchange simulator (Binance combined streams + Kraken v2)",
+        help=f"run the local exchange simulator ({_labels()})",
         description=(
-            "A WebSocket server on 127.0.0.1 speaking Binance's combined-stream protocol at "
-            "/stream?streams=... and Kraken's v2 protocol at /v2, with configurable symbols, "
-            "rate, faults and a seed. Point workers at it with "
-            "K2_BINANCE_URLS=ws://127.0.0.1:PORT K2_KRAKEN_URLS=ws://127.0.0.1:PORT/v2. "
+            f"A WebSocket server on 127.0.0.1 speaking each venue's protocol ({paths}), with "
+            "configurable symbols, rate, faults and a seed, and their REST trade histories. "
+            f"Point workers at it with {url_settings}. "
             "--record writes every trade and bad frame sent, one JSON object per line."
         ),
     )
     s.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
     s.add_argument("--port", type=int, default=DEFAULT_SIMULATOR_PORT, help="port, 0 for any free one (default %(default)s)")
-    s.add_argument("--binance-symbols", default="BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT,DOGEUSDT")
-    s.add_argument("--kraken-symbols", default="BTC/USD,ETH/USD,SOL/USD,XRP/USD,DOGE/USD,BTC/EUR")
+    for name, cls in venues.items():
+        s.add_argument(f"--{name}-symbols", default=",".join(cls.default_symbols),
+                       help=f"{cls.label()} symbols to serve (default %(default)s)")
     s.add_argument("--rate", type=float, default=20.0, help="trades/s per exchange; 0 = as fast as clients read")
-    s.add_argument("--kraken-batch", type=int, default=5, help="most trades per Kraken message")
+    s.add_argument("--batch", type=int, default=5, help="most trades per message, on venues that batch them")
     s.add_argument("--malformed-rate", type=float, default=0.0, help="chance per trade frame of an extra malformed frame")
     s.add_argument("--duplicate-rate", type=float, default=0.0, help="chance per trade frame of sending it twice")
-    s.add_argument("--lifetime", type=float, help="close each connection after this many seconds (Binance: 24 h)")
-    s.add_argument("--shutdown-after", type=float, help="Binance: send serverShutdown after this many seconds, then close")
+    s.add_argument("--lifetime", type=float, help="close each connection after this many seconds")
+    s.add_argument("--shutdown-after", type=float,
+                   help="send the venue's shutdown notice (where it has one) after this many seconds, then close")
     s.add_argument("--disconnect-after", type=float, help="drop each connection abruptly after this many seconds")
     s.add_argument("--stall-after", type=float, help="stop sending data and heartbeats after this many seconds ...")
     s.add_argument("--stall-for", type=float, default=0.0, help="... for this many seconds (a silent stall)")
@@ -85,10 +103,9 @@ def run_workers(args: argparse.Namespace) -> int:
         children.append(Child("simulator", [
             sys.executable, "-m", "workers.cli", "simulate", "--port", str(args.simulator_port),
             "--rate", str(args.simulator_rate),
-            "--binance-symbols", ",".join(settings.binance_symbols),
-            "--kraken-symbols", ",".join(settings.kraken_symbols),
+            *(arg for name in names() for arg in (f"--{name}-symbols", ",".join(settings.symbols(name)))),
         ], env, stop_last=True))
-    for exchange in args.exchange or EXCHANGE_NAMES:
+    for exchange in args.exchange or names():
         children.append(worker_child(exchange, env))
     supervisor = Supervisor(
         children,
@@ -106,9 +123,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     def symbols(text: str) -> tuple[str, ...]:
         return tuple(s.strip() for s in text.split(",") if s.strip())
 
+    venues = names()
     cfg = SimulatorConfig(
-        host=args.host, port=args.port, binance_symbols=symbols(args.binance_symbols),
-        kraken_symbols=symbols(args.kraken_symbols), rate=args.rate, kraken_batch=args.kraken_batch,
+        host=args.host, port=args.port, symbols={name: symbols(getattr(args, f"{name}_symbols")) for name in venues},
+        rate=args.rate, batch=args.batch,
         malformed_rate=args.malformed_rate, duplicate_rate=args.duplicate_rate, lifetime_s=args.lifetime,
         shutdown_after_s=args.shutdown_after, disconnect_after_s=args.disconnect_after,
         stall_after_s=args.stall_after, stall_for_s=args.stall_for, seed=args.seed, record=args.record,
@@ -117,11 +135,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     async def main() -> None:
         sim = Simulator(cfg)
         port = await sim.start()
-        print(json.dumps({
-            "event": "simulator_listening", "port": port,
-            "binance_url": f"ws://{args.host}:{port}", "kraken_url": f"ws://{args.host}:{port}/v2",
-            "record": args.record,
-        }), flush=True)
+        urls = {f"{name}_url": m.venue.ws_url(args.host, port) for name, m in sim.markets.items()}
+        print(json.dumps({"event": "simulator_listening", "port": port, **urls, "record": args.record}), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

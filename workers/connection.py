@@ -14,7 +14,7 @@ One thread multiplexes a worker's connections with ``select``:
   ``watchdog_s`` is replaced, even if the socket (and its pings) look healthy.
 * **keepalive per exchange**: server ping frames are answered with a pong echoing the
   payload (websocket-client does that when reading), and exchanges with an
-  application ping (Kraken) get one every ``kraken_ping_interval_s``.
+  application ping (Kraken) get one every ``K2_WORKERS_<EXCHANGE>_PING_INTERVAL_S``.
 * **frame size limit**: a frame whose header announces more than ``max_frame_bytes``
   (or a fragmented message growing past it) is not read: ``on_oversize`` dead-letters
   what arrived of it, and the connection is replaced, since the stream cannot be
@@ -228,6 +228,8 @@ class ConnectionManager:
         self.exchange = exchange
         self.settings = settings
         self.endpoints = settings.urls(exchange.name)
+        # None for venues without an application ping: then none is ever scheduled.
+        self.ping_interval_s = settings.ping_interval(exchange.name)
         self.handle_frame = handle_frame
         self.stats = stats
         self.log = log
@@ -409,10 +411,10 @@ class ConnectionManager:
 
     def _ping(self, link: Link, now: float) -> None:
         message = self.exchange.ping_message(next(link.ping_ids))
-        link.next_ping_at = now + self.settings.kraken_ping_interval_s
-        if message is None:
+        if message is None or self.ping_interval_s is None:
             link.next_ping_at = float("inf")
             return
+        link.next_ping_at = now + self.ping_interval_s
         try:
             link.ws.send(message)
         except (websocket.WebSocketException, OSError) as exc:
@@ -441,8 +443,8 @@ class ConnectionManager:
             return
         if role == "active":
             self._successor_reason = ""  # a fresh active connection replaces any planned one
-        if self.exchange.ping_message(0) is not None:
-            link.next_ping_at = now + self.settings.kraken_ping_interval_s
+        if self.ping_interval_s is not None and self.exchange.ping_message(0) is not None:
+            link.next_ping_at = now + self.ping_interval_s
         self.links.append(link)
         self.stats.connected = True
         self.log.info("connected", link=link_id, endpoint=endpoint, role=role, url=url)

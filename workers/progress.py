@@ -1,6 +1,7 @@
 """Where a worker stands per symbol: trade ids seen, acknowledged by Kafka, still missing.
 
-Binance trade ids are consecutive per symbol, so a worker can tell what it lacks:
+On venues whose trade ids are consecutive per symbol (the exchange's ``sequential_ids``,
+its registry line's ``contiguous_ids``) a worker can tell what it lacks:
 
 * a trade whose id is more than one past the last seen opens a **gap** (the stream
   skipped trades, or they passed while the worker was reconnecting or dead);

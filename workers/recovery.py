@@ -1,11 +1,11 @@
-"""Wiring of loss recovery for exchanges with consecutive trade ids (Binance, Kraken).
+"""Wiring of loss recovery for exchanges with consecutive trade ids (``sequential_ids``).
 
 Ties together :class:`~workers.progress.Progress` (fed by the frame handler and by
 Kafka's delivery callbacks), the state file it is saved to, and the backfill
 (:mod:`workers.backfill`), so :mod:`workers.run` only calls :meth:`Recovery.turn`
-every loop turn and :meth:`Recovery.close` at the end. Both exchanges backfill over
-REST (Binance ``historicalTrades``, Kraken ``Trades``); with backfill disabled, gaps are
-still detected, across restarts too, and counted and logged as lost.
+every loop turn and :meth:`Recovery.close` at the end. Exchanges with a REST trade
+history (``backfills``) backfill over it; with backfill disabled, or without one, gaps
+are still detected, across restarts too, and counted and logged as lost.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One worker process: an exchange's WebSocket stream into its Kafka topic.
 
-``python -m workers.run binance`` (the supervisor starts it this way). Exit codes
+``python -m workers.run <exchange>`` (the supervisor starts it this way). Exit codes
 (:mod:`workers.exits`): 0 after a clean shutdown (SIGTERM/SIGINT: stop reading, flush,
 close), 78 for a configuration error (the supervisor does not restart it), 3 when the
 RSS ceiling was reached (flushed first; the supervisor restarts the worker), 1 for
@@ -26,11 +26,10 @@ from k2.schema_registry import register_trade_schema, registry_client
 from k2.settings import PlatformSettings, load_platform
 from workers.avro import TradeEncoder
 from workers.base import Control, Exchange, UnknownSymbolError
-from workers.binance import Binance
 from workers.connection import ConnectionManager, Link
 from workers.dlq import DeadLetters
+from workers.exchanges import exchange_class
 from workers.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_MEMORY, EXIT_OK
-from workers.kraken import Kraken
 from workers.metrics import serve
 from workers.normalize import NormalizeError
 from workers.producer import KafkaSink, ProducerFatalError, check_topic_exists, producer_config
@@ -39,8 +38,6 @@ from workers.recovery import Recovery
 from workers.settings import WorkerSettings, worker_settings
 from workers.stats import WorkerStats
 from workers.symbols import SymbolTable, fetch_pairs
-
-EXCHANGE_CLASSES: dict[str, type[Exchange]] = {"binance": Binance, "kraken": Kraken}
 
 
 def topics(settings: WorkerSettings, exchange: str) -> tuple[str, str]:
@@ -54,11 +51,10 @@ def symbol_table(settings: WorkerSettings, exchange: str, log: EventLog) -> Symb
     if not settings.refresh_symbols:
         return table
     try:
-        pairs = fetch_pairs(
-            exchange, settings.rest_url(exchange), settings.symbols(exchange), table.kraken_aliases, 5.0
-        )
+        pairs = fetch_pairs(exchange_class(exchange), settings.rest_url(exchange), settings.symbols(exchange), 5.0)
     except (OSError, ValueError) as exc:
-        log.warning("symbols_refresh_failed", error=str(exc), action="using the shipped workers/symbols.json")
+        log.warning("symbols_refresh_failed", error=str(exc),
+                    action=f"using the shipped workers/exchanges/{exchange}_symbols.json")
         return table
     log.info("symbols_refreshed", source=settings.rest_url(exchange), pairs=len(pairs))
     return table.updated(exchange, pairs)
@@ -66,7 +62,7 @@ def symbol_table(settings: WorkerSettings, exchange: str, log: EventLog) -> Symb
 
 def build_exchange(settings: WorkerSettings, name: str, table: SymbolTable) -> Exchange:
     try:
-        return EXCHANGE_CLASSES[name](settings.symbols(name), table)
+        return exchange_class(name)(settings.symbols(name), table)
     except UnknownSymbolError as exc:
         raise SettingsError(f"K2_{name.upper()}_SYMBOLS: {exc}") from None
 
@@ -307,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m workers.run",
         description="Run one exchange worker (normally started by `k2 workers`). Settings: `k2 config`.",
     )
-    parser.add_argument("exchange", choices=sorted(EXCHANGE_CLASSES))
+    parser.add_argument("exchange", choices=sorted(e.name for e in contracts.EXCHANGES))
     parser.add_argument("--exit-reason-file", type=Path,
                         help="on a configuration error, write its message here (the supervisor reads it)")
     args = parser.parse_args(argv)

@@ -2,77 +2,75 @@
 
 Live exchanges are the default; to use the local simulator point the ``*_URLS`` at
 it (``k2 workers --simulator`` does that for you).
+
+The settings of each venue are generated from the registry (:mod:`k2.exchanges`) and the
+defaults its module declares (:class:`workers.base.Exchange`): ``K2_<NAME>_URLS``,
+``_SYMBOLS``, ``_REST_URL``, ``_METRICS_PORT`` (9101 for the first venue registered, then
+one more per venue) and, for venues with an application ping,
+``K2_WORKERS_<NAME>_PING_INTERVAL_S``. Read them with :meth:`WorkerSettings.urls` and the
+other per-exchange lookups, or as attributes ``<name>_urls`` etc.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from pathlib import Path
+from typing import Any
 
 from k2.config import load, register, require, setting
+from k2.exchanges import VENUES, names
 from k2.settings import PlatformSettings
+from workers.exchanges import exchange_class
 
-EXCHANGE_NAMES = ("binance", "kraken")
+EXCHANGE_NAMES = names()
+FIRST_METRICS_PORT = 9101  # the first registered venue's; each next venue's is one more
 # Below 4 KiB a Kraken snapshot (50 trades) would not fit; above 64 MiB one frame could
 # take a good part of the worker's memory ceiling.
 MIN_FRAME_BYTES, MAX_FRAME_BYTES = 4096, 64 * 1024 * 1024
 
 
-def _metrics_port(exchange: str, port: int) -> int:
-    """The setting ``K2_<EXCHANGE>_METRICS_PORT``: one worker's Prometheus port."""
-    return setting(f"{exchange.upper()}_METRICS_PORT", port,
-                   f"Prometheus /metrics and /health port of the {exchange.capitalize()} worker (0: off).")
+def venue_fields(name: str, index: int) -> list[tuple[str, Any, Any]]:
+    """The generated settings of one registered venue, as ``make_dataclass`` fields."""
+    cls, up = exchange_class(name), name.upper()
+    label = cls.label()
+    fields = [
+        (f"{name}_urls", "tuple[str, ...]", setting(
+            f"{up}_URLS", cls.default_urls,
+            cls.urls_doc or f"{label} WebSocket URLs, comma separated, tried in order on failure (failover).")),
+        (f"{name}_symbols", "tuple[str, ...]", setting(
+            f"{up}_SYMBOLS", cls.default_symbols,
+            cls.symbols_doc or f"{label} symbols to capture (must be in workers/exchanges/{name}_symbols.json).")),
+        (f"{name}_rest_url", "str", setting(
+            f"{up}_REST_URL", cls.default_rest_url,
+            cls.rest_url_doc or f"{label} REST base URL: symbol metadata at start and gap backfill.")),
+        (f"{name}_metrics_port", "int", setting(
+            f"{up}_METRICS_PORT", FIRST_METRICS_PORT + index,
+            f"Prometheus /metrics and /health port of the {label} worker (0: off).")),
+    ]
+    if cls.ping_interval_s is not None:
+        fields.append((f"{name}_ping_interval_s", "float", setting(
+            f"WORKERS_{up}_PING_INTERVAL_S", cls.ping_interval_s,
+            f"Interval of {label} application pings; venues without one only answer the server's pings.")))
+    return fields
 
 
-@register
 @dataclass(frozen=True)
-class WorkerSettings:
-    """Exchange workers: endpoints, symbols, reconnect/rotation timings, Kafka producer."""
+class CommonWorkerSettings:
+    """The settings every venue's worker shares (the venues' own are generated below)."""
 
-    binance_urls: tuple[str, ...] = setting(
-        "BINANCE_URLS",
-        ("wss://stream.binance.com:9443", "wss://data-stream.binance.vision"),
-        "Binance WebSocket base URLs, comma separated, tried in order on failure (failover). "
-        "The worker appends /stream?streams=... itself.",
-    )
-    binance_symbols: tuple[str, ...] = setting(
-        "BINANCE_SYMBOLS",
-        ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"),
-        "Binance spot symbols to capture (upper case, must be in workers/symbols.json).",
-    )
-    binance_rest_url: str = setting(
-        "BINANCE_REST_URL",
-        "https://api.binance.com",
-        "Binance REST base URL: base/quote metadata (exchangeInfo) at start and gap backfill "
-        "(historicalTrades). Must be the simulator's http://127.0.0.1:PORT when the streams are.",
-    )
-    kraken_urls: tuple[str, ...] = setting(
-        "KRAKEN_URLS",
-        ("wss://ws.kraken.com/v2",),
-        "Kraken WebSocket v2 URLs, comma separated, tried in order on failure (failover).",
-    )
-    kraken_symbols: tuple[str, ...] = setting(
-        "KRAKEN_SYMBOLS",
-        ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "DOGE/USD", "BTC/EUR"),
-        "Kraken v2 pairs to capture as BASE/QUOTE (XBT/XDG are accepted and normalized).",
-    )
-    kraken_rest_url: str = setting(
-        "KRAKEN_REST_URL",
-        "https://api.kraken.com",
-        "Kraken REST base URL: base/quote metadata (AssetPairs) at start and gap backfill "
-        "(public Trades, paced to one request a second).",
-    )
     refresh_symbols: bool = setting(
         "WORKERS_REFRESH_SYMBOLS",
         True,
         "Refresh the shipped symbol table from the exchange's REST metadata at start when "
-        "reachable (falls back to workers/symbols.json, with a warning, when not).",
+        "reachable (falls back to the shipped workers/exchanges/<exchange>_symbols.json, with a warning, "
+        "when not).",
     )
     connection_lifetime_s: float = setting(
         "WORKERS_CONNECTION_LIFETIME_S",
         23 * 3600.0,
-        "Rotate a connection (make-before-break) after this many seconds; below Binance's 24 h cut.",
+        "Rotate a connection (make-before-break) after this many seconds; below every venue's own cut "
+        "(24 h on the strictest, docs/exchanges.md).",
     )
     rotation_overlap_s: float = setting(
         "WORKERS_ROTATION_OVERLAP_S",
@@ -94,11 +92,6 @@ class WorkerSettings:
     backoff_cap_s: float = setting(
         "WORKERS_BACKOFF_CAP_S", 30.0, "Largest reconnect delay."
     )
-    kraken_ping_interval_s: float = setting(
-        "WORKERS_KRAKEN_PING_INTERVAL_S",
-        30.0,
-        "Interval of Kraken application pings ({'method':'ping'}); Binance pings are answered, not sent.",
-    )
     max_frame_bytes: int = setting(
         "WORKERS_MAX_FRAME_BYTES",
         1_048_576,
@@ -112,8 +105,6 @@ class WorkerSettings:
         "RSS ceiling per worker process; above it the worker flushes and exits with code 3 "
         "so the supervisor restarts it (0 disables).",
     )
-    binance_metrics_port: int = _metrics_port("binance", 9101)
-    kraken_metrics_port: int = _metrics_port("kraken", 9102)
     queue_max_messages: int = setting(
         "WORKERS_QUEUE_MAX_MESSAGES",
         200_000,
@@ -146,8 +137,8 @@ class WorkerSettings:
     backfill: bool = setting(
         "WORKERS_BACKFILL",
         True,
-        "Fetch trades missing from the stream (gaps in trade ids, reconnects, restarts) over REST: "
-        "Binance historicalTrades from K2_BINANCE_REST_URL, Kraken Trades from K2_KRAKEN_REST_URL.",
+        "Fetch trades missing from the stream (gaps in trade ids, reconnects, restarts) over the "
+        "venue's REST trade history at K2_<EXCHANGE>_REST_URL.",
     )
     backfill_max_trades: int = setting(
         "WORKERS_BACKFILL_MAX_TRADES",
@@ -157,8 +148,7 @@ class WorkerSettings:
     backfill_page_limit: int = setting(
         "WORKERS_BACKFILL_PAGE_LIMIT",
         1000,
-        "Trades per backfill request (1-1000): Binance historicalTrades limit (each costs REST weight), "
-        "Kraken Trades count.",
+        "Trades per backfill request (1-1000): the page size of the venue's REST trade history.",
     )
     restart_backoff_base_s: float = setting(
         "SUPERVISOR_BACKOFF_BASE_S", 1.0, "Supervisor: first delay before restarting an exited worker."
@@ -168,22 +158,13 @@ class WorkerSettings:
     )
 
     def validate(self) -> None:
-        for env, urls in (("BINANCE_URLS", self.binance_urls), ("KRAKEN_URLS", self.kraken_urls)):
-            require(len(urls) > 0, env, "needs at least one ws:// or wss:// URL")
-            for url in urls:
-                require(
-                    url.startswith(("ws://", "wss://")), env, f"{url!r} is not a ws:// or wss:// URL"
-                )
-        require(len(self.binance_symbols) > 0, "BINANCE_SYMBOLS", "needs at least one symbol")
-        require(len(self.kraken_symbols) > 0, "KRAKEN_SYMBOLS", "needs at least one symbol")
-        for sym in self.kraken_symbols:
-            require("/" in sym, "KRAKEN_SYMBOLS", f"{sym!r} is not BASE/QUOTE (e.g. BTC/USD)")
+        for name in EXCHANGE_NAMES:
+            self._validate_venue(name)
         positive = {
             "WORKERS_CONNECTION_LIFETIME_S": self.connection_lifetime_s,
             "WORKERS_WATCHDOG_S": self.watchdog_s,
             "WORKERS_CONNECT_TIMEOUT_S": self.connect_timeout_s,
             "WORKERS_BACKOFF_BASE_S": self.backoff_base_s,
-            "WORKERS_KRAKEN_PING_INTERVAL_S": self.kraken_ping_interval_s,
             "WORKERS_QUEUE_MAX_MESSAGES": self.queue_max_messages,
             "WORKERS_SUMMARY_INTERVAL_S": self.summary_interval_s,
             "SUPERVISOR_BACKOFF_BASE_S": self.restart_backoff_base_s,
@@ -193,9 +174,7 @@ class WorkerSettings:
         require(self.rotation_overlap_s >= 0, "WORKERS_ROTATION_OVERLAP_S", "must be >= 0")
         require(self.backfill_max_trades > 0, "WORKERS_BACKFILL_MAX_TRADES", "must be > 0")
         require(1 <= self.backfill_page_limit <= 1000, "WORKERS_BACKFILL_PAGE_LIMIT",
-                f"must be 1-1000 (Binance's largest page), got {self.backfill_page_limit}")
-        require(self.binance_rest_url.startswith(("http://", "https://")), "BINANCE_REST_URL",
-                f"{self.binance_rest_url!r} is not an http:// or https:// URL")
+                f"must be 1-1000 (the largest page every venue serves), got {self.backfill_page_limit}")
         require(self.linger_ms >= 0, "WORKERS_LINGER_MS", "must be >= 0")
         require(MIN_FRAME_BYTES <= self.max_frame_bytes <= MAX_FRAME_BYTES, "WORKERS_MAX_FRAME_BYTES",
                 f"must be {MIN_FRAME_BYTES}-{MAX_FRAME_BYTES} bytes, got {self.max_frame_bytes}")
@@ -215,11 +194,25 @@ class WorkerSettings:
             "WORKERS_COMPRESSION",
             f"{self.compression!r} is not one of none, gzip, snappy, lz4, zstd",
         )
-        for env, port in (
-            ("BINANCE_METRICS_PORT", self.binance_metrics_port),
-            ("KRAKEN_METRICS_PORT", self.kraken_metrics_port),
-        ):
-            require(0 <= port < 65536, env, f"port {port} is outside 0-65535 (0 disables)")
+
+    def _validate_venue(self, name: str) -> None:
+        up, cls = name.upper(), exchange_class(name)
+        urls = self.urls(name)
+        require(len(urls) > 0, f"{up}_URLS", "needs at least one ws:// or wss:// URL")
+        for url in urls:
+            require(url.startswith(("ws://", "wss://")), f"{up}_URLS", f"{url!r} is not a ws:// or wss:// URL")
+        require(len(self.symbols(name)) > 0, f"{up}_SYMBOLS", "needs at least one symbol")
+        for sym in self.symbols(name):
+            problem = cls.symbol_problem(sym)
+            require(problem is None, f"{up}_SYMBOLS", str(problem))
+        rest = self.rest_url(name)
+        require(rest.startswith(("http://", "https://")), f"{up}_REST_URL",
+                f"{rest!r} is not an http:// or https:// URL")
+        port = self.metrics_port(name)
+        require(0 <= port < 65536, f"{up}_METRICS_PORT", f"port {port} is outside 0-65535 (0 disables)")
+        interval = self.ping_interval(name)
+        if interval is not None:
+            require(interval > 0, f"WORKERS_{up}_PING_INTERVAL_S", f"must be > 0, got {interval}")
 
     def _of(self, exchange: str, name: str):
         """The setting ``<exchange>_<name>`` (KeyError for an exchange the workers do not run)."""
@@ -238,6 +231,20 @@ class WorkerSettings:
 
     def rest_url(self, exchange: str) -> str:
         return self._of(exchange, "rest_url")
+
+    def ping_interval(self, exchange: str) -> float | None:
+        """Seconds between application pings, None for a venue that has none."""
+        return getattr(self, f"{exchange}_ping_interval_s", None) if exchange in EXCHANGE_NAMES else None
+
+
+WorkerSettings = register(make_dataclass(
+    "WorkerSettings",
+    [field for index, v in enumerate(VENUES) for field in venue_fields(v.name, index)],
+    bases=(CommonWorkerSettings,),
+    frozen=True,
+    namespace={"__doc__": "Exchange workers: endpoints, symbols, reconnect/rotation timings, Kafka producer."},
+))
+WorkerSettings.__module__ = __name__
 
 
 @functools.cache

@@ -174,10 +174,14 @@ def worker_child(exchange: str, env: Mapping[str, str]) -> Child:
 
 def simulator_env(base: Mapping[str, str], port: int) -> dict[str, str]:
     """Environment that points the workers at a local simulator instead of the exchanges."""
+    from workers.simulator.venues import protocol_classes
+
     env = dict(base)
-    env["K2_BINANCE_URLS"] = f"ws://127.0.0.1:{port}"
-    env["K2_KRAKEN_URLS"] = f"ws://127.0.0.1:{port}/v2"
-    env["K2_BINANCE_REST_URL"] = f"http://127.0.0.1:{port}"  # the simulator's REST history (backfill)
+    for name, protocol in protocol_classes().items():
+        env[f"K2_{name.upper()}_URLS"] = protocol.ws_url("127.0.0.1", port)
+        rest = protocol.rest_url("127.0.0.1", port)
+        if rest is not None:  # the simulator's REST history (backfill), never the live venue's
+            env[f"K2_{name.upper()}_REST_URL"] = rest
     env["K2_WORKERS_REFRESH_SYMBOLS"] = "false"
     return env
 

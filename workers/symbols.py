@@ -1,22 +1,27 @@
 """Symbol metadata: which base asset and quote currency each exchange symbol has.
 
-The table ships as ``workers/symbols.json`` (so workers start offline) and can be
-refreshed from the exchange's REST metadata at start. Base/quote always come from
-this metadata, never from guessing a suffix (``BTCUSDT`` could be BTC/USDT or
-BTCU/SDT for a suffix guesser). The response parsers are pure and unit-tested; the
-HTTP fetch is a thin edge.
+Each venue ships its table beside its module (``workers/exchanges/<name>_symbols.json``,
+``{"SYMBOL": ["BASE", "QUOTE"], ...}`` keyed by the normalized symbol), so workers start
+offline, and can refresh it from the venue's REST metadata at start (the venue's
+``metadata_url`` and ``pairs_from_metadata``). Base/quote always come from this metadata,
+never from guessing a suffix (``BTCUSDT`` could be BTC/USDT or BTCU/SDT for a suffix
+guesser). The response parsers are pure and unit-tested; the HTTP fetch is a thin edge.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-SYMBOLS_FILE = Path(__file__).with_name("symbols.json")
+from k2.exchanges import VENUES, Venue
+
+if TYPE_CHECKING:
+    from workers.base import Exchange
 
 
 @dataclass(frozen=True)
@@ -26,21 +31,30 @@ class Pair:
     quote: str
 
 
-class SymbolTable:
-    """Per-exchange map from normalized symbol to :class:`Pair`, plus Kraken aliases."""
+def symbols_file(venue: Venue) -> Path:
+    """``<name>_symbols.json`` beside the venue's worker module (found without importing it)."""
+    spec = importlib.util.find_spec(venue.module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"worker module {venue.module} of exchange {venue.name!r} not found")
+    return Path(spec.origin).with_name(f"{venue.name}_symbols.json")
 
-    def __init__(self, pairs: Mapping[str, Mapping[str, Pair]], kraken_aliases: Mapping[str, str]):
+
+def read_pairs(path: Path) -> dict[str, Pair]:
+    """A shipped table: ``{"SYMBOL": ["BASE", "QUOTE"]}`` (keys starting with ``_`` are notes)."""
+    doc = json.loads(path.read_text())
+    return {sym: Pair(sym, bq[0], bq[1]) for sym, bq in doc.items() if not sym.startswith("_")}
+
+
+class SymbolTable:
+    """Per-exchange map from normalized symbol to :class:`Pair`."""
+
+    def __init__(self, pairs: Mapping[str, Mapping[str, Pair]]):
         self._pairs = {ex: dict(p) for ex, p in pairs.items()}
-        self.kraken_aliases = dict(kraken_aliases)
 
     @classmethod
-    def shipped(cls, path: Path = SYMBOLS_FILE) -> SymbolTable:
-        doc = json.loads(path.read_text())
-        pairs = {
-            ex: {sym: Pair(sym, bq[0], bq[1]) for sym, bq in doc[ex].items()}
-            for ex in ("binance", "kraken")
-        }
-        return cls(pairs, doc["kraken_asset_aliases"])
+    def shipped(cls, venues: Iterable[Venue] = VENUES) -> SymbolTable:
+        """Every registered venue's shipped table."""
+        return cls({v.name: read_pairs(symbols_file(v)) for v in venues})
 
     def lookup(self, exchange: str, symbol: str) -> Pair | None:
         return self._pairs.get(exchange, {}).get(symbol)
@@ -52,38 +66,10 @@ class SymbolTable:
         """A copy with ``pairs`` added to (or replacing entries of) ``exchange``."""
         merged = {ex: dict(p) for ex, p in self._pairs.items()}
         merged.setdefault(exchange, {}).update({p.symbol: p for p in pairs})
-        return SymbolTable(merged, self.kraken_aliases)
-
-    def normalize_kraken(self, symbol: str) -> str:
-        """``XBT/USD`` -> ``BTC/USD``, ``XDG/EUR`` -> ``DOGE/EUR``; others unchanged."""
-        base, sep, quote = symbol.partition("/")
-        if not sep:
-            return symbol
-        alias = self.kraken_aliases
-        return f"{alias.get(base, base)}/{alias.get(quote, quote)}"
+        return SymbolTable(merged)
 
 
 # REST metadata -------------------------------------------------------------------
-
-
-def pairs_from_binance_exchange_info(doc: Mapping) -> list[Pair]:
-    """Pairs from a Binance ``/api/v3/exchangeInfo`` response."""
-    return [Pair(s["symbol"], s["baseAsset"], s["quoteAsset"]) for s in doc.get("symbols", [])]
-
-
-def pairs_from_kraken_asset_pairs(doc: Mapping, aliases: Mapping[str, str]) -> list[Pair]:
-    """Pairs from a Kraken ``/0/public/AssetPairs`` response, keyed by normalized wsname."""
-    if doc.get("error"):
-        raise ValueError(f"Kraken AssetPairs error: {doc['error']}")
-    pairs = []
-    for info in doc.get("result", {}).values():
-        wsname = info.get("wsname")
-        if not wsname or "/" not in wsname:
-            continue
-        base, quote = wsname.split("/", 1)
-        base, quote = aliases.get(base, base), aliases.get(quote, quote)
-        pairs.append(Pair(f"{base}/{quote}", base, quote))
-    return pairs
 
 
 def _get_json(url: str, timeout_s: float) -> dict:
@@ -91,14 +77,9 @@ def _get_json(url: str, timeout_s: float) -> dict:
         return json.load(resp)
 
 
-def fetch_pairs(
-    exchange: str, rest_url: str, symbols: Iterable[str], aliases: Mapping[str, str], timeout_s: float
-) -> list[Pair]:
+def fetch_pairs(exchange: type[Exchange], rest_url: str, symbols: Iterable[str], timeout_s: float) -> list[Pair]:
     """Fetch current metadata for ``symbols``; raises ``OSError``/``ValueError`` when unreachable."""
-    base = rest_url.rstrip("/")
-    if exchange == "binance":
-        query = urllib.parse.urlencode({"symbols": json.dumps(sorted(symbols), separators=(",", ":"))})
-        return pairs_from_binance_exchange_info(_get_json(f"{base}/api/v3/exchangeInfo?{query}", timeout_s))
-    if exchange == "kraken":
-        return pairs_from_kraken_asset_pairs(_get_json(f"{base}/0/public/AssetPairs", timeout_s), aliases)
-    raise ValueError(f"no REST metadata source for exchange {exchange!r}")
+    url = exchange.metadata_url(rest_url.rstrip("/"), symbols)
+    if url is None:
+        raise ValueError(f"no REST metadata source for exchange {exchange.name!r}")
+    return exchange.pairs_from_metadata(_get_json(url, timeout_s))

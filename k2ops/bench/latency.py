@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from k2.contracts import BRONZE_TABLE, GOLD_TABLE, silver_table
+from k2.contracts import BRONZE_TABLE, EXCHANGES, GOLD_TABLE, silver_table
 from k2.polling import wait_until
 from k2ops.bench.common import BatchSampler, bronze_message_ids, percentile
 from k2ops.pipeline import IsolatedPipeline
@@ -125,10 +125,10 @@ def measure(workdir: Path, rate: float, seconds: float, warmup: float = 30.0, dr
         pipe.bootstrap_tables()
         pipe.start_streams()
         record = workdir / "simulator.jsonl"
-        sim = SimulatorThread(SimulatorConfig(rate=rate, seed=3, record=str(record), drop_rate=drop_rate,
-                                              kraken_drop_rate=drop_rate))
+        sim = SimulatorThread(SimulatorConfig(rate=rate, seed=3, record=str(record),
+                                              drop_rates={e.name: drop_rate for e in EXCHANGES}))
         steady_from = time.time() + warmup  # trades stamped after this are the steady state
-        pipe.start_workers(sim.urls(), K2_KRAKEN_REST_URL=f"http://127.0.0.1:{sim.port}")
+        pipe.start_workers(sim.worker_env())
         sampler, batches = RssSampler(pipe), BatchSampler(pipe.settings)
         sampler.start()
         batches.start()
@@ -157,7 +157,7 @@ def measure(workdir: Path, rate: float, seconds: float, warmup: float = 30.0, dr
                 e2e_steady.append(e2e[-1])
         bronze = bronze_message_ids(rows_with_commit_time(pipe.table(BRONZE_TABLE), ["value"]))
         silver_lat, silver_steady = [], []
-        for exchange in ("binance", "kraken"):
+        for exchange in (e.name for e in EXCHANGES):
             for r in rows_with_commit_time(pipe.table(silver_table(exchange)), ["message_id"]):
                 if r["message_id"] in bronze:
                     silver_lat.append((r["_commit_ms"] - bronze[r["message_id"]]) / 1000)

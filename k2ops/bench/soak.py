@@ -192,7 +192,7 @@ def soak(workdir: Path, rate: float, seconds: float, sample_every: float, mainte
         pipe.bootstrap_tables()
         pipe.start_streams()
         sim = SimulatorThread(SimulatorConfig(rate=rate, seed=11))
-        pipe.start_workers(sim.urls())
+        pipe.start_workers(sim.worker_env())
         began = time.monotonic()
         maintenance = Maintenance(pipe, maintenance_every, cold_after_hours, snapshot_hours, clock)
         maintenance.start()

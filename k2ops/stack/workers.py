@@ -17,10 +17,11 @@ from k2ops.stack.process import Service, port_in_use
 
 
 def metrics_ports() -> dict[str, int]:
+    from k2.exchanges import names
     from workers.settings import worker_settings
 
     ws = worker_settings()
-    return {"binance": ws.binance_metrics_port, "kraken": ws.kraken_metrics_port}
+    return {name: ws.metrics_port(name) for name in names()}
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,13 @@ def wait_for_market(sim: SimulatorThread, trades: int, what: str, timeout: float
     wait_until(published, timeout, f"{trades} more trades per exchange: {what}", interval=0.5)
 
 
+# market_trades() expects of Kraken every trade *sent* (its snapshot covers restarts), not
+# every one published: its workers must not backfill from the simulator's REST, which the
+# pipeline's simulator environment offers every venue. Empty means unset: the live default,
+# which the worker refuses to mix with a local stream (backfill_unavailable).
+SENT_ONLY = {"K2_KRAKEN_REST_URL": ""}
+
+
 def market_trades(record: str) -> dict[str, dict]:
     """message_id -> trade of every trade a phase's workers must bring to Gold: Binance,
     every trade the market published (gaps are backfilled over REST); Kraken, every

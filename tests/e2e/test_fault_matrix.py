@@ -28,6 +28,7 @@ from k2.settings import fresh_platform
 from k2ops.pipeline import IsolatedPipeline
 from k2ops.stack import kafka, registry
 from shared_pipeline import (
+    SENT_ONLY,
     SharedPipeline,
     child_pid,
     kill_worker,
@@ -96,7 +97,7 @@ def faults_run(stack, shared: SharedPipeline):
                                           stall_for_s=20))
     s = fresh_platform()
     try:
-        pipe.start_workers(sim.urls(), phase=PHASE, K2_WORKERS_WATCHDOG_S=str(WATCHDOG_S))
+        pipe.start_workers(sim.worker_env(), phase=PHASE, K2_WORKERS_WATCHDOG_S=str(WATCHDOG_S), **SENT_ONLY)
         for exchange in ("binance", "kraken"):
             wait_until(lambda ex=exchange: child_pid(pipe, ex), 60, f"{exchange} worker")
 

@@ -61,19 +61,18 @@ SYMBOLS = {"binance": "SOLUSDT", "kraken": "SOL/USD"}
 
 
 def _stop_dropping(cfg: SimulatorConfig) -> None:
-    object.__setattr__(cfg, "drop_rate", 0.0)  # the config is read at each trade
-    object.__setattr__(cfg, "kraken_drop_rate", 0.0)
+    cfg.drop_rates.clear()  # the config is read at each trade
 
 
 @pytest.fixture(scope="module")
 def run(stack, shared: SharedPipeline):
     pipe = shared.pipe
     record = pipe.workdir / "simulator-completeness.jsonl"
-    sim = SimulatorThread(SimulatorConfig(rate=40, seed=23, record=str(record), drop_rate=0.02,
-                                          kraken_drop_rate=0.02, binance_symbols=(SYMBOLS["binance"],),
-                                          kraken_symbols=(SYMBOLS["kraken"],)))
+    sim = SimulatorThread(SimulatorConfig(rate=40, seed=23, record=str(record),
+                                          drop_rates={"binance": 0.02, "kraken": 0.02},
+                                          symbols={ex: (symbol,) for ex, symbol in SYMBOLS.items()}))
     try:
-        pipe.start_workers(sim.urls(), phase=PHASE, K2_KRAKEN_REST_URL=f"http://127.0.0.1:{sim.port}",
+        pipe.start_workers(sim.worker_env(), phase=PHASE, K2_KRAKEN_REST_URL=f"http://127.0.0.1:{sim.port}",
                            K2_BINANCE_SYMBOLS=SYMBOLS["binance"], K2_KRAKEN_SYMBOLS=SYMBOLS["kraken"])
         wait_for_deliveries(pipe, "kraken", 90)
         kill_worker(pipe, "kraken")
@@ -169,8 +168,7 @@ def lost_run(stack, shared: SharedPipeline):
     pipe = shared.pipe
     record = pipe.workdir / "simulator-history-gone.jsonl"
     sim = SimulatorThread(SimulatorConfig(rate=40, seed=31, record=str(record), rest_history=200,
-                                          binance_symbols=(LOST_SYMBOLS["binance"],),
-                                          kraken_symbols=(LOST_SYMBOLS["kraken"],)))
+                                          symbols={ex: (symbol,) for ex, symbol in LOST_SYMBOLS.items()}))
     env = {"K2_KRAKEN_REST_URL": f"http://127.0.0.1:{sim.port}", "K2_BINANCE_SYMBOLS": LOST_SYMBOLS["binance"],
            "K2_KRAKEN_SYMBOLS": LOST_SYMBOLS["kraken"], "K2_WORKERS_SUMMARY_INTERVAL_S": "2"}
 
@@ -178,7 +176,7 @@ def lost_run(stack, shared: SharedPipeline):
         return {e.get("exchange") for e in worker_events(pipe) if e.get("event") == "backfill_done"}
 
     try:
-        pipe.start_workers(sim.urls(), phase=LOST_PHASE, **env)
+        pipe.start_workers(sim.worker_env(), phase=LOST_PHASE, **env)
         wait_until(lambda: {e.get("exchange") for e in worker_events(pipe)
                             if e.get("event") == "stream_summary" and e.get("delivered", 0) > 0} >= set(LOST_SYMBOLS),
                    90, "both workers to deliver trades")
@@ -193,7 +191,7 @@ def lost_run(stack, shared: SharedPipeline):
         assert not backfilled()  # a first run has no watermark to backfill from
         # One symbol per exchange: 600 trades each, so REST's last 200 no longer reach back to the watermark.
         wait_for_market(sim, 600, "history beyond what REST serves", 120)
-        pipe.start_workers(sim.urls(), phase=LOST_PHASE, **env)
+        pipe.start_workers(sim.worker_env(), phase=LOST_PHASE, **env)
         wait_until(lambda: backfilled() >= set(LOST_SYMBOLS), 90, "both workers' backfill after the restart")
         wait_for_market(sim, 120, "live trades after the backfill", 60)
         sim.stop()

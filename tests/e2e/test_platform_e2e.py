@@ -29,7 +29,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.contracts import trade_schema_text
 from k2.polling import wait_until
-from shared_pipeline import SharedPipeline, market_trades, wait_for_market
+from shared_pipeline import SENT_ONLY, SharedPipeline, market_trades, wait_for_market
 from simulator_expectations import DLQ_KIND, bad_frames
 from workers.simulator import SimulatorConfig, SimulatorThread
 
@@ -78,7 +78,7 @@ def run(stack, shared: SharedPipeline):
     sim = SimulatorThread(SimulatorConfig(rate=RATE, malformed_rate=0.03, duplicate_rate=0.05,
                                           seed=11, record=str(record)))
     try:
-        pipe.start_workers(sim.urls(), phase=PHASE)
+        pipe.start_workers(sim.worker_env(), phase=PHASE, **SENT_ONLY)
 
         # Invalid records straight into the binance topic, as a buggy producer would.
         registry = SchemaRegistryClient({"url": stack.registry_url})

@@ -1,4 +1,4 @@
-"""Local exchange simulator (``k2 simulate``): Binance and Kraken v2 protocols on 127.0.0.1."""
+"""Local exchange simulator (``k2 simulate``): every registered venue's protocol on 127.0.0.1."""
 
 from workers.simulator.server import Simulator, SimulatorConfig, SimulatorThread, read_record
 

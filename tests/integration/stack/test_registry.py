@@ -11,7 +11,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.contracts import trade_schema_text
-from workers.binance import Binance
+from workers.exchanges.binance import Binance
 from workers.symbols import SymbolTable
 
 pytestmark = pytest.mark.integration

@@ -33,7 +33,7 @@ def conn_opens(sim, exchange: str) -> int:
 def test_every_sent_trade_lands_with_duplicates_and_bad_frames_dead_lettered(
     exchange, stack, topics, make_simulator, start_worker
 ):
-    sim = make_simulator(rate=300, malformed_rate=0.03, duplicate_rate=0.05, kraken_batch=4, seed=11)
+    sim = make_simulator(rate=300, malformed_rate=0.03, duplicate_rate=0.05, batch=4, seed=11)
     worker = start_worker(exchange, worker_env(sim, topics))
     trades, dlq = TopicReader(stack, topics[exchange]), TopicReader(stack, topics["dlq"], avro=False)
     wait_until(lambda: len(trades.poll(0.5)) >= 800, 30, "800 trades in Kafka")

@@ -10,8 +10,8 @@ import pytest
 from k2.log import EventLog
 from k2.polling import wait_until
 from workers.backfill import Backfiller, Done, Failed, GapFiller, Page, Unavailable, fetch_gap
-from workers.binance import Binance
 from workers.dlq import DeadLetters
+from workers.exchanges.binance import Binance
 from workers.normalize import NormalizeError
 from workers.progress import Gap, Progress
 from workers.stats import WorkerStats

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from workers.base import UnknownSymbolError
-from workers.binance import Binance
+from workers.exchanges.binance import Binance
 from workers.normalize import NormalizeError
 from workers.symbols import SymbolTable
 

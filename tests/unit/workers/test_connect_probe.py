@@ -14,12 +14,13 @@ import pytest
 from k2.log import EventLog
 from k2.polling import wait_until
 from workers.backfill import Backfiller, GapFiller, Latest, Pacer, probe_latest
-from workers.binance import Binance
 from workers.dlq import DeadLetters
-from workers.kraken import Kraken
+from workers.exchanges.binance import Binance
+from workers.exchanges.kraken import ASSET_ALIASES, Kraken
 from workers.progress import Progress
 from workers.simulator.market import Tape
-from workers.simulator.rest import binance_trades, kraken_pair_symbols, kraken_trades
+from workers.simulator.venues.binance import binance_trades
+from workers.simulator.venues.kraken import kraken_pair_symbols, kraken_trades_reply
 from workers.stats import WorkerStats
 from workers.symbols import SymbolTable
 
@@ -42,7 +43,7 @@ class Rest:
 
     def __init__(self, tapes: dict[str, Tape], faults: list | None = None):
         self.tapes, self.faults, self.urls = tapes, list(faults or []), []
-        self.pairs = kraken_pair_symbols(tapes["kraken"].symbols, TABLE.kraken_aliases)
+        self.pairs = kraken_pair_symbols(tapes["kraken"].symbols, ASSET_ALIASES)
 
     def __call__(self, url: str, headers: dict, timeout_s: float):
         self.urls.append(url)
@@ -54,7 +55,7 @@ class Rest:
         parts = urllib.parse.urlsplit(url)
         query = urllib.parse.parse_qs(parts.query)
         if parts.path.startswith("/0/"):
-            reply = kraken_trades(parts.path, query, self.tapes["kraken"], self.pairs)
+            reply = kraken_trades_reply(parts.path, query, self.tapes["kraken"], self.pairs)
         else:
             reply = binance_trades(parts.path, query, headers, self.tapes["binance"])
         return reply.status, reply.headers, reply.body.encode()

@@ -18,9 +18,9 @@ from k2.config import load
 from k2.log import EventLog
 from k2.polling import wait_until
 from tests.fake_clock import FakeClock
-from workers.binance import Binance
 from workers.connection import BufferedReceive, ConnectionManager
-from workers.kraken import Kraken
+from workers.exchanges.binance import Binance
+from workers.exchanges.kraken import Kraken
 from workers.settings import WorkerSettings
 from workers.simulator import SimulatorConfig, SimulatorThread
 from workers.simulator.server import ws_text_frame

@@ -19,9 +19,9 @@ from k2.config import load
 from k2.log import EventLog
 from tests.fake_clock import FakeClock
 from workers.base import Control
-from workers.binance import Binance
 from workers.connection import BufferedReceive, ConnectionManager, Link
-from workers.kraken import Kraken
+from workers.exchanges.binance import Binance
+from workers.exchanges.kraken import Kraken
 from workers.settings import WorkerSettings
 from workers.simulator.server import ws_text_frame
 from workers.stats import WorkerStats

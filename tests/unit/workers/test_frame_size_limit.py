@@ -11,8 +11,8 @@ import websocket
 
 from k2.config import load
 from k2.log import EventLog
-from workers.binance import Binance
 from workers.connection import BufferedReceive, ConnectionManager, Link, limit_frames
+from workers.exchanges.binance import Binance
 from workers.settings import WorkerSettings
 from workers.simulator.server import ws_text_frame
 from workers.stats import WorkerStats

@@ -23,7 +23,7 @@ from worker_fuzzing import (
 )
 
 from workers.backfill import Backfiller, Done, Failed, Page, Unavailable, fetch_gap
-from workers.kraken_rest import parse_trades
+from workers.exchanges.kraken_rest import parse_trades
 from workers.normalize import NormalizeError
 from workers.progress import Gap
 from workers.rest_source import RestPage

@@ -11,13 +11,18 @@ from decimal import Decimal
 import pytest
 
 from workers.backfill import Done, Failed, Pacer, Page, Unavailable, fetch_gap
-from workers.kraken import Kraken
-from workers.kraken_rest import MIN_INTERVAL_S, RATE_LIMITED_WAIT_S, parse_trades, rest_pair
+from workers.exchanges.kraken import Kraken
+from workers.exchanges.kraken_rest import (
+    MIN_INTERVAL_S,
+    RATE_LIMITED_WAIT_S,
+    parse_trades,
+    rest_pair,
+)
 from workers.normalize import NormalizeError
 from workers.progress import Gap
-from workers.simulator import protocols as p
 from workers.simulator.market import Tape
-from workers.simulator.rest import kraken_pair_symbols, kraken_trades
+from workers.simulator.venues import kraken as sim_kraken
+from workers.simulator.venues.kraken import kraken_pair_symbols, kraken_trades_reply
 from workers.stats import WorkerStats
 from workers.symbols import SymbolTable
 
@@ -105,7 +110,7 @@ class Rest:
         self.queries.append(query)
         if self.faults:
             return self.faults.pop(0)
-        reply = kraken_trades(parts.path, query, self.tape, PAIRS)
+        reply = kraken_trades_reply(parts.path, query, self.tape, PAIRS)
         return reply.status, reply.headers, reply.body.encode()
 
 
@@ -160,7 +165,7 @@ def test_history_cut_from_below_while_stepping_back_keeps_what_was_listed(kraken
             parts = urllib.parse.urlsplit(url)
             query = urllib.parse.parse_qs(parts.query)
             self.queries.append(query)
-            reply = kraken_trades(parts.path, query, tape, PAIRS)
+            reply = kraken_trades_reply(parts.path, query, tape, PAIRS)
             served.update(t.trade_id for t in reply.trades)
             for _ in range(30):  # the next request sees 15 more ETH/USD trades (two symbols alternate)
                 tape.next(time.time_ns() // 1000)
@@ -228,7 +233,7 @@ def test_a_cursor_that_does_not_move_fails_instead_of_paging_forever(kraken):
 def test_live_and_backfilled_copies_of_a_simulated_trade_are_the_same_record(kraken):
     tape = live_tape(trades=50, span_s=5)
     trade = tape.archive["BTC/USD"][10]
-    live = kraken.parse(p.kraken_trades([p.kraken_item(trade, exponent_qty=True)]), RECEIVED).trades[0]
+    live = kraken.parse(sim_kraken.kraken_trades([sim_kraken.kraken_item(trade, exponent_qty=True)]), RECEIVED).trades[0]
     events, _ = run(kraken, Gap(7, "BTC/USD", trade.trade_id, trade.trade_id, "stream"), Rest(tape))
     (rest,) = [r for e in events if isinstance(e, Page) for r in e.page.records]
     strip = ("vendor_data", "ingestion_timestamp")

@@ -12,7 +12,7 @@ from k2.config import load
 from k2.log import EventLog
 from workers.avro import TradeEncoder
 from workers.dlq import DeadLetters
-from workers.kraken import Kraken
+from workers.exchanges.kraken import Kraken
 from workers.recovery import Recovery
 from workers.run import FrameHandler
 from workers.settings import WorkerSettings

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from workers.kraken import Kraken
+from workers.exchanges.kraken import Kraken
 from workers.normalize import NormalizeError
 from workers.symbols import SymbolTable
 

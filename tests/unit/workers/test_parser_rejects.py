@@ -3,8 +3,8 @@
 import pytest
 
 from workers.base import Control
-from workers.binance import Binance
-from workers.kraken import Kraken
+from workers.exchanges.binance import Binance
+from workers.exchanges.kraken import Kraken
 from workers.normalize import NormalizeError
 from workers.symbols import SymbolTable
 

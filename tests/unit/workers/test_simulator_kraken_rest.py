@@ -3,9 +3,13 @@
 import json
 from decimal import Decimal
 
-from workers.simulator import protocols as p
 from workers.simulator.market import Tape
-from workers.simulator.rest import kraken_pair_symbols, kraken_rate_limited, kraken_trades
+from workers.simulator.venues import kraken as sim_kraken
+from workers.simulator.venues.kraken import (
+    kraken_pair_symbols,
+    kraken_rate_limited,
+    kraken_trades_reply,
+)
 
 PAIRS = kraken_pair_symbols(["BTC/USD", "ETH/USD"], {"XBT": "BTC", "XDG": "DOGE"})
 T0 = 1767225600000000
@@ -19,7 +23,7 @@ def tape(depth: int = 100) -> Tape:
 
 
 def get(t: Tape, path: str = "/0/public/Trades", **query: object):
-    return kraken_trades(path, {k: [str(v)] for k, v in query.items()}, t, PAIRS)
+    return kraken_trades_reply(path, {k: [str(v)] for k, v in query.items()}, t, PAIRS)
 
 
 def test_pair_names_accepted():
@@ -38,7 +42,7 @@ def test_trades_since_match_the_stream_items():
     assert [i[6] for i in items] == [a.trade_id for a in archive[11:16]]
     assert doc["result"]["last"] == str(archive[15].ts_us * 1000)
     for item, trade in zip(items, archive[11:16], strict=True):
-        live = json.loads(p.kraken_item(trade), parse_float=Decimal)
+        live = json.loads(sim_kraken.kraken_item(trade), parse_float=Decimal)
         assert Decimal(item[0]) == live["price"] and Decimal(item[1]) == live["qty"]
         assert item[2] == Decimal(trade.ts_us).scaleb(-6)  # seconds with the µs digits, no float rounding
         assert item[3] == {"buy": "b", "sell": "s"}[live["side"]] and item[4] == "m" and item[5] == ""

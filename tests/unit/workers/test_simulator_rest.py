@@ -2,9 +2,9 @@
 
 import json
 
-from workers.simulator import protocols as p
 from workers.simulator.market import Tape
-from workers.simulator.rest import binance_trades, too_many_requests
+from workers.simulator.venues import binance as sim_binance
+from workers.simulator.venues.binance import binance_trades, too_many_requests
 
 US = {"X-MBX-TIME-UNIT": "MICROSECOND"}
 
@@ -28,7 +28,7 @@ def test_historical_trades_from_id_match_the_stream_frames():
     items = json.loads(reply.body)
     assert [i["id"] for i in items] == list(range(newest - 9, newest - 4))
     for item, trade in zip(items, reply.trades, strict=True):
-        frame = json.loads(p.binance_trade(trade, microseconds=True))["data"]
+        frame = json.loads(sim_binance.binance_trade(trade, microseconds=True))["data"]
         assert (item["id"], item["price"], item["qty"], item["time"], item["isBuyerMaker"]) == (
             frame["t"], frame["p"], frame["q"], frame["T"], frame["m"])
         assert item["isBestMatch"] is True and set(item) == {

@@ -1,11 +1,8 @@
 import pytest
 
-from workers.symbols import (
-    Pair,
-    SymbolTable,
-    pairs_from_binance_exchange_info,
-    pairs_from_kraken_asset_pairs,
-)
+from workers.exchanges.binance import Binance
+from workers.exchanges.kraken import Kraken, normalize_symbol
+from workers.symbols import Pair, SymbolTable
 
 
 def test_shipped_table_has_base_and_quote_from_metadata():
@@ -14,7 +11,7 @@ def test_shipped_table_has_base_and_quote_from_metadata():
     assert table.lookup("binance", "ETHBTC") == Pair("ETHBTC", "ETH", "BTC")
     assert table.lookup("kraken", "DOGE/USD") == Pair("DOGE/USD", "DOGE", "USD")
     assert table.lookup("kraken", "XBT/USD") is None  # keys are normalized names
-    assert table.normalize_kraken("XBT/USD") == "BTC/USD"
+    assert normalize_symbol("XBT/USD") == "BTC/USD"
 
 
 def test_binance_exchange_info_response():
@@ -25,7 +22,7 @@ def test_binance_exchange_info_response():
             {"symbol": "PEPEUSDT", "status": "TRADING", "baseAsset": "PEPE", "quoteAsset": "USDT"},
         ],
     }
-    pairs = pairs_from_binance_exchange_info(doc)
+    pairs = Binance.pairs_from_metadata(doc)
     assert pairs == [Pair("BTCUSDT", "BTC", "USDT"), Pair("PEPEUSDT", "PEPE", "USDT")]
     table = SymbolTable.shipped().updated("binance", pairs)
     assert table.lookup("binance", "PEPEUSDT") == Pair("PEPEUSDT", "PEPE", "USDT")
@@ -40,10 +37,10 @@ def test_kraken_asset_pairs_response_normalizes_v1_names():
             "NOWS": {"altname": "NOWS"},
         },
     }
-    pairs = pairs_from_kraken_asset_pairs(doc, {"XBT": "BTC", "XDG": "DOGE"})
+    pairs = Kraken.pairs_from_metadata(doc)
     assert pairs == [Pair("BTC/USD", "BTC", "USD"), Pair("DOGE/EUR", "DOGE", "EUR")]
 
 
 def test_kraken_error_response_raises():
     with pytest.raises(ValueError, match="EGeneral"):
-        pairs_from_kraken_asset_pairs({"error": ["EGeneral:Internal error"]}, {})
+        Kraken.pairs_from_metadata({"error": ["EGeneral:Internal error"]})

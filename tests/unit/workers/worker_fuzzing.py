@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from workers.base import Exchange
-from workers.binance import Binance
-from workers.kraken import Kraken
+from workers.exchanges.binance import Binance
+from workers.exchanges.kraken import Kraken
 from workers.symbols import SymbolTable
 
 FRAMES_DIR = Path(__file__).with_name("frames")

@@ -11,23 +11,27 @@ never through float. One frame may batch several trades; a ``snapshot`` replays 
 last trades on every (re)subscribe, which yields duplicates with equal message_id.
 ``side`` is the taker side. ``trade_id`` is sequential per symbol, so a jump is a gap:
 counted like Binance's (:mod:`workers.progress`) and backfilled over REST ``Trades``
-(:mod:`workers.kraken_rest`). Control frames: one subscribe ack per symbol
+(:mod:`workers.exchanges.kraken_rest`). Control frames: one subscribe ack per symbol
 (``success:false`` carries ``error``), ``{"channel":"heartbeat"}`` about once a second,
 ``status`` on connect, and ``pong`` answering our application ``ping``. v1 names
 (``XBT``, ``XDG``) are normalized to ``BTC``/``DOGE``.
+
+Symbol metadata ships as ``kraken_symbols.json`` (``wsname`` of ``/0/public/AssetPairs``,
+keyed by normalized names) and is refreshed from that endpoint at start.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Literal
 
 import msgspec
 
 from workers.base import Control, Exchange, Parsed
+from workers.exchanges.kraken_rest import KrakenTrades
 from workers.jsonframe import DECODE_ERRORS, decode
-from workers.kraken_rest import KrakenTrades
 from workers.normalize import (
     NormalizeError,
     clip,
@@ -36,6 +40,10 @@ from workers.normalize import (
     trade_id_text,
     trade_record,
 )
+from workers.symbols import Pair
+
+# v1 asset names the v2 API and its metadata still use in places -> the names we record.
+ASSET_ALIASES = {"XBT": "BTC", "XDG": "DOGE"}
 
 
 class _Trade(msgspec.Struct):
@@ -65,10 +73,42 @@ class Kraken(Exchange):
     enum_symbol = "KRAKEN"
     sends_heartbeats = True
     sequential_ids = True  # trade_id is sequential per book
-    backfills = True  # REST Trades (workers.kraken_rest)
+    backfills = True  # REST Trades (workers.exchanges.kraken_rest)
+    default_urls = ("wss://ws.kraken.com/v2",)
+    urls_doc = "Kraken WebSocket v2 URLs, comma separated, tried in order on failure (failover)."
+    default_symbols = ("BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "DOGE/USD", "BTC/EUR")
+    symbols_doc = "Kraken v2 pairs to capture as BASE/QUOTE (XBT/XDG are accepted and normalized)."
+    default_rest_url = "https://api.kraken.com"
+    rest_url_doc = ("Kraken REST base URL: base/quote metadata (AssetPairs) at start and gap backfill "
+                    "(public Trades, paced to one request a second).")
+    ping_interval_s = 30.0
+    simulator_protocol = "workers.simulator.venues.kraken"
 
     def normalize_symbol(self, symbol: str) -> str:
-        return self.table.normalize_kraken(symbol)
+        return normalize_symbol(symbol)
+
+    @classmethod
+    def symbol_problem(cls, symbol: str) -> str | None:
+        return None if "/" in symbol else f"{symbol!r} is not BASE/QUOTE (e.g. BTC/USD)"
+
+    @classmethod
+    def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str:
+        return f"{rest_url}/0/public/AssetPairs"
+
+    @classmethod
+    def pairs_from_metadata(cls, doc: Mapping) -> list[Pair]:
+        """Pairs from a Kraken ``/0/public/AssetPairs`` response, keyed by normalized wsname."""
+        if doc.get("error"):
+            raise ValueError(f"Kraken AssetPairs error: {doc['error']}")
+        pairs = []
+        for info in doc.get("result", {}).values():
+            wsname = info.get("wsname")
+            if not wsname or "/" not in wsname:
+                continue
+            symbol = normalize_symbol(wsname)
+            base, quote = symbol.split("/", 1)
+            pairs.append(Pair(symbol, base, quote))
+        return pairs
 
     def stream_url(self, endpoint: str) -> str:
         return endpoint
@@ -78,7 +118,7 @@ class Kraken(Exchange):
         return [json.dumps({"method": "subscribe", "params": params, "req_id": 1})]
 
     def rest_source(self, rest_url: str, page_limit: int) -> KrakenTrades:
-        return KrakenTrades(self.pair, self.table.kraken_aliases, rest_url, page_limit)
+        return KrakenTrades(self.pair, ASSET_ALIASES, rest_url, page_limit)
 
     def ping_message(self, req_id: int) -> str | None:
         return json.dumps({"method": "ping", "req_id": req_id})
@@ -147,6 +187,14 @@ class Kraken(Exchange):
             except NormalizeError as exc:
                 parsed.rejects.append(NormalizeError(exc.kind, f"data[{index}]: {exc}"))
         return parsed
+
+
+def normalize_symbol(symbol: str) -> str:
+    """``XBT/USD`` -> ``BTC/USD``, ``XDG/EUR`` -> ``DOGE/EUR``; others unchanged."""
+    base, sep, quote = symbol.partition("/")
+    if not sep:
+        return symbol
+    return f"{ASSET_ALIASES.get(base, base)}/{ASSET_ALIASES.get(quote, quote)}"
 
 
 def _system_status(data: object) -> str:

@@ -23,12 +23,17 @@ Trades the stream missed come from REST ``/api/v3/historicalTrades`` (see
 ``time`` is µs because the request sends ``X-MBX-TIME-UNIT: MICROSECOND``. The record
 is the stream's (same message_id, so a trade seen on both paths deduplicates), with
 ``vendor_data.source = "rest"`` and no event time (REST has none).
+
+Symbol metadata ships as ``binance_symbols.json`` (``baseAsset``/``quoteAsset`` of
+``/api/v3/exchangeInfo``) and is refreshed from that endpoint at start. Connections are
+cut after 24 h (``K2_WORKERS_CONNECTION_LIFETIME_S`` rotates them before).
 """
 
 from __future__ import annotations
 
+import json
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -45,7 +50,7 @@ from workers.normalize import (
 )
 from workers.progress import Gap
 from workers.rest_source import Answer, Got, Problem, RestPage, Throttled, retry_after_s
-from workers.symbols import SymbolTable
+from workers.symbols import Pair, SymbolTable
 
 HISTORICAL_TRADES = "/api/v3/historicalTrades"
 RECENT_TRADES = "/api/v3/trades"
@@ -86,6 +91,15 @@ class Binance(Exchange):
     sends_heartbeats = False
     sequential_ids = True
     backfills = True
+    default_urls = ("wss://stream.binance.com:9443", "wss://data-stream.binance.vision")
+    urls_doc = ("Binance WebSocket base URLs, comma separated, tried in order on failure (failover). "
+                "The worker appends /stream?streams=... itself.")
+    default_symbols = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT")
+    symbols_doc = "Binance spot symbols to capture (upper case, must be in workers/exchanges/binance_symbols.json)."
+    default_rest_url = "https://api.binance.com"
+    rest_url_doc = ("Binance REST base URL: base/quote metadata (exchangeInfo) at start and gap backfill "
+                    "(historicalTrades). Must be the simulator's http://127.0.0.1:PORT when the streams are.")
+    simulator_protocol = "workers.simulator.venues.binance"
 
     def __init__(self, symbols: Sequence[str], table: SymbolTable, *, microseconds: bool = True):
         super().__init__(symbols, table)
@@ -94,6 +108,16 @@ class Binance(Exchange):
 
     def normalize_symbol(self, symbol: str) -> str:
         return symbol.upper()
+
+    @classmethod
+    def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str:
+        query = urllib.parse.urlencode({"symbols": json.dumps(sorted(symbols), separators=(",", ":"))})
+        return f"{rest_url}/api/v3/exchangeInfo?{query}"
+
+    @classmethod
+    def pairs_from_metadata(cls, doc: Mapping) -> list[Pair]:
+        """Pairs from a Binance ``/api/v3/exchangeInfo`` response."""
+        return [Pair(s["symbol"], s["baseAsset"], s["quoteAsset"]) for s in doc.get("symbols", [])]
 
     def stream_url(self, endpoint: str) -> str:
         streams = "/".join(f"{s.lower()}@trade" for s in self.pairs)
@@ -217,7 +241,7 @@ class BinanceTrades:
     say how long to wait in ``Retry-After``."""
 
     min_interval_s = 0.0  # Binance meters weight and says when to wait (429/418)
-    url_setting = "K2_BINANCE_REST_URL"
+    url_setting = "K2_BINANCE_REST_URL"  # named when requests keep failing
 
     def __init__(self, exchange: Binance, rest_url: str, page_limit: int):
         self.exchange = exchange

@@ -1,0 +1,164 @@
+"""What every simulated connection shares: writing frames, faults, the record.
+
+A venue's protocol (``workers/simulator/venues/<name>.py``) subclasses :class:`Session`
+with what it says on the wire; this module knows no venue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Any
+
+from workers.simulator.market import SimTrade
+from workers.simulator.protocols import BAD_FRAME_KINDS
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import ServerConnection
+
+    from workers.simulator.server import Simulator
+
+
+class Recorder:
+    def __init__(self, path: str | None):
+        self._file: IO[str] | None = open(path, "w") if path else None  # noqa: SIM115 - closed in close()
+
+    def write(self, **fields: Any) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(fields, separators=(",", ":")) + "\n")
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented server text frame (RFC 6455 §5.2)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Session:
+    """One client connection of one exchange; a venue's protocol subclasses it."""
+
+    exchange = ""
+
+    def __init__(self, sim: Simulator, conn: ServerConnection, conn_id: int,
+                 query: Mapping[str, list[str]] | None = None):
+        self.sim = sim
+        self.conn = conn
+        self.id = conn_id
+        self.cfg = sim.cfg
+        self.rec = sim.recorder
+        self.rng = random.Random(f"{sim.cfg.seed}:{self.exchange}:{conn_id}")
+        self.subscribed: set[str] = set()
+        self.stalled_until = 0.0
+        self.closed = False
+        self.drop_next = 0  # leave this many trades out of the stream (Simulator.drop)
+
+    # writing -----------------------------------------------------------------------
+
+    def write(self, text: str) -> bool:
+        """Write one text frame straight to the transport (the hot path when benchmarking)."""
+        transport = self.conn.transport
+        if self.closed or transport is None or transport.is_closing():
+            return False
+        try:
+            transport.write(ws_text_frame(text.encode()))
+        except (RuntimeError, ConnectionError):
+            # The client half-closed (write_eof) or reset between the check and the write:
+            # this session is over; the market goes on for the others.
+            self.closed = True
+            return False
+        return True
+
+    def backlog(self) -> int:
+        transport = self.conn.transport
+        return 0 if transport is None or transport.is_closing() else transport.get_write_buffer_size()
+
+    def stalled(self) -> bool:
+        return time.monotonic() < self.stalled_until
+
+    def maybe_bad_frame(self, t: SimTrade) -> None:
+        if self.cfg.malformed_rate and self.rng.random() < self.cfg.malformed_rate:
+            self.send_bad(self.rng.choice(BAD_FRAME_KINDS), t)
+
+    def drop_rate(self) -> float:
+        """Chance per live trade that this connection silently skips it (``drop_rates``)."""
+        return self.cfg.drop_rates.get(self.exchange, 0.0)
+
+    def dropped(self, t: SimTrade, rate: float) -> bool:
+        """Leave ``t`` out of the stream (and record it) when ``Simulator.drop`` asked for it
+        or by chance ``rate``: a gap inside one connection, as when a venue's stream skips a
+        trade. Callers test ``self.drop_next or rate`` first, which keeps the hot path cheap."""
+        if not (self.drop_next or (rate and self.rng.random() < rate)):
+            return False
+        self.drop_next = max(0, self.drop_next - 1)
+        self.rec.write(ev="dropped", exchange=self.exchange, conn=self.id, symbol=t.symbol,
+                       trade_id=str(t.trade_id))
+        return True
+
+    def send_bad(self, kind: str, t: SimTrade) -> None:
+        raw = self.bad_frame(kind, t)
+        if self.write(raw):
+            self.rec.write(ev="bad_frame", exchange=self.exchange, conn=self.id, kind=kind, raw=raw)
+
+    # to implement --------------------------------------------------------------------
+
+    def bad_frame(self, kind: str, t: SimTrade) -> str:
+        raise NotImplementedError
+
+    def offer(self, batch: list[SimTrade]) -> None:
+        raise NotImplementedError
+
+    async def on_open(self) -> None:
+        pass
+
+    async def on_message(self, message: str) -> None:
+        pass
+
+    async def notify_shutdown(self) -> None:
+        """Planned close: exchanges without a notice just close."""
+        await self.close(1001, "server shutdown")
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        await self.drain()
+        self.closed = True
+        self.rec.write(ev="conn_close", exchange=self.exchange, conn=self.id, how="close", code=code, reason=reason)
+        self.rec.flush()
+        await self.conn.close(code, reason)
+
+    async def abort(self) -> None:
+        """Abrupt disconnect: no close frame. Buffered frames are flushed first so every
+        frame the record lists really reached the client's socket."""
+        if self.closed:
+            return
+        await self.drain()
+        self.closed = True
+        self.rec.write(ev="conn_close", exchange=self.exchange, conn=self.id, how="abort")
+        self.rec.flush()
+        if self.conn.transport is not None:
+            self.conn.transport.close()
+
+    async def drain(self) -> None:
+        deadline = time.monotonic() + 5.0
+        while self.backlog() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)

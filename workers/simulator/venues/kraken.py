@@ -1,0 +1,262 @@
+"""Kraken WebSocket v2 as the simulator serves it, and its REST trade history.
+
+WebSocket ``/v2``: status on connect, one ack per symbol with ``success:false`` for
+unknown or v1 names, snapshot of the last 50 trades on subscribe, trades batched up to
+``SimulatorConfig.batch`` per message (qty sometimes in exponent form,
+``exponent_rate``), heartbeats every ``heartbeat_s`` while subscribed, application
+ping/pong. REST ``/0/public/Trades`` from the same tape (below). Frames as in
+docs/exchanges.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+
+from workers.exchanges.kraken import ASSET_ALIASES
+from workers.simulator.market import SimTrade, Tape
+from workers.simulator.protocols import rfc3339
+from workers.simulator.rest import RestReply
+from workers.simulator.session import Session, now_us
+from workers.simulator.venues import VenueProtocol
+
+
+def kraken_number(text: str, exponent: bool) -> str:
+    """Decimal text as a JSON number, optionally in exponent form (as Kraken sometimes sends)."""
+    if exponent and "." in text:
+        digits = text.replace(".", "").lstrip("0") or "0"
+        point = len(text.split(".")[1])
+        return f"{digits}e-{point}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def kraken_item(t: SimTrade, exponent_qty: bool = False) -> str:
+    return (
+        f'{{"symbol":"{t.symbol}","side":"{t.taker}","price":{kraken_number(t.price, False)},'
+        f'"qty":{kraken_number(t.qty, exponent_qty)},"ord_type":"market","trade_id":{t.trade_id},'
+        f'"timestamp":"{rfc3339(t.ts_us)}"}}'
+    )
+
+
+def kraken_trades(items: list[str], snapshot: bool = False) -> str:
+    kind = "snapshot" if snapshot else "update"
+    return f'{{"channel":"trade","type":"{kind}","data":[{",".join(items)}]}}'
+
+
+def kraken_status(connection_id: int) -> str:
+    return json.dumps({"channel": "status", "type": "update", "data": [
+        {"api_version": "v2", "connection_id": connection_id, "system": "online", "version": "2.0.10"}]})
+
+
+HEARTBEAT = '{"channel":"heartbeat"}'
+
+
+def kraken_ack(symbol: str, req_id: object, snapshot: bool, now_us: int) -> str:
+    return json.dumps({
+        "method": "subscribe",
+        "result": {"channel": "trade", "symbol": symbol, "snapshot": snapshot},
+        "success": True, "time_in": rfc3339(now_us), "time_out": rfc3339(now_us), "req_id": req_id,
+    })
+
+
+def kraken_error(method: str, error: str, req_id: object, now_us: int, symbol: str | None = None) -> str:
+    doc: dict = {"error": error, "method": method, "req_id": req_id, "success": False,
+                 "time_in": rfc3339(now_us), "time_out": rfc3339(now_us)}
+    if symbol is not None:
+        doc["symbol"] = symbol
+    return json.dumps(doc)
+
+
+def kraken_pong(req_id: object, now_us: int) -> str:
+    return json.dumps({"method": "pong", "req_id": req_id, "time_in": rfc3339(now_us), "time_out": rfc3339(now_us)})
+
+
+def kraken_bad(kind: str, t: SimTrade) -> str:
+    good = kraken_trades([kraken_item(t)])
+    if kind == "truncated_json":
+        return good[: len(good) // 2]
+    if kind == "not_json":
+        return "<html><body>502 Bad Gateway</body></html>"
+    if kind == "oversize_decimal":
+        return good.replace(f'"price":{kraken_number(t.price, False)}', '"price":1.123456789', 1)
+    if kind == "unknown_symbol":
+        return good.replace(f'"symbol":"{t.symbol}"', '"symbol":"NOPE/USD"')
+    raise ValueError(kind)
+
+
+# Kraken ---------------------------------------------------------------------------
+#
+# ``GET /0/public/Trades?pair=XBTUSD&since=<ns>&count=1000`` answers HTTP 200 with
+# ``{"error":[],"result":{"XBTUSD":[[price, volume, time, side, ordertype, misc, trade_id], ...],
+# "last":"<ns>"}}``: trades with time > ``since`` (ns, exclusive), ascending, at most
+# ``count`` (default and most 1000), the most recent ones without ``since``; ``last`` is
+# the ns time of the last one listed. The
+# real venue keys the list by its internal name (``XXBTZUSD``); the simulator by the
+# pair asked for, which clients must not rely on either way. Errors come with HTTP 200 in
+# ``error``. History older than the archive is not served: the answer starts at the
+# oldest archived trade, as if nothing older existed.
+
+KRAKEN_TRADES = "/0/public/Trades"
+KRAKEN_MAX_COUNT = 1000
+
+
+def kraken_rest_error(*errors: str) -> RestReply:
+    return RestReply(200, json.dumps({"error": list(errors)}))
+
+
+def kraken_rate_limited() -> RestReply:
+    return kraken_rest_error("EAPI:Rate limit exceeded")
+
+
+def kraken_rest_trade(t: SimTrade) -> list:
+    seconds = f"{t.ts_us // 1_000_000}.{t.ts_us % 1_000_000:06d}"
+    # time is a JSON number written with its µs digits (json.dumps would round a float).
+    return [t.price, t.qty, _Raw(seconds), "b" if t.taker == "buy" else "s", "m", "",  # the stream says ord_type "market"
+            t.trade_id]
+
+
+class _Raw(str):
+    """A number kept as its text, spliced into the JSON unquoted."""
+
+
+def kraken_pair_symbols(symbols: list[str], aliases: Mapping[str, str]) -> dict[str, str]:
+    """REST ``pair`` names accepted for each tape symbol: ``XBTUSD`` (altname), ``BTCUSD``, ``BTC/USD``."""
+    reverse = {ours: theirs for theirs, ours in aliases.items()}
+    names: dict[str, str] = {}
+    for symbol in symbols:
+        base, _, quote = symbol.partition("/")
+        for name in (symbol, base + quote, reverse.get(base, base) + reverse.get(quote, quote)):
+            names[name.upper()] = symbol
+    return names
+
+
+def kraken_trades_reply(path: str, query: Mapping[str, list[str]], tape: Tape, pairs: Mapping[str, str]) -> RestReply:
+    """Answer one Trades GET from ``tape`` (``pairs``: :func:`kraken_pair_symbols`)."""
+    if path != KRAKEN_TRADES:
+        return kraken_rest_error(f"EGeneral:Unknown method {path}")
+    pair = (query.get("pair") or [""])[0]
+    if not pair:
+        return kraken_rest_error("EGeneral:Invalid arguments:pair")
+    symbol = pairs.get(pair.upper())
+    if symbol is None:
+        return kraken_rest_error("EQuery:Unknown asset pair")
+    try:
+        since = int((query.get("since") or ["0"])[0])
+        count = int((query.get("count") or [str(KRAKEN_MAX_COUNT)])[0])
+    except ValueError:
+        return kraken_rest_error("EGeneral:Invalid arguments")
+    if not 1 <= count <= KRAKEN_MAX_COUNT:
+        return kraken_rest_error("EGeneral:Invalid arguments:count")
+    # Without since: the most recent trades ("returns the last 1000 trades by default").
+    trades = tape.after_ns(symbol, since, count) if "since" in query else tape.latest(symbol, count)
+    last = trades[-1].ts_us * 1000 if trades else since
+    items = ",".join(
+        "[" + ",".join(str(v) if isinstance(v, _Raw | int) else json.dumps(v) for v in kraken_rest_trade(t)) + "]"
+        for t in trades)
+    body = f'{{"error":[],"result":{{{json.dumps(pair)}:[{items}],"last":"{last}"}}}}'
+    return RestReply(200, body, {}, trades)
+
+
+class KrakenSession(Session):
+    exchange = "kraken"
+
+    def bad_frame(self, kind: str, t: SimTrade) -> str:
+        return kraken_bad(kind, t)
+
+    async def on_open(self) -> None:
+        self.write(kraken_status(self.id))
+        self.sim.spawn(self._heartbeats())
+
+    async def _heartbeats(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(self.cfg.heartbeat_s)
+            if self.subscribed and not self.stalled():
+                self.write(HEARTBEAT)
+
+    async def on_message(self, message: str) -> None:
+        ts = now_us()
+        try:
+            req = json.loads(message)
+            method = req["method"]
+        except (ValueError, KeyError, TypeError):
+            self.write(kraken_error("unknown", "Malformed request", None, ts))
+            return
+        req_id = req.get("req_id")
+        if method == "ping":
+            self.write(kraken_pong(req_id, ts))
+        elif method == "subscribe":
+            self._subscribe(req.get("params") or {}, req_id, ts)
+        else:
+            self.write(kraken_error(str(method), f"Method not supported: {method}", req_id, ts))
+
+    def _subscribe(self, params: dict, req_id: object, ts: int) -> None:
+        if params.get("channel") != "trade":
+            self.write(kraken_error("subscribe", "Channel not supported", req_id, ts))
+            return
+        tape = self.sim.tapes[self.exchange]
+        snapshot = bool(params.get("snapshot", True))
+        for symbol in params.get("symbol") or []:
+            if symbol not in tape.symbols:
+                self.write(kraken_error("subscribe", f"Currency pair not supported {symbol}", req_id, ts, symbol))
+                continue
+            self.write(kraken_ack(symbol, req_id, snapshot, ts))
+            if snapshot and not self.stalled():
+                self._send_trades(list(tape.history[symbol]), snapshot=True)
+            self.subscribed.add(symbol)
+
+    def offer(self, batch: list[SimTrade]) -> None:
+        if self.stalled() or self.closed:
+            return
+        by_symbol: dict[str, list[SimTrade]] = {}
+        rate = self.drop_rate()
+        for t in batch:
+            if t.symbol not in self.subscribed:
+                continue
+            # A trade id the v2 stream never sends, as reported in krakenfx/api-go#36.
+            if (self.drop_next or rate) and self.dropped(t, rate):
+                continue
+            by_symbol.setdefault(t.symbol, []).append(t)
+        for trades in by_symbol.values():
+            self._send_trades(trades, snapshot=False)
+
+    def _send_trades(self, trades: list[SimTrade], snapshot: bool) -> None:
+        cfg, rng, rec = self.cfg, self.rng, self.rec
+        size = max(1, cfg.batch)
+        for start in range(0, len(trades), size):
+            chunk = trades[start : start + size]
+            exponent = [bool(cfg.exponent_rate) and rng.random() < cfg.exponent_rate for _ in chunk]
+            if not snapshot:
+                self.maybe_bad_frame(chunk[0])
+            frame = kraken_trades([kraken_item(t, e) for t, e in zip(chunk, exponent, strict=True)], snapshot)
+            if not self.write(frame):
+                return
+            copies = 2 if not snapshot and cfg.duplicate_rate and rng.random() < cfg.duplicate_rate else 1
+            if copies == 2:
+                self.write(frame)
+            if rec._file is not None:
+                for t, e in zip(chunk, exponent, strict=True):
+                    for i in range(copies):
+                        rec.write(ev="trade", exchange="kraken", conn=self.id, symbol=t.symbol,
+                                  trade_id=str(t.trade_id), price_wire=kraken_number(t.price, False),
+                                  qty_wire=kraken_number(t.qty, e), taker=t.taker,
+                                  time_wire=rfc3339(t.ts_us), time_unit="rfc3339",
+                                  frame="duplicate" if i else ("snapshot" if snapshot else "update"))
+
+
+class KrakenProtocol(VenueProtocol):
+    name = "kraken"
+    session = KrakenSession
+    ws_paths = ("/v2",)
+    rest_prefix = "/0/public/"
+    price_decimals = 1
+
+    def __init__(self, tape: Tape):
+        super().__init__(tape)
+        self.pairs = kraken_pair_symbols(list(tape.symbols), ASSET_ALIASES)
+
+    def rest(self, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> RestReply:
+        return kraken_trades_reply(path, query, self.tape, self.pairs)
+
+    def rate_limited(self, retry_after_s: int) -> RestReply:
+        return kraken_rate_limited()
