@@ -99,7 +99,7 @@ def scan(s: PlatformSettings, namespace: str, table: str, conditions: Sequence[C
     snapshot_id = metadata.get("current-snapshot-id")
     snapshot = next((x for x in metadata.get("snapshots", []) if x["snapshot-id"] == snapshot_id), None)
     if snapshot is None:
-        return out_schema.empty_table()
+        return empty_table(out_schema)
     specs = {spec["spec-id"]: spec["fields"] for spec in metadata["partition-specs"]}
     by_id = {f["id"]: f for f in schema["fields"]}
     files = _data_files(snapshot["manifest-list"], specs, by_id, conditions)
@@ -113,7 +113,7 @@ def scan(s: PlatformSettings, namespace: str, table: str, conditions: Sequence[C
         tables.append(part.select([f["name"] for f in wanted]))
     import pyarrow as pa
 
-    return pa.concat_tables(tables).cast(out_schema) if tables else out_schema.empty_table()
+    return pa.concat_tables(tables).cast(out_schema) if tables else empty_table(out_schema)
 
 
 # Planning --------------------------------------------------------------------------
@@ -252,6 +252,13 @@ def _summaries_match(summaries: list[dict], spec: list[dict], ranges: dict[str, 
 
 
 # Reading ---------------------------------------------------------------------------
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """A table of no rows: ``schema.empty_table()`` imports pandas (pyarrow's pandas shim)."""
+    import pyarrow as pa
+
+    return pa.Table.from_batches([], schema=schema)
+
+
 def _read_file(location: str, fields: list[dict], schema: pa.Schema,
                conditions: Sequence[Condition]) -> pa.Table | None:
     """The file's rows matching the conditions, its columns matched to ``fields`` by field id
@@ -275,7 +282,7 @@ def _read_file(location: str, fields: list[dict], schema: pa.Schema,
     mask = None
     for c in conditions:
         column = data[c.column]
-        value = _scalar(c.value, column.type)
+        value = arrow_scalar(c.value, column.type)
         if value is None:
             return None
         test = {"=": pc.equal, ">=": pc.greater_equal, "<": pc.less}[c.op](column, value)
@@ -283,7 +290,7 @@ def _read_file(location: str, fields: list[dict], schema: pa.Schema,
     return data.filter(mask) if mask is not None else data
 
 
-def _scalar(value, arrow_type):
+def arrow_scalar(value, arrow_type):
     """``value`` as an Arrow scalar of ``arrow_type``, built from its bytes: ``pa.scalar`` of a
     Python value makes pyarrow import pandas to check for array-likes (seconds). None if the
     type is not one built here."""

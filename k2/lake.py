@@ -26,6 +26,7 @@ The CLI (`k2 query`, `k2 completeness`) shares the internals: :class:`TradeQuery
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -41,7 +42,7 @@ from k2.contracts import (
     exchange,
     lakehouse_tables,
 )
-from k2.iceberg_read import Condition
+from k2.iceberg_read import Condition, empty_table
 from k2.settings import PlatformSettings, platform
 from k2.times import QueryError, ReadOnlyError, parse_duration, parse_time
 
@@ -356,19 +357,19 @@ def hour_statuses(settings: PlatformSettings, q: TradeQuery, at: datetime | None
         try:
             rows = _fast_scan(settings, q.namespace, LEDGER_TABLE, conditions, ("hour", "status"))
         except Missing:
-            return HOUR_STATUS_SCHEMA.empty_table()
+            return empty_table(HOUR_STATUS_SCHEMA)
         if rows is not None:
             return rows.select(["hour", "status"]).cast(HOUR_STATUS_SCHEMA)
     cat = catalog(settings)
     ident = f"{q.namespace}.{LEDGER_TABLE}"
     if not cat.table_exists(ident):
-        return HOUR_STATUS_SCHEMA.empty_table()
+        return empty_table(HOUR_STATUS_SCHEMA)
     ledger = cat.load_table(ident)
     snapshot_id = None
     if at is not None:
         snapshot = ledger.snapshot_as_of_timestamp(_ms(at))
         if snapshot is None:
-            return HOUR_STATUS_SCHEMA.empty_table()
+            return empty_table(HOUR_STATUS_SCHEMA)
         snapshot_id = snapshot.snapshot_id
     rows = ledger.scan(row_filter=_row_filter(conditions), selected_fields=("hour", "status"),
                        snapshot_id=snapshot_id).to_arrow()
@@ -398,8 +399,8 @@ def bars_of(trades_table: pa.Table, statuses: pa.Table | None = None,
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")  # buckets of UTC time, whatever the host zone
-    con.register("trades", trades_table)
-    con.register("ledger", statuses if statuses is not None else HOUR_STATUS_SCHEMA.empty_table())
+    _register(con, "trades", trades_table)
+    _register(con, "ledger", statuses if statuses is not None else empty_table(HOUR_STATUS_SCHEMA))
     return con.sql(
         """
         WITH t AS (
@@ -447,6 +448,26 @@ def bars_of(trades_table: pa.Table, statuses: pa.Table | None = None,
 
 
 # Helpers -------------------------------------------------------------------------
+def _register(con, name: str, table: pa.Table) -> None:
+    """``con.register(name, table)`` without importing pandas.
+
+    DuckDB's Python binding checks whether an object it is given is a pandas DataFrame by
+    importing pandas (seconds: `k2 query bars` must answer in under one). While pandas is
+    not imported no object can be a DataFrame, so pandas is marked unavailable for the
+    call: the check answers "no" at once, which is the truth. sys.modules is restored
+    before returning; DuckDB imports pandas again later if it is loaded by then.
+    """
+    if "pandas" in sys.modules:
+        con.register(name, table)
+        return
+    sys.modules["pandas"] = None  # type: ignore[assignment]  # "import pandas" raises ImportError
+    try:
+        con.register(name, table)
+    finally:
+        if sys.modules.get("pandas", 0) is None:
+            del sys.modules["pandas"]
+
+
 def _fast_scan(settings: PlatformSettings, namespace: str, name: str, conditions: tuple[Condition, ...],
                columns: tuple[str, ...]) -> pa.Table | None:
     """The current snapshot's matching rows through :mod:`k2.iceberg_read`; None where it does

@@ -128,21 +128,26 @@ def _text(column):
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from k2.iceberg_read import arrow_scalar  # Python values given to pyarrow make it import pandas
+
     kind = column.type
     if pa.types.is_timestamp(kind) and kind.unit == "us":
         # In UTC, to the µs: Arrow's %S prints seconds with the unit's fraction ("05.000000").
         text = pc.strftime(column.cast(pa.timestamp("us", "UTC")), "%Y-%m-%d %H:%M:%S")
     elif pa.types.is_boolean(kind):
-        text = pc.if_else(column, "True", "False")
+        text = pc.if_else(column, arrow_scalar("True", pa.string()), arrow_scalar("False", pa.string()))
     elif pa.types.is_string(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind):
         text = column.cast(pa.string())
     else:  # anything else (`k2 sql`'s floats, dates, lists ...) as Python prints it
         text = pa.array([_cell(v) for v in column.to_pylist()], pa.string())
-    return pc.fill_null(text, "")
+    return pc.coalesce(text, arrow_scalar("", pa.string()))
 
 
 def _render(table) -> str:
+    import pyarrow as pa
     import pyarrow.compute as pc
+
+    from k2.iceberg_read import arrow_scalar
 
     names = table.column_names
     texts = [_text(table[n]) for n in names]
@@ -151,5 +156,5 @@ def _render(table) -> str:
     if not table.num_rows:
         return header + "\n"
     padded = [pc.utf8_rpad(t, width=w, padding=" ") for t, w in zip(texts, widths, strict=True)]
-    lines = pc.utf8_rtrim_whitespace(pc.binary_join_element_wise(*padded, "  "))
+    lines = pc.utf8_rtrim_whitespace(pc.binary_join_element_wise(*padded, arrow_scalar("  ", pa.string())))
     return "\n".join([header, *lines.to_pylist()]) + "\n"
