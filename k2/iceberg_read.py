@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from k2.errors import K2Error
 from k2.settings import PlatformSettings
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class Condition:
     value: Any
 
 
-class Missing(LookupError):
+class Missing(K2Error, LookupError):
     """The catalog has no such table."""
 
 
