@@ -71,10 +71,10 @@ def gold_batch(start: datetime, seconds: int, rate: float, first_id: int):
             cols["base_asset"].append(base)
             cols["quote_currency"].append("USD" if ex == "KRAKEN" else "USDT")
             cols["side"].append("BUY" if tid % 2 else "SELL")
-    return pa.table(cols, schema=GOLD_SCHEMA())
+    return pa.table(cols, schema=gold_schema())
 
 
-def GOLD_SCHEMA():  # noqa: N802 - a constant, built lazily (pyarrow is not imported at module load)
+def gold_schema():  # noqa: N802 - a constant, built lazily (pyarrow is not imported at module load)
     import pyarrow as pa
 
     return pa.schema([
@@ -98,7 +98,7 @@ def seeded_gold(s: PlatformSettings, hours: int, rate: float, batch_minutes: int
     cat.create_namespace(namespace)
     ident = f"{namespace}.{GOLD_TABLE}"
     try:
-        table = cat.create_table(ident, schema=GOLD_SCHEMA())
+        table = cat.create_table(ident, schema=gold_schema())
         with table.update_spec() as spec:
             spec.add_field("timestamp", HourTransform(), "timestamp_hour")
         end = datetime.now(UTC).replace(second=0, microsecond=0)
