@@ -74,7 +74,8 @@ def gold_batch(start: datetime, seconds: int, rate: float, first_id: int):
     return pa.table(cols, schema=gold_schema())
 
 
-def gold_schema():  # noqa: N802 - a constant, built lazily (pyarrow is not imported at module load)
+def gold_schema():
+    """Gold's columns that the query reads (spark_jobs/tables.py has them all)."""
     import pyarrow as pa
 
     return pa.schema([
