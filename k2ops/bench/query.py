@@ -116,6 +116,10 @@ def seeded_gold(s: PlatformSettings, hours: int, rate: float, batch_minutes: int
         if cat.table_exists(ident):
             cat.purge_table(ident)
         cat.drop_namespace(namespace)
+        if not s.warehouse_on_s3:  # purge deletes the files, not the folders
+            import shutil
+
+            shutil.rmtree(Path(s.warehouse.removeprefix("file://"), namespace), ignore_errors=True)
 
 
 def k2_command() -> list[str]:
