@@ -7,10 +7,12 @@ PostgreSQL when both use the same catalog *name* (``K2_CATALOG``).
 from __future__ import annotations
 
 import logging
-
-from pyiceberg.catalog.sql import SqlCatalog
+from typing import TYPE_CHECKING
 
 from k2.settings import PlatformSettings
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog.sql import SqlCatalog
 
 # Spark's JdbcCatalog creates the catalog tables in Iceberg's original (v0) layout, which
 # both sides share; pyiceberg warns about it on every load, which is noise here.
@@ -18,6 +20,10 @@ logging.getLogger("pyiceberg.catalog.sql").setLevel(logging.ERROR)
 
 
 def catalog(s: PlatformSettings) -> SqlCatalog:
+    # Imported here: SqlCatalog brings SQLAlchemy and pydantic, seconds that `k2 query`
+    # (which reads the catalog row itself, see k2.iceberg_read) must not pay.
+    from pyiceberg.catalog.sql import SqlCatalog
+
     properties = {"uri": s.pg_sqlalchemy_url(s.catalog_db), "warehouse": s.warehouse}
     if s.warehouse_on_s3:
         properties.update(

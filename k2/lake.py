@@ -26,19 +26,12 @@ The CLI (`k2 query`, `k2 completeness`) shares the internals: :class:`TradeQuery
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
-from pyiceberg.expressions import (
-    AlwaysTrue,
-    And,
-    BooleanExpression,
-    EqualTo,
-    GreaterThanOrEqual,
-    LessThan,
-)
 
 from k2.catalog import catalog
 from k2.contracts import (
@@ -49,16 +42,18 @@ from k2.contracts import (
     exchange,
     lakehouse_tables,
 )
+from k2.iceberg_read import Condition, empty_table
 from k2.settings import PlatformSettings, platform
-from k2.sql import ReadOnlyError, TableScan
-from k2.sql import parse as parse_sql
-from k2.sql import plan as plan_sql
-from k2.sql import run as run_sql
-from k2.times import QueryError, parse_duration, parse_time
+from k2.times import QueryError, ReadOnlyError, parse_duration, parse_time
 
+# pyiceberg, k2.sql (pyiceberg expressions) and DuckDB are imported where they are used:
+# `k2 query` reads through k2.iceberg_read and must start in well under a second.
 if TYPE_CHECKING:
+    from pyiceberg.expressions import BooleanExpression
     from pyiceberg.table import Table
     from pyiceberg.table.snapshots import Snapshot
+
+    from k2.sql import TableScan
 
 __all__ = ["QueryError", "ReadOnlyError", "bars", "dlq", "snapshots", "sql", "table", "trades"]
 
@@ -146,6 +141,8 @@ def dlq(start: Time | None = None, end: Time | None = None, *, last: str | timed
 
         lake.dlq(last="24h", error_type="non_positive_price", to="pandas")
     """
+    from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
+
     _check_output(to)
     first, until = _range(start, end, last)
     where: BooleanExpression = And(GreaterThanOrEqual("error_timestamp", first.isoformat()),
@@ -262,22 +259,29 @@ class TradeQuery:
         except KeyError as exc:
             raise QueryError(str(exc.args[0])) from None
 
-    def row_filter(self):
-        # Iceberg compares timestamps in µs; ISO strings are converted by pyiceberg.
-        return And(
-            EqualTo("exchange", exchange(self.exchange).enum_symbol),
-            EqualTo("symbol", self.symbol),
-            GreaterThanOrEqual("timestamp", self.start.isoformat()),
-            LessThan("timestamp", self.end.isoformat()),
-        )
+    def conditions(self) -> tuple[Condition, ...]:
+        """The rows of the query, ANDed: the one definition both readers filter by."""
+        return (Condition("exchange", "=", exchange(self.exchange).enum_symbol),
+                Condition("symbol", "=", self.symbol),
+                Condition("timestamp", ">=", self.start),
+                Condition("timestamp", "<", self.end))
+
+    def row_filter(self) -> BooleanExpression:
+        """:meth:`conditions` as pyiceberg's row filter."""
+        return _row_filter(self.conditions())
 
 
 def scan_trades(settings: PlatformSettings, q: TradeQuery, limit: int | None = None,
                 snapshot_id: int | None = None) -> pa.Table:
-    """Trades in [start, end), ordered by (timestamp, trade_id); at ``snapshot_id`` if given."""
-    table = _load(settings, q.namespace, q.table)
-    scan = table.scan(row_filter=q.row_filter(), selected_fields=TRADE_COLUMNS, snapshot_id=snapshot_id)
-    result = scan.to_arrow()
+    """Trades in [start, end), ordered by (timestamp, trade_id); at ``snapshot_id`` if given.
+
+    The current snapshot is read by :mod:`k2.iceberg_read` when it covers the table (Gold
+    on local disk: `k2 query` answers in well under a second), by pyiceberg otherwise."""
+    result = _fast_scan(settings, q.namespace, q.table, q.conditions(), TRADE_COLUMNS) if snapshot_id is None else None
+    if result is None:
+        table = _load(settings, q.namespace, q.table)
+        scan = table.scan(row_filter=q.row_filter(), selected_fields=TRADE_COLUMNS, snapshot_id=snapshot_id)
+        result = scan.to_arrow()
     result = result.sort_by([("timestamp", "ascending"), ("trade_id", "ascending")])
     return result.slice(0, limit) if limit is not None else result
 
@@ -303,6 +307,10 @@ def query_sql(settings: PlatformSettings | None, query: str, namespace: str = NA
               snapshot_id: int | None = None) -> SqlResult:
     """:func:`sql`'s result with the scan of each table (the CLI prints them). The query is
     checked (and refused) before the settings are read (None: :func:`k2.settings.platform`)."""
+    from k2.sql import parse as parse_sql
+    from k2.sql import plan as plan_sql
+    from k2.sql import run as run_sql
+
     _check_pin(as_of, snapshot_id)
     namespaces = {NAMESPACE, namespace}
     stmt = parse_sql(query, namespaces)
@@ -340,22 +348,31 @@ def hour_statuses(settings: PlatformSettings, q: TradeQuery, at: datetime | None
     """The completeness ledger's status of each hour of ``q`` (``hour``, ``status``), as the
     ledger was at ``at`` (default now); empty when the namespace has no ledger table (see
     k2/ledger_store.py) or it had no snapshot yet at ``at``."""
+    from k2.iceberg_read import Missing
+
+    first_hour = q.start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    conditions = (Condition("exchange", "=", q.exchange), Condition("symbol", "=", q.symbol),
+                  Condition("hour", ">=", first_hour), Condition("hour", "<", q.end))
+    if at is None:
+        try:
+            rows = _fast_scan(settings, q.namespace, LEDGER_TABLE, conditions, ("hour", "status"))
+        except Missing:
+            return empty_table(HOUR_STATUS_SCHEMA)
+        if rows is not None:
+            return rows.select(["hour", "status"]).cast(HOUR_STATUS_SCHEMA)
     cat = catalog(settings)
     ident = f"{q.namespace}.{LEDGER_TABLE}"
     if not cat.table_exists(ident):
-        return HOUR_STATUS_SCHEMA.empty_table()
+        return empty_table(HOUR_STATUS_SCHEMA)
     ledger = cat.load_table(ident)
     snapshot_id = None
     if at is not None:
         snapshot = ledger.snapshot_as_of_timestamp(_ms(at))
         if snapshot is None:
-            return HOUR_STATUS_SCHEMA.empty_table()
+            return empty_table(HOUR_STATUS_SCHEMA)
         snapshot_id = snapshot.snapshot_id
-    first_hour = q.start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    rows = ledger.scan(
-        row_filter=And(EqualTo("exchange", q.exchange), EqualTo("symbol", q.symbol),
-                       GreaterThanOrEqual("hour", first_hour.isoformat()), LessThan("hour", q.end.isoformat())),
-        selected_fields=("hour", "status"), snapshot_id=snapshot_id).to_arrow()
+    rows = ledger.scan(row_filter=_row_filter(conditions), selected_fields=("hour", "status"),
+                       snapshot_id=snapshot_id).to_arrow()
     return rows.select(["hour", "status"]).cast(HOUR_STATUS_SCHEMA)
 
 
@@ -382,8 +399,8 @@ def bars_of(trades_table: pa.Table, statuses: pa.Table | None = None,
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")  # buckets of UTC time, whatever the host zone
-    con.register("trades", trades_table)
-    con.register("ledger", statuses if statuses is not None else HOUR_STATUS_SCHEMA.empty_table())
+    _register(con, "trades", trades_table)
+    _register(con, "ledger", statuses if statuses is not None else empty_table(HOUR_STATUS_SCHEMA))
     return con.sql(
         """
         WITH t AS (
@@ -431,6 +448,45 @@ def bars_of(trades_table: pa.Table, statuses: pa.Table | None = None,
 
 
 # Helpers -------------------------------------------------------------------------
+def _register(con, name: str, table: pa.Table) -> None:
+    """``con.register(name, table)`` without importing pandas.
+
+    DuckDB's Python binding checks whether an object it is given is a pandas DataFrame by
+    importing pandas (seconds: `k2 query bars` must answer in under one). While pandas is
+    not imported no object can be a DataFrame, so pandas is marked unavailable for the
+    call: the check answers "no" at once, which is the truth. sys.modules is restored
+    before returning; DuckDB imports pandas again later if it is loaded by then.
+    """
+    if "pandas" in sys.modules:
+        con.register(name, table)
+        return
+    sys.modules["pandas"] = None  # type: ignore[assignment]  # "import pandas" raises ImportError
+    try:
+        con.register(name, table)
+    finally:
+        if sys.modules.get("pandas", 0) is None:
+            del sys.modules["pandas"]
+
+
+def _fast_scan(settings: PlatformSettings, namespace: str, name: str, conditions: tuple[Condition, ...],
+               columns: tuple[str, ...]) -> pa.Table | None:
+    """The current snapshot's matching rows through :mod:`k2.iceberg_read`; None where it does
+    not cover the table (pyiceberg reads it then). Missing: no such table."""
+    from k2.iceberg_read import scan
+
+    return scan(settings, namespace, name, conditions, columns)
+
+
+def _row_filter(conditions: tuple[Condition, ...]) -> BooleanExpression:
+    """Conditions as pyiceberg's row filter (times as ISO strings, which pyiceberg converts to µs)."""
+    from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
+
+    ops = {"=": EqualTo, ">=": GreaterThanOrEqual, "<": LessThan}
+    terms = [ops[c.op](c.column, c.value.isoformat() if isinstance(c.value, datetime) else c.value)
+             for c in conditions]
+    return And(*terms) if len(terms) > 1 else terms[0]
+
+
 def _check_output(to: str) -> None:
     if to not in OUTPUTS:
         raise QueryError(f"to={to!r} is not an output; use one of: {', '.join(OUTPUTS)}")
@@ -537,6 +593,7 @@ def _scan(settings: PlatformSettings, namespace: str, name: str, where: BooleanE
 
 def _predicate(where: BooleanExpression | str | None, tbl: Table, ident: str) -> BooleanExpression:
     """``where`` parsed and checked against the table's columns; QueryError if it cannot filter it."""
+    from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.expressions.parser import parse
     from pyiceberg.expressions.visitors import bind
     from pyparsing import ParseException

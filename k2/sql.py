@@ -57,15 +57,11 @@ from pyiceberg.types import (
 )
 
 from k2.contracts import NAMESPACE, lakehouse_tables
-from k2.times import QueryError
+from k2.times import QueryError, ReadOnlyError
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyiceberg.schema import Schema
-
-
-class ReadOnlyError(QueryError):
-    """The query would write, or is not one single read-only statement."""
 
 
 @dataclass(frozen=True)

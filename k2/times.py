@@ -16,6 +16,10 @@ class QueryError(K2Error, ValueError):
     """A query argument cannot be used; the message says which and why."""
 
 
+class ReadOnlyError(QueryError):
+    """The query would write, or is not one single read-only statement."""
+
+
 def parse_duration(text: str) -> timedelta:
     match = _RELATIVE.match(text.strip())
     if not match:

@@ -26,8 +26,13 @@ SUBCOMMAND_MODULES = (
     "workers.cli",
 )
 
+# Commands that must start fast (`k2 query` answers in under a second, process start
+# included): only their own module is imported, not every area's (asyncio, urllib, ...).
+# tests/unit/k2/test_cli_imports.py checks each module registers exactly its command.
+FAST_COMMANDS = {"query": "k2ops.cli.query", "sql": "k2ops.cli.sql"}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(modules: tuple[str, ...] = SUBCOMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="k2",
         description=(
@@ -37,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in SUBCOMMAND_MODULES:
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ImportError as exc:
@@ -63,8 +68,9 @@ PASSTHROUGH = ("airflow", "spark-submit")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
+    fast = FAST_COMMANDS.get(argv[0]) if argv else None
+    parser = build_parser((fast,) if fast else SUBCOMMAND_MODULES)
     if argv[:1] and argv[0] in PASSTHROUGH:
         args = parser.parse_args(argv[:1])
         args.args = argv[1:]
