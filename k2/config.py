@@ -199,8 +199,11 @@ def check_unknown_variables(who: str, environ: Mapping[str, str] | None = None, 
         else:
             print(f"{who}: warning: {message}", file=stream, flush=True)
 
+    if not unknown_variables(environ):  # all known to the settings already loaded: no imports
+        return []
     try:
-        # Every runtime's settings, or real settings of another runtime would look like typos.
+        # Every runtime's settings, or real settings of another runtime would look like typos
+        # (imported only now: the workers' pull in every venue module, too slow for `k2 query`).
         import_settings_modules()
     except ImportError as exc:
         if strict:

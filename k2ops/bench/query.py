@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from k2.contracts import GOLD_TABLE
+from k2.exchanges import VENUES
 from k2.settings import REPO_ROOT, PlatformSettings
 
 COLD = ("no bytecode cache (an empty PYTHONPYCACHEPREFIX) and the table's files dropped from the OS "
@@ -39,11 +40,12 @@ COLD = ("no bytecode cache (an empty PYTHONPYCACHEPREFIX) and the table's files 
         "caches stay warm")
 WARM = "the same command again straight after: bytecode cached, the table's files in the page cache"
 
-SYMBOLS = (("BINANCE", "BTCUSDT"), ("BINANCE", "ETHUSDT"), ("KRAKEN", "BTC/USD"), ("KRAKEN", "ETH/USD"))
-COMMANDS = {
-    "trades": ["query", "trades", "--exchange", "binance", "--symbol", "BTCUSDT", "--last", "1h"],
-    "bars": ["query", "bars", "--exchange", "binance", "--symbol", "BTCUSDT", "--last", "1h"],
-}
+# Two symbols on each of the first two registered venues, spelled with the venue's
+# separator: (enum symbol, symbol, base asset). The figure queries the first of them.
+SYMBOLS = tuple((v.enum_symbol, f"{base}{v.symbol_separator}USD", base)
+                for v in VENUES[:2] for base in ("BTC", "ETH"))
+COMMANDS = {kind: ["query", kind, "--exchange", VENUES[0].name, "--symbol", SYMBOLS[0][1], "--last", "1h"]
+            for kind in ("trades", "bars")}
 
 
 def gold_batch(start: datetime, seconds: int, rate: float, first_id: int):
@@ -57,8 +59,7 @@ def gold_batch(start: datetime, seconds: int, rate: float, first_id: int):
                                              "price", "quantity", "base_asset", "quote_currency", "side")}
     from decimal import Decimal
 
-    for ex, symbol in SYMBOLS:
-        base = "BTC" if symbol.startswith("BTC") else "ETH"
+    for ex, symbol, base in SYMBOLS:
         for i in range(n):
             tid = first_id + i
             cols["message_id"].append(f"{ex}:{symbol}:{tid}")
@@ -69,7 +70,7 @@ def gold_batch(start: datetime, seconds: int, rate: float, first_id: int):
             cols["price"].append(Decimal(60000 + (tid % 1000)) / 10 if base == "BTC" else Decimal(3000 + tid % 100))
             cols["quantity"].append(Decimal(tid % 97 + 1) / 1000)
             cols["base_asset"].append(base)
-            cols["quote_currency"].append("USD" if ex == "KRAKEN" else "USDT")
+            cols["quote_currency"].append("USD")
             cols["side"].append("BUY" if tid % 2 else "SELL")
     return pa.table(cols, schema=gold_schema())
 
