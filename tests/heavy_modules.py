@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -26,9 +27,15 @@ with open(sys.argv[1], "w") as fh:
 def k2_imports(args: list[str], tmp_path: Path) -> tuple[int, set[str], str]:
     """Run `k2 ARGS` in a new interpreter; its exit code, every module it had imported at the
     end, and its stderr."""
+    from k2.settings import PlatformSettings
+
+    # Only the platform's own K2_* variables: one of another runtime's (a worker's port, say)
+    # makes every command import all runtimes' settings to check it, not the path measured.
+    core = {f.metadata["env"] for f in dataclasses.fields(PlatformSettings)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_") or k in core}
     out = tmp_path / "modules.json"
     proc = subprocess.run([sys.executable, "-c", _PROBE, str(out), *args], capture_output=True, text=True,
-                          timeout=120, env=os.environ)
+                          timeout=120, env=env)
     assert out.exists(), proc.stderr
     seen = json.loads(out.read_text())
     return seen["code"], set(seen["modules"]), proc.stderr
