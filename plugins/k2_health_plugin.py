@@ -8,6 +8,8 @@ Airflow's plugin manager imports this file (the only one it loads from plugins/,
 
 from __future__ import annotations
 
+import functools
+
 from airflow.plugins_manager import AirflowPlugin
 
 from k2_airflow.health.app import URL_PREFIX, create_app
@@ -15,9 +17,23 @@ from k2_airflow.health.app import URL_PREFIX, create_app
 NAV_ROUTE = URL_PREFIX.strip("/")  # the UI shows the page at /plugin/k2-health
 
 
+@functools.cache
+def _apps() -> tuple[dict, ...]:
+    return ({"app": create_app(), "url_prefix": URL_PREFIX, "name": "K2 health"},)
+
+
+class _BuiltOnFirstUse:
+    """``fastapi_apps``, built when Airflow first reads it. Only the api-server does; building
+    the app imports Airflow's API security stack (seconds of CPU), which every other process
+    that loads plugins (scheduler, dag-processor, each task, each CLI command) would pay."""
+
+    def __get__(self, obj: object, owner: type) -> list[dict]:
+        return list(_apps())
+
+
 class K2HealthPlugin(AirflowPlugin):
     name = "k2_health"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "K2 health"}]
+    fastapi_apps = _BuiltOnFirstUse()
     external_views = [{
         "name": "K2 health",
         "href": f"{NAV_ROUTE}/",  # relative to the UI's base URL, as Airflow asks
