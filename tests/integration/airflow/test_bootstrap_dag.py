@@ -121,7 +121,7 @@ def _shot(b, name: str) -> None:
 def test_second_run_from_the_ui_succeeds_and_changes_nothing(first_run, browser, stack, airflow_cli):
     from selenium.webdriver.common.by import By
 
-    airflow_cli("dags", "reserialize", timeout=120)
+    airflow_cli("dags", "reserialize", timeout=300)
     api = AirflowApi(stack)
     base = api_url(stack)
 

@@ -61,7 +61,7 @@ def _stop_all(api: AirflowApi) -> None:
 @pytest.fixture(scope="module")
 def api(stack, airflow_cli):
     ensure_estate(stack, airflow_cli)
-    airflow_cli("dags", "reserialize", timeout=120)  # new DAG files without waiting for a rescan
+    airflow_cli("dags", "reserialize", timeout=300)  # new DAG files without waiting for a rescan
     client = AirflowApi(stack)
     # The scheduled babysitter (unpaused by `k2 up` on a developer's stack) would trigger
     # runners behind the test's back: the test runs the babysitter itself.
