@@ -161,23 +161,14 @@ class Coinbase(Exchange):
             return Parsed(rejects=[exc])
 
     def _record(self, match: _Match, received_us: int) -> dict:
-        return trade_record(
-            exchange_enum="COINBASE",
-            pair=self.known_pair(self.normalize_symbol(match.product_id), match.product_id),
-            trade_id=trade_id_text(match.trade_id, "trade_id"),
-            timestamp_us=rfc3339_to_us(match.time, "time"),
-            price=decimal_18_8(match.price, "price"),
-            quantity=decimal_18_8(match.size, "size"),
-            side=taker_side(match.side),
-            ingestion_us=received_us,
-            vendor_data={
-                "maker_side": match.side,
-                "sequence": str(match.sequence),
-                "maker_order_id": match.maker_order_id,
-                "taker_order_id": match.taker_order_id,
-                "type": "last_match" if isinstance(match, _LastMatch) else "match",
-            },
-        )
+        pair = self.known_pair(self.normalize_symbol(match.product_id), match.product_id)
+        return _record(pair, match, received_us, {
+            "maker_side": match.side,
+            "sequence": str(match.sequence),
+            "maker_order_id": match.maker_order_id,
+            "taker_order_id": match.taker_order_id,
+            "type": "last_match" if isinstance(match, _LastMatch) else "match",
+        })
 
     def _parse_other(self, frame: str | bytes, received_us: int) -> Parsed:
         """Slow path: controls, and trade frames that do not match the format."""
@@ -231,20 +222,26 @@ class Coinbase(Exchange):
             trade = msgspec.convert(item, _RestTrade)
         except msgspec.ValidationError as exc:
             raise NormalizeError("bad_trade", f"REST trade does not match: {exc}") from None
-        return trade_record(
-            exchange_enum="COINBASE",
-            pair=pair,
-            trade_id=trade_id_text(trade.trade_id, "trade_id"),
-            timestamp_us=rfc3339_to_us(trade.time, "time"),
-            price=decimal_18_8(trade.price, "price"),
-            quantity=decimal_18_8(trade.size, "size"),
-            side=taker_side(trade.side),
-            ingestion_us=received_us,
-            vendor_data={"maker_side": trade.side, "source": "rest"},
-        )
+        return _record(pair, trade, received_us, {"maker_side": trade.side, "source": "rest"})
 
     def rest_source(self, rest_url: str, page_limit: int) -> CoinbaseTrades:
         return CoinbaseTrades(self, rest_url, page_limit)
+
+
+def _record(pair: Pair, trade: _Match | _RestTrade, received_us: int, vendor_data: dict[str, str]) -> dict:
+    """The v3 record of a trade from either path (stream match or REST item): same fields,
+    same message_id, so a trade seen on both deduplicates."""
+    return trade_record(
+        exchange_enum="COINBASE",
+        pair=pair,
+        trade_id=trade_id_text(trade.trade_id, "trade_id"),
+        timestamp_us=rfc3339_to_us(trade.time, "time"),
+        price=decimal_18_8(trade.price, "price"),
+        quantity=decimal_18_8(trade.size, "size"),
+        side=taker_side(trade.side),
+        ingestion_us=received_us,
+        vendor_data=vendor_data,
+    )
 
 
 def _heartbeat(product: object, last_trade_id: object) -> Control:
@@ -294,13 +291,11 @@ class CoinbaseTrades:
     def answer(self, status: int, headers: dict[str, str], body: bytes, gap: Gap, next_id: int,
                cursor: object, received_us: int) -> Answer:
         page = self._page(status, headers, body, gap.symbol, received_us)
-        if not isinstance(page, RestPage):
-            return page
-        if not page.ids:
+        if isinstance(page, RestPage) and not page.ids:
             return Problem(f"no trades below id {next_id + min(self.page_limit, gap.last - next_id + 1)}")
-        if max(page.ids) < next_id:  # REST trails the stream by a moment: ask again
+        if isinstance(page, RestPage) and max(page.ids) < next_id:  # REST trails the stream a moment
             return Problem(f"no trades from id {next_id} yet (REST lists up to {max(page.ids)})")
-        return Got(page, None)
+        return Got(page, None) if isinstance(page, RestPage) else page
 
     def latest_request(self, symbol: str) -> tuple[str, dict[str, str]]:
         return self._url(symbol, limit=1), {}
@@ -308,21 +303,20 @@ class CoinbaseTrades:
     def latest_answer(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
                       received_us: int) -> Answer:
         page = self._page(status, headers, body, symbol, received_us)
-        if not isinstance(page, RestPage):
-            return page
-        return Got(page, None) if page.ids else Problem(f"no recent trade of {symbol}")
+        if isinstance(page, RestPage) and not page.ids:
+            return Problem(f"no recent trade of {symbol}")
+        return Got(page, None) if isinstance(page, RestPage) else page
 
     def _page(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
               received_us: int) -> RestPage | Answer:
+        """The page of a 200 answer, or what else the answer means (429: slow down)."""
+        if status == 200:
+            try:
+                return self.exchange.parse_rest_trades(body, symbol, received_us)
+            except NormalizeError as exc:
+                return Problem(f"{exc.kind}: {exc}")
         problem = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
-        if status == 429:
-            return Throttled(retry_after_s(headers, THROTTLED_WAIT_S), problem)
-        if status != 200:
-            return Problem(problem)
-        try:
-            return self.exchange.parse_rest_trades(body, symbol, received_us)
-        except NormalizeError as exc:
-            return Problem(f"{exc.kind}: {exc}")
+        return Throttled(retry_after_s(headers, THROTTLED_WAIT_S), problem) if status == 429 else Problem(problem)
 
 
 # symbol metadata -------------------------------------------------------------------

@@ -228,25 +228,26 @@ class CoinbaseSession(Session):
     def offer(self, batch: list[SimTrade]) -> None:
         if self.stalled() or self.closed:
             return
-        rec, subscribed, cfg, rng = self.rec, self.subscribed, self.cfg, self.rng
+        cfg, rng = self.cfg, self.rng
         drop_rate = getattr(cfg, "coinbase_drop_rate", 0.0)  # a SimulatorConfig field once registered
-        for t in batch:
-            if t.symbol not in subscribed:
-                continue
+        for t in (t for t in batch if t.symbol in self.subscribed):
             if self.drop_next or (drop_rate and rng.random() < drop_rate):
+                # A gap inside one connection, as when the feed skips a trade.
                 self.drop_next = max(0, self.drop_next - 1)
-                rec.write(ev="dropped", exchange=EXCHANGE, conn=self.id, symbol=t.symbol, trade_id=str(t.trade_id))
+                self.rec.write(ev="dropped", exchange=EXCHANGE, conn=self.id, symbol=t.symbol,
+                               trade_id=str(t.trade_id))
                 continue
             self.maybe_bad_frame(t)
             frame = match(t)
-            if not self.write(frame):
-                return
             copies = 2 if cfg.duplicate_rate and rng.random() < cfg.duplicate_rate else 1
-            if copies == 2:
-                self.write(frame)
-            if rec._file is not None:
-                for i in range(copies):
-                    rec.write(ev="trade", exchange=EXCHANGE, conn=self.id, symbol=t.symbol,
-                              trade_id=str(t.trade_id), price_wire=t.price, qty_wire=t.qty, taker=t.taker,
-                              time_wire=rfc3339(t.ts_us), time_unit="rfc3339",
-                              frame="duplicate" if i else "update")
+            for copy in range(copies):
+                if not self.write(frame):
+                    return
+                self._sent(t, "duplicate" if copy else "update")
+
+    def _sent(self, t: SimTrade, frame: str) -> None:
+        """Record a trade written to the client (what tests compare Kafka with)."""
+        if self.rec._file is not None:
+            self.rec.write(ev="trade", exchange=EXCHANGE, conn=self.id, symbol=t.symbol, trade_id=str(t.trade_id),
+                           price_wire=t.price, qty_wire=t.qty, taker=t.taker, time_wire=rfc3339(t.ts_us),
+                           time_unit="rfc3339", frame=frame)
