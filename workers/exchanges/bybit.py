@@ -35,6 +35,7 @@ import msgspec
 
 from k2.errors import K2Error
 from workers.base import Control, Exchange, Parsed
+from workers.batches import parse_items
 from workers.jsonframe import DECODE_ERRORS, decode
 from workers.normalize import (
     NormalizeError,
@@ -165,13 +166,7 @@ class Bybit(Exchange):
             return self._parse_other(frame, received_us)
         if not message.topic.startswith(TOPIC_PREFIX):
             raise NormalizeError("unexpected_frame", f"topic {clip(message.topic)!r} is not a publicTrade topic")
-        parsed = Parsed()
-        for index, trade in enumerate(message.data):
-            try:
-                parsed.trades.append(self._record(trade, message.ts, received_us))
-            except NormalizeError as exc:
-                parsed.rejects.append(NormalizeError(exc.kind, f"data[{index}]: {exc}"))
-        return parsed
+        return parse_items(message.data, lambda trade: self._record(trade, message.ts, received_us))
 
     def _record(self, trade: _Trade, ts: int, received_us: int) -> dict:
         pair = self.known_pair(trade.s)
@@ -216,17 +211,14 @@ class Bybit(Exchange):
         ts = doc.get("ts")
         if type(ts) is not int:
             raise NormalizeError("bad_trade", f"message time ts {clip(ts)} is not an integer of ms")
-        parsed = Parsed()
-        for index, item in enumerate(doc["data"]):
-            try:
-                try:
-                    trade = msgspec.convert(item, _Trade)
-                except msgspec.ValidationError as exc:
-                    raise NormalizeError("bad_trade", f"trade does not match the publicTrade format: {exc}") from None
-                parsed.trades.append(self._record(trade, ts, received_us))
-            except NormalizeError as exc:
-                parsed.rejects.append(NormalizeError(exc.kind, f"data[{index}]: {exc}"))
-        return parsed
+        return parse_items(doc["data"], lambda item: self._record(_convert(item), ts, received_us))
+
+
+def _convert(item: object) -> _Trade:
+    try:
+        return msgspec.convert(item, _Trade)
+    except msgspec.ValidationError as exc:
+        raise NormalizeError("bad_trade", f"trade does not match the publicTrade format: {exc}") from None
 
 
 def _text(flag: bool) -> str:
