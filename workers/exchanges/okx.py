@@ -268,17 +268,19 @@ def _rest_items(body: bytes) -> list:
 def subscribe_messages(symbols: Sequence[str]) -> list[str]:
     """``trades-all`` subscribe requests for ``symbols``, each within OKX's 64 KB."""
     messages: list[str] = []
-    args: list[dict[str, str]] = []
+    args: list[str] = []
+    size = 0  # bytes of the message holding ``args``
 
-    def text(batch: list[dict[str, str]]) -> str:
-        return json.dumps({"id": str(len(messages) + 1), "op": "subscribe", "args": batch}, separators=(",", ":"))
+    def text(batch: list[str]) -> str:
+        return f'{{"id":"{len(messages) + 1}","op":"subscribe","args":[{",".join(batch)}]}}'
 
     for symbol in symbols:
-        arg = {"channel": CHANNEL, "instId": symbol}
-        if args and len(text([*args, arg]).encode()) > SUBSCRIBE_MAX_BYTES:
+        arg = json.dumps({"channel": CHANNEL, "instId": symbol}, separators=(",", ":"))
+        if args and size + 1 + len(arg.encode()) > SUBSCRIBE_MAX_BYTES:
             messages.append(text(args))
             args = []
         args.append(arg)
+        size = len(text(args).encode()) if len(args) == 1 else size + 1 + len(arg.encode())
     if args:
         messages.append(text(args))
     return messages
