@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from pathlib import Path
+from collections.abc import Iterable
 
 import msgspec
 
@@ -48,13 +48,12 @@ from workers.normalize import (
     trade_record,
 )
 from workers.progress import Gap
-from workers.rest_source import Answer, Got, Problem, RestPage, Throttled, retry_after_s
+from workers.rest_source import IdPagedTrades, RestPage
 from workers.symbols import Pair
 
 WS_URL = "wss://ws-feed.exchange.coinbase.com"
 REST_URL = "https://api.exchange.coinbase.com"
 PRODUCTS_PATH = "/products"  # instruments metadata (pairs_from_products)
-SYMBOLS_FILE = Path(__file__).with_name("coinbase_symbols.json")
 
 # Limits (https://docs.cdp.coinbase.com/exchange/websocket-feed/rate-limits and
 # .../exchange/rest-api/rate-limits), per IP unless said otherwise:
@@ -132,9 +131,29 @@ class Coinbase(Exchange):
     sends_heartbeats = True  # the heartbeat channel: one a second per product
     sequential_ids = True  # trade_id is consecutive per product
     backfills = True  # REST /products/{id}/trades pages by trade id
+    default_urls = (WS_URL,)
+    default_symbols = ("BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "DOGE-USD", "BTC-EUR")
+    symbols_doc = ("Coinbase Exchange products to capture as BASE-QUOTE (upper case, must be in "
+                   "workers/exchanges/coinbase_symbols.json or the /products metadata).")
+    default_rest_url = REST_URL
+    rest_url_doc = ("Coinbase Exchange REST base URL: products metadata at start and gap backfill "
+                    "(/products/{id}/trades, paced to 5 requests a second).")
+    simulator_protocol = "workers.simulator.venues.coinbase"
 
     def normalize_symbol(self, symbol: str) -> str:
         return symbol.upper()  # product ids are BASE-QUOTE in upper case, as on the wire
+
+    @classmethod
+    def symbol_problem(cls, symbol: str) -> str | None:
+        return None if "-" in symbol.strip("-") else f"{symbol!r} is not a BASE-QUOTE product id (e.g. BTC-USD)"
+
+    @classmethod
+    def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str:
+        return f"{rest_url}{PRODUCTS_PATH}"
+
+    @classmethod
+    def pairs_from_metadata(cls, doc: object) -> list[Pair]:
+        return pairs_from_products(doc)
 
     def stream_url(self, endpoint: str) -> str:
         return endpoint
@@ -263,7 +282,7 @@ def _subscriptions(channels: object) -> str:
     return clip("; ".join(parts), 600)
 
 
-class CoinbaseTrades:
+class CoinbaseTrades(IdPagedTrades):
     """``GET /products/{id}/trades?after=A&limit=L``: the ``L`` trades with ids below ``A``,
     newest first (``after`` pages towards older trades). The gap's trades from ``next_id``
     are asked for as ``after = next_id + L``, so each page is exactly
@@ -271,52 +290,19 @@ class CoinbaseTrades:
     requests a second per IP; 429 says to slow down."""
 
     min_interval_s = REST_MIN_INTERVAL_S
-    url_setting = "K2_COINBASE_REST_URL"
-
-    def __init__(self, exchange: Coinbase, rest_url: str, page_limit: int):
-        self.exchange = exchange
-        self.base = rest_url.rstrip("/") + PRODUCTS_PATH
-        self.page_limit = max(1, min(page_limit, REST_PAGE_MAX))
+    max_page = REST_PAGE_MAX
+    throttle_statuses = {429: THROTTLED_WAIT_S}
 
     def _url(self, symbol: str, **query: int) -> str:
-        return f"{self.base}/{urllib.parse.quote(symbol, safe='')}/trades?{urllib.parse.urlencode(query)}"
-
-    def start(self, gap: Gap) -> object:
-        return None  # the next id is the cursor
+        product = urllib.parse.quote(symbol, safe="")
+        return f"{self.rest_url}{PRODUCTS_PATH}/{product}/trades?{urllib.parse.urlencode(query)}"
 
     def request(self, gap: Gap, next_id: int, cursor: object) -> tuple[str, dict[str, str]]:
-        limit = min(self.page_limit, gap.last - next_id + 1)
+        limit = self.page_size(gap, next_id)
         return self._url(gap.symbol, after=next_id + limit, limit=limit), {}
-
-    def answer(self, status: int, headers: dict[str, str], body: bytes, gap: Gap, next_id: int,
-               cursor: object, received_us: int) -> Answer:
-        page = self._page(status, headers, body, gap.symbol, received_us)
-        if isinstance(page, RestPage) and not page.ids:
-            return Problem(f"no trades below id {next_id + min(self.page_limit, gap.last - next_id + 1)}")
-        if isinstance(page, RestPage) and max(page.ids) < next_id:  # REST trails the stream a moment
-            return Problem(f"no trades from id {next_id} yet (REST lists up to {max(page.ids)})")
-        return Got(page, None) if isinstance(page, RestPage) else page
 
     def latest_request(self, symbol: str) -> tuple[str, dict[str, str]]:
         return self._url(symbol, limit=1), {}
-
-    def latest_answer(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
-                      received_us: int) -> Answer:
-        page = self._page(status, headers, body, symbol, received_us)
-        if isinstance(page, RestPage) and not page.ids:
-            return Problem(f"no recent trade of {symbol}")
-        return Got(page, None) if isinstance(page, RestPage) else page
-
-    def _page(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
-              received_us: int) -> RestPage | Answer:
-        """The page of a 200 answer, or what else the answer means (429: slow down)."""
-        if status == 200:
-            try:
-                return self.exchange.parse_rest_trades(body, symbol, received_us)
-            except NormalizeError as exc:
-                return Problem(f"{exc.kind}: {exc}")
-        problem = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
-        return Throttled(retry_after_s(headers, THROTTLED_WAIT_S), problem) if status == 429 else Problem(problem)
 
 
 # symbol metadata -------------------------------------------------------------------
@@ -337,9 +323,3 @@ def pairs_from_products(doc: object) -> list[Pair]:
         if all(isinstance(f, str) and f for f in fields):
             pairs.append(Pair(*fields))
     return pairs
-
-
-def shipped_pairs(path: Path = SYMBOLS_FILE) -> list[Pair]:
-    """The pairs shipped beside this module (``{"_doc": ..., "BTC-USD": ["BTC", "USD"]}``)."""
-    doc = json.loads(path.read_text())
-    return [Pair(symbol, *doc[symbol]) for symbol in doc if not symbol.startswith("_")]

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from worker_fuzzing import REJECT_KINDS, fuzz, json_values, structure_mutations
 
+from k2.exchanges import venue
 from workers.backfill import Done, Page, fetch_gap
 from workers.base import Parsed
 from workers.exchanges.coinbase import (
@@ -25,7 +26,6 @@ from workers.exchanges.coinbase import (
     REST_MIN_INTERVAL_S,
     Coinbase,
     pairs_from_products,
-    shipped_pairs,
 )
 from workers.normalize import NormalizeError
 from workers.progress import Gap
@@ -33,13 +33,18 @@ from workers.rest_source import Got, Problem, Throttled
 from workers.simulator.market import Tape
 from workers.simulator.venues import coinbase as sim
 from workers.stats import WorkerStats
-from workers.symbols import Pair, SymbolTable
+from workers.symbols import Pair, SymbolTable, read_pairs, symbols_file
 
 FRAMES = Path(__file__).with_name("frames") / "coinbase"
 RECEIVED = 1767225600200000
 NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's, written out
 CONTROL_KINDS = {"ack", "subscribe_error", "exchange_error", "heartbeat", "status", "pong", "server_shutdown"}
-TABLE = SymbolTable.shipped().updated("coinbase", shipped_pairs())
+TABLE = SymbolTable.shipped()
+
+
+def shipped_pairs() -> list[Pair]:
+    """The pairs shipped in workers/exchanges/coinbase_symbols.json."""
+    return list(read_pairs(symbols_file(venue("coinbase"))).values())
 
 
 def frames() -> list[str]:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from workers.exchanges.coinbase import Coinbase, shipped_pairs
+from workers.exchanges.coinbase import Coinbase
 from workers.normalize import NormalizeError
 from workers.simulator.market import SimTrade, Tape
 from workers.simulator.protocols import BAD_FRAME_KINDS
@@ -20,7 +20,7 @@ from workers.symbols import SymbolTable
 
 RECEIVED = 1767225600200000
 PRODUCTS = ["BTC-USD", "ETH-USD"]
-TABLE = SymbolTable.shipped().updated("coinbase", shipped_pairs())
+TABLE = SymbolTable.shipped()
 
 
 def tape(trades: int = 400, depth: int = 1000) -> Tape:

@@ -23,12 +23,12 @@ from typing import Any
 
 from workers.exchanges.coinbase import CHANNELS, REST_PAGE_MAX, SUBSCRIBE_DEADLINE_S
 from workers.simulator.market import SimTrade, Tape
-from workers.simulator.protocols import BAD_FRAME_KINDS, rfc3339
+from workers.simulator.protocols import malformed, rfc3339
 from workers.simulator.rest import RestReply
-from workers.simulator.server import Session, now_us
+from workers.simulator.session import Session, now_us
+from workers.simulator.venues import VenueProtocol
 
 EXCHANGE = "coinbase"
-NOT_JSON = "<html><body>502 Bad Gateway</body></html>"
 _MAKER_SIDE = {"buy": "sell", "sell": "buy"}  # the wire's side is the maker's: the taker's opposite
 
 
@@ -68,17 +68,9 @@ def error(message: str, reason: str) -> str:
 
 
 def bad(kind: str, t: SimTrade) -> str:
-    """One of :data:`BAD_FRAME_KINDS`, made from a real trade's frame."""
-    good = match(t)
-    if kind == "truncated_json":
-        return good[: len(good) // 2]
-    if kind == "not_json":
-        return NOT_JSON
-    if kind == "oversize_decimal":
-        return good.replace(f'"price":"{t.price}"', f'"price":"{t.price}123456789"')
-    if kind == "unknown_symbol":
-        return good.replace(f'"product_id":"{t.symbol}"', '"product_id":"NOPE-USD"')
-    raise ValueError(f"unknown bad frame kind {kind!r}; known: {', '.join(BAD_FRAME_KINDS)}")
+    """One of :data:`~workers.simulator.protocols.BAD_FRAME_KINDS`, made from a real trade's frame."""
+    return malformed(kind, match(t), (f'"price":"{t.price}"', f'"price":"{t.price}123456789"'),
+                     (f'"product_id":"{t.symbol}"', '"product_id":"NOPE-USD"'))
 
 
 # REST ----------------------------------------------------------------------------------
@@ -145,7 +137,7 @@ def rest_trades(path: str, query: Mapping[str, list[str]], tape: Tape) -> RestRe
 class CoinbaseSession(Session):
     exchange = EXCHANGE
 
-    def __init__(self, sim: Any, conn: Any, conn_id: int):
+    def __init__(self, sim: Any, conn: Any, conn_id: int, query: Mapping[str, list[str]] | None = None):
         super().__init__(sim, conn, conn_id)
         self.channels: dict[str, set[str]] = {name: set() for name in CHANNELS}
         self.subscribed = self.channels["matches"]  # what offer() sends
@@ -204,8 +196,8 @@ class CoinbaseSession(Session):
         if kind == "subscribe" and not self.stalled():
             for product in sorted(fresh):
                 history = self.tape.history[product]
-                if history:
-                    self.write(match(history[-1], "last_match"))
+                if history and self.write(match(history[-1], "last_match")):
+                    self.sent(history[-1], "snapshot")  # a trade like any other for the client
 
     def _wanted(self, req: dict) -> dict[str, set[str]] | str:
         """{channel: products} a (un)subscribe names, or the reason it is rejected. Channels
@@ -225,29 +217,22 @@ class CoinbaseSession(Session):
             wanted.setdefault(name, set()).update(products)
         return wanted or "No channels provided"
 
-    def offer(self, batch: list[SimTrade]) -> None:
-        if self.stalled() or self.closed:
-            return
-        cfg, rng = self.cfg, self.rng
-        drop_rate = getattr(cfg, "coinbase_drop_rate", 0.0)  # a SimulatorConfig field once registered
-        for t in (t for t in batch if t.symbol in self.subscribed):
-            if self.drop_next or (drop_rate and rng.random() < drop_rate):
-                # A gap inside one connection, as when the feed skips a trade.
-                self.drop_next = max(0, self.drop_next - 1)
-                self.rec.write(ev="dropped", exchange=EXCHANGE, conn=self.id, symbol=t.symbol,
-                               trade_id=str(t.trade_id))
-                continue
-            self.maybe_bad_frame(t)
-            frame = match(t)
-            copies = 2 if cfg.duplicate_rate and rng.random() < cfg.duplicate_rate else 1
-            for copy in range(copies):
-                if not self.write(frame):
-                    return
-                self._sent(t, "duplicate" if copy else "update")
+    def trade_frame(self, t: SimTrade) -> str:
+        return match(t)
 
-    def _sent(self, t: SimTrade, frame: str) -> None:
-        """Record a trade written to the client (what tests compare Kafka with)."""
-        if self.rec._file is not None:
-            self.rec.write(ev="trade", exchange=EXCHANGE, conn=self.id, symbol=t.symbol, trade_id=str(t.trade_id),
-                           price_wire=t.price, qty_wire=t.qty, taker=t.taker, time_wire=rfc3339(t.ts_us),
-                           time_unit="rfc3339", frame=frame)
+    def wire_time(self, t: SimTrade) -> tuple[object, str]:
+        return rfc3339(t.ts_us), "rfc3339"
+
+
+class CoinbaseProtocol(VenueProtocol):
+    name = EXCHANGE
+    session = CoinbaseSession
+    ws_paths = ("/ws-feed",)  # the real feed is a host's root, which the simulator gives Binance
+    rest_prefix = TRADES_PREFIX
+    price_decimals = 2  # BTC-USD's quote_increment 0.01
+
+    def rest(self, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> RestReply:
+        return rest_trades(path, query, self.tape)
+
+    def rate_limited(self, retry_after_s: int) -> RestReply:
+        return rate_limited()
