@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import msgspec
 
@@ -70,7 +69,6 @@ IDLE_CUTOFF_S = 600.0
 # have up to 1024 trades" (a bigger match is split across messages with the same seq).
 MAX_TRADES_PER_MESSAGE = 1024
 
-SYMBOLS_FILE = Path(__file__).with_name("bybit_symbols.json")
 _SIDES = {"Buy": "BUY", "Sell": "SELL"}
 _NUMERIC_ID = re.compile(r"[0-9]{1,19}")  # bounded: int() of a hostile 10,000-digit id is slow
 
@@ -132,6 +130,16 @@ class Bybit(Exchange):
     sends_heartbeats = False  # only pongs, which prove the socket, not the data (stalls)
     sequential_ids = False  # not documented as consecutive per symbol (docs/exchanges/bybit.md)
     backfills = False  # recent-trade has no cursor: nothing to page a gap from
+    default_urls = (WS_URL,)
+    urls_doc = "Bybit v5 public spot WebSocket URLs, comma separated, tried in order on failure (failover)."
+    default_symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ETHBTC")
+    symbols_doc = ("Bybit spot symbols to capture (upper case, no separator, e.g. BTCUSDT; must be in "
+                   "workers/exchanges/bybit_symbols.json or the instruments-info metadata).")
+    default_rest_url = REST_URL
+    rest_url_doc = ("Bybit REST base URL: spot instruments-info metadata at start (Bybit has no trade "
+                    "history to backfill gaps from).")
+    ping_interval_s = PING_INTERVAL_S
+    simulator_protocol = "workers.simulator.venues.bybit"
 
     def __init__(self, symbols: Sequence[str], table: SymbolTable):
         super().__init__(symbols, table)
@@ -144,6 +152,14 @@ class Bybit(Exchange):
 
     def normalize_symbol(self, symbol: str) -> str:
         return symbol.upper()
+
+    @classmethod
+    def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str:
+        return instruments_url(rest_url)
+
+    @classmethod
+    def pairs_from_metadata(cls, doc: Mapping) -> list[Pair]:
+        return pairs_from_instruments_info(doc)
 
     def stream_url(self, endpoint: str) -> str:
         return endpoint  # the category is the path (/v5/public/spot); topics are subscribed
@@ -239,12 +255,6 @@ def _op_answer(doc: dict) -> Control:
 
 
 # symbol metadata -------------------------------------------------------------------
-
-
-def shipped_pairs(path: Path = SYMBOLS_FILE) -> list[Pair]:
-    """The pairs shipped beside this module (so a worker starts offline)."""
-    doc = json.loads(path.read_text())
-    return [Pair(symbol, bq[0], bq[1]) for symbol, bq in doc.items() if not symbol.startswith("_")]
 
 
 def instruments_url(rest_url: str) -> str:

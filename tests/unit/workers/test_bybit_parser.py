@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from worker_fuzzing import REJECT_KINDS, byte_flips, dumps, json_values, structure_mutations
 
+from k2.exchanges import venue
 from workers.base import Parsed, UnknownSymbolError
 from workers.exchanges.bybit import (
     MAX_ARGS_CHARS_PER_CONNECTION,
@@ -20,16 +21,20 @@ from workers.exchanges.bybit import (
     args_chars,
     connection_shards,
     pairs_from_instruments_info,
-    shipped_pairs,
 )
 from workers.normalize import NormalizeError
-from workers.symbols import Pair, SymbolTable
+from workers.symbols import Pair, SymbolTable, read_pairs, symbols_file
 
 FRAMES = Path(__file__).with_name("frames") / "bybit"
 RECORDED = [line for line in (FRAMES / "stream.jsonl").read_text().splitlines() if line]
 RECEIVED = 1767225600200000
 NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's, written out
-TABLE = SymbolTable.shipped().updated("bybit", shipped_pairs())
+TABLE = SymbolTable.shipped()
+
+
+def shipped_pairs() -> list[Pair]:
+    """The pairs shipped in workers/exchanges/bybit_symbols.json."""
+    return list(read_pairs(symbols_file(venue("bybit"))).values())
 CONTROL_KINDS = {"ack", "subscribe_error", "exchange_error", "pong"}
 ONE = RECORDED[0]
 

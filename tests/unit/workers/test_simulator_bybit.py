@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from workers.exchanges.bybit import Bybit, pairs_from_instruments_info, shipped_pairs
+from workers.exchanges.bybit import Bybit, pairs_from_instruments_info
 from workers.normalize import NormalizeError
 from workers.simulator import protocols
 from workers.simulator.market import SimTrade, Tape
@@ -17,7 +17,7 @@ from workers.simulator.server import Recorder, SimulatorConfig
 from workers.simulator.venues import bybit as sim
 from workers.symbols import Pair, SymbolTable
 
-TABLE = SymbolTable.shipped().updated("bybit", shipped_pairs())
+TABLE = SymbolTable.shipped()
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "DOGEUSDT"]
 RECEIVED = 1767225600200000
 

@@ -32,7 +32,9 @@ from workers.exchanges.bybit import (
     args_chars,
 )
 from workers.simulator.market import SimTrade
-from workers.simulator.server import Session
+from workers.simulator.protocols import malformed
+from workers.simulator.session import Session
+from workers.simulator.venues import VenueProtocol
 
 PATH = "/v5/public/spot"
 EVENT_LAG_MS = 5  # the message time ts trails the last fill's T by this much
@@ -77,16 +79,8 @@ def unknown_topic(topic: str, conn_id: str, req_id: object) -> str:
 
 def bad(kind: str, t: SimTrade) -> str:
     """A malformed frame of ``kind`` (one of protocols.BAD_FRAME_KINDS) built from ``t``."""
-    good = trades_frame([t])
-    if kind == "truncated_json":
-        return good[: len(good) // 2]
-    if kind == "not_json":
-        return "<html><body>502 Bad Gateway</body></html>"
-    if kind == "oversize_decimal":
-        return good.replace(f'"p":"{t.price}"', f'"p":"{t.price}123456789"', 1)
-    if kind == "unknown_symbol":
-        return good.replace(f'"s":"{t.symbol}"', '"s":"NOPEUSDT"', 1)
-    raise ValueError(kind)
+    return malformed(kind, trades_frame([t]), (f'"p":"{t.price}"', f'"p":"{t.price}123456789"'),
+                     (f'"s":"{t.symbol}"', '"s":"NOPEUSDT"'))
 
 
 def instruments_info(pairs: list[tuple[str, str, str]], now_ms: int) -> str:
@@ -109,7 +103,7 @@ class BybitSession(Session):
     exchange = "bybit"
     idle_cutoff_s = IDLE_CUTOFF_S
 
-    def __init__(self, sim, conn, conn_id: int):  # noqa: ANN001 - the server's Simulator and connection
+    def __init__(self, sim, conn, conn_id: int, query=None):  # noqa: ANN001 - the server's Simulator, connection, query
         super().__init__(sim, conn, conn_id)
         self.conn_tag = f"sim-bybit-{conn_id}"
         self.last_activity = time.monotonic()
@@ -171,13 +165,11 @@ class BybitSession(Session):
         if self.stalled() or self.closed:
             return
         by_symbol: dict[str, list[SimTrade]] = {}
+        rate = self.drop_rate()
         for t in batch:
             if t.symbol not in self.subscribed:
                 continue
-            if self.drop_next:  # a trade the stream never sends (Simulator.drop)
-                self.drop_next -= 1
-                self.rec.write(ev="dropped", exchange=self.exchange, conn=self.id, symbol=t.symbol,
-                               trade_id=str(t.trade_id))
+            if (self.drop_next or rate) and self.dropped(t, rate):  # a trade the stream never sends
                 continue
             by_symbol.setdefault(t.symbol, []).append(t)
         for trades in by_symbol.values():
@@ -186,19 +178,25 @@ class BybitSession(Session):
                     return
 
     def _send(self, chunk: list[SimTrade]) -> bool:
-        cfg, rec = self.cfg, self.rec
         self.maybe_bad_frame(chunk[0])
         frame = trades_frame(chunk)
         if not self.write(frame):
             return False
         self.last_activity = time.monotonic()
-        copies = 2 if cfg.duplicate_rate and self.rng.random() < cfg.duplicate_rate else 1
+        copies = 2 if self.cfg.duplicate_rate and self.rng.random() < self.cfg.duplicate_rate else 1
         if copies == 2:
             self.write(frame)
-        if rec._file is not None:
-            for t in chunk:
-                for i in range(copies):
-                    rec.write(ev="trade", exchange=self.exchange, conn=self.id, symbol=t.symbol,
-                              trade_id=str(t.trade_id), price_wire=t.price, qty_wire=t.qty, taker=t.taker,
-                              time_wire=t.ts_us // 1000, time_unit="ms", frame="duplicate" if i else "update")
+        for t in chunk:
+            for i in range(copies):
+                self.sent(t, "duplicate" if i else "update")
         return True
+
+    def wire_time(self, t: SimTrade) -> tuple[object, str]:
+        return t.ts_us // 1000, "ms"
+
+
+class BybitProtocol(VenueProtocol):
+    name = "bybit"
+    session = BybitSession
+    ws_paths = (PATH,)
+    price_decimals = 2  # BTCUSDT's tickSize 0.01; no REST trade history to serve
