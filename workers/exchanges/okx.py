@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-import urllib.request
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 import msgspec
@@ -49,7 +47,7 @@ from workers.normalize import (
     trade_record,
 )
 from workers.progress import Gap
-from workers.rest_source import Answer, Got, Problem, RestPage, Throttled, retry_after_s
+from workers.rest_source import Answer, IdPagedTrades, RestPage, Throttled
 from workers.symbols import Pair
 
 WS_URL = "wss://ws.okx.com:8443/ws/v5/business"  # trades-all is served on /business only
@@ -78,7 +76,6 @@ RATE_LIMITED = "50011"
 SERVICE_UPGRADE = "64008"
 UNKNOWN_CHANNEL = "60018"
 
-SYMBOLS_FILE = Path(__file__).with_name("okx_symbols.json")
 _SIDES = {"buy": "BUY", "sell": "SELL"}
 MAX_ID_DIGITS = 19  # 2**63 - 1 has 19 digits; longer text is never a 64-bit id
 MAX_MS_DIGITS = 16  # 9999-12-31 is 15 digits of ms
@@ -123,9 +120,32 @@ class Okx(Exchange):
     sends_heartbeats = False  # idle instruments push nothing; the pong to our ping is not data
     sequential_ids = True  # trades-all tradeId is consecutive per instrument
     backfills = True  # REST history-trades, paged by tradeId (OkxTrades)
+    default_urls = (WS_URL,)
+    urls_doc = ("OKX v5 business WebSocket URLs (trades-all is served there only), comma separated, tried in "
+                "order on failure (failover).")
+    default_symbols = ("BTC-USDT", "ETH-USDT", "SOL-USDT", "XRP-USDT", "DOGE-USDT", "ETH-BTC")
+    symbols_doc = ("OKX spot instruments to capture as BASE-QUOTE (upper case, e.g. BTC-USDT; must be in "
+                   "workers/exchanges/okx_symbols.json or the instruments metadata).")
+    default_rest_url = REST_URL
+    rest_url_doc = ("OKX REST base URL: spot instruments metadata at start and gap backfill "
+                    "(/api/v5/market/history-trades, at most 10 requests a second).")
+    ping_interval_s = PING_INTERVAL_S  # OKX closes a connection idle for 30 s
+    simulator_protocol = "workers.simulator.venues.okx"
 
     def normalize_symbol(self, symbol: str) -> str:
         return symbol.upper()
+
+    @classmethod
+    def symbol_problem(cls, symbol: str) -> str | None:
+        return None if "-" in symbol.strip("-") else f"{symbol!r} is not a BASE-QUOTE instrument id (e.g. BTC-USDT)"
+
+    @classmethod
+    def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str:
+        return f"{rest_url}{INSTRUMENTS}?instType=SPOT"
+
+    @classmethod
+    def pairs_from_metadata(cls, doc: Mapping) -> list[Pair]:
+        return pairs_from_instruments(doc)
 
     def stream_url(self, endpoint: str) -> str:
         return endpoint  # the business endpoint itself; instruments are subscribed by message
@@ -291,69 +311,32 @@ def connection_shards(symbols: Sequence[str], per_connection: int = MAX_SYMBOLS_
     return [list(symbols[i : i + per_connection]) for i in range(0, len(symbols), per_connection)]
 
 
-class OkxTrades:
+class OkxTrades(IdPagedTrades):
     """``GET /api/v5/market/history-trades?instId=S&type=1&after=A&limit=L``: the trades with
     id below ``after``, newest first. Ids are consecutive, so asking ``after = next_id + L``
     with ``limit = L`` lists exactly ``[next_id, next_id + L)``: the gap is paged upwards
-    like Binance's ``fromId``. Over the rate limit OKX answers 429 with code 50011."""
+    like Binance's ``fromId``. Over the rate limit OKX answers 429, or code 50011."""
 
     min_interval_s = MIN_INTERVAL_S
-    url_setting = "K2_OKX_REST_URL"
-
-    def __init__(self, exchange: Okx, rest_url: str, page_limit: int):
-        self.exchange = exchange
-        self.base = rest_url.rstrip("/")
-        self.page_limit = max(1, min(page_limit, HISTORY_MAX_LIMIT))
-
-    def start(self, gap: Gap) -> object:
-        return None  # the next id is the cursor
+    max_page = HISTORY_MAX_LIMIT
+    throttle_statuses = {429: RATE_LIMITED_WAIT_S}
+    exchange: Okx
 
     def request(self, gap: Gap, next_id: int, cursor: object) -> tuple[str, dict[str, str]]:
-        after = min(next_id + self.page_limit, gap.last + 1)
-        query = urllib.parse.urlencode({"instId": gap.symbol, "type": 1, "after": after, "limit": after - next_id})
-        return f"{self.base}{HISTORY_TRADES}?{query}", {}
-
-    def answer(self, status: int, headers: dict[str, str], body: bytes, gap: Gap, next_id: int,
-               cursor: object, received_us: int) -> Answer:
-        page = self._page(status, headers, body, gap.symbol, received_us)
-        if not isinstance(page, RestPage):
-            return page
-        if not page.ids or max(page.ids) < next_id:  # REST may trail the stream by a moment
-            return Problem(f"no trades from id {next_id} yet")
-        return Got(page, None)
+        limit = self.page_size(gap, next_id)
+        query = urllib.parse.urlencode({"instId": gap.symbol, "type": 1, "after": next_id + limit, "limit": limit})
+        return f"{self.rest_url}{HISTORY_TRADES}?{query}", {}
 
     def latest_request(self, symbol: str) -> tuple[str, dict[str, str]]:
-        return f"{self.base}{RECENT_TRADES}?{urllib.parse.urlencode({'instId': symbol, 'limit': 1})}", {}
+        return f"{self.rest_url}{RECENT_TRADES}?{urllib.parse.urlencode({'instId': symbol, 'limit': 1})}", {}
 
-    def latest_answer(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
-                      received_us: int) -> Answer:
-        page = self._page(status, headers, body, symbol, received_us)
-        if not isinstance(page, RestPage):
-            return page
-        return Got(page, None) if page.ids else Problem(f"no recent trade of {symbol}")
-
-    def _page(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
-              received_us: int) -> RestPage | Answer:
-        problem = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
-        if status == 429:
-            return Throttled(retry_after_s(headers, RATE_LIMITED_WAIT_S), problem)
-        if status != 200:
-            return Problem(problem)
-        try:
-            return self.exchange.parse_rest_trades(body, symbol, received_us)
-        except NormalizeError as exc:
-            if exc.kind == "rest_error" and str(exc).startswith(f"code={RATE_LIMITED} "):
-                return Throttled(RATE_LIMITED_WAIT_S, f"rest_error: {exc}")
-            return Problem(f"{exc.kind}: {exc}")
+    def rejected(self, exc: NormalizeError) -> Answer:
+        if exc.kind == "rest_error" and str(exc).startswith(f"code={RATE_LIMITED} "):
+            return Throttled(RATE_LIMITED_WAIT_S, f"rest_error: {exc}")
+        return super().rejected(exc)
 
 
 # symbols -------------------------------------------------------------------------------
-
-
-def shipped_pairs(path: Path = SYMBOLS_FILE) -> list[Pair]:
-    """The pairs shipped in ``okx_symbols.json`` (so a worker starts offline)."""
-    doc = json.loads(path.read_text())
-    return [Pair(symbol, bq[0], bq[1]) for symbol, bq in doc.items() if not symbol.startswith("_")]
 
 
 def pairs_from_instruments(doc: Mapping, states: Sequence[str] = ("live",)) -> list[Pair]:
@@ -369,10 +352,3 @@ def pairs_from_instruments(doc: Mapping, states: Sequence[str] = ("live",)) -> l
         if inst and base and quote:
             pairs.append(Pair(inst, base, quote))
     return pairs
-
-
-def fetch_pairs(rest_url: str, timeout_s: float) -> list[Pair]:
-    """Every live spot pair from OKX's REST metadata; raises ``OSError``/``ValueError`` when unreachable."""
-    url = f"{rest_url.rstrip('/')}{INSTRUMENTS}?instType=SPOT"
-    with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - configured URL
-        return pairs_from_instruments(json.load(resp))

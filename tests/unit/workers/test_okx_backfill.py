@@ -22,7 +22,12 @@ from workers.stats import WorkerStats
 from workers.symbols import SymbolTable
 
 FRAMES = Path(__file__).with_name("frames") / "okx"
-TABLE = SymbolTable.shipped().updated("okx", okx.shipped_pairs())
+TABLE = SymbolTable.shipped()
+
+
+def okx_tape(symbols: list[str], seed: int, archive_depth: int) -> Tape:
+    """The simulated OKX market the server would build: prices on the venue's tick."""
+    return Tape(symbols, {s: s.split("-")[0] for s in symbols}, seed, sim.PRICE_DECIMALS, archive_depth=archive_depth)
 RECEIVED = 1767225602000000
 
 
@@ -122,7 +127,7 @@ def test_answers_mean_trades_nothing_yet_or_wait(venue):
 
 
 def live_tape(depth: int = 10_000, trades: int = 3000) -> Tape:
-    t = sim.tape(["BTC-USDT", "ETH-USDT"], 5, depth)
+    t = okx_tape(["BTC-USDT", "ETH-USDT"], 5, depth)
     for i in range(trades):
         t.next(1767225600000000 + 1000 * i)
     return t
@@ -187,7 +192,7 @@ def test_rate_limited_answers_wait_then_resume(venue):
 
 
 def test_an_unknown_instrument_fails_the_gap_with_the_reason(venue):
-    events, _ = run(venue, Gap(4, "BTC-USDT", 1, 5, "stream"), Rest(sim.tape(["ETH-USDT"], 1, 10)))
+    events, _ = run(venue, Gap(4, "BTC-USDT", 1, 5, "stream"), Rest(okx_tape(["ETH-USDT"], 1, 10)))
     assert isinstance(events[-1], Failed) and "51001" in events[-1].reason
 
 

@@ -17,15 +17,21 @@ from hypothesis import strategies as st
 from worker_fuzzing import REJECT_KINDS, byte_flips, json_values, structure_mutations
 
 from k2 import contracts
+from k2.exchanges import venue as registered
 from workers.avro import TradeEncoder
 from workers.base import Parsed, UnknownSymbolError
 from workers.exchanges import okx
 from workers.exchanges.okx import Okx
 from workers.normalize import NormalizeError
-from workers.symbols import Pair, SymbolTable
+from workers.symbols import Pair, SymbolTable, read_pairs, symbols_file
 
 FRAMES = Path(__file__).with_name("frames") / "okx"
-TABLE = SymbolTable.shipped().updated("okx", okx.shipped_pairs())
+TABLE = SymbolTable.shipped()
+
+
+def shipped_pairs() -> list[Pair]:
+    """The pairs shipped in workers/exchanges/okx_symbols.json."""
+    return list(read_pairs(symbols_file(registered("okx"))).values())
 RECEIVED = 1767225602000000
 NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's, written out
 CONTROL_KINDS = {"ack", "subscribe_error", "exchange_error", "heartbeat", "status", "pong", "server_shutdown"}
@@ -263,7 +269,7 @@ def test_instruments_answer_gives_live_spot_pairs_as_on_the_wire():
 
 
 def test_shipped_metadata_is_twenty_spot_pairs_named_base_dash_quote():
-    pairs = okx.shipped_pairs()
+    pairs = shipped_pairs()
     assert len(pairs) == 20 and len({p.symbol for p in pairs}) == 20
     assert all(p.symbol == f"{p.base}-{p.quote}" for p in pairs)
     assert Pair("ETH-BTC", "ETH", "BTC") in pairs
@@ -326,7 +332,7 @@ decimals = st.decimals(min_value=Decimal("0"), max_value=Decimal("9999999999.999
 
 @settings(max_examples=300, derandomize=True, deadline=None)
 @given(trade_id=st.integers(0, 2**63 - 1), price=decimals, qty=decimals, side=st.sampled_from(["buy", "sell"]),
-       ts_ms=st.integers(0, 253402300799999), symbol=st.sampled_from([p.symbol for p in okx.shipped_pairs()]))
+       ts_ms=st.integers(0, 253402300799999), symbol=st.sampled_from([p.symbol for p in shipped_pairs()]))
 def test_valid_pushes_round_trip_exactly(trade_id, price, qty, side, ts_ms, symbol):
     venue = Okx([symbol], TABLE)
     text = push(instId=symbol, tradeId=str(trade_id), px=str(price), sz=str(qty), side=side, ts=str(ts_ms))

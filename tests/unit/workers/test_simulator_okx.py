@@ -14,12 +14,17 @@ import pytest
 from workers.exchanges import okx
 from workers.exchanges.okx import Okx
 from workers.normalize import NormalizeError
-from workers.simulator.market import SimTrade
+from workers.simulator.market import SimTrade, Tape
 from workers.simulator.server import Recorder, SimulatorConfig
 from workers.simulator.venues import okx as sim
 from workers.symbols import SymbolTable
 
-TABLE = SymbolTable.shipped().updated("okx", okx.shipped_pairs())
+TABLE = SymbolTable.shipped()
+
+
+def okx_tape(symbols: list[str], seed: int, archive_depth: int) -> Tape:
+    """The simulated OKX market the server would build: prices on the venue's tick."""
+    return Tape(symbols, {s: s.split("-")[0] for s in symbols}, seed, sim.PRICE_DECIMALS, archive_depth=archive_depth)
 RECEIVED = 1767225602000000
 TRADES = [
     SimTrade("BTC-USDT", 745519721, "94250.1", "0.00210000", "sell", 1767225600120999),
@@ -47,7 +52,7 @@ def test_simulator_push_parses_to_the_same_trade(venue, t):
 
 
 def test_tape_trades_round_trip_through_frames(venue):
-    tape = sim.tape(["BTC-USDT", "ETH-USDT"], 3, 100)
+    tape = okx_tape(["BTC-USDT", "ETH-USDT"], 3, 100)
     trades = [tape.next(1767225600000000 + 777 * i) for i in range(200)]
     records = [r for t in trades for r in venue.parse(sim.trade(t), RECEIVED).trades]
     assert [fields(r) for r in records] == [
@@ -124,7 +129,7 @@ class Conn:
 
 
 def session(**cfg: object) -> sim.OkxSession:
-    tape = sim.tape(["BTC-USDT", "ETH-USDT"], 2, 100)
+    tape = okx_tape(["BTC-USDT", "ETH-USDT"], 2, 100)
     tasks: list[asyncio.Task] = []  # held, so the idle watch is not garbage-collected
     simulator = SimpleNamespace(cfg=SimulatorConfig(**cfg), recorder=Recorder(None), tapes={"okx": tape},
                                 spawn=lambda coro: tasks.append(asyncio.ensure_future(coro)))
@@ -211,7 +216,7 @@ def get(tape, path: str = okx.HISTORY_TRADES, **query: object):
 
 
 def test_history_trades_lists_ids_below_after_newest_first_like_the_stream():
-    tape = sim.tape(["BTC-USDT"], 4, 50)
+    tape = okx_tape(["BTC-USDT"], 4, 50)
     trades = [tape.next(1767225600000000 + 1000 * i) for i in range(80)]
     archive = list(tape.archive["BTC-USDT"])
     after = archive[20].trade_id
@@ -238,8 +243,8 @@ def test_history_trades_lists_ids_below_after_newest_first_like_the_stream():
     ({"instId": "BTC-USDT", "type": 2, "after": 1}, 400, "51000"),
 ])
 def test_rest_errors_look_like_okx(query, status, code):
-    reply = get(sim.tape(["BTC-USDT"], 1, 10), **query)
+    reply = get(okx_tape(["BTC-USDT"], 1, 10), **query)
     assert (reply.status, json.loads(reply.body)["code"]) == (status, code)
     assert sim.rate_limited().status == 429 and json.loads(sim.rate_limited().body)["code"] == "50011"
     parts = urllib.parse.urlsplit("/api/v5/market/nope")
-    assert sim.rest_trades(parts.path, {}, sim.tape(["BTC-USDT"], 1, 10)).status == 404
+    assert sim.rest_trades(parts.path, {}, okx_tape(["BTC-USDT"], 1, 10)).status == 404

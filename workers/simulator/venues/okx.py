@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING
 
 from workers.exchanges import okx
 from workers.simulator.market import SimTrade, Tape
+from workers.simulator.protocols import malformed
 from workers.simulator.rest import RestReply
-from workers.simulator.server import Session
+from workers.simulator.session import Session
+from workers.simulator.venues import VenueProtocol
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -73,16 +75,8 @@ def notice(conn_id: str) -> str:
 
 
 def bad(kind: str, t: SimTrade) -> str:
-    good = trade(t)
-    if kind == "truncated_json":
-        return good[: len(good) // 2]
-    if kind == "not_json":
-        return "<html><body>502 Bad Gateway</body></html>"
-    if kind == "oversize_decimal":
-        return good.replace(f'"px":"{t.price}"', f'"px":"{t.price}123456789"')
-    if kind == "unknown_symbol":
-        return good.replace(f'"instId":"{t.symbol}","tradeId"', '"instId":"NOPE-USDT","tradeId"')
-    raise ValueError(kind)
+    return malformed(kind, trade(t), (f'"px":"{t.price}"', f'"px":"{t.price}123456789"'),
+                     (f'"instId":"{t.symbol}","tradeId"', '"instId":"NOPE-USDT","tradeId"'))
 
 
 # session ------------------------------------------------------------------------------
@@ -91,7 +85,8 @@ def bad(kind: str, t: SimTrade) -> str:
 class OkxSession(Session):
     exchange = "okx"
 
-    def __init__(self, sim: Simulator, conn: ServerConnection, conn_id: int):
+    def __init__(self, sim: Simulator, conn: ServerConnection, conn_id: int,
+                 query: Mapping[str, list[str]] | None = None):
         super().__init__(sim, conn, conn_id)
         self.conn_tag = f"{conn_id:08x}"  # OKX's connId is 8 hex digits
         self.active_at = time.monotonic()  # last frame either way (OKX's 30 s idle rule)
@@ -143,29 +138,11 @@ class OkxSession(Session):
                 (self.subscribed.add if op == "subscribe" else self.subscribed.discard)(inst)
                 self.write(ack(op, arg, req_id, self.conn_tag))
 
-    def offer(self, batch: list[SimTrade]) -> None:
-        if self.stalled() or self.closed:
-            return
-        rec, subscribed, cfg, rng = self.rec, self.subscribed, self.cfg, self.rng
-        for t in batch:
-            if t.symbol not in subscribed:
-                continue
-            if self.drop_next or (cfg.drop_rate and rng.random() < cfg.drop_rate):
-                self.drop_next = max(0, self.drop_next - 1)  # a fill the stream never pushes
-                rec.write(ev="dropped", exchange="okx", conn=self.id, symbol=t.symbol, trade_id=str(t.trade_id))
-                continue
-            self.maybe_bad_frame(t)
-            frame = trade(t)
-            if not self.write(frame):
-                return
-            copies = 2 if cfg.duplicate_rate and rng.random() < cfg.duplicate_rate else 1
-            if copies == 2:
-                self.write(frame)
-            if rec._file is not None:
-                for i in range(copies):
-                    rec.write(ev="trade", exchange="okx", conn=self.id, symbol=t.symbol, trade_id=str(t.trade_id),
-                              price_wire=t.price, qty_wire=t.qty, taker=t.taker, time_wire=str(ms(t.ts_us)),
-                              time_unit="ms", frame="duplicate" if i else "update")
+    def trade_frame(self, t: SimTrade) -> str:
+        return trade(t)
+
+    def wire_time(self, t: SimTrade) -> tuple[object, str]:
+        return str(ms(t.ts_us)), "ms"
 
     async def notify_shutdown(self) -> None:
         if self.write(notice(self.conn_tag)):
@@ -223,9 +200,15 @@ def rest_trades(path: str, query: Mapping[str, list[str]], tape: Tape) -> RestRe
     return RestReply(200, body, {}, trades)
 
 
-def tape(symbols: list[str], seed: int, archive_depth: int) -> Tape:
-    """The simulated OKX market: prices on a 0.1 tick, bases from the shipped metadata."""
-    bases = {p.symbol: p.base for p in okx.shipped_pairs()}
-    return Tape(symbols, {s: bases.get(s, s.split("-")[0]) for s in symbols}, seed, PRICE_DECIMALS,
-                archive_depth=archive_depth)
+class OkxProtocol(VenueProtocol):
+    name = "okx"
+    session = OkxSession
+    ws_paths = (PATH,)
+    rest_prefix = REST_PREFIX
+    price_decimals = PRICE_DECIMALS
 
+    def rest(self, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> RestReply:
+        return rest_trades(path, query, self.tape)
+
+    def rate_limited(self, retry_after_s: int) -> RestReply:
+        return rate_limited()
