@@ -144,10 +144,6 @@ class Coinbase(Exchange):
         return symbol.upper()  # product ids are BASE-QUOTE in upper case, as on the wire
 
     @classmethod
-    def symbol_problem(cls, symbol: str) -> str | None:
-        return None if "-" in symbol.strip("-") else f"{symbol!r} is not a BASE-QUOTE product id (e.g. BTC-USD)"
-
-    @classmethod
     def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str:
         return f"{rest_url}{PRODUCTS_PATH}"
 

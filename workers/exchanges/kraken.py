@@ -89,10 +89,6 @@ class Kraken(Exchange):
         return normalize_symbol(symbol)
 
     @classmethod
-    def symbol_problem(cls, symbol: str) -> str | None:
-        return None if "/" in symbol else f"{symbol!r} is not BASE/QUOTE (e.g. BTC/USD)"
-
-    @classmethod
     def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str:
         return f"{rest_url}/0/public/AssetPairs"
 

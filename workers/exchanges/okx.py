@@ -136,10 +136,6 @@ class Okx(Exchange):
         return symbol.upper()
 
     @classmethod
-    def symbol_problem(cls, symbol: str) -> str | None:
-        return None if "-" in symbol.strip("-") else f"{symbol!r} is not a BASE-QUOTE instrument id (e.g. BTC-USDT)"
-
-    @classmethod
     def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str:
         return f"{rest_url}{INSTRUMENTS}?instType=SPOT"
 

@@ -152,6 +152,19 @@ class Session:
                     return
                 self.sent(t, "duplicate" if copy else "update")
 
+    def subscribed_by_symbol(self, batch: list[SimTrade]) -> dict[str, list[SimTrade]]:
+        """The subscribed trades of one market tick that the stream sends (the configured
+        drops left out), grouped by symbol in order: for venues that batch a symbol's trades."""
+        by_symbol: dict[str, list[SimTrade]] = {}
+        rate = self.drop_rate()
+        for t in batch:
+            if t.symbol not in self.subscribed:
+                continue
+            if (self.drop_next or rate) and self.dropped(t, rate):
+                continue
+            by_symbol.setdefault(t.symbol, []).append(t)
+        return by_symbol
+
     def sent(self, t: SimTrade, frame: str, price_wire: str | None = None, qty_wire: str | None = None,
              time: tuple[object, str] | None = None) -> None:
         """Record that ``t`` reached the client in a frame of kind ``frame`` (update,

@@ -164,15 +164,7 @@ class BybitSession(Session):
     def offer(self, batch: list[SimTrade]) -> None:
         if self.stalled() or self.closed:
             return
-        by_symbol: dict[str, list[SimTrade]] = {}
-        rate = self.drop_rate()
-        for t in batch:
-            if t.symbol not in self.subscribed:
-                continue
-            if (self.drop_next or rate) and self.dropped(t, rate):  # a trade the stream never sends
-                continue
-            by_symbol.setdefault(t.symbol, []).append(t)
-        for trades in by_symbol.values():
+        for trades in self.subscribed_by_symbol(batch).values():
             for start in range(0, len(trades), MAX_TRADES_PER_MESSAGE):
                 if not self._send(trades[start : start + MAX_TRADES_PER_MESSAGE]):
                     return

@@ -201,16 +201,8 @@ class KrakenSession(Session):
     def offer(self, batch: list[SimTrade]) -> None:
         if self.stalled() or self.closed:
             return
-        by_symbol: dict[str, list[SimTrade]] = {}
-        rate = self.drop_rate()
-        for t in batch:
-            if t.symbol not in self.subscribed:
-                continue
-            # A trade id the v2 stream never sends, as reported in krakenfx/api-go#36.
-            if (self.drop_next or rate) and self.dropped(t, rate):
-                continue
-            by_symbol.setdefault(t.symbol, []).append(t)
-        for trades in by_symbol.values():
+        # Drops: trade ids the v2 stream never sends, as reported in krakenfx/api-go#36.
+        for trades in self.subscribed_by_symbol(batch).values():
             self._send_trades(trades, snapshot=False)
 
     def _send_trades(self, trades: list[SimTrade], snapshot: bool) -> None:
