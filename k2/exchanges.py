@@ -42,6 +42,9 @@ class Venue:
 VENUES: tuple[Venue, ...] = (
     Venue("binance", "BINANCE", 6, "workers.exchanges.binance", symbol_separator="", contiguous_ids=True),
     Venue("kraken", "KRAKEN", 20, "workers.exchanges.kraken", symbol_separator="/", contiguous_ids=True),
+    Venue("coinbase", "COINBASE", 6, "workers.exchanges.coinbase", symbol_separator="-", contiguous_ids=True),
+    Venue("bybit", "BYBIT", 6, "workers.exchanges.bybit", symbol_separator="", contiguous_ids=False),
+    Venue("okx", "OKX", 6, "workers.exchanges.okx", symbol_separator="-", contiguous_ids=True),
 )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import urllib.request
 import warnings
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from k2 import contracts
@@ -84,17 +85,18 @@ def fetch_schema_by_id(registry_url: str, schema_id: int, timeout_s: float) -> b
         return resp.read()
 
 
-def desired_subjects() -> list[str]:
-    """The v3 subjects: one per trade topic (TopicNameStrategy)."""
-    return [contracts.value_subject(t) for t in contracts.trade_topics()]
+def desired_subjects(topics: Iterable[str] | None = None) -> list[str]:
+    """The v3 subjects: one per trade topic (TopicNameStrategy); ``topics`` default to the
+    contract's (a test passes its own, prefixed ones)."""
+    return [contracts.value_subject(t) for t in (contracts.trade_topics() if topics is None else topics)]
 
 
 def list_subjects(client: SchemaRegistryClient) -> list[str]:
     return sorted(client.get_subjects())
 
 
-def ensure_trade_subjects(client: SchemaRegistryClient) -> dict[str, dict]:
-    """Set BACKWARD and register v3 under every trade subject.
+def ensure_trade_subjects(client: SchemaRegistryClient, topics: Iterable[str] | None = None) -> dict[str, dict]:
+    """Set BACKWARD and register v3 under every trade subject (of ``topics``, default the contract's).
 
     Registering identical content again returns the existing id and adds no version, so
     the result (subject -> {id, version, versions, status}) is the same on every run.
@@ -102,7 +104,7 @@ def ensure_trade_subjects(client: SchemaRegistryClient) -> dict[str, dict]:
     schema = _client_module().Schema(contracts.trade_schema_text(), "AVRO")
     results: dict[str, dict] = {}
     existing = set(list_subjects(client))
-    for subject in desired_subjects():
+    for subject in desired_subjects(topics):
         try:
             client.set_compatibility(subject_name=subject, level=COMPATIBILITY)
             schema_id = client.register_schema(subject, schema)

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,8 +146,9 @@ class IsolatedPipeline:
         return env
 
     def start_workers(self, simulator_env: dict[str, str], phase: str | None = None,
-                      **extra: str) -> subprocess.Popen:
-        """The workers under their supervisor, fed from the simulator ``simulator_env`` names.
+                      exchanges: Iterable[str] = (), **extra: str) -> subprocess.Popen:
+        """The workers under their supervisor, fed from the simulator ``simulator_env`` names:
+        every registered venue's, or only ``exchanges``' (the venues a simulator serves).
 
         ``phase`` names one market run among several on the same pipeline: its log and
         its progress state are its own (``workers-<phase>.log``, ``worker-state-<phase>``),
@@ -158,7 +160,8 @@ class IsolatedPipeline:
             extra = {"K2_WORKERS_STATE_DIR": str(self.workdir / f"worker-state{suffix}"), **extra}
         log = open(self.workers_log, "ab")  # noqa: SIM115 - owned by the child
         self.workers = subprocess.Popen(
-            [K2_BIN, "workers"], env=self.worker_env(simulator_env, **extra), cwd=REPO_ROOT,
+            [K2_BIN, "workers", *(arg for name in exchanges for arg in ("--exchange", name))],
+            env=self.worker_env(simulator_env, **extra), cwd=REPO_ROOT,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         return self.workers

@@ -15,15 +15,28 @@ from decimal import Decimal
 from workers.simulator import read_record
 
 NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's, restated
-PAIRS = {  # base/quote restated independently of workers/symbols.json
+PAIRS = {  # base/quote restated independently of workers/exchanges/*_symbols.json
     "BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT"), "SOLUSDT": ("SOL", "USDT"),
     "BTC/USD": ("BTC", "USD"), "ETH/USD": ("ETH", "USD"), "SOL/USD": ("SOL", "USD"),
     "ADAUSDT": ("ADA", "USDT"), "ADA/USD": ("ADA", "USD"),
+    "BTC-USD": ("BTC", "USD"), "ETH-USD": ("ETH", "USD"), "SOL-USD": ("SOL", "USD"),
+    "BTC-USDT": ("BTC", "USDT"), "ETH-USDT": ("ETH", "USDT"), "SOL-USDT": ("SOL", "USDT"),
 }
+# Venues whose wire carries trade times in ms (the record's time_us is the tape's µs):
+# what the worker can know of a trade's time is its ms. The others send µs.
+MS_VENUES = {"bybit", "okx"}
 DLQ_KIND = {  # simulator bad-frame kind -> the worker's DLQ error_kind
     "truncated_json": "malformed_json", "not_json": "malformed_json",
     "oversize_decimal": "decimal_out_of_range", "unknown_symbol": "unknown_symbol",
 }
+
+
+def wire_time_us(time_wire: object, unit: str) -> int:
+    """A trade time as the simulator wrote it on the wire, in µs since the epoch."""
+    if unit == "rfc3339":
+        dt = datetime.fromisoformat(str(time_wire).replace("Z", "+00:00"))
+        return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+    return int(time_wire) * {"us": 1, "ms": 1000}[unit]
 
 
 def expected_trades(record_path: str, exchange: str) -> dict[tuple[str, str], dict]:
@@ -32,11 +45,7 @@ def expected_trades(record_path: str, exchange: str) -> dict[tuple[str, str], di
     for ev in read_record(record_path):
         if ev.get("ev") != "trade" or ev["exchange"] != exchange:
             continue
-        if exchange == "binance":
-            ts = ev["time_wire"] * (1 if ev["time_unit"] == "us" else 1000)
-        else:
-            dt = datetime.fromisoformat(ev["time_wire"].replace("Z", "+00:00"))
-            ts = int(dt.timestamp()) * 1_000_000 + dt.microsecond
+        ts = wire_time_us(ev["time_wire"], ev["time_unit"])
         enum = exchange.upper()
         base, quote = PAIRS[ev["symbol"]]
         expected[(ev["symbol"], ev["trade_id"])] = {
@@ -60,8 +69,7 @@ def published_trades(record_path: str, exchange: str) -> dict[tuple[str, str], d
     symbol): what a complete history of the run holds, whatever the stream left out
     (drops, reconnects, a dead worker). Trades published after the last one sent are
     out: no client can know of them (they show up as a gap only once a later trade
-    arrives). Times are µs: the worker asks both the stream (timeUnit=MICROSECOND) and
-    REST (X-MBX-TIME-UNIT) for them."""
+    arrives). Times are the tape's µs, cut to ms for venues whose wire has only ms."""
     events = read_record(record_path)
     first: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -84,7 +92,7 @@ def published_trades(record_path: str, exchange: str) -> dict[tuple[str, str], d
             "trade_id": ev["trade_id"],
             "symbol": symbol,
             "exchange": enum,
-            "timestamp": ev["time_us"],
+            "timestamp": ev["time_us"] // 1000 * 1000 if exchange in MS_VENUES else ev["time_us"],
             "price": Decimal(ev["price_wire"]),
             "quantity": Decimal(ev["qty_wire"]),
             "base_asset": base,

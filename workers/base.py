@@ -90,8 +90,16 @@ class Exchange(ABC):
 
     @classmethod
     def symbol_problem(cls, symbol: str) -> str | None:
-        """Why ``symbol`` (as configured) cannot be one of this venue's, or None."""
-        return None
+        """Why ``symbol`` (as configured) cannot be one of this venue's, or None: by default,
+        a venue whose symbols separate base and quote (the registry's ``symbol_separator``)
+        refuses one without that separator between two parts."""
+        from k2.exchanges import venue
+
+        sep = venue(cls.name).symbol_separator
+        base, found, quote = symbol.partition(sep) if sep else ("", "", "")
+        if not sep or (found and base and quote):
+            return None
+        return f"{symbol!r} is not BASE{sep}QUOTE (e.g. {cls.default_symbols[0]})"
 
     @classmethod
     def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str | None:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from k2.exchanges import names
+
 pytestmark = pytest.mark.dags
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
@@ -78,8 +80,9 @@ def test_stream_runners_never_time_out_and_retry_within_seconds(dagbag):
 
 @pytest.mark.parametrize("dag_id", ["retention", "compaction"])
 def test_maintenance_is_one_spark_task_over_every_table_in_data_flow_order(dagbag, dag_id):
-    tables = ["bronze_crypto_trades", "silver_binance_trades", "silver_kraken_trades", "silver_dlq",
-              "gold_crypto_trades"]  # SPEC §3's tables, Bronze to Gold
+    # SPEC §3's tables, Bronze to Gold: a Silver table per registered venue, in registry order.
+    tables = ["bronze_crypto_trades", *(f"silver_{name}_trades" for name in names()), "silver_dlq",
+              "gold_crypto_trades"]
     tasks = {t.task_id: t for t in dagbag.dags[dag_id].tasks}
     args = tasks[dag_id].application_args
     assert args[args.index("--tables") + 1] == ",".join(tables)

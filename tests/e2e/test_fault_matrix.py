@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from k2.contracts import STREAMS, silver_table
+from k2.exchanges import names
 from k2.polling import wait_until
 from k2.settings import fresh_platform
 from k2ops.pipeline import IsolatedPipeline
@@ -64,7 +65,7 @@ def _stall_recoveries(pipe: IsolatedPipeline, exchange: str) -> list[float]:
 def _where_lost(pipe: IsolatedPipeline, lost: dict[str, dict]) -> dict[str, list]:
     """For trades missing from Gold: the furthest layer each one reached (diagnosis)."""
     silver = set()
-    for exchange in ("binance", "kraken"):
+    for exchange in names():
         silver |= set(pipe.table(silver_table(exchange)).scan(selected_fields=("message_id",))
                       .to_arrow().column("message_id").to_pylist())
     in_kafka: dict[str, tuple[int, int]] = {}
@@ -93,15 +94,16 @@ def faults_run(stack, shared: SharedPipeline):
     pipe, keeper = shared.pipe, shared.keeper
     record = pipe.workdir / "simulator-faults.jsonl"
     # Every exchange connection goes silent 50 s after it opens, for 20 s: the stall fault.
-    sim = SimulatorThread(SimulatorConfig(rate=10, seed=5, record=str(record), stall_after_s=50,
+    # 4 trades/s per venue: the 20/s of two venues, spread over five.
+    sim = SimulatorThread(SimulatorConfig(rate=4, seed=5, record=str(record), stall_after_s=50,
                                           stall_for_s=20))
     s = fresh_platform()
     try:
         pipe.start_workers(sim.worker_env(), phase=PHASE, K2_WORKERS_WATCHDOG_S=str(WATCHDOG_S), **SENT_ONLY)
-        for exchange in ("binance", "kraken"):
+        for exchange in names():
             wait_until(lambda ex=exchange: child_pid(pipe, ex), 60, f"{exchange} worker")
 
-        for exchange in ("binance", "kraken"):
+        for exchange in names():
             wait_for_deliveries(pipe, exchange, 60)
 
         # The broker and the registry first: the only faults felt outside this pipeline.
@@ -119,7 +121,7 @@ def faults_run(stack, shared: SharedPipeline):
                    "bronze to commit new batches after the broker restart")
         _record("data flowing after broker restart", began, "two new bronze batches")
 
-        for exchange in ("binance", "kraken"):  # kill -9 of each worker
+        for exchange in names():  # kill -9 of each worker
             began = time.monotonic()
             kill_worker(pipe, exchange)
             _record(f"kill -9 worker {exchange}", began, "supervisor restart until reconnected")
@@ -145,18 +147,18 @@ def faults_run(stack, shared: SharedPipeline):
             RECOVERY.append({"fault": f"kill -9 stream {stream}", "recovery_s": round(back[stream], 1),
                              "detail": "all three at once; restart to first committed batch"})
 
-        wait_until(lambda: all(_stall_recoveries(pipe, ex) for ex in ("binance", "kraken")), 180,
-                   "a stall and the watchdog's reconnect on both exchanges")
-        for exchange in ("binance", "kraken"):
+        wait_until(lambda: all(_stall_recoveries(pipe, ex) for ex in names()), 180,
+                   "a stall and the watchdog's reconnect on every exchange")
+        for exchange in names():
             worst = max(_stall_recoveries(pipe, exchange))
             RECOVERY.append({"fault": f"exchange stall ({exchange})", "recovery_s": round(worst + WATCHDOG_S, 1),
                              "detail": f"worst of the stalls: {WATCHDOG_S:g} s watchdog + reconnect"})
 
-        wait_for_market(sim, 100, "the market runs on after the recoveries", 120)
+        wait_for_market(sim, 40, "the market runs on after the recoveries", 120)
         sim.stop()
         assert pipe.stop_workers() == 0
-        expected = market_trades(str(record))
-        shared.expect(PHASE, expected)
+        expected, tolerated = market_trades(str(record))
+        shared.expect(PHASE, expected, tolerated)
         try:
             wait_until(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 300,
                        "Gold complete", interval=5)
@@ -193,6 +195,6 @@ def test_gold_is_exactly_complete_after_every_fault(faults_run, shared: SharedPi
 def test_every_fault_was_injected_and_recovered(faults_run):
     faults = [r["fault"] for r in RECOVERY]
     assert faults[:2] == ["kill -9 kafka + restart", "kill -9 registry + restart"]
-    assert [f for f in faults if f.startswith("kill -9 worker")] == ["kill -9 worker binance", "kill -9 worker kraken"]
+    assert [f for f in faults if f.startswith("kill -9 worker")] == [f"kill -9 worker {n}" for n in names()]
     assert [f for f in faults if f.startswith("kill -9 stream")] == [f"kill -9 stream {s}" for s in STREAMS]
-    assert "exchange stall (binance)" in faults and "exchange stall (kraken)" in faults
+    assert all(f"exchange stall ({n})" in faults for n in names())

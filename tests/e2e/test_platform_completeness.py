@@ -72,7 +72,7 @@ def run(stack, shared: SharedPipeline):
                                           drop_rates={"binance": 0.02, "kraken": 0.02},
                                           symbols={ex: (symbol,) for ex, symbol in SYMBOLS.items()}))
     try:
-        pipe.start_workers(sim.worker_env(), phase=PHASE, K2_KRAKEN_REST_URL=f"http://127.0.0.1:{sim.port}",
+        pipe.start_workers(sim.worker_env(), phase=PHASE, exchanges=SYMBOLS, K2_KRAKEN_REST_URL=f"http://127.0.0.1:{sim.port}",
                            K2_BINANCE_SYMBOLS=SYMBOLS["binance"], K2_KRAKEN_SYMBOLS=SYMBOLS["kraken"])
         wait_for_deliveries(pipe, "kraken", 90)
         kill_worker(pipe, "kraken")
@@ -176,7 +176,7 @@ def lost_run(stack, shared: SharedPipeline):
         return {e.get("exchange") for e in worker_events(pipe) if e.get("event") == "backfill_done"}
 
     try:
-        pipe.start_workers(sim.worker_env(), phase=LOST_PHASE, **env)
+        pipe.start_workers(sim.worker_env(), phase=LOST_PHASE, exchanges=LOST_SYMBOLS, **env)
         wait_until(lambda: {e.get("exchange") for e in worker_events(pipe)
                             if e.get("event") == "stream_summary" and e.get("delivered", 0) > 0} >= set(LOST_SYMBOLS),
                    90, "both workers to deliver trades")
@@ -191,7 +191,7 @@ def lost_run(stack, shared: SharedPipeline):
         assert not backfilled()  # a first run has no watermark to backfill from
         # One symbol per exchange: 600 trades each, so REST's last 200 no longer reach back to the watermark.
         wait_for_market(sim, 600, "history beyond what REST serves", 120)
-        pipe.start_workers(sim.worker_env(), phase=LOST_PHASE, **env)
+        pipe.start_workers(sim.worker_env(), phase=LOST_PHASE, exchanges=LOST_SYMBOLS, **env)
         wait_until(lambda: backfilled() >= set(LOST_SYMBOLS), 90, "both workers' backfill after the restart")
         wait_for_market(sim, 120, "live trades after the backfill", 60)
         sim.stop()

@@ -28,6 +28,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from k2.contracts import trade_schema_text
+from k2.exchanges import names
 from k2.polling import wait_until
 from shared_pipeline import SENT_ONLY, SharedPipeline, market_trades, wait_for_market
 from simulator_expectations import DLQ_KIND, bad_frames
@@ -36,7 +37,7 @@ from workers.simulator import SimulatorConfig, SimulatorThread
 pytestmark = pytest.mark.e2e
 
 TRADE_SECONDS = 40
-RATE = 15  # trades/s per exchange
+RATE = 6  # trades/s per exchange: the 30/s of two venues, spread over five
 PHASE = "e2e"  # this module's market run on the tier's shared pipeline (tests/e2e/conftest.py)
 
 
@@ -98,8 +99,8 @@ def run(stack, shared: SharedPipeline):
         sim.stop()
         assert pipe.stop_workers() == 0
 
-        expected = market_trades(str(record))
-        shared.expect(PHASE, expected)
+        expected, tolerated = market_trades(str(record))
+        shared.expect(PHASE, expected, tolerated)
         wait_until(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 600,
                    "Gold to hold every trade of this phase", interval=5)
         wait_until(lambda: pipe.silver_dlq().num_rows >= len(invalid), 300, "silver_dlq", interval=5)
@@ -151,7 +152,7 @@ def test_silver_dlq_holds_exactly_the_invalid_records(run):
 
 def test_worker_dlq_topic_holds_exactly_the_malformed_frames(run, stack):
     expected = Counter()
-    for exchange in ("binance", "kraken"):
+    for exchange in names():
         expected.update((exchange, DLQ_KIND[f["kind"]]) for f in bad_frames(run["record"], exchange))
     consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": f"e2e-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})

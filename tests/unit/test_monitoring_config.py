@@ -88,7 +88,7 @@ def test_prometheus_scrapes_each_stream_where_its_driver_runs():
 def test_ports_do_not_collide_with_the_other_stack_ports():
     settings, workers = load(PlatformSettings, {}), load(WorkerSettings, {})
     others = {settings.kafka_port, settings.kafka_controller_port, settings.registry_port, settings.pg_port,
-              settings.airflow_port, workers.binance_metrics_port, workers.kraken_metrics_port, 9090, 3000}
+              settings.airflow_port, *(workers.metrics_port(n) for n in EXCHANGE_NAMES), 9090, 3000}
     streams = {settings.stream_metrics_port(s) for s in STREAMS}
     assert not streams & others and len(streams) == len(STREAMS)
 

@@ -22,7 +22,7 @@ var required = []string{
 	"kafka", "kafka-init", "registry", "postgres", "minio", "minio-init",
 	"spark-master", "spark-worker-1", "spark-worker-2",
 	"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-	"worker-binance", "worker-kraken",
+	"worker-binance", "worker-kraken", "worker-coinbase", "worker-bybit", "worker-okx",
 }
 
 // One-shot services: they run to completion, so no health check or restart policy.

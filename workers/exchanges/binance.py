@@ -49,7 +49,7 @@ from workers.normalize import (
     trade_record,
 )
 from workers.progress import Gap
-from workers.rest_source import Answer, Got, Problem, RestPage, Throttled, retry_after_s
+from workers.rest_source import IdPagedTrades, RestPage
 from workers.symbols import Pair, SymbolTable
 
 HISTORICAL_TRADES = "/api/v3/historicalTrades"
@@ -235,58 +235,19 @@ class Binance(Exchange):
         raise NormalizeError("bad_trade", "trade frame does not match the combined-stream format")
 
 
-class BinanceTrades:
+class BinanceTrades(IdPagedTrades):
     """``GET /api/v3/historicalTrades?symbol=S&fromId=N&limit=L``: pages by trade id, each
     request costing REST weight; 429 (over the weight) and 418 (banned for ignoring it)
     say how long to wait in ``Retry-After``."""
 
     min_interval_s = 0.0  # Binance meters weight and says when to wait (429/418)
-    url_setting = "K2_BINANCE_REST_URL"  # named when requests keep failing
-
-    def __init__(self, exchange: Binance, rest_url: str, page_limit: int):
-        self.exchange = exchange
-        self.base = rest_url.rstrip("/") + HISTORICAL_TRADES
-        self.recent = rest_url.rstrip("/") + RECENT_TRADES
-        self.page_limit = page_limit
-
-    def start(self, gap: Gap) -> object:
-        return None  # the next id is the cursor
+    throttle_statuses = {429: 1.0, 418: 60.0}
+    exchange: Binance
 
     def request(self, gap: Gap, next_id: int, cursor: object) -> tuple[str, dict[str, str]]:
-        limit = min(self.page_limit, gap.last - next_id + 1)
-        query = urllib.parse.urlencode({"symbol": gap.symbol, "fromId": next_id, "limit": limit})
-        return f"{self.base}?{query}", self.exchange.rest_time_unit_header()
-
-    def answer(self, status: int, headers: dict[str, str], body: bytes, gap: Gap, next_id: int,
-               cursor: object, received_us: int) -> Answer:
-        page = self._page(status, headers, body, gap.symbol, received_us)
-        if not isinstance(page, RestPage):
-            return page
-        if not page.ids:  # REST may trail the stream by a moment
-            return Problem(f"no trades from id {next_id} yet")
-        if max(page.ids) < next_id:  # paging on would never end
-            return Problem(f"bad_rest_response: ids {min(page.ids)}..{max(page.ids)} are below fromId {next_id}")
-        return Got(page, None)
+        query = urllib.parse.urlencode({"symbol": gap.symbol, "fromId": next_id, "limit": self.page_size(gap, next_id)})
+        return f"{self.rest_url}{HISTORICAL_TRADES}?{query}", self.exchange.rest_time_unit_header()
 
     def latest_request(self, symbol: str) -> tuple[str, dict[str, str]]:
         query = urllib.parse.urlencode({"symbol": symbol, "limit": 1})
-        return f"{self.recent}?{query}", self.exchange.rest_time_unit_header()
-
-    def latest_answer(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
-                      received_us: int) -> Answer:
-        page = self._page(status, headers, body, symbol, received_us)
-        if not isinstance(page, RestPage):
-            return page
-        return Got(page, None) if page.ids else Problem(f"no recent trade of {symbol}")
-
-    def _page(self, status: int, headers: dict[str, str], body: bytes, symbol: str,
-              received_us: int) -> RestPage | Answer:
-        problem = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
-        if status in (429, 418):
-            return Throttled(retry_after_s(headers, 1.0 if status == 429 else 60.0), problem)
-        if status != 200:
-            return Problem(problem)
-        try:
-            return self.exchange.parse_rest_trades(body, symbol, received_us)
-        except NormalizeError as exc:
-            return Problem(f"{exc.kind}: {exc}")
+        return f"{self.rest_url}{RECENT_TRADES}?{query}", self.exchange.rest_time_unit_header()

@@ -30,6 +30,7 @@ from typing import Literal
 import msgspec
 
 from workers.base import Control, Exchange, Parsed
+from workers.batches import parse_items
 from workers.exchanges.kraken_rest import KrakenTrades
 from workers.jsonframe import DECODE_ERRORS, decode
 from workers.normalize import (
@@ -88,10 +89,6 @@ class Kraken(Exchange):
         return normalize_symbol(symbol)
 
     @classmethod
-    def symbol_problem(cls, symbol: str) -> str | None:
-        return None if "/" in symbol else f"{symbol!r} is not BASE/QUOTE (e.g. BTC/USD)"
-
-    @classmethod
     def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str:
         return f"{rest_url}/0/public/AssetPairs"
 
@@ -128,13 +125,7 @@ class Kraken(Exchange):
             message = _decode_trade_frame(frame)
         except DECODE_ERRORS:  # a control frame, an odd trade item, or not JSON: the slow path says
             return self._parse_other(frame, received_us)
-        parsed = Parsed()
-        for index, trade in enumerate(message.data):
-            try:
-                parsed.trades.append(self._record(trade, message.type, received_us))
-            except NormalizeError as exc:
-                parsed.rejects.append(NormalizeError(exc.kind, f"data[{index}]: {exc}"))
-        return parsed
+        return parse_items(message.data, lambda trade: self._record(trade, message.type, received_us))
 
     def _record(self, trade: _Trade, message_type: str, received_us: int) -> dict:
         pair = self.known_pair(self.normalize_symbol(trade.symbol), trade.symbol)
@@ -175,18 +166,15 @@ class Kraken(Exchange):
 
     def _parse_items(self, doc: dict, received_us: int) -> Parsed:
         """Item by item, so one bad trade in a batch does not drop its neighbours."""
-        parsed = Parsed()
         message_type = clip(doc.get("type", ""))
-        for index, item in enumerate(doc["data"]):
-            try:
-                try:
-                    trade = msgspec.convert(item, _Trade)
-                except msgspec.ValidationError as exc:
-                    raise NormalizeError("bad_trade", f"trade does not match the v2 format: {exc}") from None
-                parsed.trades.append(self._record(trade, message_type, received_us))
-            except NormalizeError as exc:
-                parsed.rejects.append(NormalizeError(exc.kind, f"data[{index}]: {exc}"))
-        return parsed
+        return parse_items(doc["data"], lambda item: self._record(_convert(item), message_type, received_us))
+
+
+def _convert(item: object) -> _Trade:
+    try:
+        return msgspec.convert(item, _Trade)
+    except msgspec.ValidationError as exc:
+        raise NormalizeError("bad_trade", f"trade does not match the v2 format: {exc}") from None
 
 
 def normalize_symbol(symbol: str) -> str:

@@ -53,9 +53,6 @@ def default_symbols() -> dict[str, tuple[str, ...]]:
     return {name: cls.default_symbols[:DEFAULT_SYMBOLS_PER_VENUE] for name, cls in exchange_classes().items()}
 
 
-WRITE_HIGH_WATER = 1 << 20  # bytes buffered per connection before the market waits
-
-
 @dataclass
 class SimulatorConfig:
     host: str = "127.0.0.1"
@@ -106,6 +103,9 @@ class Simulator:
                         protocol.price_decimals, pad_to=protocol.pad_to, archive_depth=cfg.rest_history)
             self.markets[name] = Market(name, tape, protocol(tape))
         self.tapes = {name: market.tape for name, market in self.markets.items()}
+        # The longest prefix first, so one venue's /api/v5/ is not taken for another's /api/.
+        self._rest_routes = sorted((m for m in self.markets.values() if m.venue.rest_prefix),
+                                   key=lambda m: len(m.venue.rest_prefix or ""), reverse=True)
         self.port = cfg.port
         self._server: Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -202,8 +202,7 @@ class Simulator:
         """Plain HTTP GETs under a venue's REST prefix are its REST; anything else is a
         WebSocket handshake."""
         url = urllib.parse.urlsplit(request.path)
-        market = next((m for m in self.markets.values()
-                       if m.venue.rest_prefix and url.path.startswith(m.venue.rest_prefix)), None)
+        market = next((m for m in self._rest_routes if url.path.startswith(m.venue.rest_prefix or "")), None)
         if market is None:
             return None
         exchange = market.exchange

@@ -124,8 +124,59 @@ class Session:
     def bad_frame(self, kind: str, t: SimTrade) -> str:
         raise NotImplementedError
 
-    def offer(self, batch: list[SimTrade]) -> None:
+    def trade_frame(self, t: SimTrade) -> str:
+        """The frame carrying ``t`` alone (venues that send one frame per trade)."""
         raise NotImplementedError
+
+    def wire_time(self, t: SimTrade) -> tuple[object, str]:
+        """``t``'s time as its frame writes it, and the unit (``us``, ``ms``, ``rfc3339``)."""
+        raise NotImplementedError
+
+    def offer(self, batch: list[SimTrade]) -> None:
+        """Send the subscribed trades of one market tick, one :meth:`trade_frame` each, with
+        the configured drops, bad frames and duplicates; venues that batch override it."""
+        if self.stalled() or self.closed:
+            return
+        subscribed, cfg, rng = self.subscribed, self.cfg, self.rng
+        drop_rate = self.drop_rate()
+        for t in batch:
+            if t.symbol not in subscribed:
+                continue
+            if (self.drop_next or drop_rate) and self.dropped(t, drop_rate):
+                continue
+            self.maybe_bad_frame(t)
+            frame = self.trade_frame(t)
+            copies = 2 if cfg.duplicate_rate and rng.random() < cfg.duplicate_rate else 1
+            for copy in range(copies):
+                if not self.write(frame):
+                    return
+                self.sent(t, "duplicate" if copy else "update")
+
+    def subscribed_by_symbol(self, batch: list[SimTrade]) -> dict[str, list[SimTrade]]:
+        """The subscribed trades of one market tick that the stream sends (the configured
+        drops left out), grouped by symbol in order: for venues that batch a symbol's trades."""
+        by_symbol: dict[str, list[SimTrade]] = {}
+        rate = self.drop_rate()
+        for t in batch:
+            if t.symbol not in self.subscribed:
+                continue
+            if (self.drop_next or rate) and self.dropped(t, rate):
+                continue
+            by_symbol.setdefault(t.symbol, []).append(t)
+        return by_symbol
+
+    def sent(self, t: SimTrade, frame: str, price_wire: str | None = None, qty_wire: str | None = None,
+             time: tuple[object, str] | None = None) -> None:
+        """Record that ``t`` reached the client in a frame of kind ``frame`` (update,
+        snapshot, duplicate): what tests compare Kafka with. The wire texts default to the
+        tape's and :meth:`wire_time`."""
+        if self.rec._file is None:
+            return
+        time_wire, unit = time or self.wire_time(t)
+        self.rec.write(ev="trade", exchange=self.exchange, conn=self.id, symbol=t.symbol, trade_id=str(t.trade_id),
+                       price_wire=t.price if price_wire is None else price_wire,
+                       qty_wire=t.qty if qty_wire is None else qty_wire, taker=t.taker,
+                       time_wire=time_wire, time_unit=unit, frame=frame)
 
     async def on_open(self) -> None:
         pass

@@ -43,7 +43,7 @@ def test_adding_an_exchange_is_compatible_removing_a_field_is_not(stack, subject
 
     evolved = copy.deepcopy(contracts.trade_schema())
     exchange_field = next(f for f in evolved["fields"] if f["name"] == "exchange")
-    exchange_field["type"]["symbols"].append("COINBASE")
+    exchange_field["type"]["symbols"].append("NEWVENUE")  # a venue not registered yet
     assert client.test_compatibility(subject, Schema(json.dumps(evolved), "AVRO"))
 
     broken = copy.deepcopy(contracts.trade_schema())

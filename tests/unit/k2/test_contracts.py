@@ -8,7 +8,9 @@ from k2 import contracts
 
 
 def test_topics_and_subjects():
-    assert contracts.trade_topics() == ["market.crypto.trades.binance", "market.crypto.trades.kraken"]
+    # One topic per registered venue, named after it (the registry's list, in its order).
+    assert contracts.trade_topics()[:2] == ["market.crypto.trades.binance", "market.crypto.trades.kraken"]
+    assert contracts.trade_topics() == [f"market.crypto.trades.{v.name}" for v in contracts.EXCHANGES]
     assert contracts.DLQ_TOPIC == "market.crypto.trades.dlq"
     assert contracts.value_subject("market.crypto.trades.kraken") == "market.crypto.trades.kraken-value"
     assert contracts.exchange_of_topic("market.crypto.trades.binance") == "binance"
@@ -17,10 +19,9 @@ def test_topics_and_subjects():
 
 
 def test_tables():
-    assert contracts.all_tables() == [
-        "bronze_crypto_trades", "silver_binance_trades", "silver_kraken_trades",
-        "silver_dlq", "gold_crypto_trades",
-    ]
+    silver = [f"silver_{v.name}_trades" for v in contracts.EXCHANGES]
+    assert silver[:2] == ["silver_binance_trades", "silver_kraken_trades"]
+    assert contracts.all_tables() == ["bronze_crypto_trades", *silver, "silver_dlq", "gold_crypto_trades"]
     assert contracts.lakehouse_tables() == [*contracts.all_tables(), "completeness_ledger",
                                             "completeness_unrecoverable"]
     assert contracts.qualified("gold_crypto_trades", "k2") == "k2.market_data.gold_crypto_trades"
@@ -28,7 +29,7 @@ def test_tables():
 
 def test_unknown_exchange_lists_known_ones():
     with pytest.raises(KeyError, match="binance, kraken"):
-        contracts.trade_topic("coinbase")
+        contracts.trade_topic("nope")
 
 
 def test_schema_exchange_enum_matches_exchange_list():

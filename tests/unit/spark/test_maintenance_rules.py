@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE, SILVER_DLQ_TABLE, all_tables, silver_table
+from k2.exchanges import names
 from k2.log import events_named, job_log
 from spark_jobs.compaction import cold_filter
 from spark_jobs.gold_aggregation import MAX_LISTED_RANGES, hour_predicate, minute_predicate
@@ -96,7 +97,7 @@ def test_tables_option_keeps_data_flow_order_and_rejects_unknown_names(capsys):
     assert selected_tables(parser, "gold_crypto_trades, bronze_crypto_trades") == [
         "bronze_crypto_trades", "gold_crypto_trades"]
     assert selected_tables(parser, None)[0] == "bronze_crypto_trades"
-    assert len(selected_tables(parser, None)) == 5
+    assert len(selected_tables(parser, None)) == 3 + len(names())  # bronze, a silver per venue, dlq, gold
     with pytest.raises(SystemExit):
         selected_tables(parser, "bronze_crypto_trades,gold_trades")
     assert "--tables: unknown ['gold_trades']" in capsys.readouterr().err

@@ -4,10 +4,11 @@ that agree with it, and the settings generated for it keep their names and defau
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from k2.config import load
+from k2.config import SettingsError, load
 from k2.exchanges import VENUES, names
 from workers.base import Exchange
 from workers.exchanges import RegistrationError, _checked, exchange_class
@@ -21,7 +22,7 @@ def test_registration_is_complete(venue):
     cls = exchange_class(venue.name)
     assert issubclass(cls, Exchange) and cls.__module__ == venue.module
     assert (cls.name, cls.enum_symbol, cls.sequential_ids) == (venue.name, venue.enum_symbol, venue.contiguous_ids)
-    shipped = json.loads(symbols_file(venue).read_text())
+    shipped = {k: v for k, v in json.loads(symbols_file(venue).read_text()).items() if not k.startswith("_")}  # _doc
     assert shipped and all(isinstance(bq, list) and len(bq) == 2 for bq in shipped.values())
     for symbol, (base, quote) in shipped.items():  # the separator Silver checks symbols against
         assert symbol == f"{base}{venue.symbol_separator}{quote}"
@@ -47,3 +48,11 @@ def test_generated_settings_keep_their_names_and_defaults():
     env = {"K2_KRAKEN_SYMBOLS": "XBT/USD", "K2_WORKERS_KRAKEN_PING_INTERVAL_S": "5", "K2_BINANCE_METRICS_PORT": "0"}
     s = load(WorkerSettings, env)
     assert (s.kraken_symbols, s.kraken_ping_interval_s, s.binance_metrics_port) == (("XBT/USD",), 5.0, 0)
+
+
+@pytest.mark.parametrize("venue", [v for v in VENUES if v.symbol_separator], ids=lambda v: v.name)
+def test_a_symbol_without_the_venues_separator_fails_at_start_naming_the_setting(venue):
+    setting = f"K2_{venue.name.upper()}_SYMBOLS"
+    with pytest.raises(SettingsError, match=f"{setting}: 'BTCUSD' is not BASE{re.escape(venue.symbol_separator)}QUOTE"):
+        load(WorkerSettings, {setting: "BTCUSD"}).validate()
+    load(WorkerSettings, {setting: f"BTC{venue.symbol_separator}USD"}).validate()

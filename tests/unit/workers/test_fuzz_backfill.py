@@ -116,7 +116,7 @@ def test_a_page_of_ids_below_from_id_fails_instead_of_paging_forever():
     events = list(fetch_gap(GAP, binance(), "http://rest.test", 1000, lambda u, h, t: (200, {}, stale),
                             lambda s: True, WorkerStats("b")))
     (failed,) = events
-    assert isinstance(failed, Failed) and "below fromId 5123456789" in failed.reason
+    assert isinstance(failed, Failed) and "are below 5123456789" in failed.reason
 
 
 def test_a_body_cut_short_is_a_failed_request_not_a_dead_thread():

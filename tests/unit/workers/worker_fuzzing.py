@@ -23,7 +23,10 @@ from hypothesis import strategies as st
 
 from workers.base import Exchange
 from workers.exchanges.binance import Binance
+from workers.exchanges.bybit import Bybit
+from workers.exchanges.coinbase import Coinbase
 from workers.exchanges.kraken import Kraken
+from workers.exchanges.okx import Okx
 from workers.symbols import SymbolTable
 
 FRAMES_DIR = Path(__file__).with_name("frames")
@@ -48,12 +51,27 @@ def kraken() -> Exchange:
     return Kraken(["BTC/USD", "ETH/USD"], TABLE)
 
 
-EXCHANGES = {"binance": binance, "kraken": kraken}
+def coinbase() -> Exchange:
+    return Coinbase(["BTC-USD", "ETH-USD"], TABLE)
+
+
+def bybit() -> Exchange:
+    return Bybit(["BTCUSDT", "ETHUSDT"], TABLE)
+
+
+def okx() -> Exchange:
+    return Okx(["BTC-USDT", "ETH-USDT"], TABLE)
+
+
+EXCHANGES = {"binance": binance, "kraken": kraken, "coinbase": coinbase, "bybit": bybit, "okx": okx}
 
 
 def recorded_frames(exchange: str) -> list[bytes]:
-    """One frame per line, as the exchange sends them (trades and every control kind)."""
-    return [line.encode() for line in (FRAMES_DIR / f"{exchange}.jsonl").read_text().splitlines() if line]
+    """One frame per line, as the exchange sends them (trades and every control kind):
+    ``frames/<exchange>.jsonl``, or every ``frames/<exchange>/*.jsonl`` in name order."""
+    single = FRAMES_DIR / f"{exchange}.jsonl"
+    files = [single] if single.exists() else sorted((FRAMES_DIR / exchange).glob("*.jsonl"))
+    return [line.encode() for path in files for line in path.read_text().splitlines() if line]
 
 
 # running -----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from workers.simulator.market import SimTrade, Tape
+from workers.simulator.protocols import malformed
 from workers.simulator.rest import RestReply
 from workers.simulator.session import Session, now_us
 from workers.simulator.venues import VenueProtocol
@@ -118,16 +119,8 @@ def binance_server_shutdown(now_us: int) -> str:
 
 
 def binance_bad(kind: str, t: SimTrade, microseconds: bool) -> str:
-    good = binance_trade(t, microseconds)
-    if kind == "truncated_json":
-        return good[: len(good) // 2]
-    if kind == "not_json":
-        return "<html><body>502 Bad Gateway</body></html>"
-    if kind == "oversize_decimal":
-        return good.replace(f'"p":"{t.price}"', f'"p":"{t.price}123456789"')
-    if kind == "unknown_symbol":
-        return good.replace(f'"s":"{t.symbol}"', '"s":"NOPEUSDT"')
-    raise ValueError(kind)
+    return malformed(kind, binance_trade(t, microseconds), (f'"p":"{t.price}"', f'"p":"{t.price}123456789"'),
+                     (f'"s":"{t.symbol}"', '"s":"NOPEUSDT"'))
 
 
 class BinanceSession(Session):
@@ -148,30 +141,11 @@ class BinanceSession(Session):
     def bad_frame(self, kind: str, t: SimTrade) -> str:
         return binance_bad(kind, t, self.microseconds)
 
-    def offer(self, batch: list[SimTrade]) -> None:
-        if self.stalled() or self.closed:
-            return
-        rec, subscribed, cfg, rng = self.rec, self.subscribed, self.cfg, self.rng
-        drop_rate = self.drop_rate()
-        for t in batch:
-            if t.symbol not in subscribed:
-                continue
-            if (self.drop_next or drop_rate) and self.dropped(t, drop_rate):
-                continue
-            self.maybe_bad_frame(t)
-            frame = binance_trade(t, self.microseconds)
-            if not self.write(frame):
-                return
-            copies = 2 if cfg.duplicate_rate and rng.random() < cfg.duplicate_rate else 1
-            if copies == 2:
-                self.write(frame)
-            if rec._file is not None:
-                T = binance_time(t.ts_us, self.microseconds)
-                for i in range(copies):
-                    rec.write(ev="trade", exchange="binance", conn=self.id, symbol=t.symbol,
-                              trade_id=str(t.trade_id), price_wire=t.price, qty_wire=t.qty, taker=t.taker,
-                              time_wire=T, time_unit="us" if self.microseconds else "ms",
-                              frame="duplicate" if i else "update")
+    def trade_frame(self, t: SimTrade) -> str:
+        return binance_trade(t, self.microseconds)
+
+    def wire_time(self, t: SimTrade) -> tuple[object, str]:
+        return binance_time(t.ts_us, self.microseconds), "us" if self.microseconds else "ms"
 
     async def on_message(self, message: str) -> None:
         try:

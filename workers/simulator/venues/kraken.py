@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from workers.exchanges.kraken import ASSET_ALIASES
 from workers.simulator.market import SimTrade, Tape
-from workers.simulator.protocols import rfc3339
+from workers.simulator.protocols import malformed, rfc3339
 from workers.simulator.rest import RestReply
 from workers.simulator.session import Session, now_us
 from workers.simulator.venues import VenueProtocol
@@ -73,16 +73,9 @@ def kraken_pong(req_id: object, now_us: int) -> str:
 
 
 def kraken_bad(kind: str, t: SimTrade) -> str:
-    good = kraken_trades([kraken_item(t)])
-    if kind == "truncated_json":
-        return good[: len(good) // 2]
-    if kind == "not_json":
-        return "<html><body>502 Bad Gateway</body></html>"
-    if kind == "oversize_decimal":
-        return good.replace(f'"price":{kraken_number(t.price, False)}', '"price":1.123456789', 1)
-    if kind == "unknown_symbol":
-        return good.replace(f'"symbol":"{t.symbol}"', '"symbol":"NOPE/USD"')
-    raise ValueError(kind)
+    return malformed(kind, kraken_trades([kraken_item(t)]),
+                     (f'"price":{kraken_number(t.price, False)}', '"price":1.123456789'),
+                     (f'"symbol":"{t.symbol}"', '"symbol":"NOPE/USD"'))
 
 
 # Kraken ---------------------------------------------------------------------------
@@ -208,20 +201,12 @@ class KrakenSession(Session):
     def offer(self, batch: list[SimTrade]) -> None:
         if self.stalled() or self.closed:
             return
-        by_symbol: dict[str, list[SimTrade]] = {}
-        rate = self.drop_rate()
-        for t in batch:
-            if t.symbol not in self.subscribed:
-                continue
-            # A trade id the v2 stream never sends, as reported in krakenfx/api-go#36.
-            if (self.drop_next or rate) and self.dropped(t, rate):
-                continue
-            by_symbol.setdefault(t.symbol, []).append(t)
-        for trades in by_symbol.values():
+        # Drops: trade ids the v2 stream never sends, as reported in krakenfx/api-go#36.
+        for trades in self.subscribed_by_symbol(batch).values():
             self._send_trades(trades, snapshot=False)
 
     def _send_trades(self, trades: list[SimTrade], snapshot: bool) -> None:
-        cfg, rng, rec = self.cfg, self.rng, self.rec
+        cfg, rng = self.cfg, self.rng
         size = max(1, cfg.batch)
         for start in range(0, len(trades), size):
             chunk = trades[start : start + size]
@@ -234,14 +219,13 @@ class KrakenSession(Session):
             copies = 2 if not snapshot and cfg.duplicate_rate and rng.random() < cfg.duplicate_rate else 1
             if copies == 2:
                 self.write(frame)
-            if rec._file is not None:
-                for t, e in zip(chunk, exponent, strict=True):
-                    for i in range(copies):
-                        rec.write(ev="trade", exchange="kraken", conn=self.id, symbol=t.symbol,
-                                  trade_id=str(t.trade_id), price_wire=kraken_number(t.price, False),
-                                  qty_wire=kraken_number(t.qty, e), taker=t.taker,
-                                  time_wire=rfc3339(t.ts_us), time_unit="rfc3339",
-                                  frame="duplicate" if i else ("snapshot" if snapshot else "update"))
+            for t, e in zip(chunk, exponent, strict=True):
+                for i in range(copies):
+                    self.sent(t, "duplicate" if i else ("snapshot" if snapshot else "update"),
+                              price_wire=kraken_number(t.price, False), qty_wire=kraken_number(t.qty, e))
+
+    def wire_time(self, t: SimTrade) -> tuple[object, str]:
+        return rfc3339(t.ts_us), "rfc3339"
 
 
 class KrakenProtocol(VenueProtocol):

@@ -1,0 +1,26 @@
+"""Frames that batch several trades (Kraken, Bybit, ...): each item is its own record or reject.
+
+One bad trade must not drop its neighbours, and its dead letter must say which item it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from workers.base import Parsed
+from workers.normalize import NormalizeError
+
+T = TypeVar("T")
+
+
+def parse_items(items: Iterable[T], record: Callable[[T], dict]) -> Parsed:
+    """``record(item)`` for each item; a :class:`NormalizeError` rejects that item alone,
+    its message prefixed with the item's index (``data[2]: ...``)."""
+    parsed = Parsed()
+    for index, item in enumerate(items):
+        try:
+            parsed.trades.append(record(item))
+        except NormalizeError as exc:
+            parsed.rejects.append(NormalizeError(exc.kind, f"data[{index}]: {exc}"))
+    return parsed
