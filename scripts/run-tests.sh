@@ -92,8 +92,9 @@ lane_ticks=$(cpu_ticks)
 stack_lane >"$times/stack-lane.log" 2>&1 &
 lane_pid=$!
 
-echo "[k2] test: unit tier"
-phase "unit tier" $BIN/python -m pytest -m "not integration and not dags and not e2e and not faults" \
+# Two processes (pytest-xdist): the unit tier is CPU work, and outlasts the lane beside it.
+echo "[k2] test: unit tier (two processes)"
+phase "unit tier" $BIN/python -m pytest -n 2 -m "not integration and not dags and not e2e and not faults" \
   --tier-times "$times/unit.json" "${fake_now[@]}" tests
 unit_rc=$?
 
