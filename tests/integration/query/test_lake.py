@@ -200,8 +200,8 @@ def test_errors_name_what_is_valid(ns):
         lake.table(GOLD_TABLE, where="nope = 1", namespace=ns)
     with pytest.raises(lake.QueryError, match=r"table k2test_lake_\w+\.bronze_crypto_trades does not exist"):
         lake.table("bronze_crypto_trades", namespace=ns)
-    with pytest.raises(lake.QueryError, match=r"unknown exchange 'coinbase'; known: binance, kraken"):
-        lake.trades("coinbase", "BTC-USD", namespace=ns)
+    with pytest.raises(lake.QueryError, match=r"unknown exchange 'nasdaq'; known: binance, kraken, coinbase, bybit, okx"):
+        lake.trades("nasdaq", "AAPL", namespace=ns)
     with pytest.raises(lake.QueryError, match=r"use one of: arrow, pandas, polars"):
         lake.dlq(namespace=ns, to="excel")
 
