@@ -34,7 +34,7 @@ import msgspec
 
 from k2.errors import K2Error
 from workers.base import Control, Exchange, Parsed
-from workers.batches import parse_items
+from workers.batches import convert_item, parse_items
 from workers.jsonframe import DECODE_ERRORS, decode
 from workers.normalize import (
     NormalizeError,
@@ -227,14 +227,8 @@ class Bybit(Exchange):
         ts = doc.get("ts")
         if type(ts) is not int:
             raise NormalizeError("bad_trade", f"message time ts {clip(ts)} is not an integer of ms")
-        return parse_items(doc["data"], lambda item: self._record(_convert(item), ts, received_us))
+        return parse_items(doc["data"], lambda item: self._record(convert_item(item, _Trade, "trade does not match the publicTrade format"), ts, received_us))
 
-
-def _convert(item: object) -> _Trade:
-    try:
-        return msgspec.convert(item, _Trade)
-    except msgspec.ValidationError as exc:
-        raise NormalizeError("bad_trade", f"trade does not match the publicTrade format: {exc}") from None
 
 
 def _text(flag: bool) -> str:

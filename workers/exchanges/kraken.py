@@ -30,7 +30,7 @@ from typing import Literal
 import msgspec
 
 from workers.base import Control, Exchange, Parsed
-from workers.batches import parse_items
+from workers.batches import convert_item, parse_items
 from workers.exchanges.kraken_rest import KrakenTrades
 from workers.jsonframe import DECODE_ERRORS, decode
 from workers.normalize import (
@@ -167,14 +167,8 @@ class Kraken(Exchange):
     def _parse_items(self, doc: dict, received_us: int) -> Parsed:
         """Item by item, so one bad trade in a batch does not drop its neighbours."""
         message_type = clip(doc.get("type", ""))
-        return parse_items(doc["data"], lambda item: self._record(_convert(item), message_type, received_us))
+        return parse_items(doc["data"], lambda item: self._record(convert_item(item, _Trade, "trade does not match the v2 format"), message_type, received_us))
 
-
-def _convert(item: object) -> _Trade:
-    try:
-        return msgspec.convert(item, _Trade)
-    except msgspec.ValidationError as exc:
-        raise NormalizeError("bad_trade", f"trade does not match the v2 format: {exc}") from None
 
 
 def normalize_symbol(symbol: str) -> str:

@@ -37,6 +37,7 @@ from typing import Literal
 import msgspec
 
 from workers.base import Control, Exchange, Parsed
+from workers.batches import convert_item
 from workers.jsonframe import DECODE_ERRORS, as_bytes, decode, decode_rest_body
 from workers.normalize import (
     NormalizeError,
@@ -239,10 +240,7 @@ class Okx(Exchange):
 def _as_trade(item: object) -> _Trade:
     if isinstance(item, _Trade):
         return item
-    try:
-        return msgspec.convert(item, _Trade)
-    except msgspec.ValidationError as exc:
-        raise NormalizeError("bad_trade", f"trade does not match the {CHANNEL} format: {exc}") from None
+    return convert_item(item, _Trade, f"trade does not match the {CHANNEL} format")
 
 
 def _digits(text: object, field: str, max_digits: int, kind: str) -> int:
