@@ -5,7 +5,7 @@ asking the sources for their latest offsets, writing the offset log, planning, r
 the sink (``addBatch``: for a ``foreachBatch`` stream, the stream's own function), and
 writing the commit log. The stream's function times its own phases (decode and
 validate, each table commit, Gold's MERGE) with :class:`BatchTimings`. The progress
-listener (spark_jobs/streaming.py) joins the two with the time the stream sat idle
+reporter (spark_jobs/streaming.py) joins the two with the time the stream sat idle
 waiting for its trigger, publishes the breakdown in the stream's progress (shown by
 `k2 streams status`, sampled by `make bench`) and logs it on the batch's line.
 
@@ -22,12 +22,12 @@ from datetime import datetime
 
 from k2.streams import OTHER, SPARK_PHASES, TOTAL, TRIGGER_WAIT
 
-KEEP_BATCHES = 10  # phases kept for batches the listener has not reported yet
+KEEP_BATCHES = 10  # phases kept for batches the reporter has not reported yet
 
 
 class BatchTimings:
     """The stream's own phases per batch id, filled by its ``foreachBatch`` function and
-    taken by the progress listener (both run in the driver's Python process)."""
+    taken by the progress reporter (both run in the driver's Python process)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock  # seconds; tests inject a fake one

@@ -6,7 +6,7 @@ The first run starts at the earliest retained offset.
 
 Offsets Kafka deleted (retention) before Bronze read them cannot be recovered, and with
 ``failOnDataLoss=false`` Spark skips them with a mere warning, so the stream reports
-them itself, without per-row work: after each batch the listener compares the rows
+them itself, without per-row work: after each batch the progress reporter compares the rows
 the Kafka source returned with the size of the planned offset ranges. Equal (K2's
 producers are idempotent, not transactional, so every offset is a record): nothing was
 lost. Fewer: it looks up the first offset of each planned range that reached Bronze
@@ -95,7 +95,7 @@ def _offsets(value: object) -> Offsets:
 
 
 def losses_from_progress(progress: dict, first_offsets: FirstOffsets) -> list[LostRange]:
-    """The ranges one batch lost, from its ``StreamingQueryProgress`` JSON (the listener's input).
+    """The ranges one batch lost, from its ``StreamingQueryProgress`` JSON (the reporter's input).
 
     ``first_offsets`` is only called when the batch read fewer rows than it planned.
     """

@@ -91,8 +91,8 @@ def minute_predicate(minutes: list[datetime], alias: str = "t") -> str:
 class GoldBatch:
     def __init__(self, settings: PlatformSettings, namespace: str):
         self.gold = table_id(settings, GOLD_TABLE, namespace)
-        self._rows_in: dict[int, int] = {}  # batch id -> input rows (for the progress listener)
-        self.timings = BatchTimings()  # the batch's phases (for the progress listener)
+        self._rows_in: dict[int, int] = {}  # batch id -> input rows (for the progress reporter)
+        self.timings = BatchTimings()  # the batch's phases (for the progress reporter)
         self.log = job_log(STREAM)
 
     def rows_in(self, batch_id: int) -> int | None:
@@ -110,7 +110,7 @@ class GoldBatch:
                 seen = incoming.agg(F.count(F.lit(1)).alias("n"), F.collect_set(
                     F.unix_timestamp(F.date_trunc("minute", "timestamp"))).alias("minutes")).first()
             self._rows_in[batch_id] = seen.n
-            for old in [b for b in self._rows_in if b < batch_id - 10]:  # the listener lags a little
+            for old in [b for b in self._rows_in if b < batch_id - 10]:  # the reporter lags a little
                 del self._rows_in[old]
             minutes = sorted(datetime.fromtimestamp(m, UTC) for m in seen.minutes if m is not None)
             if not minutes:

@@ -224,7 +224,7 @@ class SilverBatch:
         self.schemas = wire.SchemaCache(settings.registry_url)
         self.log = job_log(STREAM)
         self.commits = BatchCommits(checkpoint_dir(STREAM, settings), self.log)
-        self.timings = timings or BatchTimings()  # read by the progress listener
+        self.timings = timings or BatchTimings()  # read by the progress reporter
         self.rules = classifier(rules(topic_map, clock_skew_s))  # built once: hundreds of py4j calls
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:

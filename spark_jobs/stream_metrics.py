@@ -1,9 +1,9 @@
 """A stream's progress as Prometheus metrics, served by its driver over HTTP.
 
-The progress listener (spark_jobs/streaming.py) hands every published
+The progress reporter (spark_jobs/streaming.py) hands every published
 :class:`~k2.streams.StreamProgress` to :meth:`StreamMetrics.observe`: a few counter
 increments and histogram observations in the driver's Python process, from figures the
-listener already has (no call into the JVM). :func:`serve` starts the HTTP server once
+reporter already has (no call into the JVM). :func:`serve` starts the HTTP server once
 per driver on ``K2_<STREAM>_METRICS_PORT`` at ``K2_BIND_HOST``; a port already taken is
 logged as a warning and the stream runs on without metrics.
 
@@ -72,7 +72,7 @@ class StreamMetrics:
         self._lost = (0, 0)
 
     def observe(self, progress: StreamProgress) -> None:
-        """Account for one published progress (the listener calls it after every batch)."""
+        """Account for one published progress (the reporter calls it after every batch)."""
         self.progress_time.set(self._clock())
         self._count_losses(progress.lost_offsets_total, progress.lost_ranges_total)
         if progress.batch_id == self._last_batch:  # the same batch reported again: nothing new ran

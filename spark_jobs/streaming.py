@@ -2,10 +2,15 @@
 
 A stream module only builds its ``DataStreamWriter``; :func:`run_stream` takes the
 stream's run lock (never two copies, even when the babysitter races an operator),
-attaches the progress listener (which also feeds the metrics the driver serves to
-Prometheus, spark_jobs/stream_metrics.py), starts the query on the stream's own checkpoint and
-waits. SIGTERM/SIGINT stop the query between batches; ``kill -9`` is what the
-checkpoint exists for.
+starts the query on the stream's own checkpoint and waits, polling the query's progress
+(:class:`ProgressPoller`) into the progress reporter (which also feeds the metrics the
+driver serves to Prometheus, spark_jobs/stream_metrics.py). SIGTERM/SIGINT stop the
+query between batches; ``kill -9`` is what the checkpoint exists for.
+
+Why polling rather than a ``StreamingQueryListener``: a Python listener is called back
+over py4j for every event, and each callback cost the driver JVM about 0.2 CPU-s (class
+lookups that miss across the whole classpath); with a 2 s trigger that was a quarter
+of a core per stream. Reading ``lastProgress`` twice a second costs almost nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import DataStreamWriter, StreamingQueryListener
+from pyspark.sql.streaming import DataStreamWriter
 
 from k2.log import EventLog, job_log
 from k2.settings import PlatformSettings
@@ -64,7 +69,7 @@ def kafka_lag(source: dict) -> int | None:
 
 def progress_from_json(stream: str, progress: dict, rows_in: int | None = None) -> StreamProgress:
     """``rows_in``: the batch's input rows as the stream counted them itself, when Spark's
-    per-source figures cannot be trusted (see :class:`ProgressListener`)."""
+    per-source figures cannot be trusted (see :class:`ProgressReporter`)."""
     sources = progress.get("sources") or []
     lags = [kafka_lag(s) for s in sources if "Kafka" in (s.get("description") or "")]
     known = [lag for lag in lags if lag is not None]
@@ -92,13 +97,14 @@ def _rows_per_second(progress: dict, rows_in: int | None) -> float:
     return rate * rows_in / spark_rows  # same batch duration, the stream's own row count
 
 
-class ProgressListener(StreamingQueryListener):
-    """Publishes k2.streams progress after every batch; idle events refresh its age.
+class ProgressReporter:
+    """Publishes k2.streams progress after every batch; idle triggers refresh its age.
+    Fed by :class:`ProgressPoller` (one call per batch, in batch order).
 
     ``rows_in_of_batch``: for a foreachBatch stream over several Iceberg sources, Spark
     4.1 reports every source with the rows of all of them (Gold's two Silver tables each
     showed the batch's total, doubling rows in), so such a stream counts its input
-    itself and the listener publishes that count instead.
+    itself and the reporter publishes that count instead.
 
     ``find_losses``: for a Kafka stream, finds offsets Kafka deleted before the batch read
     them; each range is logged as an ERROR, appended to the stream's loss ledger and
@@ -145,11 +151,8 @@ class ProgressListener(StreamingQueryListener):
         progress.data_loss = [asdict(r) for r in lost]
         progress.lost_offsets_total, progress.lost_ranges_total = self.lost_offsets, self.lost_ranges
 
-    def onQueryStarted(self, event) -> None:  # noqa: N802 - Spark's API
-        self.log.info("query_started", query_id=str(event.id), run_id=str(event.runId))
-
-    def onQueryProgress(self, event) -> None:  # noqa: N802
-        raw = json.loads(event.progress.json)
+    def batch(self, raw: dict) -> None:
+        """One batch's ``StreamingQueryProgress`` JSON (as a dict)."""
         counted = self.rows_in_of_batch(int(raw.get("batchId", -1))) if self.rows_in_of_batch else None
         progress = progress_from_json(self.stream, raw, counted)
         own = self.timings.take(progress.batch_id) if self.timings else {}
@@ -166,20 +169,74 @@ class ProgressListener(StreamingQueryListener):
                           rows_per_second=round(progress.rows_per_second), lag=progress.source_lag,
                           phases_s={k: round(v, 2) for k, v in progress.breakdown.items()})
 
-    def onQueryIdle(self, event) -> None:  # noqa: N802
+    def idle(self) -> None:
+        """The query waits for its next trigger: it is alive, with nothing new to report."""
         if self.last is not None:
             self.last.updated_at = time.time()
             write_progress(self.last, self.settings)
         if self.metrics:
             self.metrics.idle()
 
-    def onQueryTerminated(self, event) -> None:  # noqa: N802
-        if event.exception:
-            self.log.error("query_terminated", error=event.exception)
+    def terminated(self, error: object | None) -> None:
+        if error is not None:
+            self.log.error("query_terminated", error=str(error))
             if self.metrics:
                 self.metrics.query_failed()
         else:
             self.log.info("query_terminated")
+
+
+class ProgressPoller:
+    """Feeds a :class:`ProgressReporter` from a running query's ``lastProgress``.
+
+    ``poll`` is called from the driver's main thread between short waits. Each new
+    batch is reported once, in order: when more than one batch ended since the last
+    poll (or before the first), the ones in between come from ``recentProgress``, which
+    holds the last 100 batches of this query run.
+    A query waiting for its next trigger (``status``: no trigger active) counts as idle,
+    at most once per ``idle_every_s``; a batch that hangs is not idle, so its age grows
+    and the babysitter sees the stall.
+    """
+
+    def __init__(self, reporter: ProgressReporter, idle_every_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.reporter = reporter
+        self.idle_every_s = idle_every_s
+        self.clock = clock
+        self._last_key: tuple[int, str] | None = None  # (batchId, timestamp) last reported
+        self._idle_at = float("-inf")
+
+    @staticmethod
+    def _key(raw: dict) -> tuple[int, str]:
+        return int(raw.get("batchId", -1)), str(raw.get("timestamp", ""))
+
+    def poll(self, query) -> int:
+        """Report what is new; return how many batches were reported."""
+        latest = query.lastProgress
+        if latest and self._key(latest) != self._last_key:
+            todo = [latest]
+            if self._last_key is None or self._key(latest)[0] > self._last_key[0] + 1:
+                # Batches ended since the last poll (or since this run started: the buffer
+                # holds this query run's batches only, so a restart reports none twice).
+                todo = sorted((p for p in query.recentProgress
+                               if self._last_key is None or self._key(p) > self._last_key), key=self._key)
+            for raw in todo:
+                self.reporter.batch(raw)
+                self._last_key = self._key(raw)
+            return len(todo)
+        now = self.clock()
+        if now - self._idle_at >= self.idle_every_s and not query.status.get("isTriggerActive", True):
+            self._idle_at = now
+            self.reporter.idle()
+        return 0
+
+    def poll_safely(self, query) -> None:
+        """:meth:`poll`, logging instead of raising: a failed progress read (the query's JVM
+        side going away) must not hide the query's own outcome, which the caller reports."""
+        try:
+            self.poll(query)
+        except Exception as exc:  # noqa: BLE001 - see above
+            self.reporter.log.warning("progress_poll_failed", error=repr(exc)[:500])
 
 
 def iceberg_stream(spark: SparkSession, table: str, max_rows: int | None = None) -> DataFrame:
@@ -207,16 +264,22 @@ def _is_replay_progress_npe(error: object) -> bool:
     return 'return value of "scala.Option.get()" is null' in text and "IterableOps.map" in text
 
 
-def _wait(query, stopping: Callable[[], bool]):
-    """Wait until the query ends or a stop is requested; return its exception, if any."""
+POLL_S = 0.5  # between two progress polls; also how soon a stop signal is acted on
+
+
+def _wait(query, stopping: Callable[[], bool], poller: ProgressPoller):
+    """Wait until the query ends or a stop is requested, reporting its progress;
+    return its exception, if any."""
     from pyspark.errors import StreamingQueryException
 
     # Short waits so a signal is acted on promptly (py4j blocks the main thread).
     try:
         while query.isActive and not stopping():
-            query.awaitTermination(2)
+            poller.poll_safely(query)
+            query.awaitTermination(POLL_S)
     except StreamingQueryException:
         pass
+    poller.poll_safely(query)  # the last batches before the end
     return query.exception()
 
 
@@ -233,8 +296,8 @@ def run_stream(
     """Run one stream to completion (availableNow) or until stopped; return an exit code.
 
     ``table``: the Iceberg table of a sink query (``toTable``); None for foreachBatch.
-    ``rows_in_of_batch``: the stream's own input count per batch id (ProgressListener).
-    ``find_losses``: the stream's check for source data deleted unread (ProgressListener).
+    ``rows_in_of_batch``: the stream's own input count per batch id (ProgressReporter).
+    ``find_losses``: the stream's check for source data deleted unread (ProgressReporter).
     ``timings``: the stream's own phases per batch (spark_jobs/batch_timing.py).
     """
     from spark_jobs.session import spark_session
@@ -248,8 +311,7 @@ def run_stream(
     metrics = StreamMetrics(stream)
     serve(metrics, settings.bind_host, settings.stream_metrics_port(stream), log)  # a daemon thread: lives with the driver
     spark = spark_session(stream)
-    spark.streams.addListener(ProgressListener(stream, settings, rows_in_of_batch, find_losses, timings=timings,
-                                               metrics=metrics))
+    reporter = ProgressReporter(stream, settings, rows_in_of_batch, find_losses, timings=timings, metrics=metrics)
     checkpoint = checkpoint_dir(stream, settings)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
 
@@ -269,12 +331,16 @@ def run_stream(
             .trigger(**trigger)
         )
         query = writer.toTable(table) if table else writer.start()
-        log.info("running", checkpoint=str(checkpoint), trigger=trigger, attempt=attempt)
-        error = _wait(query, lambda: stopping)
+        log.info("running", checkpoint=str(checkpoint), trigger=trigger, attempt=attempt,
+                 query_id=str(query.id), run_id=str(query.runId))
+        poller = ProgressPoller(reporter)
+        error = _wait(query, lambda: stopping, poller)
         if stopping:
             log.info("stop_requested", detail="stopping after the current batch")
             query.stop()
+            poller.poll_safely(query)
             error = query.exception()
+        reporter.terminated(error)
         if error is not None and _is_replay_progress_npe(error) and attempt <= REPLAY_NPE_RETRIES:
             log.warning("query_restarting", reason="Spark 4.1.1 failed reporting a replayed batch "
                         "(apache/spark#55236)", detail="the batch is committed, starting the query "

@@ -17,7 +17,7 @@ from spark_jobs.bronze_ingestion import (
     lost_ranges,
     planned_ranges,
 )
-from spark_jobs.streaming import ProgressListener
+from spark_jobs.streaming import ProgressReporter
 
 T = "market.crypto.trades.binance"
 K = "market.crypto.trades.kraken"
@@ -124,18 +124,13 @@ def settings(tmp_path):
     return load(PlatformSettings, {"K2_HOME": str(tmp_path), "K2_CHECKPOINT_ROOT": str(tmp_path / "cp")})
 
 
-class _Event:
-    def __init__(self, raw: dict):
-        self.progress = type("P", (), {"json": json.dumps(raw)})()
-
-
 def _check(firsts):
     return lambda raw: losses_from_progress(raw, FakeBronze(firsts))
 
 
-def test_listener_publishes_ledgers_and_logs_each_loss(settings, capsys):
-    listener = ProgressListener("bronze_ingestion", find_losses=_check({(T, 0): 12}), settings=settings)
-    listener.onQueryProgress(_Event(progress_json(4, {T: {"0": 10, "1": 30}}, {T: {"0": 20, "1": 40}}, 8)))
+def test_reporter_publishes_ledgers_and_logs_each_loss(settings, capsys):
+    reporter = ProgressReporter("bronze_ingestion", find_losses=_check({(T, 0): 12}), settings=settings)
+    reporter.batch(progress_json(4, {T: {"0": 10, "1": 30}}, {T: {"0": 20, "1": 40}}, 8))
     progress = read_progress("bronze_ingestion", settings)
     assert [(d["partition"], d["first_offset"], d["end_offset"]) for d in progress.data_loss] == [(0, 10, 12),
                                                                                                    (1, 30, 40)]
@@ -151,24 +146,24 @@ def test_listener_publishes_ledgers_and_logs_each_loss(settings, capsys):
     assert "retention.ms" in logged[0]["action"]
 
     # A clean batch afterwards: no new range, but the totals stay visible.
-    listener.onQueryProgress(_Event(progress_json(5, {T: {"0": 20}}, {T: {"0": 25}}, 5)))
+    reporter.batch(progress_json(5, {T: {"0": 20}}, {T: {"0": 25}}, 5))
     progress = read_progress("bronze_ingestion", settings)
     assert progress.data_loss == [] and progress.lost_offsets_total == 12
 
     # A restarted stream starts from the ledger's totals.
-    again = ProgressListener("bronze_ingestion", find_losses=_check({(T, 0): 27}), settings=settings)
-    again.onQueryProgress(_Event(progress_json(6, {T: {"0": 25}}, {T: {"0": 30}}, 3)))
+    again = ProgressReporter("bronze_ingestion", find_losses=_check({(T, 0): 27}), settings=settings)
+    again.batch(progress_json(6, {T: {"0": 25}}, {T: {"0": 30}}, 3))
     assert read_progress("bronze_ingestion", settings).lost_offsets_total == 14
     assert [(r.first_offset, r.end_offset, r.batch_id) for r in read_losses("bronze_ingestion", settings)] == [
         (10, 12, 4), (30, 40, 4), (25, 27, 6)]
 
 
-def test_listener_survives_a_failing_check(settings, capsys):
+def test_reporter_survives_a_failing_check(settings, capsys):
     def broken(raw: dict):
         raise ValueError("bad")
 
-    listener = ProgressListener("bronze_ingestion", find_losses=broken, settings=settings)
-    listener.onQueryProgress(_Event(progress_json(1, {T: {"0": 0}}, {T: {"0": 1}}, 0)))
+    reporter = ProgressReporter("bronze_ingestion", find_losses=broken, settings=settings)
+    reporter.batch(progress_json(1, {T: {"0": 0}}, {T: {"0": 1}}, 0))
     assert read_progress("bronze_ingestion", settings).batch_id == 1
     (failed,) = events_named(capsys.readouterr().out, "data_loss_check_failed")
     assert (failed["level"], failed["batch_id"], failed["error"]) == ("error", 1, "ValueError('bad')")

@@ -1,6 +1,6 @@
 """A stream's Prometheus metrics, fed as the driver feeds them: Spark progress JSON
 (recorded in the shape Spark 4.1 writes it, tests/unit/spark/progress/) through the
-progress listener, then read back from the registry and over HTTP."""
+progress reporter, then read back from the registry and over HTTP."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from k2.streams import LostRange, StreamProgress, metrics_url, record_losses
 from ports import free_port
 from spark_jobs.batch_timing import BatchTimings
 from spark_jobs.stream_metrics import StreamMetrics, serve
-from spark_jobs.streaming import ProgressListener
+from spark_jobs.streaming import ProgressReporter
 
 RECORDED = Path(__file__).parent / "progress"
 T = "market.crypto.trades.binance"
@@ -32,25 +32,18 @@ def recorded(file: str, **changes) -> dict:
     return {**json.loads((RECORDED / f"{file}.json").read_text()), **changes}
 
 
-class _Event:
-    def __init__(self, raw: dict | None = None, exception: str | None = None):
-        self.progress = type("P", (), {"json": json.dumps(raw)})()
-        self.exception = exception
-
-
 def value(metrics: StreamMetrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, {"stream": metrics.stream, **labels})
 
 
 def test_bronze_batches_rows_lag_and_phases(settings):
     metrics = StreamMetrics("bronze_ingestion", clock=lambda: 1000.0)
-    listener = ProgressListener("bronze_ingestion", settings, metrics=metrics)
+    reporter = ProgressReporter("bronze_ingestion", settings, metrics=metrics)
     assert value(metrics, "k2_stream_batches_total") == 0
     assert value(metrics, "k2_stream_started_timestamp_seconds") == 1000.0
 
-    listener.onQueryProgress(_Event(recorded("bronze_batch")))
-    listener.onQueryProgress(_Event(recorded("bronze_batch", batchId=42, numInputRows=30,
-                                             timestamp="2026-12-03T12:00:04.000Z")))
+    reporter.batch(recorded("bronze_batch"))
+    reporter.batch(recorded("bronze_batch", batchId=42, numInputRows=30, timestamp="2026-12-03T12:00:04.000Z"))
     assert value(metrics, "k2_stream_batches_total") == 2
     assert value(metrics, "k2_stream_rows_in_total") == 150
     assert value(metrics, "k2_stream_last_batch_rows") == 30
@@ -68,7 +61,7 @@ def test_bronze_batches_rows_lag_and_phases(settings):
     assert value(metrics, "k2_stream_batches_failed_total") == 0
 
     # The same batch reported again (Spark does after a restart's replay): nothing new ran.
-    listener.onQueryProgress(_Event(recorded("bronze_batch", batchId=42, numInputRows=30)))
+    reporter.batch(recorded("bronze_batch", batchId=42, numInputRows=30))
     assert value(metrics, "k2_stream_batches_total") == 2
     assert value(metrics, "k2_stream_rows_in_total") == 150
 
@@ -80,9 +73,9 @@ def test_gold_counts_its_own_rows_and_phases_and_has_no_lag_series(settings):
     with timings.phase(7, "merge gold"):
         pass
     metrics = StreamMetrics("gold_aggregation")
-    listener = ProgressListener("gold_aggregation", settings, rows_in_of_batch=lambda batch: 44,
+    reporter = ProgressReporter("gold_aggregation", settings, rows_in_of_batch=lambda batch: 44,
                                 timings=timings, metrics=metrics)
-    listener.onQueryProgress(_Event(recorded("gold_batch")))
+    reporter.batch(recorded("gold_batch"))
     assert value(metrics, "k2_stream_rows_in_total") == 44  # not Spark's doubled 88
     assert value(metrics, "k2_stream_batch_duration_seconds_sum", phase="merge gold") == pytest.approx(1.25)
     assert value(metrics, "k2_stream_batch_duration_seconds_sum", phase="other") == pytest.approx(0.75)
@@ -93,23 +86,23 @@ def test_gold_counts_its_own_rows_and_phases_and_has_no_lag_series(settings):
 def test_losses_count_from_the_ledger_then_grow(settings):
     record_losses("bronze_ingestion", [LostRange(T, 0, 10, 15, 3)], settings)  # an earlier run's loss
     metrics = StreamMetrics("bronze_ingestion")
-    listener = ProgressListener("bronze_ingestion", settings, metrics=metrics,
+    reporter = ProgressReporter("bronze_ingestion", settings, metrics=metrics,
                                 find_losses=lambda raw: [LostRange(T, 1, 100, 120, raw["batchId"])])
     assert (value(metrics, "k2_stream_lost_offsets_total"), value(metrics, "k2_stream_lost_ranges_total")) == (5, 1)
-    listener.onQueryProgress(_Event(recorded("bronze_batch")))
+    reporter.batch(recorded("bronze_batch"))
     assert (value(metrics, "k2_stream_lost_offsets_total"), value(metrics, "k2_stream_lost_ranges_total")) == (25, 2)
 
 
 def test_idle_refreshes_liveness_and_a_failed_query_counts(settings):
     now = iter([1.0, 2.0, 3.0])
     metrics = StreamMetrics("silver_transformation", clock=lambda: next(now))
-    listener = ProgressListener("silver_transformation", settings, metrics=metrics)
-    listener.onQueryProgress(_Event(recorded("gold_batch", name="silver_transformation")))
+    reporter = ProgressReporter("silver_transformation", settings, metrics=metrics)
+    reporter.batch(recorded("gold_batch", name="silver_transformation"))
     assert value(metrics, "k2_stream_last_progress_timestamp_seconds") == 2.0
-    listener.onQueryIdle(_Event())
+    reporter.idle()
     assert value(metrics, "k2_stream_last_progress_timestamp_seconds") == 3.0
-    listener.onQueryTerminated(_Event(exception="org.apache.spark.SparkException: boom"))
-    listener.onQueryTerminated(_Event())  # a clean stop is no failure
+    reporter.terminated("org.apache.spark.SparkException: boom")
+    reporter.terminated(None)  # a clean stop is no failure
     assert value(metrics, "k2_stream_batches_failed_total") == 1
 
 
