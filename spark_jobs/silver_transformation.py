@@ -196,7 +196,8 @@ def check(frames: DataFrame, schemas: dict[int, wire.WriterSchema], topic_map: d
     """
     compiled = rules_of_stream or classifier(rules(topic_map, clock_skew_s))
     clock = clock_columns(now, clock_skew_s)
-    return classify(decode(frames, schemas).withColumns(clock), compiled).drop(*clock)
+    missing = {name: column for name, column in clock.items() if name not in frames.columns}
+    return classify(decode(frames.withColumns(missing), schemas), compiled).drop(*clock)
 
 
 def silver_rows(checked: DataFrame, topic: str) -> DataFrame:
@@ -229,7 +230,9 @@ class SilverBatch:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         now = datetime.now(UTC)  # one clock per batch: reruns of a stage agree
-        frames = framed(batch).persist()
+        # The clock columns go in before the persist: behind it they are data to the
+        # optimizer, not constants it folds into the rules' generated code.
+        frames = framed(batch).withColumns(clock_columns(now, self.clock_skew_s)).persist()
         try:
             # Optimistic: decode with the schemas already known (every id of a running
             # stream's usual batch), and ask the registry only when the batch named ids the

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -35,6 +36,7 @@ TIMESTAMPS = ("timestamp", "ingestion_timestamp")
 # too). Nanoseconds sent as microseconds land tens of millennia ahead and fail
 # future_timestamp instead.
 OLDEST_TIMESTAMP = datetime(2009, 1, 3, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,24 @@ def _first_of(fields: tuple[str, ...], failed) -> Column:
 
 # The batch's clock, as columns: the rules refer to them rather than to literals, so the
 # rules are built once per stream and each batch only adds these (clock_columns).
-LATEST_ALLOWED = "_k2_latest_allowed"  # processing time + clock skew
+# Neither is a timestamp literal: Spark writes a TIMESTAMP (or LONG) literal's value into
+# the generated Java code, so a new clock every batch meant new code, compiled anew
+# (two Janino compilations per batch, a tenth of Silver's CPU); decimal and string
+# literals are passed to the generated code as references, and the code is reused.
+LATEST_ALLOWED = "_k2_latest_allowed_us"  # processing time + clock skew, µs since the epoch
 NOW_TEXT = "_k2_now_text"  # processing time, ISO 8601, for messages
+MICROS = "decimal(20,0)"
 
 
 def clock_columns(now: datetime, clock_skew_s: float) -> dict[str, Column]:
     """The columns :func:`rules` reads the batch's processing time from."""
-    return {LATEST_ALLOWED: F.lit(now + timedelta(seconds=clock_skew_s)), NOW_TEXT: F.lit(now.isoformat())}
+    latest_us = micros(now + timedelta(seconds=clock_skew_s))
+    return {LATEST_ALLOWED: F.lit(Decimal(latest_us)).cast(MICROS), NOW_TEXT: F.lit(now.isoformat())}
+
+
+def micros(t: datetime) -> int:
+    """Exact µs since the epoch (no float rounding)."""
+    return (t - EPOCH) // timedelta(microseconds=1)
 
 
 def rules(topic_map: dict[str, str], clock_skew_s: float, oldest: datetime = OLDEST_TIMESTAMP) -> list[Rule]:
@@ -79,7 +92,7 @@ def rules(topic_map: dict[str, str], clock_skew_s: float, oldest: datetime = OLD
         F.when(F.col(c).isNull() | (F.col(c) == ""), F.lit(c)) for c in REQUIRED_TEXT
     ], *[F.when(F.col(c).isNull(), F.lit(c)) for c in REQUIRED_ANY])
     expected_symbol = F.concat(F.col("base_asset"), topic_sep, F.col("quote_currency"))
-    late = _first_of(TIMESTAMPS, lambda c: F.col(c) > limit)
+    late = _first_of(TIMESTAMPS, lambda c: F.unix_micros(F.col(c)).cast(MICROS) > limit)
     early = _first_of(TIMESTAMPS, lambda c: F.col(c) < F.lit(oldest))
     return [
         Rule("truncated_frame", wire.frame_length() < wire.HEADER_BYTES,
