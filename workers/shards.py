@@ -105,20 +105,17 @@ class ShardView:
 
 
 class ShardSet:
+    """The worker's shards: planned at construction (nothing connects before :meth:`turn`),
+    changed by :meth:`add` and :meth:`remove`. ``max_symbols`` caps symbols per connection
+    below the venue's limits (K2_WORKERS_SHARD_MAX_SYMBOLS, tests and benchmarks)."""
+
     def __init__(self, exchange: Exchange, settings: WorkerSettings, handle_frame: FrameHandler,
                  stats: WorkerStats, log: EventLog, *, on_oversize: OversizeHandler | None = None,
                  on_reconnected: Callable[[list[str]], None] | None = None,
-                 max_symbols: int | None = None, clock: Callable[[], float] = time.monotonic,
-                 manager_options: dict | None = None):
-        self.exchange = exchange
-        self.settings = settings
-        self.handle_frame = handle_frame
-        self.stats = stats
-        self.log = log
-        self.on_oversize = on_oversize
-        self.on_reconnected = on_reconnected
-        self.clock = clock
-        self.manager_options = manager_options or {}  # connector, rng: for tests
+                 max_symbols: int | None = None, clock: Callable[[], float] = time.monotonic):
+        self.exchange, self.settings, self.handle_frame = exchange, settings, handle_frame
+        self.stats, self.log, self.clock = stats, log, clock
+        self.on_oversize, self.on_reconnected = on_oversize, on_reconnected
         self.limits = exchange.limits
         self.max_symbols = max_symbols or None
         self.connects = SlidingWindow(self.limits.connects.count, self.limits.connects.window_s)
@@ -224,7 +221,7 @@ class ShardSet:
         shard.manager = ConnectionManager(
             ShardView(self.exchange, shard), self.settings, self.handle_frame, shard_stats,  # type: ignore[arg-type]
             self.log.bind(shard=shard.id), clock=self.clock, on_oversize=self.on_oversize,
-            connect_gate=self._connect_gate, **self.manager_options,
+            connect_gate=self._connect_gate,
         )
         self.shards.append(shard)
         return shard
