@@ -63,9 +63,13 @@ EXCHANGE_INFO = "/api/v3/exchangeInfo"
 # frame or a JSON control message (we send 4 a second, leaving one for the pongs
 # websocket-client sends); "300 connections per attempt every 5 minutes per IP".
 LIMITS = ConnectionLimits(per_connection=1024, messages=Rate(4, 1.0), connects=Rate(300, 300.0))
-# Streams named in one SUBSCRIBE/UNSUBSCRIBE request: the docs set no figure; ours keeps
-# a request near 3 KB.
+# Streams named in one SUBSCRIBE/UNSUBSCRIBE request, and in the connect URL. The docs set
+# no figure for either; users measured a URL limit of 8,004 characters
+# (oliver-zehentleitner/unicorn-binance-websocket-api#17) and saw a SUBSCRIBE of 437 streams
+# fail silently (altangent/ccxws#161). 200 streams of at most ~25 characters keep both
+# near 5 KB; a shard's streams past the first 200 are subscribed by message after connecting.
 STREAMS_PER_REQUEST = 200
+URL_STREAMS = 200
 
 
 class _Trade(msgspec.Struct):
@@ -147,9 +151,14 @@ class Binance(Exchange):
         )
 
     def stream_url(self, endpoint: str, symbols: Sequence[str] | None = None) -> str:
-        streams = "/".join(_stream(s) for s in (self.pairs if symbols is None else symbols))
+        """The combined stream of the first :data:`URL_STREAMS` symbols (the rest: by message)."""
+        streams = "/".join(_stream(s) for s in list(self.pairs if symbols is None else symbols)[:URL_STREAMS])
         url = f"{endpoint.rstrip('/')}/stream?streams={streams}"
         return url + "&timeUnit=MICROSECOND" if self.microseconds else url
+
+    def subscribe_messages(self, symbols: Sequence[str] | None = None) -> list[str]:
+        """SUBSCRIBE requests for the symbols :meth:`stream_url` leaves out (none up to 200)."""
+        return self._requests("SUBSCRIBE", list(self.pairs if symbols is None else symbols)[URL_STREAMS:])
 
     def subscribe_more(self, symbols: Sequence[str]) -> list[str]:
         return self._requests("SUBSCRIBE", symbols)

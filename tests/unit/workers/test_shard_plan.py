@@ -14,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workers.exchanges import exchange_classes
+from workers.exchanges.binance import Binance
 from workers.shard_plan import ShardingError, SlidingWindow, place, plan_shards
+from workers.symbols import Pair, SymbolTable
 
 VENUES = exchange_classes()
 
@@ -145,3 +147,17 @@ def test_no_window_ever_holds_more_than_the_allowed_count(gaps, count, window):
             now += wait
     for i, start in enumerate(taken):
         assert sum(1 for t in taken[i:] if t < start + window) <= count
+
+
+def test_a_full_binance_shard_names_200_streams_in_its_url_and_subscribes_the_rest_by_message():
+    symbols = [f"T{i:05d}USDT" for i in range(1024)]
+    table_pairs = [Pair(s, s[:-4], "USDT") for s in symbols]
+    binance = Binance(symbols, SymbolTable.shipped().updated("binance", table_pairs), microseconds=False)
+    url = binance.stream_url("wss://stream.binance.com:9443")
+    in_url = url.split("streams=", 1)[1].split("/")
+    assert len(in_url) == 200 and len(url) < 8004  # the URL limit users measured
+    requests = [json.loads(m) for m in binance.subscribe_messages()]
+    assert [r["method"] for r in requests] == ["SUBSCRIBE"] * 5
+    assert all(len(r["params"]) <= 200 for r in requests)
+    assert in_url + [p for r in requests for p in r["params"]] == [f"{s.lower()}@trade" for s in symbols]
+    assert binance.subscribe_messages(symbols[:200]) == []  # a small shard: the URL alone

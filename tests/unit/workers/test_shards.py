@@ -152,3 +152,13 @@ def test_live_subscribe_messages_are_paced_per_connection(sim):
     assert [len(q) for q in shard.outbox.values()] == [0]
     turn_until(shards, lambda: served(sim) == [sorted(SIX)], "all six subscribed on the one connection")
     shards.close_all()
+
+
+def test_streams_past_the_url_are_subscribed_by_message_at_connect(sim, monkeypatch):
+    monkeypatch.setattr("workers.exchanges.binance.URL_STREAMS", 2)  # as if 200 were 2
+    exchange, shards, handler, stats, out = build(sim, max_symbols=None)
+    turn_until(shards, lambda: symbols_seen(handler) == set(SIX), "trades of all six on one connection")
+    assert served(sim) == [sorted(SIX)]
+    (link,) = shards.links()
+    assert link.url.endswith("streams=btcusdt@trade/ethusdt@trade&timeUnit=MICROSECOND")
+    shards.close_all()
