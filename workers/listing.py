@@ -22,6 +22,11 @@ from workers.shards import ShardSet
 from workers.symbols import ListingUnavailableError, Pair, fetch_listing
 
 FETCH_TIMEOUT_S = 10.0
+# A refresh that would drop more than this share of the captured symbols (and more than a
+# handful) is taken for a broken answer (a truncated listing, a maintenance page parsed as
+# an empty market), not a mass delisting: it is a warning and the set stays.
+MAX_DELISTED_SHARE = 0.5
+MIN_SUSPICIOUS_DELISTED = 10
 Fetch = Callable[[], list[Pair]]
 
 
@@ -103,6 +108,12 @@ class Listing:
     def apply(self, pairs: Sequence[Pair]) -> None:
         """Capture what ``pairs`` (the listing) adds, stop what it no longer holds."""
         listed, delisted = diff(self.exchange.pairs, pairs)
+        if len(delisted) > max(MIN_SUSPICIOUS_DELISTED, MAX_DELISTED_SHARE * len(self.exchange.pairs)):
+            self.log.warning("symbols_refresh_failed", error=f"the listing drops {len(delisted)} of the "
+                             f"{len(self.exchange.pairs)} symbols captured; taken for a broken answer",
+                             delisted_sample=delisted[:20], symbols=len(self.exchange.pairs),
+                             action="keeping the current symbols; restart the worker to accept such a listing")
+            return
         if delisted:  # first: the room they leave takes listings before a new shard does
             self.exchange.drop_symbols(delisted)
             self.shards.remove(delisted)

@@ -108,6 +108,8 @@ def health(stats: WorkerStats, stale_after_s: float, now: float | None = None) -
         "trades": stats.trades,
         "delivered": stats.delivered,
         "queue_depth": stats.queue_depth,
+        # [connected, total]: the worker is up while any shard is; a shard down shows here
+        "shards_connected": [sum(1 for s in stats.shards.values() if s.connected), len(stats.shards)],
     }
     return (200 if ok or starting else 503), body
 

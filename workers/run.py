@@ -192,6 +192,8 @@ class Summary:
             backfilled=s.backfill_trades,
             backfill_lost=s.backfill_lost,
             connected=s.connected,
+            shards_connected=sum(1 for shard in s.shards.values() if shard.connected),
+            shards=len(s.shards),
         )
         self.last_trades, self.last_at, self.next_at = s.trades, now, now + self.interval_s
 

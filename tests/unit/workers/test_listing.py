@@ -119,3 +119,14 @@ def test_all_with_an_unreachable_listing_exits_for_a_restart_naming_the_setting_
 @pytest.mark.parametrize("value", ["all", "ALL"])
 def test_all_is_accepted_alone_in_any_case(value):
     assert load(WorkerSettings, {"K2_OKX_SYMBOLS": value}).captures_all("okx")
+
+
+def test_a_listing_that_drops_most_symbols_at_once_is_taken_for_a_broken_answer():
+    captured = [f"S{i:03d}USDT" for i in range(30)]
+    fetch = Fetches([pair(s) for s in captured[:10]])  # 20 of 30 gone in one refresh
+    exchange, shards, listing, out = following(fetch, captured)
+    listing.turn(300.0)
+    assert sorted(exchange.pairs) == captured and len(shards.symbols) == 30
+    (warning,) = events(out, "symbols_refresh_failed")
+    assert "drops 20 of the 30" in warning["error"]
+    assert not events(out, "symbols_delisted")
