@@ -186,16 +186,38 @@ class ProgressReporter:
             self.log.info("query_terminated")
 
 
+class QueryProgress:
+    """What :class:`ProgressPoller` reads of a running ``StreamingQuery``, as plain JSON.
+
+    Through the query's JVM handle: pyspark's ``lastProgress``/``recentProgress`` wrap the
+    JSON in ``StreamingQueryProgress`` objects whose nested values are not the plain
+    dicts the reporter (and the loss check) read.
+    """
+
+    def __init__(self, query):
+        self.query = query
+
+    def last(self) -> dict | None:
+        progress = self.query._jsq.lastProgress()
+        return json.loads(progress.json()) if progress else None
+
+    def recent(self) -> list[dict]:
+        return [json.loads(p.json()) for p in self.query._jsq.recentProgress()]
+
+    def trigger_active(self) -> bool:
+        return bool(json.loads(self.query._jsq.status().json()).get("isTriggerActive", True))
+
+
 class ProgressPoller:
-    """Feeds a :class:`ProgressReporter` from a running query's ``lastProgress``.
+    """Feeds a :class:`ProgressReporter` from a running query's progress (a
+    :class:`QueryProgress`).
 
     ``poll`` is called from the driver's main thread between short waits. Each new
     batch is reported once, in order: when more than one batch ended since the last
-    poll (or before the first), the ones in between come from ``recentProgress``, which
-    holds the last 100 batches of this query run.
-    A query waiting for its next trigger (``status``: no trigger active) counts as idle,
-    at most once per ``idle_every_s``; a batch that hangs is not idle, so its age grows
-    and the babysitter sees the stall.
+    poll (or before the first), the ones in between come from the recent progress,
+    which holds the last 100 batches of this query run. A query waiting for its next
+    trigger (no trigger active) counts as idle, at most once per ``idle_every_s``; a
+    batch that hangs is not idle, so its age grows and the babysitter sees the stall.
     """
 
     def __init__(self, reporter: ProgressReporter, idle_every_s: float = 5.0,
@@ -210,31 +232,31 @@ class ProgressPoller:
     def _key(raw: dict) -> tuple[int, str]:
         return int(raw.get("batchId", -1)), str(raw.get("timestamp", ""))
 
-    def poll(self, query) -> int:
+    def poll(self, source: QueryProgress) -> int:
         """Report what is new; return how many batches were reported."""
-        latest = query.lastProgress
+        latest = source.last()
         if latest and self._key(latest) != self._last_key:
             todo = [latest]
             if self._last_key is None or self._key(latest)[0] > self._last_key[0] + 1:
                 # Batches ended since the last poll (or since this run started: the buffer
                 # holds this query run's batches only, so a restart reports none twice).
-                todo = sorted((p for p in query.recentProgress
+                todo = sorted((p for p in source.recent()
                                if self._last_key is None or self._key(p) > self._last_key), key=self._key)
             for raw in todo:
                 self.reporter.batch(raw)
                 self._last_key = self._key(raw)
             return len(todo)
         now = self.clock()
-        if now - self._idle_at >= self.idle_every_s and not query.status.get("isTriggerActive", True):
+        if now - self._idle_at >= self.idle_every_s and not source.trigger_active():
             self._idle_at = now
             self.reporter.idle()
         return 0
 
-    def poll_safely(self, query) -> None:
+    def poll_safely(self, source: QueryProgress) -> None:
         """:meth:`poll`, logging instead of raising: a failed progress read (the query's JVM
         side going away) must not hide the query's own outcome, which the caller reports."""
         try:
-            self.poll(query)
+            self.poll(source)
         except Exception as exc:  # noqa: BLE001 - see above
             self.reporter.log.warning("progress_poll_failed", error=repr(exc)[:500])
 
@@ -273,13 +295,14 @@ def _wait(query, stopping: Callable[[], bool], poller: ProgressPoller):
     from pyspark.errors import StreamingQueryException
 
     # Short waits so a signal is acted on promptly (py4j blocks the main thread).
+    source = QueryProgress(query)
     try:
         while query.isActive and not stopping():
-            poller.poll_safely(query)
+            poller.poll_safely(source)
             query.awaitTermination(POLL_S)
     except StreamingQueryException:
         pass
-    poller.poll_safely(query)  # the last batches before the end
+    poller.poll_safely(source)  # the last batches before the end
     return query.exception()
 
 
@@ -331,14 +354,14 @@ def run_stream(
             .trigger(**trigger)
         )
         query = writer.toTable(table) if table else writer.start()
-        log.info("running", checkpoint=str(checkpoint), trigger=trigger, attempt=attempt,
-                 query_id=str(query.id), run_id=str(query.runId))
+        log.info("query_started", query_id=str(query.id), run_id=str(query.runId))
+        log.info("running", checkpoint=str(checkpoint), trigger=trigger, attempt=attempt)
         poller = ProgressPoller(reporter)
         error = _wait(query, lambda: stopping, poller)
         if stopping:
             log.info("stop_requested", detail="stopping after the current batch")
             query.stop()
-            poller.poll_safely(query)
+            poller.poll_safely(QueryProgress(query))
             error = query.exception()
         reporter.terminated(error)
         if error is not None and _is_replay_progress_npe(error) and attempt <= REPLAY_NPE_RETRIES:

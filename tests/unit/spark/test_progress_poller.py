@@ -13,29 +13,26 @@ RECENT_KEPT = 100  # Spark's spark.sql.streaming.numRecentProgressUpdates defaul
 
 
 class FakeQuery:
-    """What the poller reads of a StreamingQuery: lastProgress, recentProgress, status."""
+    """What the poller reads of a running query (spark_jobs.streaming.QueryProgress)."""
 
     def __init__(self):
         self.progress: list[dict] = []
-        self.trigger_active = False
+        self.active = False
         self.recent_reads = 0
+
+    def trigger_active(self) -> bool:
+        return self.active
 
     def run_batch(self, batch_id: int) -> None:
         self.progress.append({"batchId": batch_id, "timestamp": f"2026-12-03T12:00:{batch_id:02d}.000Z",
                               "numInputRows": batch_id})
 
-    @property
-    def lastProgress(self):  # noqa: N802 - Spark's API
+    def last(self) -> dict | None:
         return self.progress[-1] if self.progress else None
 
-    @property
-    def recentProgress(self):  # noqa: N802
+    def recent(self) -> list[dict]:
         self.recent_reads += 1
         return list(self.progress[-RECENT_KEPT:])
-
-    @property
-    def status(self):
-        return {"message": "", "isDataAvailable": False, "isTriggerActive": self.trigger_active}
 
 
 class Recorder:
@@ -91,10 +88,10 @@ def test_idle_only_while_waiting_for_the_trigger_and_at_most_once_per_interval()
     p.poll(q)  # same instant: no second idle
     assert rec.idles == 1
     now[0] = 1.5
-    q.trigger_active = True  # a batch is running (or hangs): not idle, its age must grow
+    q.active = True  # a batch is running (or hangs): not idle, its age must grow
     p.poll(q)
     assert rec.idles == 1
-    q.trigger_active = False
+    q.active = False
     p.poll(q)
     assert rec.idles == 2
 
