@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
+from typing import Protocol
 
 import websocket
 from websocket import ABNF
@@ -211,6 +212,14 @@ Connector = Callable[[int, str, str, str, float, float], Link]
 OversizeHandler = Callable[[Link, int, bytes], None]  # (link, announced length, bytes received of it)
 
 
+class LinkObserver(Protocol):
+    """Told when a link has sent its subscriptions and when it closes (workers.loss_window)."""
+
+    def opened(self, link_id: int, endpoint: str, symbols: list[str], requests: int) -> None: ...
+
+    def closed(self, link_id: int, reason: str) -> None: ...
+
+
 class ConnectionManager:
     def __init__(
         self,
@@ -225,6 +234,7 @@ class ConnectionManager:
         rng: random.Random | None = None,
         on_oversize: OversizeHandler | None = None,
         connect_gate: Callable[[float], float] | None = None,
+        observer: LinkObserver | None = None,
     ):
         self.exchange = exchange
         self.settings = settings
@@ -241,6 +251,7 @@ class ConnectionManager:
         # Seconds to wait before a connection may be opened (0: now, and counted): the
         # venue's per-IP connection rate, shared by the shards of a worker.
         self.connect_gate = connect_gate
+        self.observer = observer
         self.links: list[Link] = []
         self._ids = count(1)
         self._endpoint_index = 0
@@ -451,7 +462,8 @@ class ConnectionManager:
         try:
             link = self.connector(link_id, endpoint, url, role, self.settings.connect_timeout_s, now)
             limit_frames(link, self.settings.max_frame_bytes)
-            for message in self.exchange.subscribe_messages():
+            requests = self.exchange.subscribe_messages()
+            for message in requests:
                 link.ws.send(message)
         except (websocket.WebSocketException, OSError) as exc:  # incl. TLS errors and timeouts
             self._failures += 1
@@ -468,6 +480,8 @@ class ConnectionManager:
         if self.ping_interval_s is not None and self.exchange.ping_message(0) is not None:
             link.next_ping_at = now + self.ping_interval_s
         self.links.append(link)
+        if self.observer is not None:
+            self.observer.opened(link_id, endpoint, self.exchange.symbols, len(requests))
         self.stats.connected = True
         self.log.info("connected", link=link_id, endpoint=endpoint, role=role, url=url)
 
@@ -495,6 +509,8 @@ class ConnectionManager:
         if link.closed:
             return
         link.closed = True
+        if self.observer is not None:
+            self.observer.closed(link.id, reason)
         if count_reconnect:
             self.stats.reconnects[reason] += 1
         try:
