@@ -83,17 +83,30 @@ class LossWindows:
 
     # frame handler (hot path) ----------------------------------------------------------
 
-    def frame(self, link_id: int, received_us: int, trades: int, control: Control | None) -> None:
+    def frame(self, link_id: int, received_us: int, trades: list[dict], control: Control | None) -> None:
         """One frame from ``link_id``: trades and heartbeats prove the stream, an ack
-        confirms a subscribe request."""
-        self._link, self._now_us = link_id, received_us
-        if trades or (control is not None and control.kind == "heartbeat"):
-            self.coverage.data(link_id, received_us)
+        confirms a subscribe request.
+
+        The stream is known covered up to the venue's time of the frame's last trade
+        rather than up to its receive time: a trade published after that one but lost
+        with the connection may be older than the receive time by the whole network and
+        queueing delay, which is not bounded. (Capped at the receive time, so a venue
+        clock running ahead cannot stretch the coverage.)"""
+        self._link = link_id
+        if trades:
+            self._now_us = min(received_us, trades[0]["timestamp"])
+            self.coverage.data(link_id, min(received_us, trades[-1]["timestamp"]))
+        else:
+            self._now_us = received_us
+            if control is not None and control.kind == "heartbeat":
+                self.coverage.data(link_id, received_us)
         if control is not None and control.kind == "ack":
             self.coverage.acked(link_id, received_us)
 
     def seen(self, symbol: str, trade_id: str) -> None:
-        """A trade of the current frame, about to be produced."""
+        """A trade of the current frame, about to be produced: it confirms its symbol's
+        subscription, and until Kafka acknowledges it the symbol's saved covered-until
+        time stays before the frame's first trade."""
         self.coverage.traded(self._link, symbol, self._now_us)
         pending = self._inflight.get(symbol)
         if pending is None:

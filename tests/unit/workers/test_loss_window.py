@@ -44,10 +44,10 @@ class Worker:
         self.windows.opened(link, "ws://venue", self.exchange.symbols, len(self.exchange.subscribe_messages()))
 
     def ack(self, link: int, at_us: int) -> None:
-        self.windows.frame(link, at_us, 0, Control("ack", "trade-1"))
+        self.windows.frame(link, at_us, [], Control("ack", "trade-1"))
 
-    def trade(self, link: int, symbol: str, at_us: int) -> None:
-        self.windows.frame(link, at_us, 1, None)
+    def trade(self, link: int, symbol: str, at_us: int, published_us: int | None = None) -> None:
+        self.windows.frame(link, at_us, [{"timestamp": at_us if published_us is None else published_us}], None)
         self.next_id += 1
         self.windows.seen(symbol, str(self.next_id))
         self.produced.append((TOPIC, symbol.encode(), _value(str(self.next_id))))
@@ -135,6 +135,24 @@ def test_after_kill_9_the_next_process_reports_from_the_last_trade_kafka_held(tm
         ("ETHUSDT", T0 + 3 * SECOND - 1, T0 + 9 * SECOND, "restart"),
         ("BTCUSDT", T0 + 2 * SECOND - 1, T0 + 9 * SECOND + 5, "restart"),
     ]
+
+
+@pytest.mark.parametrize(("received_s", "published_s", "from_s"), [
+    (5, 3, 3),  # 2 s in queues on the way: what was published after it and lost may be that old
+    (6, 9, 6),  # the venue's clock runs ahead: capped at the receive time
+])
+def test_coverage_ends_at_the_venue_time_of_the_last_trade_received(tmp_path, received_s, published_s, from_s):
+    w = Worker(tmp_path, margin_ms=0)
+    w.connect(1)
+    w.ack(1, T0)
+    w.trade(1, "BTCUSDT", T0 + received_s * SECOND, published_us=T0 + published_s * SECOND)
+    w.ack_all_trades()
+    w.windows.closed(1, "connection_error")
+    w.connect(2)
+    w.ack(2, T0 + 10 * SECOND)
+    w.windows.turn(0.0)
+    assert {(r["possible_loss"]["from_us"], r["possible_loss"]["to_us"]) for r in w.records()} == {
+        (T0 + from_s * SECOND, T0 + 10 * SECOND)}
 
 
 def test_the_saved_time_waits_for_the_window_record_itself(tmp_path):
