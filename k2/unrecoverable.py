@@ -105,8 +105,11 @@ def parse(partition: int, offset: int, value: bytes | None) -> dict | None:
         return None
 
 
-def _read(kafka: KafkaTarget, topic: str, start: dict[int, int],
-          log: Callable[[str], None]) -> tuple[list[dict], dict[int, int], int, int]:
+RowParser = Callable[[int, int, bytes | None], dict | None]  # (partition, offset, value) -> row or None
+
+
+def _read(kafka: KafkaTarget, topic: str, start: dict[int, int], log: Callable[[str], None],
+          parse_row: RowParser = parse) -> tuple[list[dict], dict[int, int], int, int]:
     """New rows, the next offset per partition, records read, and records expired unread."""
     import time
 
@@ -119,7 +122,7 @@ def _read(kafka: KafkaTarget, topic: str, start: dict[int, int],
     try:
         meta = consumer.list_topics(topic, timeout=30).topics.get(topic)
         if meta is None or meta.error is not None:
-            log(f"completeness ledger: DLQ topic {topic} not found; no unrecoverable ranges read")
+            log(f"completeness ledger: DLQ topic {topic} not found; no loss reports read")
             return rows, dict(start), 0, 0
         for partition in sorted(meta.partitions):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
@@ -141,7 +144,7 @@ def _read(kafka: KafkaTarget, topic: str, start: dict[int, int],
                         continue
                     read += 1
                     nxt[partition] = msg.offset() + 1
-                    row = parse(partition, msg.offset(), msg.value())
+                    row = parse_row(partition, msg.offset(), msg.value())
                     if row is not None:
                         rows.append(row)
     finally:
@@ -151,17 +154,26 @@ def _read(kafka: KafkaTarget, topic: str, start: dict[int, int],
 
 def ingest(table, kafka: KafkaTarget, topic: str, log: Callable[[str], None] = print) -> Ingested:
     """Copy the ``unrecoverable_range`` records the DLQ topic received since the last call."""
-    start = {int(p): o for p, o in json.loads(table.properties.get(OFFSETS, "{}")).items()}
-    rows, nxt, read, expired = _read(kafka, topic, start, log)
-    if expired:
-        log(f"ERROR completeness ledger: {expired} DLQ records of {topic} were deleted by Kafka before "
-            "they were read; unrecoverable ranges among them stay reported as gaps")
-    if nxt != start:
-        with table.transaction() as tx:  # rows and offsets in one commit: each record copied once
-            if rows:
-                tx.append(pa.Table.from_pylist(rows, schema=ARROW_SCHEMA))
-            tx.set_properties({OFFSETS: json.dumps({str(p): o for p, o in sorted(nxt.items())})})
+    rows, read, expired = copy_records(table, kafka, topic, parse, ARROW_SCHEMA, "unrecoverable ranges", log)
     if rows:
         log(f"completeness ledger: {len(rows)} unrecoverable range(s) reported by the workers: " + "; ".join(
             f"{r['exchange']} {r['symbol']} {r['first_id']}..{r['last_id']}" for r in rows[:5]))
     return Ingested(len(rows), read, expired, frozenset((r["exchange"], r["symbol"]) for r in rows))
+
+
+def copy_records(table, kafka: KafkaTarget, topic: str, parse_row: RowParser, schema: pa.Schema, what: str,
+                 log: Callable[[str], None]) -> tuple[list[dict], int, int]:
+    """Append to ``table`` the rows ``parse_row`` makes of the DLQ records received since
+    the offsets in the table's :data:`OFFSETS` property, rows and offsets in one commit.
+    Returns (rows, records read, records Kafka deleted before they were read)."""
+    start = {int(p): o for p, o in json.loads(table.properties.get(OFFSETS, "{}")).items()}
+    rows, nxt, read, expired = _read(kafka, topic, start, log, parse_row)
+    if expired:
+        log(f"ERROR completeness ledger: {expired} DLQ records of {topic} were deleted by Kafka before "
+            f"they were read; {what} among them are not known to the ledger")
+    if nxt != start:
+        with table.transaction() as tx:  # rows and offsets in one commit: each record copied once
+            if rows:
+                tx.append(pa.Table.from_pylist(rows, schema=schema))
+            tx.set_properties({OFFSETS: json.dumps({str(p): o for p, o in sorted(nxt.items())})})
+    return rows, read, expired
