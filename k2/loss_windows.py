@@ -122,3 +122,15 @@ def added_since(table, offsets: dict[str, int]) -> datetime | None:
     rows = table.scan(selected_fields=("from_ts", "dlq_partition", "dlq_offset")).to_arrow().to_pylist()
     fresh = [r["from_ts"] for r in rows if r["dlq_offset"] >= offsets.get(str(r["dlq_partition"]), 0)]
     return min(fresh, default=None)
+
+
+def overlapping(table, start: datetime, end: datetime) -> list[dict]:
+    """The windows that overlap [start, end), earliest first (exchange, symbol, from_ts,
+    to_ts, reason)."""
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+
+    if table.current_snapshot() is None:
+        return []
+    rows = table.scan(row_filter=And(LessThan("from_ts", end.isoformat()), GreaterThanOrEqual("to_ts", start.isoformat())),
+                      selected_fields=("exchange", "symbol", "from_ts", "to_ts", "reason")).to_arrow().to_pylist()
+    return sorted(rows, key=lambda r: (r["from_ts"], r["exchange"], r["symbol"]))

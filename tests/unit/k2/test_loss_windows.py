@@ -84,3 +84,33 @@ def test_overlapping_windows_count_their_union_once():
                                T0, T0 + timedelta(hours=1))
     assert [(r.status, r.possible_loss_seconds, len(r.possible_loss)) for r in rows] == [
         ("possibly_incomplete", 0.35 * 3600 + 0.1 * 3600, 3)]
+
+
+def test_k2_completeness_counts_and_shows_possibly_incomplete_hours():
+    from k2ops import completeness
+
+    rows = ledger.hour_ledgers([HeldTrade("bybit", "X", T0, "1", False)], lambda ex: False)
+    rows = ledger.with_windows(rows, {("bybit", "X"): [(_at(0.5), _at(1.5))]}, T0, T0 + timedelta(hours=3))
+    summary = completeness.summarize(rows, T0, T0 + timedelta(hours=3))
+    assert (summary.hours, summary.complete, summary.without_trades, summary.possibly_incomplete) == (3, 1, 2, 2)
+    assert summary.line("bybit", "X", T0, T0 + timedelta(hours=3)).endswith(
+        "1/3 hours complete (2 without trades), 0 missing ids in 0 ranges, 2 hours possibly incomplete "
+        "(possible-loss windows)")
+    table = completeness.as_arrow(rows)
+    assert table.column("possible_loss_windows").to_pylist() == [
+        "2026-12-01T00:30:00Z/2026-12-01T01:30:00Z"] * 2
+    assert table.column("possible_loss_seconds").to_pylist() == [1800.0, 1800.0]
+
+
+def test_reconciliation_lists_the_windows_overlapping_its_range_without_counting_them_missing():
+    from k2.reconcile import PartitionReport, Report
+
+    window = {"exchange": "bybit", "symbol": "BTCUSDT", "from_ts": T0 + timedelta(minutes=30),
+              "to_ts": T0 + timedelta(minutes=30, seconds=2), "reason": "stall"}
+    report = Report(T0, T0 + timedelta(hours=1), [PartitionReport("t", 0, 0, 10, bronze=10, silver=10, gold=10)],
+                    possible_loss=[window])
+    assert report.missing == 0
+    assert report.lines()[-1] == (
+        "POSSIBLY INCOMPLETE: 1 possible-loss window(s) of 1 symbol(s) overlap this range (the worker was not "
+        "listening; trades then may never have reached Kafka), e.g. bybit BTCUSDT 00:30:00.000000..00:30:02.000000 "
+        "(stall)")
