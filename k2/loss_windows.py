@@ -11,7 +11,6 @@ ledger calls the hours they overlap ``possibly_incomplete`` (:mod:`k2.ledger`).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,31 +21,31 @@ import pyarrow as pa
 from k2 import contracts, ledger
 from k2.catalog import create_documented_table
 from k2.kafka_client import KafkaTarget
-from k2.unrecoverable import copy_records
+from k2.unrecoverable import (
+    KEY_DOC,
+    KEY_FIELDS,
+    REPORT_FIELDS,
+    WHERE_DOC,
+    copy_records,
+    parse_report,
+)
 
 KIND = "possible_loss_window"  # the DLQ error kind (workers/dlq.py POSSIBLE_LOSS_WINDOW)
 
 ARROW_SCHEMA = pa.schema([
-    pa.field("exchange", pa.string(), nullable=False),
-    pa.field("symbol", pa.string(), nullable=False),
+    *KEY_FIELDS,
     pa.field("from_ts", pa.timestamp("us", "UTC"), nullable=False),
     pa.field("to_ts", pa.timestamp("us", "UTC"), nullable=False),
-    pa.field("reason", pa.string(), nullable=False),
-    pa.field("reported_at", pa.timestamp("us", "UTC"), nullable=False),
-    pa.field("endpoint", pa.string()),
-    pa.field("dlq_partition", pa.int32(), nullable=False),
-    pa.field("dlq_offset", pa.int64(), nullable=False),
+    *REPORT_FIELDS,
 ])
 DOC = {
-    "exchange": "Exchange id, lower case.",
-    "symbol": "Normalized symbol, as in Gold.",
+    **KEY_DOC,
     "from_ts": "Start of the window (the venue's trade time, widened by the worker's margin), UTC.",
     "to_ts": "End of the window (included): trades of the symbol timestamped in [from_ts, to_ts] may be missing.",
     "reason": "Why coverage ended: the connection's close reason (connection_error, stall, ...) or restart.",
     "reported_at": "When the worker was covering the symbol again, UTC.",
     "endpoint": "The connection that covered it again.",
-    "dlq_partition": "Where the worker recorded it: DLQ topic partition ...",
-    "dlq_offset": "... and offset.",
+    **WHERE_DOC,
 }
 
 
@@ -76,20 +75,14 @@ def _us(value: object) -> datetime:
 def parse(partition: int, offset: int, value: bytes | None) -> dict | None:
     """The table row of one DLQ record, or None when it is not a ``possible_loss_window``
     record (any other dead letter, or a value that is not one)."""
-    try:
-        record = json.loads(value or b"")
-        if not isinstance(record, dict) or record.get("error_kind") != KIND:
-            return None
-        window = record["possible_loss"]
+
+    def row(record: dict, window: dict) -> dict | None:
         start, end = int(window["from_us"]), int(window["to_us"])
-        if start > end:
-            return None
-        return {"exchange": str(record["exchange"]), "symbol": str(window["symbol"]), "from_ts": _us(start),
-                "to_ts": _us(end), "reason": str(window.get("reason", "")),
-                "reported_at": _us(record["received_at_us"]), "endpoint": record.get("endpoint"),
-                "dlq_partition": partition, "dlq_offset": offset}
-    except (ValueError, KeyError, TypeError, OverflowError, OSError):
-        return None
+        return None if start > end else {"exchange": str(record["exchange"]), "symbol": str(window["symbol"]),
+                                         "from_ts": _us(start), "to_ts": _us(end),
+                                         "reason": str(window.get("reason", ""))}
+
+    return parse_report(value, KIND, "possible_loss", partition, offset, row)
 
 
 def ingest(table, kafka: KafkaTarget, topic: str, log: Callable[[str], None] = print) -> Ingested:

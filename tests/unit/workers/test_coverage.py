@@ -17,6 +17,12 @@ def holes(cov: Coverage) -> list[tuple[str, int, int, str]]:
     return [(h.symbol, h.from_us, h.to_us, h.reason) for h in cov.take_holes()]
 
 
+def confirmed(cov: Coverage, link: int, at_us: int, symbols: tuple[str, ...] = ("X",)) -> None:
+    """``link`` subscribed to ``symbols`` with one request, acknowledged at ``at_us``."""
+    cov.opened(link, list(symbols), requests=1)
+    cov.acked(link, at_us)
+
+
 def test_first_subscription_is_no_hole_and_a_disconnect_is_one_per_symbol():
     cov = Coverage()
     cov.opened(1, ["BTCUSDT", "ETHUSDT"], requests=1)
@@ -56,19 +62,16 @@ def test_a_refused_subscription_leaves_the_window_open():
 
 def test_stall_the_window_starts_at_the_last_data_not_at_the_watchdog():
     cov = Coverage()
-    cov.opened(1, ["BTCUSDT"], requests=1)
-    cov.acked(1, 0)
+    confirmed(cov, 1, 0, ("BTCUSDT",))
     cov.data(1, 1_000)  # then nothing: the watchdog closes it 60 s later
     cov.closed(1, "stall")
-    cov.opened(2, ["BTCUSDT"], requests=1)
-    cov.acked(2, 61_500)
+    confirmed(cov, 2, 61_500, ("BTCUSDT",))
     assert holes(cov) == [("BTCUSDT", 1_000, 61_500, "stall")]
 
 
 def test_rotation_with_overlap_reports_nothing():
     cov = Coverage()
-    cov.opened(1, ["BTCUSDT"], requests=1)
-    cov.acked(1, 0)
+    confirmed(cov, 1, 0, ("BTCUSDT",))
     cov.data(1, 100)
     cov.opened(2, ["BTCUSDT"], requests=1)  # the successor, while the old one still reads
     cov.acked(2, 110)
@@ -77,26 +80,22 @@ def test_rotation_with_overlap_reports_nothing():
     cov.closed(1, "rotated")
     cov.data(2, 200)
     cov.closed(2, "rotated")
-    cov.opened(3, ["BTCUSDT"], requests=1)
-    cov.acked(3, 190)  # confirmed before the old one's last data: still overlapping
+    confirmed(cov, 3, 190, ("BTCUSDT",))  # confirmed before the old one's last data: still overlapping
     cov.data(3, 250)
     assert holes(cov) == []
 
 
 def test_a_successor_confirmed_after_the_old_one_went_quiet_is_a_hole_only_once_the_old_one_dies():
     cov = Coverage()
-    cov.opened(1, ["BTCUSDT"], requests=1)
-    cov.acked(1, 0)
+    confirmed(cov, 1, 0, ("BTCUSDT",))
     cov.data(1, 100)
-    cov.opened(2, ["BTCUSDT"], requests=1)
-    cov.acked(2, 300)
+    confirmed(cov, 2, 300, ("BTCUSDT",))
     cov.data(2, 320)
     assert holes(cov) == []  # link 1 may still deliver what it owes (TCP is in order)
     cov.data(1, 400)
     cov.closed(1, "rotated")
     assert holes(cov) == []  # it did: covered throughout
-    cov.opened(3, ["BTCUSDT"], requests=1)
-    cov.acked(3, 500)
+    confirmed(cov, 3, 500, ("BTCUSDT",))
     cov.data(2, 450)
     cov.closed(2, "connection_error")  # last data 450, the next confirmed at 500
     assert holes(cov) == [("BTCUSDT", 450, 500, "connection_error")]
@@ -104,29 +103,24 @@ def test_a_successor_confirmed_after_the_old_one_went_quiet_is_a_hole_only_once_
 
 def test_a_short_lived_link_between_two_holes_splits_them():
     cov = Coverage()
-    cov.opened(1, ["X"], requests=1)
-    cov.acked(1, 0)
+    confirmed(cov, 1, 0)
     cov.data(1, 10)
-    cov.opened(2, ["X"], requests=1)
-    cov.acked(2, 20)
+    confirmed(cov, 2, 20)
     cov.data(2, 30)
     cov.closed(2, "connection_error")  # covered 20..30 while link 1 was quiet
     cov.closed(1, "stall")
-    cov.opened(3, ["X"], requests=1)
-    cov.acked(3, 50)
+    confirmed(cov, 3, 50)
     assert holes(cov) == [("X", 10, 20, "stall"), ("X", 30, 50, "connection_error")]
 
 
 def test_restart_starts_from_the_saved_time_and_a_clock_step_back_yields_no_negative_window():
     cov = Coverage({"X": 1_000})
-    cov.opened(1, ["X"], requests=1)
-    cov.acked(1, 900)  # the clock went back (NTP step): no negative window, nothing lost to report
+    confirmed(cov, 1, 900)  # the clock went back (NTP step): no negative window, nothing lost to report
     assert holes(cov) == []
     cov.data(1, 950)
     assert cov.covered_until("X") == 1_000  # the frontier never moves back
     cov.closed(1, "connection_error")
-    cov.opened(2, ["X"], requests=1)
-    cov.acked(2, 1_200)
+    confirmed(cov, 2, 1_200)
     # By its clock link 1 covered only times before the saved frontier: the hole is still
     # the one that began before the restart, and it ends at the next confirmation.
     assert holes(cov) == [("X", 1_000, 1_200, RESTART)]
