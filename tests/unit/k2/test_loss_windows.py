@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from k2 import ledger, loss_windows
+from k2 import ledger, loss_windows, unrecoverable
 from k2.ledger import HeldTrade
 from workers.dlq import lost_range, possible_loss_window
 
@@ -38,6 +38,8 @@ def test_other_dead_letters_and_broken_windows_are_not_rows():
     backwards = json.loads(possible_loss_window("bybit", "X", 9, 7, "stall", 0, "e"))
     assert loss_windows.parse(0, 0, json.dumps(backwards).encode()) is None
     assert loss_windows.parse(0, 0, None) is None and loss_windows.parse(0, 0, b"\xff") is None
+    # and the other reader of the DLQ topic leaves windows alone
+    assert unrecoverable.parse(0, 0, possible_loss_window("bybit", "X", 7, 9, "stall", 0, "e")) is None
 
 
 @given(st.binary(max_size=300) | st.builds(lambda d: json.dumps(d).encode(), st.dictionaries(
