@@ -213,11 +213,14 @@ OversizeHandler = Callable[[Link, int, bytes], None]  # (link, announced length,
 
 
 class LinkObserver(Protocol):
-    """Told when a link has sent its subscriptions and when it closes (workers.loss_window)."""
+    """Told which symbols a link (un)subscribes, with how many requests (each answered by
+    an ack), and when it closes (workers.loss_window; the shard set sends the requests)."""
 
-    def opened(self, link_id: int, endpoint: str, symbols: list[str], requests: int) -> None: ...
+    def subscribing(self, link: Link, symbols: list[str], requests: int) -> None: ...
 
-    def closed(self, link_id: int, reason: str) -> None: ...
+    def unsubscribing(self, link: Link, symbols: list[str], requests: int) -> None: ...
+
+    def closed(self, link: Link, reason: str) -> None: ...
 
 
 class ConnectionManager:
@@ -462,8 +465,7 @@ class ConnectionManager:
         try:
             link = self.connector(link_id, endpoint, url, role, self.settings.connect_timeout_s, now)
             limit_frames(link, self.settings.max_frame_bytes)
-            requests = self.exchange.subscribe_messages()
-            for message in requests:
+            for message in self.exchange.subscribe_messages():
                 link.ws.send(message)
         except (websocket.WebSocketException, OSError) as exc:  # incl. TLS errors and timeouts
             self._failures += 1
@@ -480,8 +482,6 @@ class ConnectionManager:
         if self.ping_interval_s is not None and self.exchange.ping_message(0) is not None:
             link.next_ping_at = now + self.ping_interval_s
         self.links.append(link)
-        if self.observer is not None:
-            self.observer.opened(link_id, endpoint, self.exchange.symbols, len(requests))
         self.stats.connected = True
         self.log.info("connected", link=link_id, endpoint=endpoint, role=role, url=url)
 
@@ -510,7 +510,7 @@ class ConnectionManager:
             return
         link.closed = True
         if self.observer is not None:
-            self.observer.closed(link.id, reason)
+            self.observer.closed(link, reason)
         if count_reconnect:
             self.stats.reconnects[reason] += 1
         try:

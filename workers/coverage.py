@@ -23,6 +23,7 @@ Everything runs on the worker's main thread.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 RESTART = "restart"  # the reason of a hole that began in an earlier process (state file)
@@ -34,7 +35,7 @@ class Hole:
     from_us: int  # last moment known covered
     to_us: int  # first moment covered again
     reason: str  # why the coverage before it ended: the connection's close reason, or "restart"
-    link: int | None = None  # the connection whose confirmation ended it
+    link: Hashable | None = None  # the connection whose confirmation ended it
 
     @property
     def seconds(self) -> float:
@@ -43,9 +44,8 @@ class Hole:
 
 @dataclass
 class _Link:
-    symbols: tuple[str, ...]
-    acks_missing: int  # subscribe requests not yet acknowledged
-    unconfirmed: set[str]  # symbols whose subscription is not confirmed yet
+    acks_missing: int = 0  # requests not yet acknowledged
+    unconfirmed: set[str] = field(default_factory=set)  # symbols whose subscription is not confirmed yet
     confirmed_at: dict[str, int] = field(default_factory=dict)
     last_data_us: int = 0
 
@@ -55,7 +55,7 @@ class _Span:
     start: int
     end: int
     reason: str  # close reason ("" while the link is live)
-    link: int | None  # the live link, None once closed
+    link: Hashable | None  # the live link, None once closed
 
 
 class Coverage:
@@ -65,30 +65,49 @@ class Coverage:
         # The end of the coverage known continuous, per symbol, and why it ended there.
         self.frontier: dict[str, int] = dict(covered_until or {})
         self._reason: dict[str, str] = dict.fromkeys(self.frontier, RESTART)
-        self._links: dict[int, _Link] = {}
-        self._live: dict[str, dict[int, int]] = {}  # symbol -> live link -> confirmed at
+        self._links: dict[Hashable, _Link] = {}  # by connection (any hashable key: the Link)
+        self._live: dict[str, dict[Hashable, int]] = {}  # symbol -> live link -> confirmed at
         self._closed: dict[str, list[_Span]] = {}  # closed spans not yet joined to the frontier
         self._holes: list[Hole] = []
 
     # events ------------------------------------------------------------------------
 
-    def opened(self, link: int, symbols: tuple[str, ...] | list[str], requests: int) -> None:
-        """A connection sent ``requests`` subscribe requests for ``symbols``."""
-        self._links[link] = _Link(tuple(symbols), requests, set(symbols))
+    def subscribing(self, link: Hashable, symbols: list[str] | tuple[str, ...], requests: int) -> None:
+        """``link`` is sending ``requests`` subscribe requests for ``symbols`` (at connect,
+        or symbols listed later)."""
+        state = self._links.setdefault(link, _Link())
+        state.acks_missing += requests
+        state.unconfirmed.update(s for s in symbols if s not in state.confirmed_at)
 
-    def data(self, link: int, at_us: int) -> None:
+    def unsubscribing(self, link: Hashable, symbols: list[str] | tuple[str, ...], requests: int) -> None:
+        """``symbols`` (delisted) leave ``link``, with ``requests`` requests whose acks must
+        not count as subscriptions. A delisted symbol is forgotten: nothing traded after."""
+        state = self._links.get(link)
+        if state is not None:
+            state.acks_missing += requests
+            for symbol in symbols:
+                state.unconfirmed.discard(symbol)
+                state.confirmed_at.pop(symbol, None)
+        for symbol in symbols:
+            live = self._live.get(symbol, {})
+            live.pop(link, None)
+            if not live:
+                for table in (self.frontier, self._reason, self._live, self._closed):
+                    table.pop(symbol, None)
+
+    def data(self, link: Hashable, at_us: int) -> None:
         """A trade or heartbeat frame arrived on ``link`` (the hot path: one store)."""
         state = self._links.get(link)
         if state is not None and at_us > state.last_data_us:
             state.last_data_us = at_us
 
-    def traded(self, link: int, symbol: str, at_us: int) -> None:
+    def traded(self, link: Hashable, symbol: str, at_us: int) -> None:
         """A trade of ``symbol`` arrived: its subscription on ``link`` works."""
         state = self._links.get(link)
         if state is not None and symbol in state.unconfirmed:
             self._confirm(link, state, (symbol,), at_us)
 
-    def acked(self, link: int, at_us: int) -> None:
+    def acked(self, link: Hashable, at_us: int) -> None:
         """The venue acknowledged one subscribe request of ``link``; with the last one,
         every symbol of the link is confirmed."""
         state = self._links.get(link)
@@ -98,7 +117,7 @@ class Coverage:
         if state.acks_missing <= 0 and state.unconfirmed:
             self._confirm(link, state, tuple(sorted(state.unconfirmed)), at_us)
 
-    def closed(self, link: int, reason: str) -> list[str]:
+    def closed(self, link: Hashable, reason: str) -> list[str]:
         """``link`` is gone; returns the symbols no live connection covers any more."""
         state = self._links.pop(link, None)
         if state is None:
@@ -139,7 +158,7 @@ class Coverage:
 
     # internals ---------------------------------------------------------------------
 
-    def _confirm(self, link: int, state: _Link, symbols: tuple[str, ...], at_us: int) -> None:
+    def _confirm(self, link: Hashable, state: _Link, symbols: tuple[str, ...], at_us: int) -> None:
         for symbol in symbols:
             state.unconfirmed.discard(symbol)
             state.confirmed_at[symbol] = at_us

@@ -29,6 +29,7 @@ from pathlib import Path
 from k2.log import EventLog
 from workers.avro import trade_id_of
 from workers.base import Control, Exchange
+from workers.connection import Link
 from workers.coverage import RESTART, Coverage, Hole
 from workers.dlq import DeadLetters
 from workers.progress import StateFile
@@ -55,8 +56,9 @@ def _iso(us: int) -> str:
 
 class LossWindows:
     """Wires :class:`~workers.coverage.Coverage` into one worker process: the frame
-    handler calls :meth:`frame` and :meth:`seen`, the connection manager
-    :meth:`opened` and :meth:`closed`, the producer :meth:`on_acked`; the loop calls
+    handler calls :meth:`frame` and :meth:`seen`,
+    :meth:`subscribing`, :meth:`unsubscribing` and :meth:`closed` (the shard set and its
+    connection managers), the producer :meth:`on_acked`; the loop calls
     :meth:`turn`, and :meth:`save` runs after the final flush."""
 
     def __init__(self, exchange: Exchange, settings: WorkerSettings, topic: str, dlq_topic: str,
@@ -72,8 +74,8 @@ class LossWindows:
                         detail="what was published since the last process stopped listening is a possible-loss "
                                "window, reported once each symbol's subscription is confirmed")
         self.coverage = Coverage(saved)
-        self._endpoints: dict[int, str] = {}
-        self._link = 0  # the link and receive time of the frame being handled
+        self._endpoints: dict[Link, str] = {}
+        self._link: Link | None = None  # the link and receive time of the frame being handled
         self._now_us = 0
         # symbol -> trade id -> [receive time, copies in flight]: Kafka has not acknowledged them yet
         self._inflight: dict[str, dict[str, list[int]]] = {}
@@ -83,8 +85,8 @@ class LossWindows:
 
     # frame handler (hot path) ----------------------------------------------------------
 
-    def frame(self, link_id: int, received_us: int, trades: list[dict], control: Control | None) -> None:
-        """One frame from ``link_id``: trades and heartbeats prove the stream, an ack
+    def frame(self, link: Link, received_us: int, trades: list[dict], control: Control | None) -> None:
+        """One frame from ``link``: trades and heartbeats prove the stream, an ack
         confirms a subscribe request.
 
         The stream is known covered up to the venue's time of the frame's last trade
@@ -92,16 +94,16 @@ class LossWindows:
         with the connection may be older than the receive time by the whole network and
         queueing delay, which is not bounded. (Capped at the receive time, so a venue
         clock running ahead cannot stretch the coverage.)"""
-        self._link = link_id
+        self._link = link
         if trades:
             self._now_us = min(received_us, trades[0]["timestamp"])
-            self.coverage.data(link_id, min(received_us, trades[-1]["timestamp"]))
+            self.coverage.data(link, min(received_us, trades[-1]["timestamp"]))
         else:
             self._now_us = received_us
             if control is not None and control.kind == "heartbeat":
-                self.coverage.data(link_id, received_us)
+                self.coverage.data(link, received_us)
         if control is not None and control.kind == "ack":
-            self.coverage.acked(link_id, received_us)
+            self.coverage.acked(link, received_us)
 
     def seen(self, symbol: str, trade_id: str) -> None:
         """A trade of the current frame, about to be produced: it confirms its symbol's
@@ -133,17 +135,20 @@ class LossWindows:
         elif topic == self.dlq_topic:
             self._windows_in_flight.pop(value, None)
 
-    # connection manager ----------------------------------------------------------------
+    # connections (workers.connection.LinkObserver) ---------------------------------------
 
-    def opened(self, link_id: int, endpoint: str, symbols: list[str], requests: int) -> None:
-        self._endpoints[link_id] = endpoint
-        self.coverage.opened(link_id, symbols, requests)
+    def subscribing(self, link: Link, symbols: list[str], requests: int) -> None:
+        self._endpoints[link] = link.endpoint
+        self.coverage.subscribing(link, symbols, requests)
 
-    def closed(self, link_id: int, reason: str) -> None:
-        uncovered = self.coverage.closed(link_id, reason)
-        endpoint = self._endpoints.pop(link_id, "")
+    def unsubscribing(self, link: Link, symbols: list[str], requests: int) -> None:
+        self.coverage.unsubscribing(link, symbols, requests)
+
+    def closed(self, link: Link, reason: str) -> None:
+        uncovered = self.coverage.closed(link, reason)
+        endpoint = self._endpoints.pop(link, "")
         if uncovered and reason != "shutdown":
-            self.log.warning("coverage_interrupted", link=link_id, endpoint=endpoint, reason=reason,
+            self.log.warning("coverage_interrupted", link=link.id, endpoint=endpoint, reason=reason,
                              symbols=len(uncovered), examples=uncovered[:5],
                              detail="a possible-loss window is open; it is reported when the subscription is "
                                     "confirmed again")

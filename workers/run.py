@@ -126,7 +126,7 @@ class FrameHandler:
             self._parser_bug(exc, frame, received_us, link)
             return 0, None
         if self.coverage is not None:
-            self.coverage.frame(link.id, received_us, trades, parsed.control)
+            self.coverage.frame(link, received_us, trades, parsed.control)
         if trades:
             keys, topic, produce, track = self._keys, self.topic, self.produce, self.track
             for record, value in zip(trades, encoded, strict=True):

@@ -19,13 +19,13 @@ def holes(cov: Coverage) -> list[tuple[str, int, int, str]]:
 
 def confirmed(cov: Coverage, link: int, at_us: int, symbols: tuple[str, ...] = ("X",)) -> None:
     """``link`` subscribed to ``symbols`` with one request, acknowledged at ``at_us``."""
-    cov.opened(link, list(symbols), requests=1)
+    cov.subscribing(link, list(symbols), requests=1)
     cov.acked(link, at_us)
 
 
 def test_first_subscription_is_no_hole_and_a_disconnect_is_one_per_symbol():
     cov = Coverage()
-    cov.opened(1, ["BTCUSDT", "ETHUSDT"], requests=1)
+    cov.subscribing(1, ["BTCUSDT", "ETHUSDT"], requests=1)
     cov.acked(1, 100)
     cov.data(1, 150)
     cov.traded(1, "BTCUSDT", 150)
@@ -34,7 +34,7 @@ def test_first_subscription_is_no_hole_and_a_disconnect_is_one_per_symbol():
     assert cov.closed(1, "connection_error") == ["BTCUSDT", "ETHUSDT"]
     assert holes(cov) == []  # open until covered again: its end is not known yet
     assert cov.covered_until("BTCUSDT") == 200
-    cov.opened(2, ["BTCUSDT", "ETHUSDT"], requests=1)
+    cov.subscribing(2, ["BTCUSDT", "ETHUSDT"], requests=1)
     cov.data(2, 260)  # a trade of another symbol does not confirm BTCUSDT...
     cov.traded(2, "ETHUSDT", 260)
     assert holes(cov) == [("ETHUSDT", 200, 260, "connection_error")]
@@ -45,7 +45,7 @@ def test_first_subscription_is_no_hole_and_a_disconnect_is_one_per_symbol():
 
 def test_every_request_must_be_acked_before_the_link_confirms_its_symbols():
     cov = Coverage({"BTCUSDT": 50})
-    cov.opened(1, ["BTCUSDT"], requests=2)
+    cov.subscribing(1, ["BTCUSDT"], requests=2)
     cov.acked(1, 100)
     assert holes(cov) == []
     cov.acked(1, 120)
@@ -54,7 +54,7 @@ def test_every_request_must_be_acked_before_the_link_confirms_its_symbols():
 
 def test_a_refused_subscription_leaves_the_window_open():
     cov = Coverage({"BTCUSDT": 50})
-    cov.opened(1, ["BTCUSDT"], requests=1)
+    cov.subscribing(1, ["BTCUSDT"], requests=1)
     cov.data(1, 100)  # trades of nothing we asked for, no ack: not covered
     assert holes(cov) == [] and not cov.is_covered("BTCUSDT")
     assert cov.covered_until("BTCUSDT") == 50  # what a restart would start from
@@ -73,7 +73,7 @@ def test_rotation_with_overlap_reports_nothing():
     cov = Coverage()
     confirmed(cov, 1, 0, ("BTCUSDT",))
     cov.data(1, 100)
-    cov.opened(2, ["BTCUSDT"], requests=1)  # the successor, while the old one still reads
+    cov.subscribing(2, ["BTCUSDT"], requests=1)  # the successor, while the old one still reads
     cov.acked(2, 110)
     cov.data(1, 130)
     cov.data(2, 140)
@@ -126,6 +126,27 @@ def test_restart_starts_from_the_saved_time_and_a_clock_step_back_yields_no_nega
     assert holes(cov) == [("X", 1_000, 1_200, RESTART)]
 
 
+def test_a_symbol_listed_later_waits_for_its_own_request_and_an_unsubscribe_ack_confirms_nothing():
+    cov = Coverage({"Y": 40})  # Y was covered by an earlier process until 40
+    confirmed(cov, 1, 0)
+    cov.unsubscribing(1, ["X"], requests=1)  # X delisted: one unsubscribe request ...
+    cov.subscribing(1, ["Y"], requests=1)  # ... then Y listed: one subscribe request
+    cov.acked(1, 50)  # the unsubscribe's answer
+    assert holes(cov) == [] and not cov.is_covered("Y")
+    cov.acked(1, 60)  # the subscribe's
+    assert holes(cov) == [("Y", 40, 60, RESTART)]
+
+
+def test_a_delisted_symbol_is_forgotten_no_window_is_owed_for_it():
+    cov = Coverage({"X": 5})
+    confirmed(cov, 1, 10)
+    assert holes(cov) == [("X", 5, 10, RESTART)]
+    cov.data(1, 20)
+    cov.unsubscribing(1, ["X"], requests=0)  # its shard closes with its last symbol
+    assert cov.closed(1, "delisted") == [] and holes(cov) == []
+    assert cov.covered_until("X") is None and cov.symbols() == []
+
+
 def test_events_of_unknown_links_are_ignored():
     cov = Coverage()
     cov.data(7, 10)
@@ -167,7 +188,7 @@ def run(events, saved: dict[str, int] | None, start: int = 100):
             link = len(opened) + 1
             opened.append(link)
             live[link] = {"acks": 1, "confirmed": {}, "last": 0}
-            cov.opened(link, list(SYMBOLS), requests=1)
+            cov.subscribing(link, list(SYMBOLS), requests=1)
             continue
         link = opened[index % len(opened)]
         state = live.get(link)

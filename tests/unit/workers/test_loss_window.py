@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 
 import pytest
 
@@ -26,6 +27,14 @@ SECOND = 1_000_000
 T0 = 1_767_225_600 * SECOND  # 2026-01-01T00:00:00Z
 
 
+@dataclass(eq=False)
+class FakeLink:
+    """What LossWindows reads of a connection (workers.connection.Link)."""
+
+    id: int
+    endpoint: str
+
+
 class Worker:
     """A LossWindows wired as workers.run wires it, with the DLQ kept in a list."""
 
@@ -39,15 +48,22 @@ class Worker:
         self.windows = LossWindows(self.exchange, self.settings, TOPIC, DLQ, dead, self.stats, EventLog(self.out))
         self.next_id = 1000
         self.produced: list[tuple[str, bytes, bytes]] = []
+        self.links: dict[int, FakeLink] = {}
 
-    def connect(self, link: int) -> None:
-        self.windows.opened(link, "ws://venue", self.exchange.symbols, len(self.exchange.subscribe_messages()))
+    def connect(self, n: int) -> None:
+        """Connection ``n`` opens and sends its subscribe requests (as the shard set does)."""
+        self.links[n] = FakeLink(n, "ws://venue")
+        self.windows.subscribing(self.links[n], self.exchange.symbols, len(self.exchange.subscribe_messages()))
 
-    def ack(self, link: int, at_us: int) -> None:
-        self.windows.frame(link, at_us, [], Control("ack", "trade-1"))
+    def close(self, n: int, reason: str) -> None:
+        self.windows.closed(self.links[n], reason)
 
-    def trade(self, link: int, symbol: str, at_us: int, published_us: int | None = None) -> None:
-        self.windows.frame(link, at_us, [{"timestamp": at_us if published_us is None else published_us}], None)
+    def ack(self, n: int, at_us: int) -> None:
+        self.windows.frame(self.links[n], at_us, [], Control("ack", "trade-1"))
+
+    def trade(self, n: int, symbol: str, at_us: int, published_us: int | None = None) -> None:
+        self.windows.frame(self.links[n], at_us, [{"timestamp": at_us if published_us is None else published_us}],
+                           None)
         self.next_id += 1
         self.windows.seen(symbol, str(self.next_id))
         self.produced.append((TOPIC, symbol.encode(), _value(str(self.next_id))))
@@ -86,7 +102,7 @@ def test_a_disconnect_is_one_record_per_symbol_counted_and_logged(tmp_path):
     w.ack(1, T0)
     w.ack(1, T0)  # (one request per 10 symbols; a second ack changes nothing)
     w.trade(1, "BTCUSDT", T0 + 2 * SECOND)
-    w.windows.closed(1, "connection_error")
+    w.close(1, "connection_error")
     assert w.events("coverage_interrupted")[0]["symbols"] == 2
     w.connect(2)
     w.ack(2, T0 + 3 * SECOND)
@@ -147,7 +163,7 @@ def test_coverage_ends_at_the_venue_time_of_the_last_trade_received(tmp_path, re
     w.ack(1, T0)
     w.trade(1, "BTCUSDT", T0 + received_s * SECOND, published_us=T0 + published_s * SECOND)
     w.ack_all_trades()
-    w.windows.closed(1, "connection_error")
+    w.close(1, "connection_error")
     w.connect(2)
     w.ack(2, T0 + 10 * SECOND)
     w.windows.turn(0.0)
@@ -159,7 +175,7 @@ def test_the_saved_time_waits_for_the_window_record_itself(tmp_path):
     w = Worker(tmp_path, margin_ms=0)
     w.connect(1)
     w.ack(1, T0)
-    w.windows.closed(1, "stall")
+    w.close(1, "stall")
     w.connect(2)
     w.ack(2, T0 + 5 * SECOND)
     w.trade(2, "BTCUSDT", T0 + 6 * SECOND)
@@ -178,7 +194,7 @@ def test_a_clean_stop_saves_the_last_data_and_the_next_start_reports_the_downtim
     w.connect(1)
     w.ack(1, T0)
     w.trade(1, "BTCUSDT", T0 + 1 * SECOND)
-    w.windows.closed(1, "shutdown")
+    w.close(1, "shutdown")
     assert w.events("coverage_interrupted") == []  # a stop is not an incident; the next start reports it
     w.ack_all_trades()  # the final flush
     w.windows.save()

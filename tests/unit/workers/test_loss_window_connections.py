@@ -1,4 +1,4 @@
-"""Possible-loss windows through the real connection manager and the in-process simulator
+"""Possible-loss windows through the real shard set, its connection manager and the in-process simulator
 (Bybit's protocol on loopback, no Kafka): a make-before-break rotation reports nothing; a
 silent stall the watchdog replaces reports one window per symbol, holding every trade the
 market published meanwhile (compared with the simulator's record).
@@ -19,11 +19,11 @@ from k2.log import EventLog
 from k2.polling import wait_until
 from simulator_expectations import published_trades
 from tests.fake_clock import FakeClock
-from workers.connection import ConnectionManager
 from workers.dlq import DeadLetters
 from workers.exchanges.bybit import Bybit
 from workers.loss_window import LossWindows
 from workers.settings import WorkerSettings
+from workers.shards import ShardSet
 from workers.simulator import SimulatorConfig, SimulatorThread, read_record
 from workers.stats import WorkerStats
 from workers.symbols import SymbolTable
@@ -37,7 +37,7 @@ def sim(tmp_path):
 
 
 class Worker:
-    """A Bybit connection manager with LossWindows wired as workers.run wires them."""
+    """A Bybit shard set (one shard) with LossWindows wired as workers.run wires them."""
 
     def __init__(self, sim: SimulatorThread, tmp_path, **env: str):
         symbols = sim.worker_env()["K2_BYBIT_SYMBOLS"].split(",")
@@ -49,13 +49,15 @@ class Worker:
         dead.by_kind = self.stats.dead_letters
         self.windows = LossWindows(self.exchange, self.settings, "t", "d", dead, self.stats, EventLog(self.out))
         self.clock = FakeClock()
-        self.manager = ConnectionManager(self.exchange, self.settings, self.handle, self.stats, EventLog(self.out),
-                                         clock=self.clock, observer=self.windows)
+        self.shards = ShardSet(self.exchange, self.settings, self.handle, self.stats, EventLog(self.out),
+                               clock=self.clock, observer=self.windows)
+        assert len(self.shards.shards) == 1
+        self.manager = self.shards.shards[0].manager
 
     def handle(self, frame: bytes, link) -> tuple:
         received = time.time_ns() // 1000
         parsed = self.exchange.parse(frame, received)
-        self.windows.frame(link.id, received, parsed.trades, parsed.control)
+        self.windows.frame(link, received, parsed.trades, parsed.control)
         for t in parsed.trades:
             self.windows.seen(t["symbol"], t["trade_id"])
         self.trades.extend(parsed.trades)
@@ -63,7 +65,7 @@ class Worker:
 
     def turn_until(self, condition, what: str, timeout: float = 15.0):
         def turned():
-            self.manager.turn()
+            self.shards.turn()
             self.windows.turn(0.0)
             return condition()
 
@@ -89,7 +91,7 @@ def test_a_rotation_with_overlap_reports_no_window(sim, tmp_path):
         w.turn_until(lambda: w.open_links() == 1, "the old connection retired")
     seen = len(w.trades)
     w.turn_until(lambda: len(w.trades) >= seen + 50, "trades after the last rotation")
-    w.manager.close_all()
+    w.shards.close_all()
     assert [e["reason"] for e in w.events("connection_closed")] == ["rotated", "rotated", "shutdown"]
     assert w.dlq == [] and w.stats.possible_loss_windows == 0 and w.events("coverage_interrupted") == []
 
@@ -109,7 +111,7 @@ def test_a_stall_replaced_by_the_watchdog_reports_every_trade_published_meanwhil
     w.turn_until(lambda: len(w.dlq) >= len(w.exchange.symbols), "a window per symbol after the watchdog's reconnect")
     seen = len(w.trades)
     w.turn_until(lambda: len(w.trades) >= seen + 50, "trades on the new connection")
-    w.manager.close_all()
+    w.shards.close_all()
     sim.stop()
 
     assert [e["reason"] for e in w.events("connection_closed")][:1] == ["stall"]
