@@ -4,12 +4,16 @@
 One task, `update`: recomputes the ledger rows of every hour Gold changed since the
 last run (k2/ledger_store.py), one row per exchange, symbol and UTC hour with first and
 last trade id, trades in Gold (live and from REST backfill), expected and missing ids
-and their ranges, and a status (`complete`, `gaps`, `unrecoverable`, `not_applicable`).
-A late trade from backfill updates its hour and the hour its gap was counted in. Ranges
-the workers reported the exchange no longer serves (DLQ records `unrecoverable_range`)
-are copied to `market_data.completeness_unrecoverable` first: an hour missing only such
-ids is `unrecoverable`, not `gaps`. Its
-log line says how many symbol-hours were recomputed and how many ids are missing.
+and their ranges, and a status (`complete`, `gaps`, `unrecoverable`,
+`possibly_incomplete`, `not_applicable`). A late trade from backfill updates its hour and
+the hour its gap was counted in. Ranges the workers reported the exchange no longer
+serves (DLQ records `unrecoverable_range`) are copied to
+`market_data.completeness_unrecoverable` first: an hour missing only such ids is
+`unrecoverable`, not `gaps`. Times a worker of a venue without gap detection was not
+listening (DLQ records `possible_loss_window`) are copied to
+`market_data.completeness_possible_loss`: the hours they overlap are
+`possibly_incomplete`, with the windows and the seconds they cover. Its log line says
+how many symbol-hours were recomputed and how many ids are missing.
 
 A scheduled job rather than the Gold stream: a row is only right once its neighbouring
 hours are known, and the ledger's cost never adds to Gold's batch time. Reads Gold

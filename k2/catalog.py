@@ -48,7 +48,7 @@ def create_documented_table(cat: SqlCatalog, identifier: str, schema, comment: s
     from pyiceberg.exceptions import TableAlreadyExistsError
 
     if cat.table_exists(identifier):
-        return cat.load_table(identifier)
+        return _add_missing_columns(cat.load_table(identifier), schema, docs)
     try:
         table = cat.create_table(identifier, schema=schema, properties={
             "format-version": "2", "write.parquet.compression-codec": "zstd",
@@ -62,4 +62,20 @@ def create_documented_table(cat: SqlCatalog, identifier: str, schema, comment: s
     with table.update_schema() as update:
         for name, doc in docs.items():
             update.update_column(name, doc=doc)
+    return table
+
+
+def _add_missing_columns(table, schema, docs: dict[str, str]):
+    """A table created by an earlier release gets the columns added since (optional ones:
+    their rows written before read as null), each with its doc."""
+    have = {f.name for f in table.schema().fields}
+    missing = [name for name in schema.names if name not in have]
+    if not missing:
+        return table
+    with table.update_schema() as update:
+        update.union_by_name(schema)
+    with table.update_schema() as update:
+        for name in missing:
+            if name in docs:
+                update.update_column(name, doc=docs[name])
     return table

@@ -57,10 +57,11 @@ BRONZE_TABLE = "bronze_crypto_trades"
 SILVER_DLQ_TABLE = "silver_dlq"
 GOLD_TABLE = "gold_crypto_trades"
 # Not among the pipeline's tables (all_tables): the completeness job keeps them, from Gold
-# and from the ranges the workers report lost (k2/ledger_store.py, k2/unrecoverable.py),
-# and their upkeep too; bootstrap creates them.
+# and from the ranges and windows the workers report lost (k2/ledger_store.py,
+# k2/unrecoverable.py, k2/loss_windows.py), and their upkeep too; bootstrap creates them.
 LEDGER_TABLE = "completeness_ledger"
 UNRECOVERABLE_TABLE = "completeness_unrecoverable"
+POSSIBLE_LOSS_TABLE = "completeness_possible_loss"
 LEGACY_TABLES = ("trades_v1", "trades_v2", "quotes_v1", "quotes_v2")
 
 
@@ -74,7 +75,7 @@ def all_tables() -> list[str]:
 
 def lakehouse_tables() -> list[str]:
     """Every table bootstrap creates: the pipeline's, then the completeness job's."""
-    return [*all_tables(), LEDGER_TABLE, UNRECOVERABLE_TABLE]
+    return [*all_tables(), LEDGER_TABLE, UNRECOVERABLE_TABLE, POSSIBLE_LOSS_TABLE]
 
 
 def qualified(table: str, catalog: str | None = None) -> str:

@@ -14,6 +14,12 @@ the ledger table is built on them. Rules, decided here once:
 - **Status** of an hour: ``complete`` when nothing is missing; ``unrecoverable`` when
   every missing id lies in a range the exchange no longer serves (what the workers'
   backfill reports); ``gaps`` otherwise, since a backfill may still fill them.
+- **Possible losses**: a venue that can neither detect nor refetch missing trades reports
+  the times it was not listening (possible-loss windows, :mod:`k2.loss_windows`). An hour
+  a window of its symbol overlaps is ``possibly_incomplete`` (rather than ``complete`` or
+  ``not_applicable``; ``gaps`` and ``unrecoverable`` say more and stay), with the windows
+  and the seconds of the hour they cover; such an hour without any trade gets a row too
+  (0 trades), since silence there is not evidence that nothing traded.
 - **Source**: a trade with ``vendor_data["source"] == "rest"`` came from REST backfill,
   any other from the live stream.
 """
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from k2.exchanges import VENUES
@@ -31,12 +37,15 @@ COMPLETE = "complete"
 GAPS = "gaps"
 UNRECOVERABLE = "unrecoverable"
 NOT_APPLICABLE = "not_applicable"
-STATUSES = (COMPLETE, GAPS, UNRECOVERABLE, NOT_APPLICABLE)
+POSSIBLY_INCOMPLETE = "possibly_incomplete"
+STATUSES = (COMPLETE, GAPS, UNRECOVERABLE, POSSIBLY_INCOMPLETE, NOT_APPLICABLE)
 # Venues whose symbols' next trade gets the next id (the registry says which).
 CONTIGUOUS_IDS = frozenset(v.name for v in VENUES if v.contiguous_ids)
 
 Range = tuple[int, int]  # first and last missing id, both included
 SymbolKey = tuple[str, str]  # (exchange, symbol)
+Window = tuple[int, int]  # a possible-loss window: µs since the epoch, both ends included
+HOUR_US = 3_600_000_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class HourLedger:
     missing_ids: int | None
     missing_ranges: tuple[Range, ...]
     status: str
+    possible_loss: tuple[Window, ...] = ()  # the windows overlapping the hour, whole
+    possible_loss_seconds: float = 0.0  # seconds of the hour they cover
 
 
 def hour_ledgers(
@@ -139,6 +150,46 @@ def _row(key: SymbolKey, hour: datetime, trades: list[HeldTrade], first: str, la
                       gold_trades=len(trades), live_trades=len(trades) - backfilled,
                       backfill_trades=backfilled, expected_trades=expected, missing_ids=missing,
                       missing_ranges=ranges, status=status)
+
+
+def with_windows(rows: Iterable[HourLedger], windows: Mapping[SymbolKey, Sequence[Window]],
+                 start: datetime, end: datetime) -> list[HourLedger]:
+    """``rows`` (hours in [start, end)) with the possible-loss ``windows`` applied, plus a
+    row for each hour of [start, end) a window overlaps that holds no trade of its symbol;
+    sorted by (exchange, symbol, hour)."""
+    out: dict[tuple[str, str, datetime], HourLedger] = {(r.exchange, r.symbol, r.hour): r for r in rows}
+    first, stop = epoch_us(start), epoch_us(end)
+    for (exchange, symbol), found in windows.items():
+        for a, b in found:
+            hour = max(first, a - a % HOUR_US)
+            while hour < stop and hour <= b:
+                at = datetime.fromtimestamp(hour // 1_000_000, start.tzinfo)
+                out.setdefault((exchange, symbol, at), HourLedger(
+                    exchange=exchange, symbol=symbol, hour=at, first_trade_id="", last_trade_id="", gold_trades=0,
+                    live_trades=0, backfill_trades=0, expected_trades=None, missing_ids=None, missing_ranges=(),
+                    status=POSSIBLY_INCOMPLETE))
+                hour += HOUR_US
+    return [_marked(row, windows.get((row.exchange, row.symbol), ())) for _, row in sorted(out.items())]
+
+
+def _marked(row: HourLedger, windows: Sequence[Window]) -> HourLedger:
+    begin = epoch_us(row.hour)
+    overlapping = sorted(w for w in windows if w[0] < begin + HOUR_US and w[1] >= begin)
+    if not overlapping:
+        return row
+    covered, reached = 0, begin
+    for a, b in overlapping:  # the union of the windows, clipped to the hour
+        a, b = max(a, reached), min(b, begin + HOUR_US)
+        if b > a:
+            covered, reached = covered + b - a, b
+    status = POSSIBLY_INCOMPLETE if row.status in (COMPLETE, NOT_APPLICABLE) else row.status
+    return replace(row, status=status, possible_loss=tuple(overlapping), possible_loss_seconds=covered / 1e6)
+
+
+def epoch_us(t: datetime) -> int:
+    """``t`` (aware, or naive meaning UTC) as µs since the epoch, exactly (no float)."""
+    delta = t - datetime(1970, 1, 1, tzinfo=t.tzinfo)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def all_covered(gaps: Sequence[Range], lost: Sequence[Range]) -> bool:

@@ -21,6 +21,13 @@ ranges the workers reported the exchange no longer serves (their DLQ topic) into
 ``unrecoverable``; an hour the ledger calls ``gaps`` whose ids a newly reported range
 explains is recomputed, though Gold did not change.
 
+**Possible-loss windows:** likewise :func:`k2.loss_windows.ingest` copies the times the
+workers of venues without gap detection were not listening into
+``completeness_possible_loss``; the hours they overlap are ``possibly_incomplete``, with
+the windows and the seconds they cover (hours without trades included). The ledger
+property :data:`WINDOWS_MARK` is the DLQ position of the windows it reflects: windows
+copied past it make their hours recomputed, in the same commit that moves it.
+
 **Its own upkeep:** rewrites a month partition once it holds more than
 :data:`MAX_FILES_PER_MONTH` files, and expires snapshots older than a day (keeping
 the last :data:`KEEP_SNAPSHOTS`), deleting the files only they reached. Only this job
@@ -29,6 +36,7 @@ writes the table (the DAG has ``max_active_runs=1``).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,12 +45,13 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from k2 import contracts, ledger, unrecoverable
+from k2 import contracts, ledger, loss_windows, unrecoverable
 from k2.catalog import catalog, create_documented_table
 from k2.kafka_client import client_config
 from k2.settings import PlatformSettings
 
 WATERMARK = "k2.ledger.gold-snapshot-id"
+WINDOWS_MARK = "k2.ledger.possible-loss-dlq-offsets"  # {"<partition>": offset} of the windows reflected
 LOOKBACK = timedelta(days=31)  # how far back the last held id of a symbol is looked for
 MAX_FILES_PER_MONTH = 16
 KEEP_SNAPSHOTS = 5
@@ -51,6 +60,8 @@ GOLD_COLUMNS = ("exchange", "symbol", "timestamp", "trade_id", "vendor_data")
 
 RANGE = pa.struct([pa.field("first_id", pa.int64(), nullable=False),
                    pa.field("last_id", pa.int64(), nullable=False)])
+WINDOW = pa.struct([pa.field("from_ts", pa.timestamp("us", "UTC"), nullable=False),
+                    pa.field("to_ts", pa.timestamp("us", "UTC"), nullable=False)])
 # The table's columns, in order (the Arrow form pyiceberg writes; bootstrap creates the
 # table from it, see create_table).
 ARROW_SCHEMA = pa.schema([
@@ -67,12 +78,16 @@ ARROW_SCHEMA = pa.schema([
     pa.field("first_trade_id", pa.string(), nullable=False),
     pa.field("last_trade_id", pa.string(), nullable=False),
     pa.field("computed_at", pa.timestamp("us", "UTC"), nullable=False),
+    # Added with possible-loss windows: optional, so tables of earlier releases gain them.
+    pa.field("possible_loss_windows", pa.list_(pa.field("element", WINDOW, nullable=False))),
+    pa.field("possible_loss_seconds", pa.float64()),
 ])
 DOC = {
     "exchange": f"Exchange id, lower case ({', '.join(e.name for e in contracts.EXCHANGES)}).",
     "symbol": "Normalized symbol, as in Gold.",
     "hour": "UTC hour the row covers (start).",
-    "status": "complete | gaps | unrecoverable | not_applicable (venue without contiguous ids).",
+    "status": "complete | gaps | unrecoverable | possibly_incomplete (a possible-loss window overlaps the hour) | "
+              "not_applicable (venue without contiguous ids).",
     "gold_trades": "Trades Gold holds for the symbol in this hour.",
     "live_trades": "Of those, trades that came from the exchange's live stream.",
     "backfill_trades": "Of those, trades that came from REST backfill (vendor_data source=rest).",
@@ -82,6 +97,9 @@ DOC = {
     "first_trade_id": "Lowest trade id held in the hour.",
     "last_trade_id": "Highest trade id held in the hour.",
     "computed_at": "When the ledger job computed this row, UTC.",
+    "possible_loss_windows": "Possible-loss windows of the symbol overlapping the hour (whole), [from_ts, to_ts]: "
+                             "times its worker was not listening; trades then may be missing.",
+    "possible_loss_seconds": "Seconds of the hour those windows cover.",
 }
 
 
@@ -147,6 +165,8 @@ def _held_before(table, start: datetime) -> dict[ledger.SymbolKey, int]:
     latest: dict[ledger.SymbolKey, tuple[datetime, str]] = {}
     for row in rows.to_pylist():
         key = (row["exchange"], row["symbol"])
+        if not row["last_trade_id"]:  # an hour a possible-loss window holds without trades
+            continue
         if key not in latest or row["hour"] > latest[key][0]:
             latest[key] = (row["hour"], row["last_trade_id"])
     return {key: int(last) for key, (_, last) in latest.items() if key[0] in ledger.CONTIGUOUS_IDS}
@@ -165,10 +185,11 @@ def held_trades(gold_rows: pa.Table) -> Iterable[ledger.HeldTrade]:
 
 def recompute(gold, start: datetime, end: datetime, held_before: dict[ledger.SymbolKey, int],
               lost: dict[ledger.SymbolKey, list[ledger.Range]] | None = None,
-              step: timedelta = timedelta(hours=24)) -> list[ledger.HourLedger]:
+              step: timedelta = timedelta(hours=24),
+              windows: dict[ledger.SymbolKey, list[ledger.Window]] | None = None) -> list[ledger.HourLedger]:
     """Ledger rows of every hour in [start, end), read from Gold ``step`` at a time, each
     symbol carried from one step to the next (and from ``held_before`` into the first);
-    ``lost``: the ranges the exchanges no longer serve."""
+    ``lost``: the ranges the exchanges no longer serve; ``windows``: the possible-loss windows."""
     from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
 
     carried = dict(held_before)
@@ -180,8 +201,10 @@ def recompute(gold, start: datetime, end: datetime, held_before: dict[ledger.Sym
                                         LessThan("timestamp", upto.isoformat())),
                          selected_fields=GOLD_COLUMNS).to_arrow()
         found = ledger.hour_ledgers(held_trades(part), lambda ex: ex in ledger.CONTIGUOUS_IDS, carried, lost)
+        if windows:
+            found = ledger.with_windows(found, windows, at, upto)
         for row in found:  # sorted by symbol, then hour: the last one of a symbol wins
-            if row.exchange in ledger.CONTIGUOUS_IDS:
+            if row.exchange in ledger.CONTIGUOUS_IDS and row.gold_trades:
                 carried[(row.exchange, row.symbol)] = int(row.last_trade_id)
         rows += found
         at = upto
@@ -195,7 +218,13 @@ def as_arrow(rows: list[ledger.HourLedger], computed_at: datetime) -> pa.Table:
         "expected_trades": r.expected_trades, "missing_ids": r.missing_ids,
         "missing_ranges": [{"first_id": a, "last_id": b} for a, b in r.missing_ranges],
         "first_trade_id": r.first_trade_id, "last_trade_id": r.last_trade_id, "computed_at": computed_at,
+        "possible_loss_windows": [{"from_ts": _utc(a), "to_ts": _utc(b)} for a, b in r.possible_loss],
+        "possible_loss_seconds": r.possible_loss_seconds,
     } for r in rows], schema=ARROW_SCHEMA)
+
+
+def _utc(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
 @dataclass
@@ -234,20 +263,31 @@ def update(settings: PlatformSettings, namespace: str = contracts.NAMESPACE, *, 
     lost_table = unrecoverable.create_table(cat, namespace)
     unrecoverable.ingest(lost_table, client_config(settings), topic_prefix + contracts.DLQ_TOPIC, log)
     lost = unrecoverable.ranges(lost_table.refresh())
+    window_table = loss_windows.create_table(cat, namespace)
+    loss_windows.ingest(window_table, client_config(settings), topic_prefix + contracts.DLQ_TOPIC, log)
+    window_table = window_table.refresh()
+    windows = loss_windows.windows(window_table)
+    windows_read = window_table.properties.get(unrecoverable.OFFSETS, "{}")
     snap = gold.current_snapshot()
     mark = None if full else table.properties.get(WATERMARK)
     stale = _explained_gaps(table, lost)  # hours still "gaps" whose ids are now known unrecoverable
+    new_windows = loss_windows.added_since(window_table, json.loads(table.properties.get(WINDOWS_MARK, "{}")))
+    if new_windows is not None:
+        stale.append(new_windows.astimezone(UTC).replace(minute=0, second=0, microsecond=0))
+    marks = {WINDOWS_MARK: windows_read}
     if snap is None or (mark == str(snap.snapshot_id) and not stale):
         return _done(Update(snap.snapshot_id if snap else None, None, full, 0, {}, 0, time.monotonic() - began), log)
+    marks[WATERMARK] = str(snap.snapshot_id)
     found, added = _added_hours(gold, int(mark) if mark else None)
     hours = _gold_hours(gold)
     full = full or not found
     if not hours or (not full and not added and not stale):
         with table.transaction() as tx:  # nothing new to count (a compaction): just move the mark
-            tx.set_properties({WATERMARK: str(snap.snapshot_id)})
+            tx.set_properties(marks)
         return _done(Update(snap.snapshot_id, None, full, 0, {}, 0, time.monotonic() - began), log)
-    start = _hour(hours[0]) if full else min([*map(_hour, added), *stale])
-    rows = recompute(gold, start, _hour(hours[-1] + 1), {} if full else _held_before(table, start), lost)
+    start = min([_hour(hours[0]), *stale]) if full else min([*map(_hour, added), *stale])
+    end = max(_hour(hours[-1] + 1), _after_windows(windows))
+    rows = recompute(gold, start, end, {} if full else _held_before(table, start), lost, windows=windows)
     data = as_arrow(rows, now or datetime.now(UTC))
     where = AlwaysTrue() if full else GreaterThanOrEqual("hour", start.isoformat())
     with table.transaction() as tx:  # rows and mark in one commit: a crash recomputes the same hours
@@ -257,7 +297,7 @@ def update(settings: PlatformSettings, namespace: str = contracts.NAMESPACE, *, 
             tx.overwrite(data, overwrite_filter=where)
         else:
             tx.delete(where)
-        tx.set_properties({WATERMARK: str(snap.snapshot_id)})
+        tx.set_properties(marks)
     statuses: dict[str, int] = defaultdict(int)
     for r in rows:
         statuses[r.status] += 1
@@ -265,6 +305,12 @@ def update(settings: PlatformSettings, namespace: str = contracts.NAMESPACE, *, 
                     sum(r.missing_ids or 0 for r in rows), time.monotonic() - began)
     maintain(cat.load_table(identifier(namespace)), now or datetime.now(UTC), log)
     return _done(result, log)
+
+
+def _after_windows(windows: dict[ledger.SymbolKey, list[ledger.Window]]) -> datetime:
+    """The hour after the last one a window reaches (the epoch when there is none)."""
+    last = max((b for found in windows.values() for _, b in found), default=0)
+    return _hour(last // ledger.HOUR_US + 1) if last else _hour(0)
 
 
 def _explained_gaps(table, lost: dict[ledger.SymbolKey, list[ledger.Range]]) -> list[datetime]:

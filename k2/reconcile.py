@@ -15,6 +15,13 @@ message id and the layer it did not reach. The ``data_quality`` DAG runs it hour
 window that ended ``grace`` ago and fails when anything is missing, so a loss shows red in
 the UI. ``k2 reconcile`` runs it by hand.
 
+**Possibly incomplete is not missing.** Venues that can neither detect nor refetch a
+missing trade report when they were not listening (possible-loss windows,
+k2/loss_windows.py); trades published then never reached Kafka, so no layer can miss
+them. The report lists the windows (as copied by the completeness ledger's last update)
+that overlap its time range, so a reader knows which symbols' trades may be incomplete
+there; they do not count as missing.
+
 **In flight is not missing.** A grace period alone cannot tell a lost record from one a
 stream has not reached yet: after an outage the streams catch up for a while, and a check
 run meanwhile (Airflow's catch-up runs do exactly that) would report every record of the
@@ -96,6 +103,7 @@ class Report:
     end: datetime
     partitions: list[PartitionReport]
     unknown: list[str] = field(default_factory=list)  # streams whose position could not be read
+    possible_loss: list[dict] = field(default_factory=list)  # windows overlapping [start, end)
 
     @property
     def missing(self) -> int:
@@ -111,7 +119,18 @@ class Report:
                 f"{self.missing} missing, {self.in_flight} in flight (not checked yet)")
         notes = [f"  {stream}: no committed position matching these topics/tables; its layer is checked in "
                  "full (records it has not reached yet count as missing)" for stream in self.unknown]
-        return [head, *notes, *(line for p in self.partitions if p.produced for line in p.lines())]
+        return [head, *notes, *(line for p in self.partitions if p.produced for line in p.lines()),
+                *self._possible_loss_lines()]
+
+    def _possible_loss_lines(self) -> list[str]:
+        if not self.possible_loss:
+            return []
+        symbols = sorted({(w["exchange"], w["symbol"]) for w in self.possible_loss})
+        named = ", ".join(f"{w['exchange']} {w['symbol']} {w['from_ts']:%H:%M:%S.%f}..{w['to_ts']:%H:%M:%S.%f} "
+                          f"({w['reason']})" for w in self.possible_loss[:EXAMPLES])
+        return [f"POSSIBLY INCOMPLETE: {len(self.possible_loss)} possible-loss window(s) of {len(symbols)} symbol(s) "
+                f"overlap this range (the worker was not listening; trades then may never have reached Kafka), "
+                f"e.g. {named}"]
 
 
 def _offset_ranges(first: int, end: int, held: set[int]) -> list[tuple[int, int]]:
@@ -210,7 +229,20 @@ def _coordinates(table, where, snapshot_id: int | None = None) -> set[tuple[str,
 
 def reconcile(s: PlatformSettings, start: datetime, end: datetime, namespace: str = contracts.NAMESPACE,
               topic_prefix: str = "", log: Callable[[str], None] = print) -> Report:
-    """Follow every record Kafka received in [start, end) through the layers (module doc)."""
+    """Follow every record Kafka received in [start, end) through the layers, and list the
+    possible-loss windows that overlap it (module doc)."""
+    from k2 import loss_windows
+
+    report = _follow(s, start, end, namespace, topic_prefix, log)
+    cat = catalog(s)
+    if cat.table_exists(loss_windows.identifier(namespace)):
+        report.possible_loss = loss_windows.overlapping(cat.load_table(loss_windows.identifier(namespace)), start, end)
+    return report
+
+
+def _follow(s: PlatformSettings, start: datetime, end: datetime, namespace: str, topic_prefix: str,
+            log: Callable[[str], None]) -> Report:
+    """Follow every record Kafka received in [start, end) through the layers."""
     from pyiceberg.expressions import (
         AlwaysFalse,
         And,

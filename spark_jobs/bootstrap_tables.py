@@ -1,5 +1,5 @@
 """Create (or verify) the K2 Iceberg namespace, the pipeline's tables and the completeness
-job's (k2/ledger_store.py, k2/unrecoverable.py, created through pyiceberg). Idempotent.
+job's (k2/ledger_store.py, k2/unrecoverable.py, k2/loss_windows.py, created through pyiceberg). Idempotent.
 
     spark-submit spark_jobs/bootstrap_tables.py                 # create / converge
     spark-submit spark_jobs/bootstrap_tables.py --verify        # check only, exit 1 on problems
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = job_settings("bootstrap_tables")
 
-    from k2 import ledger_store, unrecoverable
+    from k2 import ledger_store, loss_windows, unrecoverable
     from k2.catalog import catalog
     from spark_jobs.session import spark_session
     from spark_jobs.tables import create_all, table_defs, verify_all
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = spark_session(JOB)
     try:
         cat = catalog(settings)
-        completeness = (ledger_store, unrecoverable)  # their tables are defined with pyiceberg
+        completeness = (ledger_store, unrecoverable, loss_windows)  # their tables are defined with pyiceberg
         if not args.verify:
             create_all(spark, settings, args.namespace, log)
             for module in completeness:

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
+from typing import Protocol
 
 import websocket
 from websocket import ABNF
@@ -211,6 +212,17 @@ Connector = Callable[[int, str, str, str, float, float], Link]
 OversizeHandler = Callable[[Link, int, bytes], None]  # (link, announced length, bytes received of it)
 
 
+class LinkObserver(Protocol):
+    """Told which symbols a link (un)subscribes, with how many requests (each answered by
+    an ack), and when it closes (workers.loss_window; the shard set sends the requests)."""
+
+    def subscribing(self, link: Link, symbols: list[str], requests: int) -> None: ...
+
+    def unsubscribing(self, link: Link, symbols: list[str], requests: int) -> None: ...
+
+    def closed(self, link: Link, reason: str) -> None: ...
+
+
 class ConnectionManager:
     def __init__(
         self,
@@ -225,6 +237,7 @@ class ConnectionManager:
         rng: random.Random | None = None,
         on_oversize: OversizeHandler | None = None,
         connect_gate: Callable[[float], float] | None = None,
+        observer: LinkObserver | None = None,
     ):
         self.exchange = exchange
         self.settings = settings
@@ -241,6 +254,7 @@ class ConnectionManager:
         # Seconds to wait before a connection may be opened (0: now, and counted): the
         # venue's per-IP connection rate, shared by the shards of a worker.
         self.connect_gate = connect_gate
+        self.observer = observer
         self.links: list[Link] = []
         self._ids = count(1)
         self._endpoint_index = 0
@@ -495,6 +509,8 @@ class ConnectionManager:
         if link.closed:
             return
         link.closed = True
+        if self.observer is not None:
+            self.observer.closed(link, reason)
         if count_reconnect:
             self.stats.reconnects[reason] += 1
         try:

@@ -26,6 +26,15 @@ failing trade (the error names the item index); its good trades are produced.
 ``lost_range`` object ``{"symbol", "first_id", "last_id"}`` (ids both included). The
 completeness ledger reads them (k2/ledger_store.py) to call those hours unrecoverable
 rather than gaps a backfill may still fill.
+
+**Times no connection covered a symbol** on a venue that can neither detect nor refetch
+missing trades (:mod:`workers.loss_window`) go there too, one record per window and
+symbol (:func:`possible_loss_window`): ``error_kind`` ``possible_loss_window``, an empty
+``raw``, and a ``possible_loss`` object ``{"symbol", "from_us", "to_us", "reason"}``: µs
+since the epoch, both included, already widened by ``K2_WORKERS_LOSS_WINDOW_MARGIN_MS``
+so that they can be compared with the venue's trade timestamps. Trades of the symbol
+timestamped inside may be missing; the completeness ledger calls those hours
+``possibly_incomplete`` (k2/loss_windows.py).
 Nothing is dropped: each dead letter is counted by kind, logged (throttled per kind),
 and produced through the same idempotent producer as the trades.
 """
@@ -77,16 +86,37 @@ def dead_letter(
 
 
 UNRECOVERABLE_RANGE = "unrecoverable_range"
+POSSIBLE_LOSS_WINDOW = "possible_loss_window"
 
 
 def lost_range(exchange: str, symbol: str, first_id: int, last_id: int, reason: str, received_us: int,
                endpoint: str) -> bytes:
     """The DLQ record value for trades ``first_id..last_id`` of ``symbol`` that the exchange
     no longer serves (see the module doc)."""
+    return _loss_record(exchange, UNRECOVERABLE_RANGE,
+                        f"{reason}: {symbol} trades {first_id}..{last_id} ({last_id - first_id + 1} trades)",
+                        received_us, endpoint,
+                        lost_range={"symbol": symbol, "first_id": first_id, "last_id": last_id})
+
+
+def possible_loss_window(exchange: str, symbol: str, from_us: int, to_us: int, reason: str, received_us: int,
+                         endpoint: str) -> bytes:
+    """The DLQ record value for a time ``[from_us, to_us]`` in which no connection covered
+    ``symbol`` on a venue that can neither detect nor refetch what it missed (see the
+    module doc)."""
+    return _loss_record(exchange, POSSIBLE_LOSS_WINDOW,
+                        f"{reason}: {symbol} not covered for {(to_us - from_us) / 1e6:.3f} s; trades published "
+                        "then may be missing and cannot be fetched again",
+                        received_us, endpoint,
+                        possible_loss={"symbol": symbol, "from_us": from_us, "to_us": to_us, "reason": reason})
+
+
+def _loss_record(exchange: str, kind: str, error: str, received_us: int, endpoint: str, **detail: dict) -> bytes:
+    """A loss report: a dead letter with no frame (empty ``raw``) and its ``detail`` object."""
     record = {
         "exchange": exchange,
-        "error_kind": UNRECOVERABLE_RANGE,
-        "error": f"{reason}: {symbol} trades {first_id}..{last_id} ({last_id - first_id + 1} trades)",
+        "error_kind": kind,
+        "error": error,
         "raw": "",
         "raw_encoding": "utf-8",
         "raw_length": 0,
@@ -94,7 +124,7 @@ def lost_range(exchange: str, symbol: str, first_id: int, last_id: int, reason: 
         "raw_truncated": False,
         "received_at_us": received_us,
         "endpoint": endpoint,
-        "lost_range": {"symbol": symbol, "first_id": first_id, "last_id": last_id},
+        **detail,
     }
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -143,3 +173,12 @@ class DeadLetters:
         self.by_kind[UNRECOVERABLE_RANGE] += 1
         self._produce(self.exchange.encode(),
                       lost_range(self.exchange, symbol, first_id, last_id, reason, received_us, endpoint))
+
+    def possible_loss_window(self, symbol: str, from_us: int, to_us: int, reason: str, received_us: int,
+                             endpoint: str) -> bytes:
+        """Record a possible-loss window (counted under its kind; the caller logs it).
+        Returns the record's value, so the caller can tell when Kafka acknowledged it."""
+        self.by_kind[POSSIBLE_LOSS_WINDOW] += 1
+        value = possible_loss_window(self.exchange, symbol, from_us, to_us, reason, received_us, endpoint)
+        self._produce(self.exchange.encode(), value)
+        return value

@@ -68,6 +68,12 @@ class WorkerCollector(Collector):
         yield counter("k2_worker_backfill_requests", "REST backfill requests (exchange weight).", s.backfill_requests)
         yield counter("k2_worker_backfill_throttled", "REST backfill answers 429/418 (rate limited).", s.backfill_throttled)
         yield counter("k2_worker_backfill_failures", "Backfill rounds that failed.", s.backfill_failures)
+        yield counter("k2_worker_possible_loss_windows",
+                      "Times a symbol was covered by no connection on a venue that cannot detect or refetch "
+                      "missing trades (one per symbol and interruption, dead-lettered as possible_loss_window).",
+                      s.possible_loss_windows)
+        yield counter("k2_worker_possible_loss_seconds", "Extent of those windows, summed over symbols.",
+                      s.possible_loss_seconds)
         yield counter("k2_worker_backfill_lost", "Trades given up by the backfill (too old, over the cap, REST failing).", s.backfill_lost)
         yield gauge("k2_worker_queue_depth", "Records queued in the producer awaiting delivery.", s.queue_depth)
         age = s.last_message_age_s()

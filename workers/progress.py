@@ -154,13 +154,16 @@ class StateFile:
 
     The file names the topic and the REST source it belongs to; a file written for a
     different topic or source (a simulator run, a test prefix) is ignored at start,
-    because its ids mean nothing for this stream.
+    because its ids mean nothing for this stream. ``key`` names the file's per-symbol
+    integers (``last_acked`` here; :mod:`workers.loss_window` keeps ``covered_until``
+    times in a file of its own the same way).
     """
 
-    def __init__(self, path: Path, identity: dict[str, str], log: EventLog):
+    def __init__(self, path: Path, identity: dict[str, str], log: EventLog, key: str = "last_acked"):
         self.path = path
         self.identity = identity
         self.log = log
+        self.key = key
         self._written: dict[str, int] | None = None
 
     def load(self) -> dict[str, int]:
@@ -174,7 +177,7 @@ class StateFile:
             self.log.error("progress_state_unreadable", path=str(self.path), error=str(exc),
                            action="starting without backfill of the downtime; delete the file if it persists")
             return {}
-        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION or not isinstance(doc.get("last_acked"), dict):
+        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION or not isinstance(doc.get(self.key), dict):
             self.log.error("progress_state_unreadable", path=str(self.path), error="unexpected format",
                            action="starting without backfill of the downtime")
             return {}
@@ -183,9 +186,9 @@ class StateFile:
             self.log.warning("progress_state_ignored", path=str(self.path), file_identity=theirs,
                              identity=self.identity, reason="written for another topic or REST source")
             return {}
-        marks = {str(s): int(v) for s, v in doc["last_acked"].items() if isinstance(v, int)}
+        marks = {str(s): int(v) for s, v in doc[self.key].items() if isinstance(v, int)}
         self._written = dict(marks)
-        self.log.info("progress_state_loaded", path=str(self.path), last_acked=marks,
+        self.log.info("progress_state_loaded", path=str(self.path), **{self.key: marks},
                       updated_at=doc.get("updated_at"))
         return marks
 
@@ -194,7 +197,7 @@ class StateFile:
         merged = {**(self._written or {}), **marks}
         if merged == self._written:
             return False
-        doc = {"version": STATE_VERSION, **self.identity, "last_acked": merged,
+        doc = {"version": STATE_VERSION, **self.identity, self.key: merged,
                "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:

@@ -32,6 +32,7 @@ from workers.dlq import DeadLetters
 from workers.exchanges import exchange_class
 from workers.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_MEMORY, EXIT_OK, EXIT_UNAVAILABLE
 from workers.listing import FETCH_TIMEOUT_S, Listing, StartListingError, start_listing
+from workers.loss_window import LossWindows, needs_loss_windows
 from workers.metrics import serve
 from workers.normalize import NormalizeError
 from workers.producer import KafkaSink, ProducerFatalError, check_topic_exists, producer_config
@@ -91,10 +92,12 @@ class FrameHandler:
     """
 
     def __init__(self, exchange: Exchange, encoder: TradeEncoder, sink: KafkaSink, topic: str,
-                 dead_letters: DeadLetters, stats: WorkerStats, progress: Progress | None = None,
+                 dead_letters: DeadLetters, stats: WorkerStats, progress: Progress | LossWindows | None = None,
                  *, max_frame_bytes: int, log: EventLog):
         self.parse = exchange.parse
-        self.track = progress.seen if progress is not None else None  # gap detection
+        # gap detection (Progress) or, for venues without it, coverage (LossWindows)
+        self.track = progress.seen if progress is not None else None
+        self.coverage = progress if isinstance(progress, LossWindows) else None
         self.encode = encoder.encode
         self.produce = sink.produce
         self.topic = topic
@@ -122,6 +125,8 @@ class FrameHandler:
         except Exception as exc:  # noqa: BLE001 - the last-resort guard: no frame may stop the worker
             self._parser_bug(exc, frame, received_us, link)
             return 0, None
+        if self.coverage is not None:
+            self.coverage.frame(link, received_us, trades, parsed.control)
         if trades:
             keys, topic, produce, track = self._keys, self.topic, self.produce, self.track
             for record, value in zip(trades, encoded, strict=True):
@@ -191,6 +196,8 @@ class Summary:
             gaps=s.gaps,
             backfilled=s.backfill_trades,
             backfill_lost=s.backfill_lost,
+            possible_loss_windows=s.possible_loss_windows,
+            possible_loss_s=round(s.possible_loss_seconds, 3),
             connected=s.connected,
             shards_connected=sum(1 for shard in s.shards.values() if shard.connected),
             shards=len(s.shards),
@@ -233,13 +240,17 @@ def run_worker(name: str, settings: WorkerSettings, plat: PlatformSettings, log:
             dead_letters, stats, log,
         )
         sink.on_acked = recovery.on_acked
+    windows = None
+    if needs_loss_windows(exchange):
+        windows = LossWindows(exchange, settings, topic, dlq_topic, dead_letters, stats, log)
+        sink.on_acked = windows.on_acked
     handler = FrameHandler(exchange, encoder, sink, topic, dead_letters, stats,
-                           recovery.progress if recovery else None,
+                           recovery.progress if recovery else windows,
                            max_frame_bytes=settings.max_frame_bytes, log=log)
     try:
         shards = ShardSet(exchange, settings, handler, stats, log, on_oversize=handler.oversize,
                           on_reconnected=recovery.filler.probe if recovery else None,
-                          max_symbols=settings.shard_max_symbols)
+                          max_symbols=settings.shard_max_symbols, observer=windows)
     except ShardingError as exc:
         raise SettingsError(f"K2_{name.upper()}_SYMBOLS: {exc}") from None
     listing = None
@@ -274,6 +285,8 @@ def run_worker(name: str, settings: WorkerSettings, plat: PlatformSettings, log:
             recovery.turn(now)
         if listing is not None:
             listing.turn(now)
+        if windows is not None:
+            windows.turn(now)
         stats.queue_depth = sink.pending()
         summary.maybe_log(now)
         if settings.memory_limit_mb and now >= memory_check_at:
@@ -301,6 +314,8 @@ def run_worker(name: str, settings: WorkerSettings, plat: PlatformSettings, log:
         remaining = sink.flush(settings.flush_timeout_s)
         if recovery is not None:
             recovery.save()
+        if windows is not None:
+            windows.save()
         stats.queue_depth = remaining
         summary.maybe_log(time.monotonic(), force=True)
         (log.info if remaining == 0 else log.error)(

@@ -148,7 +148,9 @@ class CommonWorkerSettings:
         # a parameter; reading them here keeps one definition of K2_HOME's default).
         lambda v: str(Path(load(PlatformSettings).home, "workers")),
         "Folder of the workers' progress files (<dir>/<exchange>/last_acked.json: the last trade id "
-        "per symbol Kafka acknowledged), read at start to backfill what a killed worker missed.",
+        "per symbol Kafka acknowledged, read at start to backfill what a killed worker missed; "
+        "covered_until.json on venues without backfill: until when each symbol's trades are in Kafka, "
+        "where a restarted worker's possible-loss window starts).",
     )
     backfill: bool = setting(
         "WORKERS_BACKFILL",
@@ -165,6 +167,14 @@ class CommonWorkerSettings:
         "WORKERS_BACKFILL_PAGE_LIMIT",
         1000,
         "Trades per backfill request (1-1000): the page size of the venue's REST trade history.",
+    )
+    loss_window_margin_ms: int = setting(
+        "WORKERS_LOSS_WINDOW_MARGIN_MS",
+        1000,
+        "Venues that can neither detect nor refetch missing trades report each time a symbol was "
+        "covered by no connection (a possible-loss window, workers/loss_window.py); its bounds are "
+        "widened by this much on each side so that they hold the venue's trade timestamps despite "
+        "network latency and the offset between its clock and this host's.",
     )
     restart_backoff_base_s: float = setting(
         "SUPERVISOR_BACKOFF_BASE_S", 1.0, "Supervisor: first delay before restarting an exited worker."
@@ -194,6 +204,7 @@ class CommonWorkerSettings:
                 f"must be 1-1000 (the largest page every venue serves), got {self.backfill_page_limit}")
         require(self.linger_ms >= 0, "WORKERS_LINGER_MS", "must be >= 0")
         require(self.shard_max_symbols >= 0, "WORKERS_SHARD_MAX_SYMBOLS", "must be >= 0 (0: the venue's limits)")
+        require(self.loss_window_margin_ms >= 0, "WORKERS_LOSS_WINDOW_MARGIN_MS", "must be >= 0")
         require(MIN_FRAME_BYTES <= self.max_frame_bytes <= MAX_FRAME_BYTES, "WORKERS_MAX_FRAME_BYTES",
                 f"must be {MIN_FRAME_BYTES}-{MAX_FRAME_BYTES} bytes, got {self.max_frame_bytes}")
         require(self.memory_limit_mb >= 0, "WORKERS_MEMORY_LIMIT_MB", "must be >= 0 (0 disables)")

@@ -26,7 +26,7 @@ import websocket
 
 from k2.log import EventLog
 from workers.base import Exchange
-from workers.connection import ConnectionManager, FrameHandler, Link, OversizeHandler
+from workers.connection import ConnectionManager, FrameHandler, Link, LinkObserver, OversizeHandler
 from workers.settings import WorkerSettings
 from workers.shard_plan import ShardingError, SlidingWindow, place, plan_shards
 from workers.stats import ShardState, WorkerStats
@@ -112,8 +112,10 @@ class ShardSet:
     def __init__(self, exchange: Exchange, settings: WorkerSettings, handle_frame: FrameHandler,
                  stats: WorkerStats, log: EventLog, *, on_oversize: OversizeHandler | None = None,
                  on_reconnected: Callable[[list[str]], None] | None = None,
-                 max_symbols: int | None = None, clock: Callable[[], float] = time.monotonic):
+                 max_symbols: int | None = None, clock: Callable[[], float] = time.monotonic,
+                 observer: LinkObserver | None = None):
         self.exchange, self.settings, self.handle_frame = exchange, settings, handle_frame
+        self.observer = observer  # told what each connection subscribes (workers.loss_window)
         self.stats, self.log, self.clock = stats, log, clock
         self.on_oversize, self.on_reconnected = on_oversize, on_reconnected
         self.limits = exchange.limits
@@ -178,7 +180,10 @@ class ShardSet:
             shard = self.shards[index]
             shard.symbols.extend(new)
             shard.state.symbols = len(shard.symbols)
-            self._queue(shard, self.exchange.subscribe_more(new))
+            messages = self.exchange.subscribe_more(new)
+            for link in self._queue(shard, messages):
+                if self.observer is not None:
+                    self.observer.subscribing(link, new, len(messages))
             self.log.info("shard_subscribing", shard=shard.id, symbols=new, total=len(shard.symbols))
         for new in fresh:
             shard = self._add_shard(new)
@@ -193,8 +198,12 @@ class ShardSet:
                 continue
             shard.symbols = [s for s in shard.symbols if s not in gone]
             shard.state.symbols = len(shard.symbols)
+            # Unsubscribed on the shard's connections, or gone with the shard's last symbol.
+            messages = self.exchange.unsubscribe_messages(leaving) if shard.symbols else []
+            for link in self._queue(shard, messages) if shard.symbols else list(shard.manager.links):
+                if self.observer is not None:
+                    self.observer.unsubscribing(link, leaving, len(messages))
             if shard.symbols:
-                self._queue(shard, self.exchange.unsubscribe_messages(leaving))
                 self.log.info("shard_unsubscribing", shard=shard.id, symbols=leaving, total=len(shard.symbols))
                 continue
             shard.manager.close_all("delisted")
@@ -222,6 +231,7 @@ class ShardSet:
             ShardView(self.exchange, shard), self.settings, self.handle_frame, shard_stats,  # type: ignore[arg-type]
             self.log.bind(shard=shard.id), clock=self.clock, on_oversize=self.on_oversize,
             connect_gate=self._connect_gate,
+            observer=self.observer,
         )
         self.shards.append(shard)
         return shard
@@ -232,10 +242,14 @@ class ShardSet:
             self.connects.take(now)
         return wait
 
-    def _queue(self, shard: Shard, messages: list[str]) -> None:
+    def _queue(self, shard: Shard, messages: list[str]) -> list[Link]:
+        """Queue ``messages`` on the shard's open connections; returns those connections."""
+        queued = []
         for link, queue in shard.outbox.items():
             if not link.closed and link.role != "retiring":
                 queue.extend(messages)
+                queued.append(link)
+        return queued
 
     def _send(self, now: float) -> None:
         """Subscribe new connections to their shard's symbols and send what is queued, each
@@ -247,6 +261,8 @@ class ShardSet:
                 queue = shard.outbox.get(link)
                 if queue is None:  # opened this turn: it carries the shard's current symbols
                     queue = shard.outbox[link] = deque(self.exchange.subscribe_messages(shard.symbols))
+                    if self.observer is not None:
+                        self.observer.subscribing(link, list(shard.symbols), len(queue))
                     shard.pacers[link] = SlidingWindow(self.limits.messages.count, self.limits.messages.window_s)
                 pacer = shard.pacers[link]
                 while queue and pacer.take(now):

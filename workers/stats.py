@@ -67,6 +67,8 @@ class WorkerStats:
     backfill_failures: int = 0  # backfill rounds that failed (retried, then given up)
     backfill_lost: int = 0  # trades given up: too old, beyond the cap, or REST kept failing
     shards: dict[int, ShardState] = field(default_factory=dict)  # by shard id
+    possible_loss_windows: int = 0  # times no connection covered a symbol (venues without gap detection)
+    possible_loss_seconds: float = 0.0  # their total extent, summed over symbols
 
     def last_message_age_s(self, now: float | None = None) -> float:
         if not self.last_data_at:

@@ -20,8 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "trades in market_data.gold_crypto_trades: first and last trade id, trades in Gold, and for "
         "venues whose ids are contiguous (Binance, Kraken) the expected count and the missing id ranges; "
         "how many trades came from REST backfill; a status (complete, gaps, unrecoverable, "
-        "not_applicable). A gap is counted in the hour of the trade that follows it. Ends with a "
-        "one-line summary on stderr; exits 1 when ids are missing, so scripts can check.",
+        "possibly_incomplete, not_applicable). A gap is counted in the hour of the trade that follows it. "
+        "Hours a possible-loss window overlaps (the worker of a venue without gap detection was not listening, "
+        "as copied by the last `k2 ledger update`) are possibly_incomplete, with the windows and the seconds "
+        "they cover, hours without trades included. Ends with a one-line summary on stderr; exits 1 when ids "
+        "are missing or hours possibly incomplete, so scripts can check.",
         epilog="examples:\n"
         "  k2 completeness --exchange binance --symbol BTCUSDT --start 2026-01-01 --end 2026-01-02\n"
         "  k2 completeness --exchange kraken --symbol BTC/USD --last 6h --format json",
@@ -32,16 +35,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         sub, "ledger", None, "the completeness ledger table (market_data.completeness_ledger)",
         "The completeness ledger: one row per exchange, symbol and UTC hour holding trades in "
         "Gold, with first and last trade id, trades in Gold (live and from backfill), expected and missing "
-        "ids with their ranges, and a status. The `completeness_ledger` DAG updates it every 15 minutes; "
-        "query it with any Iceberg reader.")
+        "ids with their ranges, possible-loss windows with the seconds they cover, and a status. The "
+        "`completeness_ledger` DAG updates it every 15 minutes; query it with any Iceberg reader.")
     actions = ledger.add_subparsers(dest="action", metavar="ACTION", required=True)
     upd = add_command(
         actions, "update", run_update,
         "recompute the hours Gold changed since the last update (all of Gold with --full)",
         "Copies the ranges the workers reported the exchanges no longer serve (DLQ records of "
-        "kind unrecoverable_range) into market_data.completeness_unrecoverable, reads the data files Gold "
-        "added since the Gold snapshot the ledger last reflected, and recomputes every hour from the earliest "
-        "one they (or a newly reported range) touch; prints one line with what changed.")
+        "kind unrecoverable_range) into market_data.completeness_unrecoverable and the times they were not "
+        "listening (possible_loss_window) into market_data.completeness_possible_loss, reads the data files "
+        "Gold added since the Gold snapshot the ledger last reflected, and recomputes every hour from the "
+        "earliest one they (or a newly reported range or window) touch; prints one line with what changed "
+        "(statuses include possibly_incomplete).")
     upd.add_argument("--namespace", default=None, help=argparse.SUPPRESS)  # tests
     upd.add_argument("--topic-prefix", default="", help=argparse.SUPPRESS)  # tests
     upd.add_argument("--full", action="store_true", help="recompute every hour of Gold")
@@ -52,7 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Per topic-partition of the trade topics, the offsets Kafka received in [start, end) must "
         "be in Bronze, then in silver_dlq or (by message_id) in the exchange's Silver table, then in Gold. "
         "Prints one line per partition and names each record that stopped somewhere (topic, partition, "
-        "offset, message id, layer). Records a stream has not reached yet (per its checkpoint) are counted as in "
+        "offset, message id, layer), then the possible-loss windows overlapping the window (POSSIBLY "
+        "INCOMPLETE: trades published then never reached Kafka; not counted as missing). Records a stream "
+        "has not reached yet (per its checkpoint) are counted as in "
         "flight, not missing. Exits 1 when anything is missing, 3 when nothing is missing but some records are "
         "still in flight (run it again later), else 0. The data_quality DAG runs it hourly.",
         epilog="example:\n  k2 reconcile --start 2026-01-01T10:00 --end 2026-01-01T11:00")
@@ -85,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         write_output(table, args.format, args.output)
     print(f"k2 completeness: {summary.line(q.exchange, q.symbol, completeness.floor_hour(q.start), q.end)}",
           file=sys.stderr)
-    return 1 if summary.missing_ids else 0
+    return 1 if summary.missing_ids or summary.possibly_incomplete else 0
 
 
 def run_update(args: argparse.Namespace) -> int:

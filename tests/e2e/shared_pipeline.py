@@ -11,6 +11,7 @@ so one phase's loss never hides behind, or fails, the other.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -24,7 +25,7 @@ from k2.log import parse_events
 from k2.polling import wait_until
 from k2ops.pipeline import IsolatedPipeline
 from simulator_expectations import expected_trades, published_trades
-from workers.simulator import SimulatorThread, read_record
+from workers.simulator import SimulatorThread
 
 
 class StreamKeeper(threading.Thread):
@@ -111,44 +112,55 @@ def wait_for_market(sim: SimulatorThread, trades: int, what: str, timeout: float
 # complete, its subscribe snapshot covering a restart, provided its workers do not
 # backfill from the simulator's REST, which the pipeline's simulator environment offers
 # every venue (SENT_ONLY; empty means unset: the live default, which the worker refuses
-# to mix with a local stream, backfill_unavailable). Bybit has neither a snapshot nor a
-# trade history: a worker killed with -9 loses what it had read and Kafka not yet
-# acknowledged, so the trades sent on a connection that died with its process may be
-# missing (tolerated, never unexpected); everything else sent must arrive.
+# to mix with a local stream, backfill_unavailable). PUBLISHED_OR_REPORTED: Bybit has
+# neither a snapshot nor a trade history, so what it publishes while no connection
+# listens (a reconnect, a stall, a worker killed with -9 and what that process held
+# unacknowledged) is lost; its workers report those times as possible-loss windows on
+# the DLQ topic. Every trade the market published must be in Gold, or inside a reported
+# window of its symbol (tolerated: Gold may or may not hold it, e.g. duplicates of an
+# overlap); a trade missing outside every window is a silent loss.
 PUBLISHED = ("binance", "coinbase", "okx")
 SENT = ("kraken",)
-SENT_UNLESS_KILLED = ("bybit",)
+PUBLISHED_OR_REPORTED = ("bybit",)
 SENT_ONLY = {"K2_KRAKEN_REST_URL": ""}
+POSSIBLE_LOSS = "possible_loss_window"  # the DLQ record kind, restated (workers/dlq.py)
+
+Windows = dict[tuple[str, str], list[tuple[int, int]]]  # (EXCHANGE, symbol) -> [(from_us, to_us)], included
 
 
-def market_trades(record: str) -> tuple[dict[str, dict], set[str]]:
+def market_trades(record: str, windows: Windows) -> tuple[dict[str, dict], set[str]]:
     """(message_id -> trade of every trade a phase's workers must bring to Gold, message
-    ids that may be missing from Gold without a loss the venue could have avoided)."""
+    ids that may be missing from Gold without a loss the venue could have avoided or a
+    window that reports it)."""
     expected: dict[str, dict] = {}
     for exchange in PUBLISHED:
         expected.update({v["message_id"]: v for v in published_trades(record, exchange).values()})
-    for exchange in SENT + SENT_UNLESS_KILLED:
+    for exchange in SENT:
         expected.update({v["message_id"]: v for v in expected_trades(record, exchange).values()})
     tolerated: set[str] = set()
-    for exchange in SENT_UNLESS_KILLED:
-        at_risk = sent_on_killed_connections(record, exchange)
-        tolerated |= {m for m, v in expected.items() if (v["exchange"], v["symbol"], v["trade_id"]) in at_risk}
-    for m in tolerated:
-        del expected[m]
+    for exchange in PUBLISHED_OR_REPORTED:
+        for v in published_trades(record, exchange).values():
+            inside = any(a <= v["timestamp"] <= b for a, b in windows.get((v["exchange"], v["symbol"]), ()))
+            if inside:
+                tolerated.add(v["message_id"])
+            else:
+                expected[v["message_id"]] = v
     return expected, tolerated
 
 
-def sent_on_killed_connections(record: str, exchange: str) -> set[tuple[str, str, str]]:
-    """(EXCHANGE, symbol, trade id) of trades sent only on connections whose client went
-    away without a close frame (code 1006: the process was killed), per the record."""
-    events = read_record(record)
-    killed = {e["conn"] for e in events if e.get("ev") == "conn_close" and e.get("exchange") == exchange
-              and e.get("how") == "client" and e.get("code") in (1006, None)}
-    on: dict[tuple[str, str, str], set[int]] = {}
-    for e in events:
-        if e.get("ev") == "trade" and e["exchange"] == exchange:
-            on.setdefault((exchange.upper(), e["symbol"], e["trade_id"]), set()).add(e["conn"])
-    return {trade for trade, conns in on.items() if conns <= killed}
+def possible_loss_windows(bootstrap: str, dlq_topic: str) -> Windows:
+    """The possible-loss windows the workers reported on ``dlq_topic`` (read once the
+    phase's workers have stopped: each window is produced before its worker exits)."""
+    windows: Windows = {}
+    for _, _, value in topic_values(bootstrap, dlq_topic):
+        try:
+            letter = json.loads(value or b"")
+        except ValueError:
+            continue
+        if isinstance(letter, dict) and letter.get("error_kind") == POSSIBLE_LOSS:
+            w = letter["possible_loss"]
+            windows.setdefault((letter["exchange"].upper(), w["symbol"]), []).append((w["from_us"], w["to_us"]))
+    return windows
 
 
 # -- the workers of a phase, from their log -------------------------------------------
@@ -193,15 +205,10 @@ def kill_worker(pipe: IsolatedPipeline, exchange: str) -> int:
 # -- what a topic holds, read from Kafka itself -------------------------------------------
 
 
-def topic_trades(bootstrap: str, registry_url: str, topic: str) -> Iterator[tuple[int, int, dict | None]]:
-    """(partition, offset, v3 record) of every record of ``topic``; the record is None
-    for one that does not deserialize (the invalid records some tests write)."""
+def topic_values(bootstrap: str, topic: str) -> Iterator[tuple[int, int, bytes | None]]:
+    """(partition, offset, value) of every record of ``topic``."""
     from confluent_kafka import Consumer, TopicPartition
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-    from confluent_kafka.schema_registry.avro import AvroDeserializer
-    from confluent_kafka.serialization import MessageField, SerializationContext
 
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4()}",
                          "enable.auto.commit": False})
     try:
@@ -214,10 +221,22 @@ def topic_trades(bootstrap: str, registry_url: str, topic: str) -> Iterator[tupl
                     if msg.error():
                         continue
                     offset = msg.offset()
-                    try:
-                        value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
-                    except Exception:  # noqa: BLE001 - not a v3 record: reported as None
-                        value = None
-                    yield partition, offset, value
+                    yield partition, offset, msg.value()
     finally:
         consumer.close()
+
+
+def topic_trades(bootstrap: str, registry_url: str, topic: str) -> Iterator[tuple[int, int, dict | None]]:
+    """(partition, offset, v3 record) of every record of ``topic``; the record is None
+    for one that does not deserialize (the invalid records some tests write)."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
+    for partition, offset, raw in topic_values(bootstrap, topic):
+        try:
+            value = deserialize(raw, SerializationContext(topic, MessageField.VALUE))
+        except Exception:  # noqa: BLE001 - not a v3 record: reported as None
+            value = None
+        yield partition, offset, value

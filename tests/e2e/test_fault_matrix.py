@@ -34,6 +34,7 @@ from shared_pipeline import (
     child_pid,
     kill_worker,
     market_trades,
+    possible_loss_windows,
     topic_trades,
     wait_for_deliveries,
     wait_for_market,
@@ -157,7 +158,7 @@ def faults_run(stack, shared: SharedPipeline):
         wait_for_market(sim, 40, "the market runs on after the recoveries", 120)
         sim.stop()
         assert pipe.stop_workers() == 0
-        expected, tolerated = market_trades(str(record))
+        expected, tolerated = market_trades(str(record), possible_loss_windows(stack.kafka_bootstrap, pipe.dlq_topic))
         shared.expect(PHASE, expected, tolerated)
         try:
             wait_until(lambda: set(expected) <= set(pipe.gold().column("message_id").to_pylist()), 300,

@@ -216,8 +216,14 @@ def heatmap(cells: Iterable[Mapping], now: datetime, source: str, hours: int = H
 
 def ledger_cells(rows: Iterable[Mapping]) -> list[dict]:
     """Ledger rows (k2/ledger_store.py columns) as heat map cells."""
-    return [{"exchange": r["exchange"], "symbol": r["symbol"], "hour": r["hour"], "status": r["status"],
-             "trades": r["gold_trades"], "missing": r.get("missing_ids")} for r in rows]
+    cells = []
+    for r in rows:
+        cell = {"exchange": r["exchange"], "symbol": r["symbol"], "hour": r["hour"], "status": r["status"],
+                "trades": r["gold_trades"], "missing": r.get("missing_ids")}
+        if r.get("possible_loss_seconds"):  # the worker was not listening for part of the hour
+            cell["possible_loss_s"] = round(r["possible_loss_seconds"], 1)
+        cells.append(cell)
+    return cells
 
 
 def gold_cells(timestamps: Iterable[tuple[str, str, datetime]]) -> list[dict]:

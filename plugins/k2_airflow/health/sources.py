@@ -168,8 +168,10 @@ def heatmap(cat, now: datetime, namespace: str = contracts.NAMESPACE) -> dict:
 
     first = shape.heat_hours(now)[0]
     ledger = load_table(cat, namespace, contracts.LEDGER_TABLE)
-    rows = ledger.scan(row_filter=GreaterThanOrEqual("hour", first.isoformat()),
-                       selected_fields=("exchange", "symbol", "hour", "status", "gold_trades", "missing_ids"),
+    fields = ("exchange", "symbol", "hour", "status", "gold_trades", "missing_ids")
+    if "possible_loss_seconds" in {f.name for f in ledger.schema().fields}:  # a ledger of this release
+        fields += ("possible_loss_seconds",)
+    rows = ledger.scan(row_filter=GreaterThanOrEqual("hour", first.isoformat()), selected_fields=fields,
                        ).to_arrow().to_pylist()
     if rows:
         return shape.heatmap(shape.ledger_cells(rows), now, "ledger")

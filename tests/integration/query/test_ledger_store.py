@@ -20,7 +20,7 @@ import pyarrow as pa
 import pytest
 
 from gold_fixture import gold_table
-from k2 import contracts, ledger_store, unrecoverable
+from k2 import contracts, ledger_store, loss_windows, unrecoverable
 from k2.catalog import catalog
 from k2.settings import platform
 
@@ -74,7 +74,8 @@ def gold(stack, run_id):
         try:
             yield namespace
         finally:
-            for table in (ledger_store.identifier(namespace), unrecoverable.identifier(namespace)):
+            for table in (ledger_store.identifier(namespace), unrecoverable.identifier(namespace),
+                          loss_windows.identifier(namespace)):
                 if catalog(platform()).table_exists(table):
                     catalog(platform()).purge_table(table)
 
@@ -208,6 +209,67 @@ def test_ranges_the_exchange_no_longer_serves_make_exactly_their_hours_unrecover
         assert len(catalog(platform()).load_table(unrecoverable.identifier(gold)).scan().to_arrow()) == 2
     finally:
         delete_topics(admin, [topic])
+
+
+def test_possible_loss_windows_mark_their_hours_possibly_incomplete_trades_or_not(gold, stack):
+    """A worker of a venue without gap detection reports when it was not listening; the
+    update copies the window into ``completeness_possible_loss`` and marks the hours it
+    overlaps, the hour in which Gold holds no trade of the symbol included."""
+    from confluent_kafka import Producer
+
+    from k2.kafka_admin import TopicSpec, admin_client, delete_topics, ensure_topics
+    from workers.dlq import possible_loss_window
+
+    cat = catalog(platform())
+    cat.load_table(f"{gold}.{contracts.GOLD_TABLE}").append(
+        _trades([("BYBIT", "BTCUSDT", 1, 9001, False), ("BYBIT", "BTCUSDT", 3, 9002, False)]))
+    topic = f"{gold}.{contracts.DLQ_TOPIC}"
+    admin = admin_client(stack.kafka_bootstrap)
+    ensure_topics(admin, [TopicSpec(topic, 1)])
+    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap})
+    h9_us = int(H9.timestamp()) * 1_000_000
+    try:
+        rows = _with_update(gold)
+        assert rows[("bybit", "BTCUSDT", H9 + timedelta(hours=1))]["status"] == "not_applicable"
+        assert ("bybit", "BTCUSDT", H9 + timedelta(hours=2)) not in rows
+
+        # Not listening from 10:30 to 11:15: 10:00 and 11:00 may miss trades; 12:00 may not.
+        producer.produce(topic, possible_loss_window("bybit", "BTCUSDT", h9_us + 5_400_000_000, h9_us + 8_100_000_000,
+                                                     "connection_error", h9_us + 8_100_000_000, "ws://x"), key=b"bybit")
+        assert producer.flush(30) == 0
+        rows = _with_update(gold)
+        marked = {k[2].hour: (r["status"], r["gold_trades"], r["possible_loss_seconds"],
+                              [(w["from_ts"].strftime("%H:%M"), w["to_ts"].strftime("%H:%M"))
+                               for w in r["possible_loss_windows"] or []])
+                  for k, r in rows.items() if k[:2] == ("bybit", "BTCUSDT")}
+        assert marked == {
+            10: ("possibly_incomplete", 1, 1800.0, [("10:30", "11:15")]),
+            11: ("possibly_incomplete", 0, 900.0, [("10:30", "11:15")]),
+            12: ("not_applicable", 1, 0.0, []),
+        }
+        assert _row(rows, "binance", "BTCUSDT", 1)[0] == "gaps"  # other symbols unchanged
+        kept = cat.load_table(loss_windows.identifier(gold)).scan().to_arrow().to_pylist()
+        assert [(r["symbol"], r["reason"], r["dlq_offset"]) for r in kept] == [("BTCUSDT", "connection_error", 0)]
+
+        # Read once: a further update copies nothing again and recomputes nothing.
+        assert _update(gold).since is None
+    finally:
+        delete_topics(admin, [topic])
+
+
+def test_a_ledger_table_of_an_earlier_release_gains_the_window_columns(gold):
+    cat = catalog(platform())
+    before = pa.schema([f for f in ledger_store.ARROW_SCHEMA if not f.name.startswith("possible_loss")])
+    from pyiceberg.transforms import MonthTransform
+
+    from k2.catalog import create_documented_table
+
+    create_documented_table(cat, ledger_store.identifier(gold), before, "as released before", {},
+                            partition=("hour", MonthTransform(), "hour_month"))
+    _update(gold)
+    table = cat.load_table(ledger_store.identifier(gold))
+    assert table.schema().find_field("possible_loss_seconds").doc == ledger_store.DOC["possible_loss_seconds"]
+    assert _row(_ledger(gold), "binance", "BTCUSDT", 1)[0] == "gaps"
 
 
 def _with_update(namespace: str) -> dict[tuple, dict]:

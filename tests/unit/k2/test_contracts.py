@@ -23,7 +23,7 @@ def test_tables():
     assert silver[:2] == ["silver_binance_trades", "silver_kraken_trades"]
     assert contracts.all_tables() == ["bronze_crypto_trades", *silver, "silver_dlq", "gold_crypto_trades"]
     assert contracts.lakehouse_tables() == [*contracts.all_tables(), "completeness_ledger",
-                                            "completeness_unrecoverable"]
+                                            "completeness_unrecoverable", "completeness_possible_loss"]
     assert contracts.qualified("gold_crypto_trades", "k2") == "k2.market_data.gold_crypto_trades"
 
 

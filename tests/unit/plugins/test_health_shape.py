@@ -167,6 +167,13 @@ def test_heatmap_from_ledger_rows_places_each_cell_in_its_hour_and_leaves_the_re
     assert [i for i, c in enumerate(kraken) if c] == [0]
 
 
+def test_a_possibly_incomplete_hour_says_how_long_the_worker_was_not_listening():
+    rows = [{"exchange": "bybit", "symbol": "BTCUSDT", "hour": datetime(2026, 3, 2, 10, tzinfo=UTC),
+             "status": "possibly_incomplete", "gold_trades": 0, "missing_ids": None, "possible_loss_seconds": 12.345}]
+    (cell,) = [c for c in shape.heatmap(shape.ledger_cells(rows), NOW, "ledger")["rows"][0]["cells"] if c]
+    assert cell == {"status": "possibly_incomplete", "trades": 0, "missing": None, "possible_loss_s": 12.3}
+
+
 def test_heatmap_from_gold_counts_trades_per_symbol_and_hour():
     stamps = [("binance", "BTCUSDT", datetime(2026, 3, 2, 9, 59, 59, tzinfo=UTC)),
               ("binance", "BTCUSDT", datetime(2026, 3, 2, 9, 0, tzinfo=UTC)),
