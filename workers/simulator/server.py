@@ -40,6 +40,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import websockets.http11
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -57,6 +58,9 @@ __all__ = ["Recorder", "Session", "Simulator", "SimulatorConfig", "SimulatorThre
 
 WRITE_HIGH_WATER = 1 << 20  # bytes buffered per connection before the market waits
 DEFAULT_SYMBOLS_PER_VENUE = 2  # the first of each venue's default symbols a simulator serves
+# A Binance URL naming 1,024 streams is about 20 KB: longer than websockets' default request
+# line (8 KB), which would refuse it before the venue's own limit could.
+websockets.http11.MAX_LINE_LENGTH = max(websockets.http11.MAX_LINE_LENGTH, 64 * 1024)
 ARCHIVE_BUDGET = 250_000  # archived trades per venue, shared by its symbols (a full market's memory bound)
 
 
