@@ -106,14 +106,14 @@ class SimulatorConfig:
     archive_budget: int = ARCHIVE_BUDGET
 
     @classmethod
-    def throughput(cls, venue: str, symbols: int = 0, **overrides: Any) -> SimulatorConfig:
+    def throughput(cls, venue: str, symbols: int = 0, rate: float = 0.0, **overrides: Any) -> SimulatorConfig:
         """One venue as fast as its clients read (``rate=0``, TCP pushes back), the others
         serving nothing: what a worker's throughput is measured against. ``symbols``: a
         generated universe of that many instead of the venue's first two defaults."""
         from workers.exchanges import exchange_class
 
         return cls(symbols={venue: exchange_class(venue).default_symbols[:DEFAULT_SYMBOLS_PER_VENUE]},
-                   universe={venue: symbols} if symbols else {}, rate=0.0, **overrides)
+                   universe={venue: symbols} if symbols else {}, rate=rate, **overrides)
 
 
 
