@@ -45,6 +45,26 @@ class UnknownSymbolError(K2Error, ValueError):
     """A configured symbol is not in the symbol table (names the exchange and the symbol)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``count`` events in any ``window_s`` seconds."""
+
+    count: int
+    window_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """What a venue lets one client do, for sharding (:mod:`workers.shards`). Each venue
+    declares its own with the page it read them on; a figure the venue does not document
+    is K2's choice and says so."""
+
+    per_connection: int  # what one connection may carry, in Exchange.symbol_weight units
+    messages: Rate  # subscribe/unsubscribe messages we send on one connection
+    connects: Rate  # new connections per IP
+    max_connections: int | None = None  # open connections per IP, when documented
+
+
 class Exchange(ABC):
     """One exchange's protocol. Subclasses set the class attributes and implement parse."""
 
@@ -70,6 +90,8 @@ class Exchange(ABC):
     ping_interval_s: ClassVar[float | None] = None
     # Dotted path of its simulator protocol (workers/simulator/venues/<name>.py).
     simulator_protocol: ClassVar[str]
+    # Per-connection and per-IP limits the shard planner keeps within.
+    limits: ClassVar[ConnectionLimits]
 
     def __init__(self, symbols: Sequence[str], table: SymbolTable):
         self.table = table
@@ -111,6 +133,22 @@ class Exchange(ABC):
         """Pairs from the JSON answer of :meth:`metadata_url` (pure)."""
         raise NotImplementedError(f"{cls.name} has no REST metadata")
 
+    @classmethod
+    def listing_url(cls, rest_url: str) -> str | None:
+        """The REST URL listing every symbol of the venue (``K2_<NAME>_SYMBOLS=all``)."""
+        return cls.metadata_url(rest_url, ())
+
+    @classmethod
+    def trading_pairs(cls, doc: Mapping) -> list[Pair]:
+        """The pairs currently trading in the JSON answer of :meth:`listing_url` (pure);
+        raises ``ValueError`` naming what is wrong with an answer that is not a listing."""
+        return cls.pairs_from_metadata(doc)
+
+    @classmethod
+    def symbol_weight(cls, symbol: str) -> int:
+        """What ``symbol`` costs of a connection's ``limits.per_connection`` (one stream)."""
+        return 1
+
     @property
     def symbols(self) -> list[str]:
         return list(self.pairs)
@@ -132,12 +170,33 @@ class Exchange(ABC):
         return pair
 
     @abstractmethod
-    def stream_url(self, endpoint: str) -> str:
-        """The URL to open for ``endpoint`` (a base URL from the settings)."""
+    def stream_url(self, endpoint: str, symbols: Sequence[str] | None = None) -> str:
+        """The URL to open for ``endpoint`` (a base URL from the settings), for ``symbols``
+        (default: all of :attr:`symbols`) when the venue subscribes by URL."""
 
-    def subscribe_messages(self) -> list[str]:
-        """Text frames to send right after connecting (none when the URL subscribes)."""
+    def subscribe_messages(self, symbols: Sequence[str] | None = None) -> list[str]:
+        """Text frames subscribing ``symbols`` (default: all of :attr:`symbols`) right after
+        connecting (none when the URL subscribes)."""
         return []
+
+    def subscribe_more(self, symbols: Sequence[str]) -> list[str]:
+        """Text frames adding ``symbols`` to a connection already streaming others."""
+        return self.subscribe_messages(symbols)
+
+    def unsubscribe_messages(self, symbols: Sequence[str]) -> list[str]:
+        """Text frames removing ``symbols`` from a connection (delisted symbols)."""
+        raise NotImplementedError(f"{self.name} cannot unsubscribe")
+
+    def add_pairs(self, pairs: Iterable[Pair]) -> None:
+        """Capture ``pairs`` too (a listing): the table learns them, normalization finds them."""
+        pairs = list(pairs)
+        self.table = self.table.updated(self.name, pairs)
+        self.pairs.update((p.symbol, p) for p in pairs)
+
+    def drop_symbols(self, symbols: Iterable[str]) -> None:
+        """Stop capturing ``symbols`` (delisted); the table keeps them for late frames."""
+        for symbol in symbols:
+            self.pairs.pop(symbol, None)
 
     def ping_message(self, req_id: int) -> str | None:
         """An application-level ping to send periodically, or None if the exchange has none."""

@@ -224,6 +224,7 @@ class ConnectionManager:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         on_oversize: OversizeHandler | None = None,
+        connect_gate: Callable[[float], float] | None = None,
     ):
         self.exchange = exchange
         self.settings = settings
@@ -237,6 +238,9 @@ class ConnectionManager:
         self.clock = clock
         self._backoff = Backoff(settings.backoff_base_s, settings.backoff_cap_s, 0.5, rng or random.Random())
         self.on_oversize = on_oversize
+        # Seconds to wait before a connection may be opened (0: now, and counted): the
+        # venue's per-IP connection rate, shared by the shards of a worker.
+        self.connect_gate = connect_gate
         self.links: list[Link] = []
         self._ids = count(1)
         self._endpoint_index = 0
@@ -271,6 +275,20 @@ class ConnectionManager:
             ready = readable
         for link in ready:
             self._read(link)
+
+    # for a shard set (workers.shards), which runs several managers in one select loop
+
+    def maintain(self, now: float) -> None:
+        """Timers and connects of one turn, without reading."""
+        self._maintain(now)
+
+    def read(self, link: Link) -> None:
+        """Read what ``link`` (one of :attr:`links`, ready per select) holds."""
+        self._read(link)
+
+    def fail(self, link: Link, reason: str, detail: str) -> None:
+        """``link`` failed outside the manager (a send): replace it as if it dropped."""
+        self._lost(link, reason, detail)
 
     def close_all(self, reason: str = "shutdown") -> None:
         for link in list(self.links):
@@ -423,6 +441,10 @@ class ConnectionManager:
     # connecting and closing --------------------------------------------------------
 
     def _connect(self, role: str, now: float) -> None:
+        wait = self.connect_gate(now) if self.connect_gate is not None else 0.0
+        if wait > 0:  # over the venue's connection rate: try again when it allows
+            self._next_connect_at = now + wait
+            return
         endpoint = self.endpoints[self._endpoint_index % len(self.endpoints)]
         url = self.exchange.stream_url(endpoint)
         link_id = next(self._ids)

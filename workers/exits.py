@@ -8,6 +8,10 @@ not help, a setting is wrong" apart from a crash with certainty.
 EXIT_OK = 0  # clean shutdown (SIGTERM/SIGINT)
 EXIT_ERROR = 1  # a crash or a fatal producer error: restart
 EXIT_MEMORY = 3  # the RSS ceiling was reached (flushed first): restart
+# K2_<EXCHANGE>_SYMBOLS=all and the venue's symbol listing unreadable at start (EX_UNAVAILABLE):
+# restart after the backoff, the venue or the network may be back.
+EXIT_UNAVAILABLE = 69
 EXIT_CONFIG = 78  # a setting is unusable: do not restart, name the setting
 
-DESCRIPTIONS = {EXIT_OK: "exited", EXIT_MEMORY: "memory ceiling", EXIT_CONFIG: "configuration error"}
+DESCRIPTIONS = {EXIT_OK: "exited", EXIT_MEMORY: "memory ceiling", EXIT_CONFIG: "configuration error",
+                EXIT_UNAVAILABLE: "symbol listing unavailable"}

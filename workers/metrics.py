@@ -77,6 +77,15 @@ class WorkerCollector(Collector):
             -1.0 if age == float("inf") else age,
         )
         yield gauge("k2_worker_connected", "1 while a WebSocket connection is open.", 1.0 if s.connected else 0.0)
+        shard_connected = GaugeMetricFamily(
+            "k2_worker_shard_connected", "1 while the shard's WebSocket connection is open.", labels=["exchange", "shard"])
+        shard_symbols = GaugeMetricFamily(
+            "k2_worker_shard_symbols", "Symbols the shard's connection is subscribed to.", labels=["exchange", "shard"])
+        for shard_id, shard in sorted(s.shards.items()):
+            shard_connected.add_metric([s.exchange, str(shard_id)], 1.0 if shard.connected else 0.0)
+            shard_symbols.add_metric([s.exchange, str(shard_id)], shard.symbols)
+        yield shard_connected
+        yield shard_symbols
         yield gauge("k2_worker_trade_lag_seconds", "Receive time minus exchange time of the last trade.", s.last_trade_lag_us / 1e6)
         hist = HistogramMetricFamily(
             "k2_worker_produce_latency_seconds", "produce() to Kafka acknowledgement.", labels=["exchange"]
@@ -99,6 +108,8 @@ def health(stats: WorkerStats, stale_after_s: float, now: float | None = None) -
         "trades": stats.trades,
         "delivered": stats.delivered,
         "queue_depth": stats.queue_depth,
+        # [connected, total]: the worker is up while any shard is; a shard down shows here
+        "shards_connected": [sum(1 for s in stats.shards.values() if s.connected), len(stats.shards)],
     }
     return (200 if ok or starting else 503), body
 

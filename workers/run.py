@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +27,21 @@ from k2.schema_registry import register_trade_schema, registry_client
 from k2.settings import PlatformSettings, load_platform
 from workers.avro import TradeEncoder
 from workers.base import Control, Exchange, UnknownSymbolError
-from workers.connection import ConnectionManager, Link
+from workers.connection import Link
 from workers.dlq import DeadLetters
 from workers.exchanges import exchange_class
-from workers.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_MEMORY, EXIT_OK
+from workers.exits import EXIT_CONFIG, EXIT_ERROR, EXIT_MEMORY, EXIT_OK, EXIT_UNAVAILABLE
+from workers.listing import FETCH_TIMEOUT_S, Listing, StartListingError, start_listing
 from workers.metrics import serve
 from workers.normalize import NormalizeError
 from workers.producer import KafkaSink, ProducerFatalError, check_topic_exists, producer_config
 from workers.progress import Progress
 from workers.recovery import Recovery
 from workers.settings import WorkerSettings, worker_settings
+from workers.shard_plan import ShardingError
+from workers.shards import ShardSet
 from workers.stats import WorkerStats
-from workers.symbols import SymbolTable, fetch_pairs
+from workers.symbols import SymbolTable, fetch_listing, fetch_pairs
 
 
 def topics(settings: WorkerSettings, exchange: str) -> tuple[str, str]:
@@ -65,6 +69,15 @@ def build_exchange(settings: WorkerSettings, name: str, table: SymbolTable) -> E
         return exchange_class(name)(settings.symbols(name), table)
     except UnknownSymbolError as exc:
         raise SettingsError(f"K2_{name.upper()}_SYMBOLS: {exc}") from None
+
+
+def captured_exchange(settings: WorkerSettings, name: str, log: EventLog) -> Exchange:
+    """The venue with the symbols to capture: the configured ones, or with ``=all`` every
+    one its listing holds now (StartListingError when it cannot be read)."""
+    if not settings.captures_all(name):
+        return build_exchange(settings, name, symbol_table(settings, name, log))
+    pairs = start_listing(exchange_class(name), settings.rest_url(name), log)
+    return exchange_class(name)([p.symbol for p in pairs], SymbolTable.shipped().updated(name, pairs))
 
 
 class FrameHandler:
@@ -179,6 +192,8 @@ class Summary:
             backfilled=s.backfill_trades,
             backfill_lost=s.backfill_lost,
             connected=s.connected,
+            shards_connected=sum(1 for shard in s.shards.values() if shard.connected),
+            shards=len(s.shards),
         )
         self.last_trades, self.last_at, self.next_at = s.trades, now, now + self.interval_s
 
@@ -194,7 +209,7 @@ def rss_mb() -> float:
 
 def run_worker(name: str, settings: WorkerSettings, plat: PlatformSettings, log: EventLog) -> int:
     stats = WorkerStats(name)
-    exchange = build_exchange(settings, name, symbol_table(settings, name, log))
+    exchange = captured_exchange(settings, name, log)
     topic, dlq_topic = topics(settings, name)
     schema_id = register_trade_schema(registry_client(plat.registry_url), topic, plat.registry_url)
     encoder = TradeEncoder(contracts.trade_schema(), schema_id)
@@ -221,7 +236,16 @@ def run_worker(name: str, settings: WorkerSettings, plat: PlatformSettings, log:
     handler = FrameHandler(exchange, encoder, sink, topic, dead_letters, stats,
                            recovery.progress if recovery else None,
                            max_frame_bytes=settings.max_frame_bytes, log=log)
-    manager = ConnectionManager(exchange, settings, handler, stats, log, on_oversize=handler.oversize)
+    try:
+        shards = ShardSet(exchange, settings, handler, stats, log, on_oversize=handler.oversize,
+                          on_reconnected=recovery.filler.probe if recovery else None,
+                          max_symbols=settings.shard_max_symbols)
+    except ShardingError as exc:
+        raise SettingsError(f"K2_{name.upper()}_SYMBOLS: {exc}") from None
+    listing = None
+    if settings.captures_all(name):
+        listing = Listing(exchange, shards, lambda: fetch_listing(type(exchange), settings.rest_url(name), FETCH_TIMEOUT_S),
+                          settings.symbols_refresh_s, log, time.monotonic(), ThreadPoolExecutor(1, "listing"))
 
     stop_metrics = None
     port = settings.metrics_port(name)
@@ -248,6 +272,8 @@ def run_worker(name: str, settings: WorkerSettings, plat: PlatformSettings, log:
         now = time.monotonic()
         if recovery is not None:
             recovery.turn(now)
+        if listing is not None:
+            listing.turn(now)
         stats.queue_depth = sink.pending()
         summary.maybe_log(now)
         if settings.memory_limit_mb and now >= memory_check_at:
@@ -260,14 +286,16 @@ def run_worker(name: str, settings: WorkerSettings, plat: PlatformSettings, log:
                 stopping.append("memory")
 
     log.info("worker_started", pid=os.getpid(), topic=topic, dlq_topic=dlq_topic, schema_id=schema_id,
-             symbols=exchange.symbols, endpoints=list(settings.urls(name)))
+             symbols=len(exchange.symbols), shards=len(shards.shards), endpoints=list(settings.urls(name)))
     try:
-        manager.run(lambda: bool(stopping), after_turn)
+        shards.run(lambda: bool(stopping), after_turn)
     except ProducerFatalError as exc:
         log.error("producer_fatal_exit", error=str(exc))
         exit_code = EXIT_ERROR
     finally:
-        manager.close_all()
+        if listing is not None:
+            listing.stop()
+        shards.close_all()
         if recovery is not None:
             recovery.stop()
         remaining = sink.flush(settings.flush_timeout_s)
@@ -311,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         warn_unknown_settings(log)
         return run_worker(args.exchange, worker_settings(), load_platform(), log)
+    except StartListingError as exc:
+        log.error("symbols_listing_unavailable", error=str(exc), exit_code=EXIT_UNAVAILABLE,
+                  action="the supervisor restarts the worker after its backoff; fix the URL if it is wrong")
+        return EXIT_UNAVAILABLE
     except SettingsError as exc:
         log.error("configuration_error", error=str(exc), exit_code=EXIT_CONFIG,
                   action="fix the setting named in the error (`k2 config` lists them); restarting will not help")

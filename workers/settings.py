@@ -24,6 +24,7 @@ from k2.settings import PlatformSettings
 from workers.exchanges import exchange_class
 
 EXCHANGE_NAMES = names()
+ALL = "all"  # K2_<EXCHANGE>_SYMBOLS=all
 FIRST_METRICS_PORT = 9101  # the first registered venue's; each next venue's is one more
 # Below 4 KiB a Kraken snapshot (50 trades) would not fit; above 64 MiB one frame could
 # take a good part of the worker's memory ceiling.
@@ -40,7 +41,10 @@ def venue_fields(name: str, index: int) -> list[tuple[str, Any, Any]]:
             cls.urls_doc or f"{label} WebSocket URLs, comma separated, tried in order on failure (failover).")),
         (f"{name}_symbols", "tuple[str, ...]", setting(
             f"{up}_SYMBOLS", cls.default_symbols,
-            cls.symbols_doc or f"{label} symbols to capture (must be in workers/exchanges/{name}_symbols.json).")),
+            (cls.symbols_doc or f"{label} symbols to capture (must be in workers/exchanges/{name}_symbols.json).")
+            + f" Or all: every symbol {label} trades, from its REST metadata at K2_{up}_REST_URL at start "
+              "(the worker exits with code 69 when it cannot be read) and again every "
+              "K2_WORKERS_SYMBOLS_REFRESH_S, sharded over connections within the venue's limits.")),
         (f"{name}_rest_url", "str", setting(
             f"{up}_REST_URL", cls.default_rest_url,
             cls.rest_url_doc or f"{label} REST base URL: symbol metadata at start and gap backfill.")),
@@ -65,6 +69,18 @@ class CommonWorkerSettings:
         "Refresh the shipped symbol table from the exchange's REST metadata at start when "
         "reachable (falls back to the shipped workers/exchanges/<exchange>_symbols.json, with a warning, "
         "when not).",
+    )
+    symbols_refresh_s: float = setting(
+        "WORKERS_SYMBOLS_REFRESH_S",
+        300.0,
+        "With K2_<EXCHANGE>_SYMBOLS=all: re-read the venue's symbol listing this often; listed symbols "
+        "are subscribed and delisted ones unsubscribed without a restart (a failed read keeps the set).",
+    )
+    shard_max_symbols: int = setting(
+        "WORKERS_SHARD_MAX_SYMBOLS",
+        0,
+        "For tests and benchmarks: at most this many symbols per connection, below the venue's own "
+        "limit, to run several shards with few symbols (0: the venue's limits only).",
     )
     connection_lifetime_s: float = setting(
         "WORKERS_CONNECTION_LIFETIME_S",
@@ -167,6 +183,7 @@ class CommonWorkerSettings:
             "WORKERS_BACKOFF_BASE_S": self.backoff_base_s,
             "WORKERS_QUEUE_MAX_MESSAGES": self.queue_max_messages,
             "WORKERS_SUMMARY_INTERVAL_S": self.summary_interval_s,
+            "WORKERS_SYMBOLS_REFRESH_S": self.symbols_refresh_s,
             "SUPERVISOR_BACKOFF_BASE_S": self.restart_backoff_base_s,
         }
         for env, value in positive.items():
@@ -176,6 +193,7 @@ class CommonWorkerSettings:
         require(1 <= self.backfill_page_limit <= 1000, "WORKERS_BACKFILL_PAGE_LIMIT",
                 f"must be 1-1000 (the largest page every venue serves), got {self.backfill_page_limit}")
         require(self.linger_ms >= 0, "WORKERS_LINGER_MS", "must be >= 0")
+        require(self.shard_max_symbols >= 0, "WORKERS_SHARD_MAX_SYMBOLS", "must be >= 0 (0: the venue's limits)")
         require(MIN_FRAME_BYTES <= self.max_frame_bytes <= MAX_FRAME_BYTES, "WORKERS_MAX_FRAME_BYTES",
                 f"must be {MIN_FRAME_BYTES}-{MAX_FRAME_BYTES} bytes, got {self.max_frame_bytes}")
         require(self.memory_limit_mb >= 0, "WORKERS_MEMORY_LIMIT_MB", "must be >= 0 (0 disables)")
@@ -202,9 +220,12 @@ class CommonWorkerSettings:
         for url in urls:
             require(url.startswith(("ws://", "wss://")), f"{up}_URLS", f"{url!r} is not a ws:// or wss:// URL")
         require(len(self.symbols(name)) > 0, f"{up}_SYMBOLS", "needs at least one symbol")
-        for sym in self.symbols(name):
-            problem = cls.symbol_problem(sym)
-            require(problem is None, f"{up}_SYMBOLS", str(problem))
+        if not self.captures_all(name):
+            require(all(s.lower() != ALL for s in self.symbols(name)), f"{up}_SYMBOLS",
+                    f"{ALL!r} stands alone (every symbol); do not mix it with symbols")
+            for sym in self.symbols(name):
+                problem = cls.symbol_problem(sym)
+                require(problem is None, f"{up}_SYMBOLS", str(problem))
         rest = self.rest_url(name)
         require(rest.startswith(("http://", "https://")), f"{up}_REST_URL",
                 f"{rest!r} is not an http:// or https:// URL")
@@ -225,6 +246,10 @@ class CommonWorkerSettings:
 
     def symbols(self, exchange: str) -> tuple[str, ...]:
         return self._of(exchange, "symbols")
+
+    def captures_all(self, exchange: str) -> bool:
+        """``K2_<EXCHANGE>_SYMBOLS=all``: every symbol the venue lists, followed while running."""
+        return [s.lower() for s in self.symbols(exchange)] == [ALL]
 
     def metrics_port(self, exchange: str) -> int:
         return self._of(exchange, "metrics_port")

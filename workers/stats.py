@@ -35,6 +35,14 @@ class LatencyHistogram:
 
 
 @dataclass
+class ShardState:
+    """One connection shard of the worker (workers.shards), for its metrics."""
+
+    symbols: int = 0  # symbols it is subscribed to
+    connected: bool = False  # a WebSocket of it is open
+
+
+@dataclass
 class WorkerStats:
     exchange: str
     started_at: float = field(default_factory=time.time)
@@ -58,6 +66,7 @@ class WorkerStats:
     backfill_throttled: int = 0  # 429/418 answers
     backfill_failures: int = 0  # backfill rounds that failed (retried, then given up)
     backfill_lost: int = 0  # trades given up: too old, beyond the cap, or REST kept failing
+    shards: dict[int, ShardState] = field(default_factory=dict)  # by shard id
 
     def last_message_age_s(self, now: float | None = None) -> float:
         if not self.last_data_at:

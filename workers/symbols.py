@@ -13,12 +13,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from k2.errors import K2Error
 from k2.exchanges import VENUES, Venue
+from workers.normalize import clip
 
 if TYPE_CHECKING:
     from workers.base import Exchange
@@ -75,6 +77,44 @@ class SymbolTable:
 def _get_json(url: str, timeout_s: float) -> dict:
     with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - configured URL
         return json.load(resp)
+
+
+class ListingUnavailableError(K2Error):
+    """The venue's symbol listing could not be read (names the URL and why)."""
+
+
+def listed_pairs(doc: object, key: str, what: str, fields: Sequence[str],
+                 trading: Callable[[Mapping], bool]) -> list[Pair]:
+    """The ``(symbol, base, quote)`` named ``fields`` of each item of ``doc[key]`` for which
+    ``trading(item)`` holds (pure). Items missing a field are left out; raises
+    ``ValueError`` when ``doc`` holds no such list (an error answer, a wrong URL)."""
+    items = doc.get(key) if isinstance(doc, Mapping) else None
+    if not isinstance(items, list):
+        raise ValueError(f"{what} answer has no {key!r} list: {clip(doc, 200)}")
+    pairs = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        values = [item.get(f) for f in fields]
+        if all(isinstance(v, str) and v for v in values) and trading(item):
+            pairs.append(Pair(*values))
+    return pairs
+
+
+def fetch_listing(exchange: type[Exchange], rest_url: str, timeout_s: float,
+                  get_json: Callable[[str, float], object] | None = None) -> list[Pair]:
+    """Every pair the venue currently trades (``K2_<NAME>_SYMBOLS=all``); raises
+    :class:`ListingUnavailableError` naming the URL when it cannot be read or parsed."""
+    url = exchange.listing_url(rest_url.rstrip("/"))
+    if url is None:
+        raise ListingUnavailableError(f"{exchange.name} has no REST symbol listing")
+    try:
+        pairs = exchange.trading_pairs((get_json or _get_json)(url, timeout_s))
+    except (OSError, ValueError) as exc:  # unreachable, HTTP error, not JSON, not a listing
+        raise ListingUnavailableError(f"{url}: {type(exc).__name__}: {clip(str(exc), 300)}") from None
+    if not pairs:
+        raise ListingUnavailableError(f"{url}: the listing holds no trading symbol")
+    return pairs
 
 
 def fetch_pairs(exchange: type[Exchange], rest_url: str, symbols: Iterable[str], timeout_s: float) -> list[Pair]:

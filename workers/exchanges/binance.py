@@ -34,10 +34,11 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import count
 
 import msgspec
 
-from workers.base import Control, Exchange, Parsed
+from workers.base import ConnectionLimits, Control, Exchange, Parsed, Rate
 from workers.jsonframe import DECODE_ERRORS, decode, decode_rest_body
 from workers.normalize import (
     MAX_TRADE_ID,
@@ -50,10 +51,25 @@ from workers.normalize import (
 )
 from workers.progress import Gap
 from workers.rest_source import IdPagedTrades, RestPage
-from workers.symbols import Pair, SymbolTable
+from workers.symbols import Pair, SymbolTable, listed_pairs
 
 HISTORICAL_TRADES = "/api/v3/historicalTrades"
 RECENT_TRADES = "/api/v3/trades"
+EXCHANGE_INFO = "/api/v3/exchangeInfo"
+
+# Limits, https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams
+# ("WebSocket Limits"): "A single connection can listen to a maximum of 1024 streams";
+# "5 incoming messages per second" per connection, where a message is a ping or pong
+# frame or a JSON control message (we send 4 a second, leaving one for the pongs
+# websocket-client sends); "300 connections per attempt every 5 minutes per IP".
+LIMITS = ConnectionLimits(per_connection=1024, messages=Rate(4, 1.0), connects=Rate(300, 300.0))
+# Streams named in one SUBSCRIBE/UNSUBSCRIBE request, and in the connect URL. The docs set
+# no figure for either; users measured a URL limit of 8,004 characters
+# (oliver-zehentleitner/unicorn-binance-websocket-api#17) and saw a SUBSCRIBE of 437 streams
+# fail silently (altangent/ccxws#161). 200 streams of at most ~25 characters keep both
+# near 5 KB; a shard's streams past the first 200 are subscribed by message after connecting.
+STREAMS_PER_REQUEST = 200
+URL_STREAMS = 200
 
 
 class _Trade(msgspec.Struct):
@@ -100,11 +116,13 @@ class Binance(Exchange):
     rest_url_doc = ("Binance REST base URL: base/quote metadata (exchangeInfo) at start and gap backfill "
                     "(historicalTrades). Must be the simulator's http://127.0.0.1:PORT when the streams are.")
     simulator_protocol = "workers.simulator.venues.binance"
+    limits = LIMITS
 
     def __init__(self, symbols: Sequence[str], table: SymbolTable, *, microseconds: bool = True):
         super().__init__(symbols, table)
         self.microseconds = microseconds
         self._unit_us = 1 if microseconds else 1000
+        self._request_ids = count(1)
 
     def normalize_symbol(self, symbol: str) -> str:
         return symbol.upper()
@@ -112,17 +130,50 @@ class Binance(Exchange):
     @classmethod
     def metadata_url(cls, rest_url: str, symbols: Iterable[str]) -> str:
         query = urllib.parse.urlencode({"symbols": json.dumps(sorted(symbols), separators=(",", ":"))})
-        return f"{rest_url}/api/v3/exchangeInfo?{query}"
+        return f"{rest_url}{EXCHANGE_INFO}?{query}"
+
+    @classmethod
+    def listing_url(cls, rest_url: str) -> str:
+        return f"{rest_url.rstrip('/')}{EXCHANGE_INFO}"  # no filter: every symbol, with its status
 
     @classmethod
     def pairs_from_metadata(cls, doc: Mapping) -> list[Pair]:
         """Pairs from a Binance ``/api/v3/exchangeInfo`` response."""
         return [Pair(s["symbol"], s["baseAsset"], s["quoteAsset"]) for s in doc.get("symbols", [])]
 
-    def stream_url(self, endpoint: str) -> str:
-        streams = "/".join(f"{s.lower()}@trade" for s in self.pairs)
+    @classmethod
+    def trading_pairs(cls, doc: Mapping) -> list[Pair]:
+        """The spot symbols of an ``exchangeInfo`` answer whose ``status`` is ``TRADING``
+        (not ``BREAK``, ``HALT``, ``END_OF_DAY``...) and that allow spot trading."""
+        return listed_pairs(
+            doc, "symbols", "Binance exchangeInfo", ("symbol", "baseAsset", "quoteAsset"),
+            lambda s: s.get("status") == "TRADING" and s.get("isSpotTradingAllowed", True) is not False,
+        )
+
+    def stream_url(self, endpoint: str, symbols: Sequence[str] | None = None) -> str:
+        """The combined stream of the first :data:`URL_STREAMS` symbols (the rest: by message)."""
+        streams = "/".join(_stream(s) for s in list(self.pairs if symbols is None else symbols)[:URL_STREAMS])
         url = f"{endpoint.rstrip('/')}/stream?streams={streams}"
         return url + "&timeUnit=MICROSECOND" if self.microseconds else url
+
+    def subscribe_messages(self, symbols: Sequence[str] | None = None) -> list[str]:
+        """SUBSCRIBE requests for the symbols :meth:`stream_url` leaves out (none up to 200)."""
+        return self._requests("SUBSCRIBE", list(self.pairs if symbols is None else symbols)[URL_STREAMS:])
+
+    def subscribe_more(self, symbols: Sequence[str]) -> list[str]:
+        return self._requests("SUBSCRIBE", symbols)
+
+    def unsubscribe_messages(self, symbols: Sequence[str]) -> list[str]:
+        return self._requests("UNSUBSCRIBE", symbols)
+
+    def _requests(self, method: str, symbols: Sequence[str]) -> list[str]:
+        """``{"method":"SUBSCRIBE","params":["btcusdt@trade",...],"id":N}`` per batch: the
+        combined stream's live subscription change (the URL holds the set at connect)."""
+        return [
+            json.dumps({"method": method, "params": [_stream(s) for s in symbols[i : i + STREAMS_PER_REQUEST]],
+                        "id": next(self._request_ids)}, separators=(",", ":"))
+            for i in range(0, len(symbols), STREAMS_PER_REQUEST)
+        ]
 
     def parse(self, frame: str | bytes, received_us: int) -> Parsed:
         try:
@@ -233,6 +284,10 @@ class Binance(Exchange):
         except msgspec.ValidationError as exc:
             raise NormalizeError("bad_trade", f"trade event does not match the @trade format: {exc}") from None
         raise NormalizeError("bad_trade", "trade frame does not match the combined-stream format")
+
+
+def _stream(symbol: str) -> str:
+    return f"{symbol.lower()}@trade"
 
 
 class BinanceTrades(IdPagedTrades):

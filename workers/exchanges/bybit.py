@@ -32,8 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
-from k2.errors import K2Error
-from workers.base import Control, Exchange, Parsed
+from workers.base import ConnectionLimits, Control, Exchange, Parsed, Rate
 from workers.batches import convert_item, parse_items
 from workers.jsonframe import DECODE_ERRORS, decode
 from workers.normalize import (
@@ -44,7 +43,8 @@ from workers.normalize import (
     trade_id_text,
     trade_record,
 )
-from workers.symbols import Pair, SymbolTable
+from workers.shard_plan import plan_shards
+from workers.symbols import Pair
 
 WS_URL = "wss://stream.bybit.com/v5/public/spot"
 REST_URL = "https://api.bybit.com"
@@ -65,6 +65,12 @@ MAX_SPOT_CONNECTIONS_PER_IP = 1_000
 # Packet"): ping every 20 s; with neither ping-pong nor data the server cuts after 10 minutes.
 PING_INTERVAL_S = 20.0
 IDLE_CUTOFF_S = 600.0
+# The planner's view of them: one symbol costs its quoted topic and a comma (the first
+# one's: the opening bracket) of the 21,000 characters, so a connection carries 20,999.
+# Bybit documents no rate for subscribe requests; sending 10 a second is K2's choice.
+LIMITS = ConnectionLimits(per_connection=MAX_ARGS_CHARS_PER_CONNECTION - 1, messages=Rate(10, 1.0),
+                          connects=Rate(MAX_CONNECTIONS_PER_5_MIN, 300.0),
+                          max_connections=MAX_SPOT_CONNECTIONS_PER_IP)
 # https://bybit-exchange.github.io/docs/v5/websocket/public/trade: "a single message may
 # have up to 1024 trades" (a bigger match is split across messages with the same seq).
 MAX_TRADES_PER_MESSAGE = 1024
@@ -96,10 +102,6 @@ _decode_trade_frame = msgspec.json.Decoder(_TradeFrame).decode
 _decode_any = msgspec.json.Decoder().decode
 
 
-class TooManySymbolsError(K2Error, ValueError):
-    """More symbols than one Bybit connection may subscribe (names the limit)."""
-
-
 def topic(symbol: str) -> str:
     return TOPIC_PREFIX + symbol
 
@@ -110,18 +112,14 @@ def args_chars(symbols: Iterable[str]) -> int:
     return len(json.dumps([topic(s) for s in symbols], separators=(",", ":")))
 
 
+def topic_weight(symbol: str) -> int:
+    """Characters ``symbol`` adds to a connection's args array: its quoted topic and a comma."""
+    return len(json.dumps(topic(symbol))) + 1
+
+
 def connection_shards(symbols: Sequence[str]) -> list[list[str]]:
     """``symbols`` split, in order, into the fewest groups one connection each may subscribe."""
-    shards: list[list[str]] = []
-    size = 0  # args_chars(shards[-1]): 2 brackets + each quoted topic + the commas between
-    for symbol in symbols:
-        cost = len(json.dumps(topic(symbol))) + 1  # the topic and a comma (the first one's: a bracket)
-        if not shards or size + cost > MAX_ARGS_CHARS_PER_CONNECTION:
-            shards.append([])
-            size = 1
-        shards[-1].append(symbol)
-        size += cost
-    return shards
+    return plan_shards(symbols, topic_weight, LIMITS.per_connection)
 
 
 class Bybit(Exchange):
@@ -140,15 +138,11 @@ class Bybit(Exchange):
                     "history to backfill gaps from).")
     ping_interval_s = PING_INTERVAL_S
     simulator_protocol = "workers.simulator.venues.bybit"
+    limits = LIMITS
 
-    def __init__(self, symbols: Sequence[str], table: SymbolTable):
-        super().__init__(symbols, table)
-        if args_chars(self.pairs) > MAX_ARGS_CHARS_PER_CONNECTION:
-            raise TooManySymbolsError(
-                f"{len(self.pairs)} bybit symbols make a {args_chars(self.pairs)}-character args array; one "
-                f"connection takes at most {MAX_ARGS_CHARS_PER_CONNECTION} "
-                f"(about {len(connection_shards(self.symbols)[0])} symbols): split them across connections"
-            )
+    @classmethod
+    def symbol_weight(cls, symbol: str) -> int:
+        return topic_weight(symbol)
 
     def normalize_symbol(self, symbol: str) -> str:
         return symbol.upper()
@@ -161,16 +155,14 @@ class Bybit(Exchange):
     def pairs_from_metadata(cls, doc: Mapping) -> list[Pair]:
         return pairs_from_instruments_info(doc)
 
-    def stream_url(self, endpoint: str) -> str:
+    def stream_url(self, endpoint: str, symbols: Sequence[str] | None = None) -> str:
         return endpoint  # the category is the path (/v5/public/spot); topics are subscribed
 
-    def subscribe_messages(self) -> list[str]:
-        symbols = self.symbols
-        return [
-            json.dumps({"op": "subscribe", "args": [topic(s) for s in symbols[at : at + MAX_TOPICS_PER_SUBSCRIBE]],
-                        "req_id": f"trade-{n}"})
-            for n, at in enumerate(range(0, len(symbols), MAX_TOPICS_PER_SUBSCRIBE), 1)
-        ]
+    def subscribe_messages(self, symbols: Sequence[str] | None = None) -> list[str]:
+        return _requests("subscribe", self.symbols if symbols is None else list(symbols))
+
+    def unsubscribe_messages(self, symbols: Sequence[str]) -> list[str]:
+        return _requests("unsubscribe", list(symbols))
 
     def ping_message(self, req_id: int) -> str | None:
         return json.dumps({"op": "ping", "req_id": f"ping-{req_id}"})
@@ -231,6 +223,15 @@ class Bybit(Exchange):
 
 
 
+def _requests(op: str, symbols: list[str]) -> list[str]:
+    """``{"op":"subscribe","args":[...]}`` per :data:`MAX_TOPICS_PER_SUBSCRIBE` topics."""
+    return [
+        json.dumps({"op": op, "args": [topic(s) for s in symbols[at : at + MAX_TOPICS_PER_SUBSCRIBE]],
+                    "req_id": f"trade-{n}" if op == "subscribe" else f"{op}-{n}"})
+        for n, at in enumerate(range(0, len(symbols), MAX_TOPICS_PER_SUBSCRIBE), 1)
+    ]
+
+
 def _text(flag: bool) -> str:
     return "true" if flag else "false"
 
@@ -261,6 +262,8 @@ def pairs_from_instruments_info(doc: Mapping) -> list[Pair]:
     Raises ``ValueError`` naming what is wrong for an error answer (``retCode`` not 0) or a
     body that is not a spot instruments list; instruments not ``Trading`` are left out.
     """
+    if not isinstance(doc, Mapping):
+        raise ValueError(f"Bybit instruments-info answer is not a JSON object: {clip(doc)}")
     if doc.get("retCode") != 0:
         raise ValueError(f"Bybit instruments-info error: retCode={clip(doc.get('retCode'))} "
                          f"retMsg={clip(doc.get('retMsg'))}")

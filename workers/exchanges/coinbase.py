@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from workers.base import Control, Exchange, Parsed
+from workers.base import ConnectionLimits, Control, Exchange, Parsed, Rate
 from workers.jsonframe import DECODE_ERRORS, decode, decode_rest_body
 from workers.normalize import (
     MAX_TRADE_ID,
@@ -72,6 +72,11 @@ PRODUCTS_PER_SUBSCRIBE = 100
 # more than one connection" (websocket-feed/best-practices).
 PRODUCTS_PER_CONNECTION = 500
 CHANNELS = ("matches", "heartbeat")
+# For the shard planner: the connection rate per IP as documented (the burst of 20 is not
+# relied on); client messages are 100 a second per IP, so each connection sends at most 10
+# a second (ten shards at once stay within it).
+LIMITS = ConnectionLimits(per_connection=PRODUCTS_PER_CONNECTION, messages=Rate(10, 1.0),
+                          connects=Rate(CONNECTS_PER_S, 1.0))
 # Backfill pacing: half the public REST rate, leaving the rest to the connect probe and
 # the metadata refresh that share the IP.
 REST_MIN_INTERVAL_S = 2 / REST_PUBLIC_PER_S
@@ -139,6 +144,7 @@ class Coinbase(Exchange):
     rest_url_doc = ("Coinbase Exchange REST base URL: products metadata at start and gap backfill "
                     "(/products/{id}/trades, paced to 5 requests a second).")
     simulator_protocol = "workers.simulator.venues.coinbase"
+    limits = LIMITS
 
     def normalize_symbol(self, symbol: str) -> str:
         return symbol.upper()  # product ids are BASE-QUOTE in upper case, as on the wire
@@ -151,17 +157,15 @@ class Coinbase(Exchange):
     def pairs_from_metadata(cls, doc: object) -> list[Pair]:
         return pairs_from_products(doc)
 
-    def stream_url(self, endpoint: str) -> str:
+    def stream_url(self, endpoint: str, symbols: Sequence[str] | None = None) -> str:
         return endpoint
 
-    def subscribe_messages(self) -> list[str]:
+    def subscribe_messages(self, symbols: Sequence[str] | None = None) -> list[str]:
         """One subscribe per :data:`PRODUCTS_PER_SUBSCRIBE` products, both channels each."""
-        products = self.symbols
-        return [
-            json.dumps({"type": "subscribe", "product_ids": products[i : i + PRODUCTS_PER_SUBSCRIBE],
-                        "channels": list(CHANNELS)}, separators=(",", ":"))
-            for i in range(0, len(products), PRODUCTS_PER_SUBSCRIBE)
-        ]
+        return _requests("subscribe", self.symbols if symbols is None else list(symbols))
+
+    def unsubscribe_messages(self, symbols: Sequence[str]) -> list[str]:
+        return _requests("unsubscribe", list(symbols))
 
     def parse(self, frame: str | bytes, received_us: int) -> Parsed:
         try:
@@ -257,6 +261,14 @@ def _record(pair: Pair, trade: _Match | _RestTrade, received_us: int, vendor_dat
         ingestion_us=received_us,
         vendor_data=vendor_data,
     )
+
+
+def _requests(kind: str, products: list[str]) -> list[str]:
+    return [
+        json.dumps({"type": kind, "product_ids": products[i : i + PRODUCTS_PER_SUBSCRIBE],
+                    "channels": list(CHANNELS)}, separators=(",", ":"))
+        for i in range(0, len(products), PRODUCTS_PER_SUBSCRIBE)
+    ]
 
 
 def _heartbeat(product: object, last_trade_id: object) -> Control:

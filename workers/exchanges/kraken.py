@@ -23,13 +23,13 @@ keyed by normalized names) and is refreshed from that endpoint at start.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Literal
 
 import msgspec
 
-from workers.base import Control, Exchange, Parsed
+from workers.base import ConnectionLimits, Control, Exchange, Parsed, Rate
 from workers.batches import convert_item, parse_items
 from workers.exchanges.kraken_rest import KrakenTrades
 from workers.jsonframe import DECODE_ERRORS, decode
@@ -67,6 +67,16 @@ _decode_trade_frame = msgspec.json.Decoder(_TradeFrame).decode
 # Generic decoding keeps JSON floats exact: msgspec hands their text to Decimal.
 _decode_any = msgspec.json.Decoder(float_hook=Decimal).decode
 _SIDES = {"buy": "BUY", "sell": "SELL"}
+# AssetPairs ``status`` values under which a pair still trades (cancel_only and post_only
+# books match nothing; delisted ones are gone); an answer without status is an older one.
+TRADING_STATUSES = ("online", "limit_only", "reduce_only")
+
+# Kraken documents no number of symbols per connection, and its WebSocket message rate
+# limit is "dynamic", without a figure (https://docs.kraken.com/api/docs/guides/spot-ratelimits).
+# K2's choices: 250 symbols a connection (a spot market of ~1,000 pairs in 4 shards, a
+# dropped shard re-snapshots few books), one subscribe message and one new connection a
+# second.
+LIMITS = ConnectionLimits(per_connection=250, messages=Rate(1, 1.0), connects=Rate(1, 1.0))
 
 
 class Kraken(Exchange):
@@ -84,6 +94,7 @@ class Kraken(Exchange):
                     "(public Trades, paced to one request a second).")
     ping_interval_s = 30.0
     simulator_protocol = "workers.simulator.venues.kraken"
+    limits = LIMITS
 
     def normalize_symbol(self, symbol: str) -> str:
         return normalize_symbol(symbol)
@@ -95,24 +106,26 @@ class Kraken(Exchange):
     @classmethod
     def pairs_from_metadata(cls, doc: Mapping) -> list[Pair]:
         """Pairs from a Kraken ``/0/public/AssetPairs`` response, keyed by normalized wsname."""
-        if doc.get("error"):
-            raise ValueError(f"Kraken AssetPairs error: {doc['error']}")
-        pairs = []
-        for info in doc.get("result", {}).values():
-            wsname = info.get("wsname")
-            if not wsname or "/" not in wsname:
-                continue
-            symbol = normalize_symbol(wsname)
-            base, quote = symbol.split("/", 1)
-            pairs.append(Pair(symbol, base, quote))
-        return pairs
+        return asset_pairs(doc, lambda info: True)
 
-    def stream_url(self, endpoint: str) -> str:
+    @classmethod
+    def trading_pairs(cls, doc: Mapping) -> list[Pair]:
+        """The pairs of an AssetPairs answer whose ``status`` is one that trades."""
+        return asset_pairs(doc, lambda info: info.get("status", "online") in TRADING_STATUSES)
+
+    def stream_url(self, endpoint: str, symbols: Sequence[str] | None = None) -> str:
         return endpoint
 
-    def subscribe_messages(self) -> list[str]:
-        params = {"channel": "trade", "symbol": self.symbols, "snapshot": True}
-        return [json.dumps({"method": "subscribe", "params": params, "req_id": 1})]
+    def subscribe_messages(self, symbols: Sequence[str] | None = None) -> list[str]:
+        return [self._request("subscribe", self.symbols if symbols is None else symbols, snapshot=True)]
+
+    def unsubscribe_messages(self, symbols: Sequence[str]) -> list[str]:
+        return [self._request("unsubscribe", symbols)]
+
+    @staticmethod
+    def _request(method: str, symbols: Sequence[str], **extra: object) -> str:
+        params = {"channel": "trade", "symbol": list(symbols), **extra}
+        return json.dumps({"method": method, "params": params, "req_id": 1})
 
     def rest_source(self, rest_url: str, page_limit: int) -> KrakenTrades:
         return KrakenTrades(self.pair, ASSET_ALIASES, rest_url, page_limit)
@@ -169,6 +182,29 @@ class Kraken(Exchange):
         message_type = clip(doc.get("type", ""))
         return parse_items(doc["data"], lambda item: self._record(convert_item(item, _Trade, "trade does not match the v2 format"), message_type, received_us))
 
+
+
+def asset_pairs(doc: object, keep: Callable[[Mapping], bool]) -> list[Pair]:
+    """Pairs of an AssetPairs answer (``{"error":[],"result":{"XXBTZUSD":{"wsname":"XBT/USD",
+    "status":"online",...}}}``) that ``keep`` accepts, keyed by normalized ``wsname``; raises
+    ``ValueError`` for an error answer or a body that is not one."""
+    if not isinstance(doc, Mapping):
+        raise ValueError(f"Kraken AssetPairs answer is not a JSON object: {clip(doc)}")
+    if doc.get("error"):
+        raise ValueError(f"Kraken AssetPairs error: {clip(doc['error'], 200)}")
+    result = doc.get("result")
+    if not isinstance(result, Mapping):
+        raise ValueError(f"Kraken AssetPairs answer has no result object: {clip(doc, 200)}")
+    pairs = []
+    for info in result.values():
+        wsname = info.get("wsname") if isinstance(info, Mapping) else None
+        if not isinstance(wsname, str) or "/" not in wsname or not keep(info):
+            continue
+        symbol = normalize_symbol(wsname)
+        base, quote = symbol.split("/", 1)
+        if base and quote:
+            pairs.append(Pair(symbol, base, quote))
+    return pairs
 
 
 def normalize_symbol(symbol: str) -> str:

@@ -36,7 +36,7 @@ from typing import Literal
 
 import msgspec
 
-from workers.base import Control, Exchange, Parsed
+from workers.base import ConnectionLimits, Control, Exchange, Parsed, Rate
 from workers.batches import convert_item
 from workers.jsonframe import DECODE_ERRORS, as_bytes, decode, decode_rest_body
 from workers.normalize import (
@@ -49,7 +49,8 @@ from workers.normalize import (
 )
 from workers.progress import Gap
 from workers.rest_source import Answer, IdPagedTrades, RestPage, Throttled
-from workers.symbols import Pair
+from workers.shard_plan import plan_shards
+from workers.symbols import Pair, listed_pairs
 
 WS_URL = "wss://ws.okx.com:8443/ws/v5/business"  # trades-all is served on /business only
 REST_URL = "https://www.okx.com"
@@ -68,6 +69,9 @@ PING_INTERVAL_S = 20.0  # our text 'ping' period: "N seconds, where N is less th
 # "the number of subscribed channels exceeds the limit". K2's choice for sharding: small
 # enough that one lost connection loses few symbols and one subscribe message holds them all.
 MAX_SYMBOLS_PER_CONNECTION = 200
+LIMITS = ConnectionLimits(per_connection=MAX_SYMBOLS_PER_CONNECTION,
+                          messages=Rate(SUBSCRIBE_REQUESTS_PER_HOUR, 3600.0),
+                          connects=Rate(CONNECTS_PER_SECOND, 1.0))
 
 # REST (https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-trades-history):
 HISTORY_MAX_LIMIT = 100  # "the maximum and default both are 100"
@@ -132,6 +136,7 @@ class Okx(Exchange):
                     "(/api/v5/market/history-trades, at most 10 requests a second).")
     ping_interval_s = PING_INTERVAL_S  # OKX closes a connection idle for 30 s
     simulator_protocol = "workers.simulator.venues.okx"
+    limits = LIMITS
 
     def normalize_symbol(self, symbol: str) -> str:
         return symbol.upper()
@@ -144,15 +149,14 @@ class Okx(Exchange):
     def pairs_from_metadata(cls, doc: Mapping) -> list[Pair]:
         return pairs_from_instruments(doc)
 
-    def stream_url(self, endpoint: str) -> str:
+    def stream_url(self, endpoint: str, symbols: Sequence[str] | None = None) -> str:
         return endpoint  # the business endpoint itself; instruments are subscribed by message
 
-    def subscribe_messages(self) -> list[str]:
-        messages = subscribe_messages(self.symbols)
-        if len(messages) > SUBSCRIBE_REQUESTS_PER_HOUR:
-            raise ValueError(f"{len(self.symbols)} okx symbols need {len(messages)} subscribe requests on one "
-                             f"connection; OKX allows {SUBSCRIBE_REQUESTS_PER_HOUR} an hour: shard them")
-        return messages
+    def subscribe_messages(self, symbols: Sequence[str] | None = None) -> list[str]:
+        return subscribe_messages(self.symbols if symbols is None else symbols)
+
+    def unsubscribe_messages(self, symbols: Sequence[str]) -> list[str]:
+        return subscribe_messages(symbols, op="unsubscribe")
 
     def ping_message(self, req_id: int) -> str | None:
         return "ping"  # OKX's keepalive is this text, not JSON and not a WebSocket ping frame
@@ -279,14 +283,14 @@ def _rest_items(body: bytes) -> list:
     return data
 
 
-def subscribe_messages(symbols: Sequence[str]) -> list[str]:
-    """``trades-all`` subscribe requests for ``symbols``, each within OKX's 64 KB."""
+def subscribe_messages(symbols: Sequence[str], op: str = "subscribe") -> list[str]:
+    """``trades-all`` subscribe (or ``op``) requests for ``symbols``, each within OKX's 64 KB."""
     messages: list[str] = []
     args: list[str] = []
     size = 0  # bytes of the message holding ``args``
 
     def text(batch: list[str]) -> str:
-        return f'{{"id":"{len(messages) + 1}","op":"subscribe","args":[{",".join(batch)}]}}'
+        return f'{{"id":"{len(messages) + 1}","op":"{op}","args":[{",".join(batch)}]}}'
 
     for symbol in symbols:
         arg = json.dumps({"channel": CHANNEL, "instId": symbol}, separators=(",", ":"))
@@ -302,7 +306,7 @@ def subscribe_messages(symbols: Sequence[str]) -> list[str]:
 
 def connection_shards(symbols: Sequence[str], per_connection: int = MAX_SYMBOLS_PER_CONNECTION) -> list[list[str]]:
     """``symbols`` split into groups of at most ``per_connection``, one connection each."""
-    return [list(symbols[i : i + per_connection]) for i in range(0, len(symbols), per_connection)]
+    return plan_shards(symbols, lambda symbol: 1, per_connection)
 
 
 class OkxTrades(IdPagedTrades):
@@ -336,13 +340,8 @@ class OkxTrades(IdPagedTrades):
 def pairs_from_instruments(doc: Mapping, states: Sequence[str] = ("live",)) -> list[Pair]:
     """Spot pairs from a ``GET /api/v5/public/instruments?instType=SPOT`` answer (pure):
     ``instId`` as sent on the wire, ``baseCcy``/``quoteCcy``, only instruments in ``states``."""
-    if doc.get("code") != "0":
-        raise ValueError(f"OKX instruments error: code={doc.get('code')!r} msg={doc.get('msg')!r}")
-    pairs = []
-    for info in doc.get("data") or []:
-        if not isinstance(info, dict) or info.get("instType") != "SPOT" or info.get("state") not in states:
-            continue
-        inst, base, quote = info.get("instId"), info.get("baseCcy"), info.get("quoteCcy")
-        if inst and base and quote:
-            pairs.append(Pair(inst, base, quote))
-    return pairs
+    if not isinstance(doc, Mapping) or doc.get("code") != "0":
+        code, msg = (doc.get("code"), doc.get("msg")) if isinstance(doc, Mapping) else (None, clip(doc))
+        raise ValueError(f"OKX instruments error: code={clip(code)!r} msg={clip(msg)!r}")
+    return listed_pairs(doc, "data", "OKX instruments", ("instId", "baseCcy", "quoteCcy"),
+                        lambda info: info.get("instType") == "SPOT" and info.get("state") in states)

@@ -17,7 +17,6 @@ from workers.base import Parsed, UnknownSymbolError
 from workers.exchanges.bybit import (
     MAX_ARGS_CHARS_PER_CONNECTION,
     Bybit,
-    TooManySymbolsError,
     args_chars,
     connection_shards,
     pairs_from_instruments_info,
@@ -198,14 +197,14 @@ def many(n: int) -> list[str]:
     return [f"TOKEN{i:05d}USDT" for i in range(n)]
 
 
-def test_a_connection_refuses_more_topics_than_its_args_limit():
+def test_one_connection_takes_topics_up_to_its_args_limit_and_the_worker_shards_the_rest():
     names = many(2000)
     table = TABLE.updated("bybit", [Pair(s, s[:-4], "USDT") for s in names])
     # "publicTrade.TOKEN00000USDT" and a comma are 29 characters, plus 1 for the brackets
     # (a comma fewer): 1 + 29 * 724 = 20,997 fit in 21,000, one more topic does not.
-    assert len(Bybit(names[:724], table).symbols) == 724
-    with pytest.raises(TooManySymbolsError, match="21000"):
-        Bybit(names[:725], table)
+    assert [len(s) for s in connection_shards(names[:724])] == [724]
+    assert [len(s) for s in connection_shards(names[:725])] == [724, 1]
+    assert len(Bybit(names, table).symbols) == 2000  # the venue holds them all; shards split them
 
 
 def test_connection_shards_cover_every_symbol_in_order_within_the_limit():

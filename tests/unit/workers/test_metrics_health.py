@@ -3,7 +3,7 @@ import urllib.error
 import urllib.request
 
 from workers.metrics import health, serve
-from workers.stats import WorkerStats
+from workers.stats import ShardState, WorkerStats
 
 
 def test_health_states():
@@ -22,6 +22,7 @@ def test_metrics_endpoint_exposes_worker_counters():
     s.dead_letters["malformed_json"] = 2
     s.reconnects["stall"] = 1
     s.produce_latency.observe(0.004)
+    s.shards.update({1: ShardState(symbols=1024, connected=True), 2: ShardState(symbols=3, connected=False)})
     server, stop = serve(s, "127.0.0.1", 0, stale_after_s=60)
     port = server.server_address[1]
     try:
@@ -34,11 +35,16 @@ def test_metrics_endpoint_exposes_worker_counters():
             'k2_worker_reconnects_total{exchange="binance",reason="stall"} 1.0',
             'k2_worker_produce_latency_seconds_bucket{exchange="binance",le="0.005"} 1.0',
             'k2_worker_queue_depth{exchange="binance"} 0.0',
+            'k2_worker_shard_connected{exchange="binance",shard="1"} 1.0',
+            'k2_worker_shard_connected{exchange="binance",shard="2"} 0.0',
+            'k2_worker_shard_symbols{exchange="binance",shard="1"} 1024.0',
+            'k2_worker_shard_symbols{exchange="binance",shard="2"} 3.0',
         ]:
             assert line in text, line
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as resp:
             assert resp.status == 200  # within the start-up grace
-            assert json.loads(resp.read())["status"] == "starting"
+            body = json.loads(resp.read())
+            assert body["status"] == "starting" and body["shards_connected"] == [1, 2]
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/nope")
             raise AssertionError("expected 404")
