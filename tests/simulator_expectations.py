@@ -39,15 +39,19 @@ def wire_time_us(time_wire: object, unit: str) -> int:
     return int(time_wire) * {"us": 1, "ms": 1000}[unit]
 
 
-def expected_trades(record_path: str, exchange: str) -> dict[tuple[str, str], dict]:
-    """(symbol, trade_id) -> the v3 fields the worker must produce, per the record."""
+def expected_trades(record_path: str, exchange: str,
+                    pairs: dict[str, tuple[str, str]] | None = None) -> dict[tuple[str, str], dict]:
+    """(symbol, trade_id) -> the v3 fields the worker must produce, per the record
+    (``pairs``: base/quote of symbols beyond :data:`PAIRS`, e.g. a generated universe's,
+    as the simulator lists them)."""
+    pairs = {**PAIRS, **(pairs or {})}
     expected: dict[tuple[str, str], dict] = {}
     for ev in read_record(record_path):
         if ev.get("ev") != "trade" or ev["exchange"] != exchange:
             continue
         ts = wire_time_us(ev["time_wire"], ev["time_unit"])
         enum = exchange.upper()
-        base, quote = PAIRS[ev["symbol"]]
+        base, quote = pairs[ev["symbol"]]
         expected[(ev["symbol"], ev["trade_id"])] = {
             "message_id": str(uuid.uuid5(NAMESPACE, f"{enum}:{ev['symbol']}:{ev['trade_id']}")),
             "trade_id": ev["trade_id"],
@@ -63,13 +67,16 @@ def expected_trades(record_path: str, exchange: str) -> dict[tuple[str, str], di
     return expected
 
 
-def published_trades(record_path: str, exchange: str) -> dict[tuple[str, str], dict]:
+def published_trades(record_path: str, exchange: str,
+                     pairs: dict[str, tuple[str, str]] | None = None) -> dict[tuple[str, str], dict]:
     """(symbol, trade_id) -> v3 fields of every trade the market published for each symbol
     a client received, from the first to the last trade any connection was sent (per
     symbol): what a complete history of the run holds, whatever the stream left out
     (drops, reconnects, a dead worker). Trades published after the last one sent are
     out: no client can know of them (they show up as a gap only once a later trade
-    arrives). Times are the tape's µs, cut to ms for venues whose wire has only ms."""
+    arrives). Times are the tape's µs, cut to ms for venues whose wire has only ms.
+    ``pairs`` as for :func:`expected_trades`."""
+    pairs = {**PAIRS, **(pairs or {})}
     events = read_record(record_path)
     first: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -86,7 +93,7 @@ def published_trades(record_path: str, exchange: str) -> dict[tuple[str, str], d
         symbol = ev["symbol"]
         if symbol not in first or not first[symbol] <= int(ev["trade_id"]) <= last[symbol]:
             continue
-        base, quote = PAIRS[symbol]
+        base, quote = pairs[symbol]
         expected[(symbol, ev["trade_id"])] = {
             "message_id": str(uuid.uuid5(NAMESPACE, f"{enum}:{symbol}:{ev['trade_id']}")),
             "trade_id": ev["trade_id"],

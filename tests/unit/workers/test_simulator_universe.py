@@ -185,3 +185,17 @@ def test_spans_only_keeps_each_symbols_first_and_last_id_sent(tmp_path):
 
 def test_every_venue_names_its_separator():
     assert {name: p.separator for name, p in protocol_classes().items()} == SEPARATORS
+
+
+def test_the_full_listing_a_worker_reads_for_all_is_the_trading_universe():
+    """``K2_<EXCHANGE>_SYMBOLS=all``: each worker's listing_url and trading_pairs over the
+    simulator's metadata give exactly the symbols trading, not one listed but closed."""
+    s = Simulator(SimulatorConfig(universe=dict.fromkeys(SEPARATORS, 40), seed=4))
+    for venue, separator in SEPARATORS.items():
+        s.list_symbol(venue, f"NEWCOIN{separator}USDT", "NEWCOIN", "USDT", trading=False)
+        s.delist_symbol(venue, s.tapes[venue].symbols[3])
+        cls = exchange_class(venue)
+        url = urllib.parse.urlsplit(cls.listing_url("http://x"))
+        reply = s.markets[venue].venue.answer(url.path, urllib.parse.parse_qs(url.query), {})
+        pairs = cls.trading_pairs(json.loads(reply.body))
+        assert {p.symbol for p in pairs} == set(s.tapes[venue].symbols) and len(pairs) == 39
