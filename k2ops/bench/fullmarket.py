@@ -236,7 +236,7 @@ def start_simulator(workdir: Path, universe: dict[str, int], total_rate: float, 
 
 
 def simulator_stats(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/stats", timeout=10) as resp:  # noqa: S310 - local
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/stats", timeout=60) as resp:  # noqa: S310 - local
         return json.load(resp)
 
 
@@ -335,6 +335,8 @@ def measure(workdir: Path, seconds: float = 1800, warmup: float = 60, universe: 
             "seconds": round(elapsed, 1), "warmup_s": warmup, "universe": universe, "total_rate": total_rate,
             "bursts": bursts, "burst_windows": len(windows),
             "published": stats["published"], "published_per_s": round(sum(stats["published"].values()) / elapsed, 1),
+            # What the rate asked for but the simulator's loop, behind, skipped (0: it kept up).
+            "simulator_behind": stats.get("behind", {}),
             "trades_lost": sum(v["lost"] for v in lost.values()), "by_venue": lost,
             "latency": split_latencies(times, lats, windows, steady_from),
             "workers": {k: v for k, v in cpu.items() if k != "simulator"}, "simulator": cpu.get("simulator"),
@@ -369,7 +371,8 @@ def summary_lines(run: dict) -> list[tuple[str, str, str]]:
     rows = [(f"trades lost, {where}",
              f"{run['trades_lost']:,} of {sum(v['expected'] for v in run['by_venue'].values()):,} sent ("
              + ", ".join(f"{k} {v['lost']:,}/{v['expected']:,}" for k, v in run["by_venue"].items())
-             + f"); published {run['published_per_s']:,} trades/s on average; workers took "
+             + f"); published {run['published_per_s']:,} trades/s on average ("
+               f"{sum(run.get('simulator_behind', {}).values()):,} skipped by the simulator falling behind); workers took "
                f"{run['worker_symbols']}; venue limits hit {run['limit_violations']}x", "0")]
     lat = run["latency"]
     for name, target in (("steady", "(no target: context)"), ("burst", "p99 < 30 s during bursts")):

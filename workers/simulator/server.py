@@ -61,7 +61,8 @@ DEFAULT_SYMBOLS_PER_VENUE = 2  # the first of each venue's default symbols a sim
 # A Binance URL naming 1,024 streams is about 20 KB: longer than websockets' default request
 # line (8 KB), which would refuse it before the venue's own limit could.
 websockets.http11.MAX_LINE_LENGTH = max(websockets.http11.MAX_LINE_LENGTH, 64 * 1024)
-ARCHIVE_BUDGET = 250_000  # archived trades per venue, shared by its symbols (a full market's memory bound)
+ARCHIVE_BUDGET = 250_000
+MAX_CATCH_UP_S = 0.1  # the most trades one tick publishes, in seconds of the venue's rate  # archived trades per venue, shared by its symbols (a full market's memory bound)
 
 
 def default_symbols() -> dict[str, tuple[str, ...]]:
@@ -145,6 +146,7 @@ class Simulator:
                                 for name, m in self.markets.items() if m.venue.connect_limit}
         self.limit_violations = dict.fromkeys(self.markets, 0)
         self.published_total = dict.fromkeys(self.markets, 0)
+        self.behind = dict.fromkeys(self.markets, 0)  # trades the rate asked for but a loop behind skipped
         self.multiplier = 1.0
         self.started_at = 0.0  # loop time the market started (the burst schedule's zero)
         # The longest prefix first, so one venue's /api/v5/ is not taken for another's /api/.
@@ -292,10 +294,12 @@ class Simulator:
     def stats(self) -> dict[str, Any]:
         """What the simulator did so far and what it cost: CPU seconds of the thread running
         its loop (call it on the loop: ``SimulatorThread.call``), trades published per
-        venue, open connections, limit violations, the current rate multiplier."""
+        venue and those its rate asked for but a CPU-starved loop skipped (``behind``), open
+        connections, limit violations, the current rate multiplier."""
         return {
             "cpu_s": round(time.thread_time(), 3),
             "published": dict(self.published_total),
+            "behind": dict(self.behind),
             "connections": {name: len(self.sessions(name)) for name in self.markets},
             "subscribed": {name: len({s for ses in self.sessions(name) for s in ses.subscribed})
                            for name in self.markets},
@@ -459,6 +463,14 @@ class Simulator:
                 last = now
                 n = int(carry)
                 carry -= n
+                # A loop that fell behind (CPU starved, or waiting below on a slow reader)
+                # publishes at most MAX_CATCH_UP_S of trades at once: one huge batch would
+                # hold the loop (handshakes, pings, REST) as long again and fall further
+                # behind. What it skips is counted (``behind``), not published.
+                most = max(1, int(rate * self.multiplier * MAX_CATCH_UP_S))
+                if n > most:
+                    self.behind[market.exchange] += n - most
+                    n = most
             else:  # as fast as the slowest reader
                 n = 1000 if market.sessions else 0
                 if not n:
@@ -470,7 +482,7 @@ class Simulator:
             batch = [market.tape.next(ts) for _ in range(n)]
             self._published(market.exchange, batch)
             for session in list(market.sessions):
-                session.offer(batch)
+                session.offer_batched(batch)
             self.recorder.flush()
             while any(s.backlog() > WRITE_HIGH_WATER for s in market.sessions):
                 await asyncio.sleep(0.001)
