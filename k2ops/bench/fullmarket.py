@@ -240,11 +240,25 @@ def simulator_stats(port: int) -> dict:
         return json.load(resp)
 
 
+def _default(name: str) -> object:
+    """A worker setting's documented default (workers/settings.py)."""
+    import dataclasses
+
+    from workers.settings import CommonWorkerSettings
+
+    return next(f.metadata["default"] for f in dataclasses.fields(CommonWorkerSettings) if f.name == name)
+
+
 def worker_env(port: int, universe: dict[str, int]) -> dict[str, str]:
     from workers.simulator.venues import protocol_classes
 
     takes_all = _takes_all()
-    env: dict[str, str] = {"K2_WORKERS_REFRESH_SYMBOLS": "true"}  # base/quote of the universe: from the metadata
+    env: dict[str, str] = {
+        "K2_WORKERS_REFRESH_SYMBOLS": "true",  # base/quote of the universe: from the metadata
+        # The production watchdog, not the isolated pipeline's 3 s for tests: a burst on a
+        # busy machine delays a connection's next frame by seconds without anything wrong.
+        "K2_WORKERS_WATCHDOG_S": str(_default("watchdog_s")),
+    }
     for name, protocol in protocol_classes().items():
         up = name.upper()
         env[f"K2_{up}_URLS"] = protocol.ws_url("127.0.0.1", port)

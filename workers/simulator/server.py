@@ -56,7 +56,10 @@ from workers.symbols import SymbolTable
 __all__ = ["Recorder", "Session", "Simulator", "SimulatorConfig", "SimulatorThread", "read_record",
            "ws_text_frame"]
 
-WRITE_HIGH_WATER = 1 << 20  # bytes buffered per connection before the market waits
+WRITE_HIGH_WATER = 1 << 20  # rate 0: bytes buffered per connection before the market waits
+# At a fixed rate the market waits for nobody (a venue does not slow down for one slow
+# client); a connection with this much unsent is dropped as a slow consumer, as venues do.
+SLOW_CONSUMER_BYTES = 64 << 20
 DEFAULT_SYMBOLS_PER_VENUE = 2  # the first of each venue's default symbols a simulator serves
 # A Binance URL naming 1,024 streams is about 20 KB: longer than websockets' default request
 # line (8 KB), which would refuse it before the venue's own limit could.
@@ -463,8 +466,7 @@ class Simulator:
                 last = now
                 n = int(carry)
                 carry -= n
-                # A loop that fell behind (CPU starved, or waiting below on a slow reader)
-                # publishes at most MAX_CATCH_UP_S of trades at once: one huge batch would
+                # A loop that fell behind (CPU starved) publishes at most MAX_CATCH_UP_S of trades at once: one huge batch would
                 # hold the loop (handshakes, pings, REST) as long again and fall further
                 # behind. What it skips is counted (``behind``), not published.
                 most = max(1, int(rate * self.multiplier * MAX_CATCH_UP_S))
@@ -484,10 +486,18 @@ class Simulator:
             for session in list(market.sessions):
                 session.offer_batched(batch)
             self.recorder.flush()
-            while any(s.backlog() > WRITE_HIGH_WATER for s in market.sessions):
-                await asyncio.sleep(0.001)
-            if cfg.rate <= 0:
+            if rate <= 0:  # throughput mode: as fast as the slowest reader takes it
+                while any(s.backlog() > WRITE_HIGH_WATER for s in market.sessions):
+                    await asyncio.sleep(0.001)
                 await asyncio.sleep(0)
+            else:
+                for slow in [s for s in market.sessions if s.backlog() > SLOW_CONSUMER_BYTES]:
+                    self.over_limit(market.exchange, slow.id, "slow_consumer",
+                                    f"{slow.backlog():,} bytes unsent > {SLOW_CONSUMER_BYTES:,}")
+                    slow.closed = True  # sends nothing more; dropped without flushing what it could not take
+                    self.recorder.write(ev="conn_close", exchange=market.exchange, conn=slow.id, how="slow_consumer")
+                    if slow.conn.transport is not None:
+                        slow.conn.transport.abort()
 
 
 def _listings(table: SymbolTable, name: str, protocol: type[VenueProtocol], cfg: SimulatorConfig) -> list[Listing]:

@@ -229,3 +229,25 @@ def test_a_starved_loop_skips_what_it_cannot_publish_rather_than_publishing_it_i
     for e in records(sim, "published"):
         ticks[e["time_us"]] = ticks.get(e["time_us"], 0) + 1
     assert max(ticks.values()) <= 100  # no tick published more than 0.1 s of the rate
+
+
+def test_at_a_fixed_rate_a_slow_reader_is_dropped_and_the_others_go_on(make_sim, monkeypatch):
+    from workers.simulator import server
+
+    monkeypatch.setattr(server, "SLOW_CONSUMER_BYTES", 200_000)
+    sim = make_sim(rates={"okx": 3000.0}, symbols={"okx": ("BTC-USDT", "ETH-USDT")})
+    slow, fast = okx_client(sim, "BTC-USDT"), okx_client(sim, "BTC-USDT")
+    try:
+        # ``slow`` never reads: its socket fills, then the simulator's buffer past the bound;
+        # ``fast`` reads all along.
+        def slow_dropped() -> list[dict]:
+            trades_of(fast, 0.2)
+            return [e for e in records(sim, "limit") if e["limit"] == "slow_consumer"]
+
+        (dropped,) = wait_until(slow_dropped, 60, "the slow reader dropped")
+        assert "BTC-USDT" in trades_of(fast, 1.0)  # the market did not wait for it, nor drop the other
+        with pytest.raises(ConnectionClosed):
+            trades_of(slow, 30)
+    finally:
+        slow.close()
+        fast.close()
