@@ -34,7 +34,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -83,26 +83,26 @@ def sent_spans(events: list[dict]) -> dict[tuple[str, str], tuple[int, int]]:
     return {(e["exchange"], e["symbol"]): (e["first_id"], e["last_id"]) for e in events if e.get("ev") == "sent_span"}
 
 
-def losses(spans: dict[tuple[str, str], tuple[int, int]], held: dict[tuple[str, str], set[int]]) -> dict[str, dict]:
-    """Per venue: trades expected (every id of each symbol's span), found in Gold, lost
-    (with up to five examples), and Gold rows outside any span (not counted as found)."""
+def losses(spans: dict[tuple[str, str], tuple[int, int]], found: dict[tuple[str, str], int],
+           outside: dict[str, int], ids_of: Callable[[tuple[str, str]], set[int]]) -> dict[str, dict]:
+    """Per venue: trades expected (every id of each symbol's span), found in Gold (distinct
+    ids within the span), lost, up to five examples (``ids_of`` gives a symbol's ids in
+    Gold, asked only for symbols with a loss), and Gold's ids outside any span."""
     out: dict[str, dict] = {}
-    for (exchange, symbol), (first, last) in sorted(spans.items()):
+    for key, (first, last) in sorted(spans.items()):
+        exchange, symbol = key
         v = out.setdefault(exchange, {"expected": 0, "found": 0, "lost": 0, "examples": []})
-        ids = held.get((exchange, symbol), set())
-        found = sum(1 for i in ids if first <= i <= last)
-        v["expected"] += last - first + 1
-        v["found"] += found
-        if found < last - first + 1:
-            v["lost"] += last - first + 1 - found
+        expected, got = last - first + 1, found.get(key, 0)
+        v["expected"] += expected
+        v["found"] += got
+        if got < expected:
+            v["lost"] += expected - got
+            ids = ids_of(key)
             missing = (i for i in range(first, last + 1) if i not in ids)
             v["examples"] += [f"{symbol}:{i}" for _, i in zip(range(5 - len(v["examples"])), missing, strict=False)]
-    for (exchange, symbol), ids in held.items():
-        span = spans.get((exchange, symbol))
-        outside = len(ids) if span is None else sum(1 for i in ids if not span[0] <= i <= span[1])
-        if outside:
-            out.setdefault(exchange, {"expected": 0, "found": 0, "lost": 0, "examples": []})
-            out[exchange]["outside_spans"] = out[exchange].get("outside_spans", 0) + outside
+    for exchange, count in outside.items():
+        if count:
+            out.setdefault(exchange, {"expected": 0, "found": 0, "lost": 0, "examples": []})["outside_spans"] = count
     return out
 
 
@@ -130,12 +130,6 @@ def nearest_rank(values, q: float) -> float:
 
     k = min(len(values) - 1, max(0, round(q / 100 * len(values)) - 1))
     return float(np.partition(values, k)[k])
-
-
-@dataclass
-class Sample:
-    cpu_s: float
-    rss_mb: float
 
 
 class ProcessSampler(threading.Thread):
@@ -269,16 +263,35 @@ def worker_env(port: int, universe: dict[str, int]) -> dict[str, str]:
     return env
 
 
-def gold_ids(pipe) -> dict[tuple[str, str], set[int]]:  # noqa: ANN001 - IsolatedPipeline
-    """(exchange name, symbol) -> trade ids Gold holds."""
+def gold_found(pipe, spans: dict[tuple[str, str], tuple[int, int]]):  # noqa: ANN001, ANN201 - IsolatedPipeline
+    """What Gold holds against ``spans``, computed in Arrow (tens of millions of rows on a
+    30-minute run): distinct ids within each symbol's span, ids outside any span per
+    venue, and a function giving one symbol's ids (for the examples of a loss)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from k2.contracts import GOLD_TABLE
 
-    table = pipe.table(GOLD_TABLE).scan(selected_fields=("exchange", "symbol", "trade_id")).to_arrow()
-    held: dict[tuple[str, str], set[int]] = {}
-    for exchange, symbol, trade_id in zip(*(table.column(c).to_pylist() for c in ("exchange", "symbol", "trade_id")),
-                                          strict=True):
-        held.setdefault((exchange.lower(), symbol), set()).add(int(trade_id))
-    return held
+    raw = pipe.table(GOLD_TABLE).scan(selected_fields=("exchange", "symbol", "trade_id")).to_arrow()
+    rows = pa.table({"exchange": pc.utf8_lower(raw["exchange"]), "symbol": raw["symbol"],
+                     "tid": pc.cast(raw["trade_id"], pa.int64())}).group_by(["exchange", "symbol", "tid"]).aggregate([])
+    keys = sorted(spans)
+    span_table = pa.table({"exchange": [k[0] for k in keys], "symbol": [k[1] for k in keys],
+                           "first": [spans[k][0] for k in keys], "last": [spans[k][1] for k in keys]})
+    joined = rows.join(span_table, ["exchange", "symbol"], join_type="left outer")
+    inside = pc.fill_null(pc.and_(pc.greater_equal(joined["tid"], joined["first"]),
+                                  pc.less_equal(joined["tid"], joined["last"])), False)
+    per_symbol = joined.filter(inside).group_by(["exchange", "symbol"]).aggregate([("tid", "count")])
+    found = {(e, sym): n for e, sym, n in zip(*(per_symbol[c].to_pylist() for c in ("exchange", "symbol", "tid_count")),
+                                               strict=True)}
+    per_venue = joined.filter(pc.invert(inside)).group_by(["exchange"]).aggregate([("tid", "count")])
+    outside = dict(zip(per_venue["exchange"].to_pylist(), per_venue["tid_count"].to_pylist(), strict=True))
+
+    def ids_of(key: tuple[str, str]) -> set[int]:
+        match = pc.and_(pc.equal(rows["exchange"], key[0]), pc.equal(rows["symbol"], key[1]))
+        return set(rows.filter(match)["tid"].to_pylist())
+
+    return found, outside, ids_of
 
 
 def gold_latencies(pipe):  # noqa: ANN001, ANN201 - IsolatedPipeline -> (times_s, latencies_s)
@@ -341,7 +354,7 @@ def measure(workdir: Path, seconds: float = 1800, warmup: float = 60, universe: 
             time.sleep(10)  # the last micro-batches
         except TimeoutError:
             pass  # what Gold lacks then is counted as lost
-        lost = losses(spans, gold_ids(pipe))
+        lost = losses(spans, *gold_found(pipe, spans))
         times, lats = gold_latencies(pipe)
         windows = burst_windows(events)
         limits = [e for e in events if e.get("ev") == "limit"]

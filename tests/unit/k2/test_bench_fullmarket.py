@@ -36,8 +36,15 @@ def test_losses_count_every_id_of_each_sent_span_missing_from_gold():
     spans = sent_spans([{"ev": "sent_span", "exchange": "okx", "symbol": "A-USDT", "first_id": 10, "last_id": 14},
                         {"ev": "sent_span", "exchange": "okx", "symbol": "B-USDT", "first_id": 1, "last_id": 2},
                         {"ev": "sent_span", "exchange": "bybit", "symbol": "CUSDT", "first_id": 7, "last_id": 7}])
-    held = {("okx", "A-USDT"): {10, 11, 13, 14, 99}, ("okx", "B-USDT"): {1, 2}, ("bybit", "CUSDT"): {7}}
-    out = losses(spans, held)
+    held = {("okx", "A-USDT"): {10, 11, 13, 14}, ("okx", "B-USDT"): {1, 2}, ("bybit", "CUSDT"): {7}}
+    asked = []
+
+    def ids_of(key):
+        asked.append(key)
+        return held[key]
+
+    out = losses(spans, {k: len(v) for k, v in held.items()}, {"okx": 1}, ids_of)
+    assert asked == [("okx", "A-USDT")]  # only a symbol with a loss is read id by id
     assert out["okx"] == {"expected": 7, "found": 6, "lost": 1, "examples": ["A-USDT:12"], "outside_spans": 1}
     assert out["bybit"] == {"expected": 1, "found": 1, "lost": 0, "examples": []}
 
@@ -73,3 +80,23 @@ def test_report_rows_name_losses_latency_cpu_and_throughput():
     assert rows["full market: okx worker"][0] == "CPU 0.4 cores, RSS max 90.1 MB"
     assert rows["simulator -> Kafka acked, okx worker alone"][0].startswith("17,552 trades/s acked")
     assert rows["simulator -> Kafka acked, bybit worker alone"][0] == "boom"
+
+
+def test_gold_found_counts_distinct_ids_inside_each_span_in_arrow():
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from k2ops.bench.fullmarket import gold_found
+
+    gold = pa.table({"exchange": ["OKX", "OKX", "OKX", "OKX", "OKX", "BYBIT"],
+                     "symbol": ["A-USDT", "A-USDT", "A-USDT", "A-USDT", "B-USDT", "CUSDT"],
+                     "trade_id": ["10", "11", "11", "99", "1", "7"]})
+    scan = SimpleNamespace(to_arrow=lambda: gold)
+    pipe = SimpleNamespace(table=lambda name: SimpleNamespace(scan=lambda selected_fields: scan))
+    spans = {("okx", "A-USDT"): (10, 12), ("bybit", "CUSDT"): (7, 7)}
+    found, outside, ids_of = gold_found(pipe, spans)
+    assert found == {("okx", "A-USDT"): 2, ("bybit", "CUSDT"): 1}  # 11 twice counts once
+    assert outside == {"okx": 2}  # A-USDT 99, and B-USDT without a span
+    assert ids_of(("okx", "A-USDT")) == {10, 11, 99}
+    assert losses(spans, found, outside, ids_of)["okx"]["examples"] == ["A-USDT:12"]
