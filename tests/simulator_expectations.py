@@ -9,10 +9,13 @@ normalization, so a bug there cannot hide in the expectation.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
-from workers.simulator import read_record
+from workers.simulator import SimulatorConfig, SimulatorThread, read_record
 
 NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's, restated
 PAIRS = {  # base/quote restated independently of workers/exchanges/*_symbols.json
@@ -29,6 +32,29 @@ DLQ_KIND = {  # simulator bad-frame kind -> the worker's DLQ error_kind
     "truncated_json": "malformed_json", "not_json": "malformed_json",
     "oversize_decimal": "decimal_out_of_range", "unknown_symbol": "unknown_symbol",
 }
+
+
+@contextmanager
+def recorded_simulators(directory: Path, **defaults: object) -> Iterator[Callable[..., SimulatorThread]]:
+    """``make(**config)`` starts an in-thread simulator recording to its own file in
+    ``directory`` (``sim.record_path``); every one started is stopped at the end."""
+    started: list[SimulatorThread] = []
+
+    def make(**overrides: object) -> SimulatorThread:
+        cfg = SimulatorConfig(record=str(directory / f"record{len(started)}.jsonl"), **{**defaults, **overrides})
+        sim = SimulatorThread(cfg)
+        sim.record_path = cfg.record
+        started.append(sim)
+        return sim
+
+    try:
+        yield make
+    finally:
+        for sim in started:
+            try:
+                sim.stop()
+            except Exception:  # noqa: BLE001 - already stopped
+                pass
 
 
 def wire_time_us(time_wire: object, unit: str) -> int:

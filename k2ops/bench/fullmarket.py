@@ -9,8 +9,10 @@ on an isolated namespace (:class:`~k2ops.pipeline.IsolatedPipeline`). Afterwards
 
 - trades lost = per venue, the trades the market published for each symbol between the
   first and the last one any connection was sent (trade ids are consecutive per
-  symbol on the simulated tape, so that is ``last - first + 1``; the simulator's record
-  lists each symbol's span, ``sent_span``) that Gold does not hold;
+  symbol on the simulated tape, so that is ``last - first + 1``; the simulator keeps
+  each symbol's span, ``/_sim/spans``) that Gold does not hold. At the end the market
+  is paused, every connection drains and Gold catches up before the simulator stops,
+  so a gap found late is still backfilled over its REST;
 - end-to-end latency = Gold commit time - the trade's exchange time, p50/p99 over the
   steady state (after ``warmup``, outside bursts) and over the bursts (the simulator
   records when each starts and ends), read per data file from Iceberg's manifests;
@@ -229,9 +231,23 @@ def start_simulator(workdir: Path, universe: dict[str, int], total_rate: float, 
     return proc, json.loads(line)["port"], record
 
 
-def simulator_stats(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/stats", timeout=60) as resp:  # noqa: S310 - local
+def control(port: int, action: str) -> dict:
+    """One GET of the simulator's control channel (``workers.simulator.control``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/{action}", timeout=60) as resp:  # noqa: S310 - local
         return json.load(resp)
+
+
+def simulator_stats(port: int) -> dict:
+    return control(port, "stats")
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> bool:
+    """``wait_until`` that answers False on a timeout (the report then says what is missing)."""
+    try:
+        wait_until(condition, timeout, what, interval=5)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _default(name: str) -> object:
@@ -345,23 +361,26 @@ def measure(workdir: Path, seconds: float = 1800, warmup: float = 60, universe: 
         sampler.start()
         began = time.monotonic()
         time.sleep(seconds)
+        control(port, "pause")  # the market stops trading; connections and REST go on
         stats = simulator_stats(port)
         sampler.stop_event.set()
         cpu = sampler.summary()
         elapsed = time.monotonic() - began
-        sim.send_signal(signal.SIGTERM)  # it writes each symbol's span of ids sent, then exits
+        # Everything sent reaches the workers, and Gold holds it, while the simulator still
+        # answers REST (a gap found now is backfilled); only then does it stop.
+        drained = _wait(lambda: sum(simulator_stats(port)["unsent_bytes"].values()) == 0, 300,
+                        "the simulator's connections to drain")
+        spans = {(ex, sym): (first, last) for ex, sym, first, last in control(port, "spans")["spans"]}
+        expected = sum(last - first + 1 for first, last in spans.values())
+        caught_up = _wait(lambda: gold_rows(pipe) >= expected, max(900, seconds / 2),
+                          "Gold to hold every trade sent")
+        sim.send_signal(signal.SIGTERM)
         sim.wait(60)
         sim = None
         pipe.stop_workers()
         events = read_record(record)
-        spans = sent_spans(events)
-        expected = sum(last - first + 1 for first, last in spans.values())
-        try:
-            wait_until(lambda: gold_rows(pipe) >= expected, max(600, seconds / 2),
-                       "Gold to hold every trade sent", interval=10)
-            time.sleep(10)  # the last micro-batches
-        except TimeoutError:
-            pass  # what Gold lacks then is counted as lost
+        spans = sent_spans(events) or spans  # the record's final word (nothing is sent while paused)
+        time.sleep(10 if caught_up else 0)  # the last micro-batches
         lost = losses(spans, *gold_found(pipe, spans))
         times, lats = gold_latencies(pipe)
         windows = burst_windows(events)
@@ -377,6 +396,7 @@ def measure(workdir: Path, seconds: float = 1800, warmup: float = 60, universe: 
             "workers": {k: v for k, v in cpu.items() if k != "simulator"}, "simulator": cpu.get("simulator"),
             "limit_violations": len(limits), "limit_examples": limits[:5],
             "worker_symbols": "all" if _takes_all() else "explicit lists of the universe",
+            "drained": drained, "gold_caught_up": caught_up,
         }
     finally:
         if sim is not None:

@@ -9,7 +9,10 @@ methods through ``SimulatorThread.call``. Each answers JSON (400 naming what is 
 * ``/_sim/list?exchange=okx&symbol=ABCD-USDT&base=ABCD&quote=USDT[&price=1.5][&trading=0]``;
 * ``/_sim/delist?exchange=okx&symbol=ABCD-USDT``;
 * ``/_sim/disconnect?exchange=binance&index=1`` or ``&symbol=BTCUSDT`` (one connection;
-  ``how=abort|close|shutdown``, default abort).
+  ``how=abort|close|shutdown``, default abort);
+* ``/_sim/pause?on=1`` (``on=0`` resumes): hold the market still, connections and REST
+  going on (a benchmark's end: everything sent drains before the simulator stops);
+* ``/_sim/spans``: each symbol's first and last trade id sent (``--record-spans-only``).
 
 It listens where the simulator does (127.0.0.1 by default) and changes only the
 simulated market.
@@ -54,6 +57,11 @@ def answer(sim: Simulator, path: str, query: Mapping[str, list[str]]) -> tuple[i
     try:
         if action == "stats":
             return 200, sim.stats()
+        if action == "pause":
+            sim.pause(_one(query, "on", "1") not in ("0", "false"))
+            return 200, {"paused": sim.cfg.paused}
+        if action == "spans":
+            return 200, {"spans": sim.sent_spans()}
         if action == "list":
             listing = sim.list_symbol(_exchange(sim, query), _one(query, "symbol"), _one(query, "base"),
                                       _one(query, "quote"), (query.get("price") or [None])[0],
@@ -75,4 +83,4 @@ def answer(sim: Simulator, path: str, query: Mapping[str, list[str]]) -> tuple[i
             return 200, {"disconnected": conn}
     except (ControlError, ValueError) as exc:
         return 400, {"error": str(exc)}
-    return 404, {"error": f"unknown control {action!r}; known: stats, list, delist, disconnect"}
+    return 404, {"error": f"unknown control {action!r}; known: stats, list, delist, disconnect, pause, spans"}

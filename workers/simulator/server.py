@@ -310,7 +310,21 @@ class Simulator:
             "limit_violations": dict(self.limit_violations),
             "multiplier": self.multiplier,
             "connections_opened": dict(self.connections_opened),
+            # Bytes written to connections but not yet taken by the client (0: all delivered).
+            "unsent_bytes": {name: sum(s.backlog() for s in self.sessions(name)) for name in self.markets},
+            "paused": self.cfg.paused,
         }
+
+    def pause(self, paused: bool) -> None:
+        """Hold the market still (no trades published) or let it trade again; connections,
+        pings and REST go on."""
+        self.cfg.paused = paused
+        self.recorder.write(ev="control", kind="pause" if paused else "resume", time_us=now_us())
+        self.recorder.flush()
+
+    def sent_spans(self) -> list[tuple[str, str, int, int]]:
+        """(exchange, symbol, first id, last id) sent so far, with ``record_sent`` off."""
+        return [(ex, sym, first, last) for (ex, sym), (first, last) in sorted(self.recorder.spans.items())]
 
     def over_limit(self, exchange: str, conn: int | None, limit: str, detail: str) -> None:
         """A client went past one of the venue's limits: counted and recorded."""

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from k2.polling import wait_until
+from simulator_expectations import recorded_simulators
 from workers.simulator import SimulatorConfig, SimulatorThread, control, read_record
 from workers.simulator.schedule import Bursts
 from workers.simulator.server import Simulator
@@ -25,18 +26,8 @@ from workers.simulator.server import Simulator
 
 @pytest.fixture
 def make_sim(tmp_path) -> Iterator:
-    started: list[SimulatorThread] = []
-
-    def make(**overrides) -> SimulatorThread:
-        cfg = SimulatorConfig(record=str(tmp_path / f"record{len(started)}.jsonl"), seed=3, **overrides)
-        sim = SimulatorThread(cfg)
-        sim.record_path = cfg.record
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
+    with recorded_simulators(tmp_path, seed=3) as make:
+        yield make
 
 
 def records(sim: SimulatorThread, ev: str) -> list[dict]:
@@ -251,3 +242,21 @@ def test_at_a_fixed_rate_a_slow_reader_is_dropped_and_the_others_go_on(make_sim,
     finally:
         slow.close()
         fast.close()
+
+
+def test_pause_holds_the_market_while_connections_drain_and_spans_say_what_was_sent(make_sim):
+    sim = make_sim(rates={"okx": 500.0}, symbols={"okx": ("BTC-USDT", "ETH-USDT")}, record_sent=False)
+    client = okx_client(sim, "BTC-USDT")
+    try:
+        received = trades_of(client, 1.0)
+        assert get(sim, "/_sim/pause?on=1") == (200, {"paused": True})
+        published = get(sim, "/_sim/stats")[1]["published"]["okx"]
+        received += trades_of(client, 1.0)  # what was in flight
+        assert trades_of(client, 1.0) == [] and get(sim, "/_sim/stats")[1]["published"]["okx"] == published
+        assert get(sim, "/_sim/stats")[1]["unsent_bytes"]["okx"] == 0
+        (span,) = get(sim, "/_sim/spans")[1]["spans"]
+        assert span[:2] == ["okx", "BTC-USDT"] and span[3] - span[2] + 1 == received.count("BTC-USDT")
+        assert get(sim, "/_sim/pause?on=0")[1] == {"paused": False}
+        assert "BTC-USDT" in trades_of(client, 1.0)
+    finally:
+        client.close()
