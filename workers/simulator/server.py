@@ -64,8 +64,10 @@ DEFAULT_SYMBOLS_PER_VENUE = 2  # the first of each venue's default symbols a sim
 # A Binance URL naming 1,024 streams is about 20 KB: longer than websockets' default request
 # line (8 KB), which would refuse it before the venue's own limit could.
 websockets.http11.MAX_LINE_LENGTH = max(websockets.http11.MAX_LINE_LENGTH, 64 * 1024)
-ARCHIVE_BUDGET = 250_000
-MAX_CATCH_UP_S = 0.1  # the most trades one tick publishes, in seconds of the venue's rate  # archived trades per venue, shared by its symbols (a full market's memory bound)
+ARCHIVE_BUDGET = 250_000  # archived trades per venue, shared by its symbols (a full market's memory bound)
+# The most trades one tick publishes, in seconds of the venue's rate: a loop descheduled on
+# a busy machine catches up on up to a second at once, not more.
+MAX_CATCH_UP_S = 1.0
 
 
 def default_symbols() -> dict[str, tuple[str, ...]]:
@@ -480,9 +482,10 @@ class Simulator:
                 last = now
                 n = int(carry)
                 carry -= n
-                # A loop that fell behind (CPU starved) publishes at most MAX_CATCH_UP_S of trades at once: one huge batch would
-                # hold the loop (handshakes, pings, REST) as long again and fall further
-                # behind. What it skips is counted (``behind``), not published.
+                # A loop that fell behind (CPU starved) publishes at most MAX_CATCH_UP_S of
+                # trades at once: a bigger batch would hold the loop (handshakes, pings,
+                # REST) as long again and fall further behind. What it skips is counted
+                # (``behind``), not published.
                 most = max(1, int(rate * self.multiplier * MAX_CATCH_UP_S))
                 if n > most:
                     self.behind[market.exchange] += n - most

@@ -214,12 +214,12 @@ def test_bursts_multiply_the_rate_and_the_record_says_when(make_sim):
 def test_a_starved_loop_skips_what_it_cannot_publish_rather_than_publishing_it_in_one_lump(make_sim):
     sim = make_sim(rates={"okx": 1000.0}, symbols={"okx": ("BTC-USDT",)})
     wait_until(lambda: sim.call(sim.sim.stats)["published"]["okx"] > 200, 10, "the market to trade")
-    sim.call(time.sleep, 1.0)  # the loop held for a second, as by a busy machine
-    wait_until(lambda: sim.call(sim.sim.stats)["behind"]["okx"] >= 700, 10, "the skipped second counted")
+    sim.call(time.sleep, 3.0)  # the loop held for three seconds, as by a busy machine
+    wait_until(lambda: sim.call(sim.sim.stats)["behind"]["okx"] >= 1700, 10, "the skipped seconds counted")
     ticks = {}
     for e in records(sim, "published"):
         ticks[e["time_us"]] = ticks.get(e["time_us"], 0) + 1
-    assert max(ticks.values()) <= 100  # no tick published more than 0.1 s of the rate
+    assert max(ticks.values()) <= 1000  # no tick published more than 1 s of the rate
 
 
 def test_at_a_fixed_rate_a_slow_reader_is_dropped_and_the_others_go_on(make_sim, monkeypatch):
