@@ -9,10 +9,13 @@ normalization, so a bug there cannot hide in the expectation.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
-from workers.simulator import read_record
+from workers.simulator import SimulatorConfig, SimulatorThread, read_record
 
 NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-5b8e-9c3e-4b2a7f0d1e93")  # the contract's, restated
 PAIRS = {  # base/quote restated independently of workers/exchanges/*_symbols.json
@@ -31,6 +34,29 @@ DLQ_KIND = {  # simulator bad-frame kind -> the worker's DLQ error_kind
 }
 
 
+@contextmanager
+def recorded_simulators(directory: Path, **defaults: object) -> Iterator[Callable[..., SimulatorThread]]:
+    """``make(**config)`` starts an in-thread simulator recording to its own file in
+    ``directory`` (``sim.record_path``); every one started is stopped at the end."""
+    started: list[SimulatorThread] = []
+
+    def make(**overrides: object) -> SimulatorThread:
+        cfg = SimulatorConfig(record=str(directory / f"record{len(started)}.jsonl"), **{**defaults, **overrides})
+        sim = SimulatorThread(cfg)
+        sim.record_path = cfg.record
+        started.append(sim)
+        return sim
+
+    try:
+        yield make
+    finally:
+        for sim in started:
+            try:
+                sim.stop()
+            except Exception:  # noqa: BLE001 - already stopped
+                pass
+
+
 def wire_time_us(time_wire: object, unit: str) -> int:
     """A trade time as the simulator wrote it on the wire, in µs since the epoch."""
     if unit == "rfc3339":
@@ -39,15 +65,19 @@ def wire_time_us(time_wire: object, unit: str) -> int:
     return int(time_wire) * {"us": 1, "ms": 1000}[unit]
 
 
-def expected_trades(record_path: str, exchange: str) -> dict[tuple[str, str], dict]:
-    """(symbol, trade_id) -> the v3 fields the worker must produce, per the record."""
+def expected_trades(record_path: str, exchange: str,
+                    pairs: dict[str, tuple[str, str]] | None = None) -> dict[tuple[str, str], dict]:
+    """(symbol, trade_id) -> the v3 fields the worker must produce, per the record
+    (``pairs``: base/quote of symbols beyond :data:`PAIRS`, e.g. a generated universe's,
+    as the simulator lists them)."""
+    pairs = {**PAIRS, **(pairs or {})}
     expected: dict[tuple[str, str], dict] = {}
     for ev in read_record(record_path):
         if ev.get("ev") != "trade" or ev["exchange"] != exchange:
             continue
         ts = wire_time_us(ev["time_wire"], ev["time_unit"])
         enum = exchange.upper()
-        base, quote = PAIRS[ev["symbol"]]
+        base, quote = pairs[ev["symbol"]]
         expected[(ev["symbol"], ev["trade_id"])] = {
             "message_id": str(uuid.uuid5(NAMESPACE, f"{enum}:{ev['symbol']}:{ev['trade_id']}")),
             "trade_id": ev["trade_id"],
@@ -63,13 +93,16 @@ def expected_trades(record_path: str, exchange: str) -> dict[tuple[str, str], di
     return expected
 
 
-def published_trades(record_path: str, exchange: str) -> dict[tuple[str, str], dict]:
+def published_trades(record_path: str, exchange: str,
+                     pairs: dict[str, tuple[str, str]] | None = None) -> dict[tuple[str, str], dict]:
     """(symbol, trade_id) -> v3 fields of every trade the market published for each symbol
     a client received, from the first to the last trade any connection was sent (per
     symbol): what a complete history of the run holds, whatever the stream left out
     (drops, reconnects, a dead worker). Trades published after the last one sent are
     out: no client can know of them (they show up as a gap only once a later trade
-    arrives). Times are the tape's µs, cut to ms for venues whose wire has only ms."""
+    arrives). Times are the tape's µs, cut to ms for venues whose wire has only ms.
+    ``pairs`` as for :func:`expected_trades`."""
+    pairs = {**PAIRS, **(pairs or {})}
     events = read_record(record_path)
     first: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -86,7 +119,7 @@ def published_trades(record_path: str, exchange: str) -> dict[tuple[str, str], d
         symbol = ev["symbol"]
         if symbol not in first or not first[symbol] <= int(ev["trade_id"]) <= last[symbol]:
             continue
-        base, quote = PAIRS[symbol]
+        base, quote = pairs[symbol]
         expected[(symbol, ev["trade_id"])] = {
             "message_id": str(uuid.uuid5(NAMESPACE, f"{enum}:{symbol}:{ev['trade_id']}")),
             "trade_id": ev["trade_id"],

@@ -48,13 +48,18 @@ def delivered(port: int) -> float:
 
 def bench_one(
     plat: PlatformSettings, exchange: str, duration_s: float, warmup_s: float, batch: int, port: int, rate: float = 0.0,
+    symbols: int = 0,
 ) -> dict:
+    """One worker against the simulator's throughput mode (only ``exchange`` served, as
+    fast as the worker reads unless ``rate``); ``symbols``: a generated universe of that
+    many (with ``all``, if the worker takes it) instead of two symbols."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
-    sim = SimulatorThread(SimulatorConfig(rate=rate, batch=batch, seed=1))
+    sim = SimulatorThread(SimulatorConfig.throughput(exchange, symbols, rate=rate, batch=batch, seed=1))
     env = dict(os.environ)
     env.update(sim.worker_env())  # its URLs, REST URLs (gap backfill) and symbols
     env.update({
-        "K2_WORKERS_REFRESH_SYMBOLS": "false", "K2_WORKERS_TOPIC_PREFIX": prefix,
+        # A generated universe is known only from the simulator's metadata.
+        "K2_WORKERS_REFRESH_SYMBOLS": "true" if symbols else "false", "K2_WORKERS_TOPIC_PREFIX": prefix,
         f"K2_{exchange.upper()}_METRICS_PORT": str(port), "K2_WORKERS_SUMMARY_INTERVAL_S": "10",
         # Throw-away progress files, like the topics.
         "K2_WORKERS_STATE_DIR": (state_dir := tempfile.mkdtemp(prefix="k2-bench-state-")),
@@ -75,6 +80,7 @@ def bench_one(
                 time.sleep(0.2)
         time.sleep(warmup_s)
         t0, d0, c0 = time.monotonic(), delivered(port), proc.cpu_times()
+        s0 = sim.call(sim.sim.stats)["cpu_s"]
         rss_start = proc.memory_info().rss
         rss_max, next_minute, rss_by_minute = rss_start, t0 + 60, []
         while time.monotonic() - t0 < duration_s:
@@ -87,6 +93,7 @@ def bench_one(
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited with {worker.returncode} during the run; see {log_path}")
         t1, d1, c1 = time.monotonic(), delivered(port), proc.cpu_times()
+        s1 = sim.call(sim.sim.stats)["cpu_s"]
         elapsed = t1 - t0
         rate = (d1 - d0) / elapsed
         cores = ((c1.user - c0.user) + (c1.system - c0.system)) / elapsed
@@ -105,6 +112,9 @@ def bench_one(
             "batch": batch,  # most trades per message, on venues that batch them
             "simulator_rate": rate or "unlimited",
             "rss_mb_by_minute": rss_by_minute,
+            # The simulator's own CPU (its loop thread): near 1.0 it, not the worker, is the limit.
+            "simulator_cpu_cores": round((s1 - s0) / elapsed, 3),
+            "symbols": symbols or 2,
         }
     finally:
         worker.terminate()
@@ -156,12 +166,15 @@ def main(argv: list[str] | None = None) -> int:
                         "A fixed rate with a long --duration is a memory soak")
     parser.add_argument("--batch", type=int, default=10,
                         help="trades per message, on venues that batch them (default %(default)s)")
+    parser.add_argument("--symbols", type=int, default=0,
+                        help="a generated universe of this many symbols (default: the venue's first two)")
     parser.add_argument("--metrics-port", type=int, default=19109, help="worker metrics port used to count acks")
     parser.add_argument("--json", action="store_true", help="print one JSON object per exchange only")
     args = parser.parse_args(argv)
     plat = load_platform()
     for exchange in args.exchange or names():
-        result = bench_one(plat, exchange, args.duration, args.warmup, args.batch, args.metrics_port, args.rate)
+        result = bench_one(plat, exchange, args.duration, args.warmup, args.batch, args.metrics_port, args.rate,
+                           args.symbols)
         if args.json:
             print(json.dumps(result), flush=True)
         else:
@@ -170,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result['worker_cpu_cores']:.2f} cores = {result['cpu_core_seconds_per_1000_trades_per_s']} "
                 f"core-s per 1,000 trades/s (~{result['projected_trades_per_s_per_core']:,} trades/s per "
                 f"free core) | RSS start {result['rss_mb_start']} MB, max {result['rss_mb_max']} MB, "
-                f"last {result['rss_mb_last']} MB "
+                f"last {result['rss_mb_last']} MB | simulator CPU {result['simulator_cpu_cores']:.2f} cores "
                 f"| {result['duration_s']} s",
                 flush=True,
             )

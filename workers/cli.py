@@ -6,9 +6,6 @@ simulator that way, so the runtime never goes through the operator CLI (k2ops)."
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import signal
 import sys
 
 from k2.exchanges import names
@@ -65,28 +62,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"run the local exchange simulator ({_labels()})",
         description=(
             f"A WebSocket server on 127.0.0.1 speaking each venue's protocol ({paths}), with "
-            "configurable symbols, rate, faults and a seed, and their REST trade histories. "
+            "configurable symbols (or a generated full-market --universe), rate and bursts, faults and a seed, "
+            "their REST trade histories and metadata, and a control channel (GET /_sim/stats|list|delist|"
+            "disconnect). "
             f"Point workers at it with {url_settings}. "
             "--record writes every trade and bad frame sent, one JSON object per line."
         ),
     )
-    s.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
-    s.add_argument("--port", type=int, default=DEFAULT_SIMULATOR_PORT, help="port, 0 for any free one (default %(default)s)")
-    for name, cls in venues.items():
-        s.add_argument(f"--{name}-symbols", default=",".join(cls.default_symbols),
-                       help=f"{cls.label()} symbols to serve (default %(default)s)")
-    s.add_argument("--rate", type=float, default=20.0, help="trades/s per exchange; 0 = as fast as clients read")
-    s.add_argument("--batch", type=int, default=5, help="most trades per message, on venues that batch them")
-    s.add_argument("--malformed-rate", type=float, default=0.0, help="chance per trade frame of an extra malformed frame")
-    s.add_argument("--duplicate-rate", type=float, default=0.0, help="chance per trade frame of sending it twice")
-    s.add_argument("--lifetime", type=float, help="close each connection after this many seconds")
-    s.add_argument("--shutdown-after", type=float,
-                   help="send the venue's shutdown notice (where it has one) after this many seconds, then close")
-    s.add_argument("--disconnect-after", type=float, help="drop each connection abruptly after this many seconds")
-    s.add_argument("--stall-after", type=float, help="stop sending data and heartbeats after this many seconds ...")
-    s.add_argument("--stall-for", type=float, default=0.0, help="... for this many seconds (a silent stall)")
-    s.add_argument("--seed", type=int, default=1, help="seed of prices, sides and faults (default %(default)s)")
-    s.add_argument("--record", help="write everything sent to this JSON-lines file")
+    from workers.simulator.cli import add_arguments
+
+    add_arguments(s, DEFAULT_SIMULATOR_PORT)
     s.set_defaults(func=run_simulate)
 
 
@@ -118,34 +103,9 @@ def run_workers(args: argparse.Namespace) -> int:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from workers.simulator import Simulator, SimulatorConfig
+    from workers.simulator.cli import run
 
-    def symbols(text: str) -> tuple[str, ...]:
-        return tuple(s.strip() for s in text.split(",") if s.strip())
-
-    venues = names()
-    cfg = SimulatorConfig(
-        host=args.host, port=args.port, symbols={name: symbols(getattr(args, f"{name}_symbols")) for name in venues},
-        rate=args.rate, batch=args.batch,
-        malformed_rate=args.malformed_rate, duplicate_rate=args.duplicate_rate, lifetime_s=args.lifetime,
-        shutdown_after_s=args.shutdown_after, disconnect_after_s=args.disconnect_after,
-        stall_after_s=args.stall_after, stall_for_s=args.stall_for, seed=args.seed, record=args.record,
-    )
-
-    async def main() -> None:
-        sim = Simulator(cfg)
-        port = await sim.start()
-        urls = {f"{name}_url": m.venue.ws_url(args.host, port) for name, m in sim.markets.items()}
-        print(json.dumps({"event": "simulator_listening", "port": port, **urls, "record": args.record}), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await sim.stop()
-
-    asyncio.run(main())
-    return 0
+    return run(args)
 
 
 def main(argv: list[str] | None = None) -> int:

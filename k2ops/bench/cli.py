@@ -13,6 +13,7 @@ except the platform run, which measures the running platform's own tables:
 | Silver and end-to-end latency, worker memory, gap to Gold | `k2ops.bench.latency` (live isolated pipeline; the stream leaves out 0.5 % of trades, backfilled over REST) |
 | soak: snapshots, data files, metadata size over an hour | `k2ops.bench.soak` (live isolated pipeline, maintenance every 10 min); only with `--only soak` |
 | Silver and end-to-end latency on the whole platform, and their flatness over 10-minute slices | `k2ops.bench.platform` (`k2 up --simulator --simulator-rate R`: Airflow's streams and maintenance DAGs, the `market_data` tables; left as found afterwards); only with `--only platform` |
+| full market: trades lost, worker CPU/RSS per venue, e2e latency steady and in bursts, acked trades/s of the new venues' workers | `k2ops.bench.fullmarket` (simulator process with 4,500 symbols at 5,000 trades/s and 10x one-minute bursts, five workers with `K2_<EXCHANGE>_SYMBOLS=all`, isolated pipeline; 30 min, `--seconds` to shorten) |
 
 Results go to ``$K2_HOME/bench/<UTC time>.json`` and ``.md``.
 """
@@ -48,6 +49,7 @@ TARGETS = {  # SPEC §8, "ours"
     "platform_silver_p99_s": "< 8 s (issue 17)",
     "platform_e2e_p99_s": "< 15 s (issue 17)",
     "platform_flatness": "last 10 min p99 within 20 % of the first 10 min's (<= 1.2; issue 17)",
+    # Issue 14, the full-market benchmark: in k2ops.bench.fullmarket.summary_lines.
 }
 
 
@@ -100,6 +102,8 @@ def run_all(args: argparse.Namespace) -> dict:
                                                 "command": "k2ops.bench.latency.measure"}
         except Exception as exc:  # noqa: BLE001 - one failed figure must not lose the others
             report["errors"]["latency"] = repr(exc)
+    if not args.only or "fullmarket" in args.only:
+        _fullmarket(args, report)
     if args.only and "soak" in args.only:  # an hour by default: never part of a plain `make bench`
         _soak(args, report)
     if args.only and "platform" in args.only:  # takes the whole platform: never in a plain `make bench`
@@ -129,6 +133,28 @@ def _soak(args: argparse.Namespace, report: dict) -> None:
     if run["failed_batches"] or failed_jobs:
         report["errors"]["soak"] = (f"{len(run['failed_batches'])} failed batches, "
                                     f"{len(failed_jobs)} failed maintenance runs")
+
+
+def _fullmarket(args: argparse.Namespace, report: dict) -> None:
+    from k2ops.bench.fullmarket import measure, summary_lines
+
+    seconds = args.seconds or 1800
+    warmup = 60 if args.warmup is None else args.warmup
+    print(f"[k2 bench] fullmarket: {seconds:g} s of a full simulated market through the isolated pipeline, "
+          f"then each new venue's worker alone for {min(args.worker_seconds, 60):g} s", file=sys.stderr, flush=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="k2-fullmarket-") as tmp:
+            run = measure(Path(tmp), seconds, warmup, throughput_s=min(args.worker_seconds, 60))
+    except Exception as exc:  # noqa: BLE001 - report what broke, as for the other figures
+        import traceback
+
+        report["errors"]["fullmarket"] = "".join(traceback.format_exception(exc)[-3:])
+        return
+    report["results"]["fullmarket"] = {"runs": [run], "command": "k2ops.bench.fullmarket.measure"}
+    for figure, measured, _ in summary_lines(run):
+        print(f"[k2 bench] fullmarket: {figure}: {measured}", file=sys.stderr, flush=True)
+    if run["trades_lost"]:
+        report["errors"]["fullmarket"] = f"{run['trades_lost']} trades lost (published, not in Gold)"
 
 
 def _platform(args: argparse.Namespace, report: dict) -> None:
@@ -226,6 +252,10 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
                      f"first {run['worker_rss_first_mb']} MB, last {run['worker_rss_last_mb']} MB, "
                      f"max {run['worker_rss_max_mb']} MB over {run['seconds']} s", TARGETS["worker_rss_mb"]))
     rows += _platform_rows(report)
+    for run in _first(report, "fullmarket"):
+        from k2ops.bench.fullmarket import summary_lines as fullmarket_lines
+
+        rows += fullmarket_lines(run)
     return rows
 
 
@@ -298,19 +328,20 @@ SIZES: tuple[tuple[str, type, float | None, str], ...] = (
     ("--restarts", int, 3, "kill -9/restart cycles"),
     ("--query-runs", int, 5, "`k2 query` runs, cold and warm, per command"),
     ("--rate", float, None, "latency, soak and platform runs: trades/s per exchange (default 50; soak 200)"),
-    ("--seconds", float, None, "latency, soak and platform runs: seconds of trading, warm-up included "
-     "(default 120; soak 3600; platform 600)"),
+    ("--seconds", float, None, "latency, soak, platform and fullmarket runs: seconds of trading, warm-up included "
+     "(default 120; soak 3600; platform 600; fullmarket 1800)"),
     ("--sample-every", float, 60, "soak: seconds between two samples of every table (default 60)"),
     ("--maintenance-every", float, 600, "soak: seconds between compaction + retention runs (default 600)"),
-    ("--warmup", float, None, "latency and platform runs: first seconds left out of the steady-state "
-     "percentiles (default 30; platform 60)"),
+    ("--warmup", float, None, "latency, platform and fullmarket runs: first seconds left out of the steady-state "
+     "percentiles (default 30; platform and fullmarket 60)"),
 )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "bench", _main, "measure every SPEC §8 figure; JSON + markdown report", __doc__, raw=True)
     p.add_argument("--only", nargs="+",
-                   choices=["workers", "bronze", "gold_query", "query", "recovery", "latency", "soak", "platform"],
+                   choices=["workers", "bronze", "gold_query", "query", "recovery", "latency", "soak", "platform",
+                            "fullmarket"],
                    help="run only these benchmarks (soak and platform run only when named here)")
     for flag, kind, default, text in SIZES:
         p.add_argument(flag, type=kind, default=default, help=text)

@@ -16,6 +16,15 @@ ground truth of a complete history) and exactly what each connection was sent:
 every trade with its wire text, every trade left out (``dropped``), every bad frame,
 every REST answer, every connection event, so tests compare Kafka against it without
 using worker code.
+
+A full market: ``universe`` gives a venue thousands of generated symbols (see
+:mod:`workers.simulator.universe`), served by its REST metadata with their trading
+status; ``rates`` sets each venue's trades/s and ``bursts`` multiplies them for a while
+(:mod:`workers.simulator.schedule`). The venues' per-connection limits are always
+enforced (a client past one is refused the venue's way and the record says so,
+``ev: limit``); their per-IP connection rates with ``connect_limits``. At runtime a
+symbol can be listed or delisted and one connection (a shard) dropped, in-process or
+over HTTP GETs under ``/_sim/`` on the same port (:mod:`workers.simulator.control`).
 """
 
 from __future__ import annotations
@@ -31,20 +40,34 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import websockets.http11
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from workers.simulator.market import ARCHIVE_DEPTH, SimTrade, Tape
-from workers.simulator.session import Recorder, Session, now_us, ws_text_frame
+from workers.simulator import control
+from workers.simulator.market import ARCHIVE_DEPTH, SNAPSHOT_DEPTH, SimTrade, Tape
+from workers.simulator.schedule import Bursts
+from workers.simulator.session import RateWindow, Recorder, Session, now_us, ws_text_frame
+from workers.simulator.universe import Listing, check_symbol, generate
 from workers.simulator.venues import VenueProtocol, protocol_classes
 from workers.symbols import SymbolTable
 
 __all__ = ["Recorder", "Session", "Simulator", "SimulatorConfig", "SimulatorThread", "read_record",
            "ws_text_frame"]
 
-WRITE_HIGH_WATER = 1 << 20  # bytes buffered per connection before the market waits
+WRITE_HIGH_WATER = 1 << 20  # rate 0: bytes buffered per connection before the market waits
+# At a fixed rate the market waits for nobody (a venue does not slow down for one slow
+# client); a connection with this much unsent is dropped as a slow consumer, as venues do.
+SLOW_CONSUMER_BYTES = 64 << 20
 DEFAULT_SYMBOLS_PER_VENUE = 2  # the first of each venue's default symbols a simulator serves
+# A Binance URL naming 1,024 streams is about 20 KB: longer than websockets' default request
+# line (8 KB), which would refuse it before the venue's own limit could.
+websockets.http11.MAX_LINE_LENGTH = max(websockets.http11.MAX_LINE_LENGTH, 64 * 1024)
+ARCHIVE_BUDGET = 250_000  # archived trades per venue, shared by its symbols (a full market's memory bound)
+# The most trades one tick publishes, in seconds of the venue's rate: a loop descheduled on
+# a busy machine catches up on up to a second at once, not more.
+MAX_CATCH_UP_S = 1.0
 
 
 def default_symbols() -> dict[str, tuple[str, ...]]:
@@ -80,6 +103,23 @@ class SimulatorConfig:
     record: str | None = None  # JSON-lines file of everything sent
     tick_s: float = 0.01
     paused: bool = False  # the market publishes nothing while set (a test holds it still)
+    # Full market: venue -> number of symbols of a generated universe (replaces its ``symbols``).
+    universe: dict[str, int] = field(default_factory=dict)
+    rates: dict[str, float] = field(default_factory=dict)  # venue -> trades/s (instead of ``rate``)
+    bursts: Bursts | None = None  # periodic rate multiplier
+    record_sent: bool = True  # a ``trade`` line per trade sent; False: only each symbol's span of ids sent
+    connect_limits: bool = False  # enforce each venue's new-connections-per-IP limit (HTTP 429)
+    archive_budget: int = ARCHIVE_BUDGET
+
+    @classmethod
+    def throughput(cls, venue: str, symbols: int = 0, rate: float = 0.0, **overrides: Any) -> SimulatorConfig:
+        """One venue as fast as its clients read (``rate=0``, TCP pushes back), the others
+        serving nothing: what a worker's throughput is measured against. ``symbols``: a
+        generated universe of that many instead of the venue's first two defaults."""
+        from workers.exchanges import exchange_class
+
+        return cls(symbols={venue: exchange_class(venue).default_symbols[:DEFAULT_SYMBOLS_PER_VENUE]},
+                   universe={venue: symbols} if symbols else {}, rate=rate, **overrides)
 
 
 
@@ -94,15 +134,26 @@ class Market:
 class Simulator:
     def __init__(self, cfg: SimulatorConfig):
         self.cfg = cfg
-        self.recorder = Recorder(cfg.record)
+        self.recorder = Recorder(cfg.record, sent_lines=cfg.record_sent)
         table = SymbolTable.shipped()
         self.markets: dict[str, Market] = {}
         for index, (name, protocol) in enumerate(protocol_classes().items()):
-            symbols = list(cfg.symbols.get(name, ()))
-            tape = Tape(symbols, {s: _base(table, name, s) for s in symbols}, cfg.seed * 2 + index,
-                        protocol.price_decimals, pad_to=protocol.pad_to, archive_depth=cfg.rest_history)
-            self.markets[name] = Market(name, tape, protocol(tape))
+            listings = _listings(table, name, protocol, cfg)
+            trading = [item for item in listings if item.trading]
+            depth = min(cfg.rest_history, max(2 * SNAPSHOT_DEPTH, cfg.archive_budget // max(1, len(listings))))
+            tape = Tape([i.symbol for i in trading], {i.symbol: i.base for i in trading}, cfg.seed * 2 + index,
+                        protocol.price_decimals, pad_to=protocol.pad_to, archive_depth=depth,
+                        prices={i.symbol: i.price for i in trading if i.price})
+            self.markets[name] = Market(name, tape, protocol(tape, {i.symbol: i for i in listings}))
         self.tapes = {name: market.tape for name, market in self.markets.items()}
+        self.client_messages = {name: RateWindow(_client_messages_per_s(name), 1.0) for name in self.markets}
+        self._connect_tokens = {name: (float(m.venue.connect_limit.burst), time.monotonic())
+                                for name, m in self.markets.items() if m.venue.connect_limit}
+        self.limit_violations = dict.fromkeys(self.markets, 0)
+        self.published_total = dict.fromkeys(self.markets, 0)
+        self.behind = dict.fromkeys(self.markets, 0)  # trades the rate asked for but a loop behind skipped
+        self.multiplier = 1.0
+        self.started_at = 0.0  # loop time the market started (the burst schedule's zero)
         # The longest prefix first, so one venue's /api/v5/ is not taken for another's /api/.
         self._rest_routes = sorted((m for m in self.markets.values() if m.venue.rest_prefix),
                                    key=lambda m: len(m.venue.rest_prefix or ""), reverse=True)
@@ -125,9 +176,14 @@ class Simulator:
             close_timeout=1.0, process_request=self._process_request,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.started_at = asyncio.get_running_loop().time()
         for market in self.markets.values():
             self.spawn(self._run_market(market))
-        self.recorder.write(ev="listening", port=self.port, seed=cfg.seed, rate=cfg.rate)
+        if cfg.bursts is not None:
+            self.spawn(self._run_schedule(cfg.bursts))
+        self.recorder.write(ev="listening", port=self.port, seed=cfg.seed, rate=cfg.rate, rates=cfg.rates,
+                            universe={n: len(m.venue.listings) for n, m in self.markets.items()},
+                            time_us=now_us())
         self.recorder.flush()
         return self.port
 
@@ -159,13 +215,18 @@ class Simulator:
         or ``shutdown`` (the venue's shutdown notice first, where it has one)."""
         victims = self.sessions(exchange)
         for s in victims:
-            if how == "abort":
-                self.spawn(s.abort())
-            elif how == "close":
-                self.spawn(s.close(1001, "connection lifetime exceeded"))
-            else:
-                self.spawn(s.notify_shutdown())
+            self._drop(s, how)
         return len(victims)
+
+    def _drop(self, s: Session, how: str) -> None:
+        if how == "abort":
+            self.spawn(s.abort())
+        elif how == "close":
+            self.spawn(s.close(1001, "connection lifetime exceeded"))
+        elif how == "shutdown":
+            self.spawn(s.notify_shutdown())
+        else:
+            raise ValueError(f"how={how!r}: abort, close or shutdown")
 
     def stall(self, exchange: str, seconds: float) -> int:
         victims = self.sessions(exchange)
@@ -186,6 +247,93 @@ class Simulator:
         its way (a 429 with ``Retry-After``, an error in an HTTP 200, ...)."""
         self.rest_throttle, self.rest_retry_after_s = requests, retry_after_s
 
+    def list_symbol(self, exchange: str, symbol: str, base: str, quote: str, price: str | None = None,
+                    trading: bool = True) -> Listing:
+        """List ``symbol`` on ``exchange`` now: it appears in the venue's metadata and, if
+        ``trading``, trades from the next tick on (``trading=False`` lists it with the
+        venue's not-trading status; list it again with ``trading=True`` to open it)."""
+        market = self.markets[exchange]
+        listing = Listing(check_symbol(symbol), base, quote, price, trading)
+        market.venue.listed(listing)
+        if trading:
+            market.tape.list(symbol, base, price)
+        else:
+            market.tape.delist(symbol)
+        self.recorder.write(ev="control", exchange=exchange, kind="list", symbol=symbol, base=base, quote=quote,
+                            trading=trading, time_us=now_us())
+        self.recorder.flush()
+        return listing
+
+    def delist_symbol(self, exchange: str, symbol: str) -> bool:
+        """Delist ``symbol``: gone from the metadata, no more trades (subscriptions stay
+        silent, as on a venue). False if it was not listed."""
+        market = self.markets[exchange]
+        if symbol not in market.venue.listings:
+            return False
+        market.venue.delisted(symbol)
+        market.tape.delist(symbol)
+        self.recorder.write(ev="control", exchange=exchange, kind="delist", symbol=symbol,
+                            last_id=market.tape.next_id.get(symbol, 0) - 1, time_us=now_us())
+        self.recorder.flush()
+        return True
+
+    def disconnect_one(self, exchange: str, index: int | None = None, symbol: str | None = None,
+                       how: str = "abort") -> int | None:
+        """Drop ONE connection of ``exchange`` (a single shard): the ``index``-th open one
+        in the order they connected, or the first that serves ``symbol``; ``how`` as in
+        :meth:`disconnect`. Its id, or None when there is no such connection."""
+        open_sessions = sorted(self.sessions(exchange), key=lambda s: s.id)
+        victim: Session | None
+        if symbol is not None:
+            victim = next((s for s in open_sessions if symbol in s.subscribed), None)
+        else:
+            at = index or 0
+            victim = open_sessions[at] if -len(open_sessions) <= at < len(open_sessions) else None
+        if victim is None:
+            return None
+        self.recorder.write(ev="control", exchange=exchange, conn=victim.id, kind="disconnect_one", how=how,
+                            symbols=len(victim.subscribed))
+        self._drop(victim, how)
+        return victim.id
+
+    def stats(self) -> dict[str, Any]:
+        """What the simulator did so far and what it cost: CPU seconds of the thread running
+        its loop (call it on the loop: ``SimulatorThread.call``), trades published per
+        venue and those its rate asked for but a CPU-starved loop skipped (``behind``), open
+        connections, limit violations, the current rate multiplier."""
+        return {
+            "cpu_s": round(time.thread_time(), 3),
+            "published": dict(self.published_total),
+            "behind": dict(self.behind),
+            "connections": {name: len(self.sessions(name)) for name in self.markets},
+            "subscribed": {name: len({s for ses in self.sessions(name) for s in ses.subscribed})
+                           for name in self.markets},
+            "listed": {name: len(m.venue.listings) for name, m in self.markets.items()},
+            "limit_violations": dict(self.limit_violations),
+            "multiplier": self.multiplier,
+            "connections_opened": dict(self.connections_opened),
+            # Bytes written to connections but not yet taken by the client (0: all delivered).
+            "unsent_bytes": {name: sum(s.backlog() for s in self.sessions(name)) for name in self.markets},
+            "paused": self.cfg.paused,
+        }
+
+    def pause(self, paused: bool) -> None:
+        """Hold the market still (no trades published) or let it trade again; connections,
+        pings and REST go on."""
+        self.cfg.paused = paused
+        self.recorder.write(ev="control", kind="pause" if paused else "resume", time_us=now_us())
+        self.recorder.flush()
+
+    def sent_spans(self) -> list[tuple[str, str, int, int]]:
+        """(exchange, symbol, first id, last id) sent so far, with ``record_sent`` off."""
+        return [(ex, sym, first, last) for (ex, sym), (first, last) in sorted(self.recorder.spans.items())]
+
+    def over_limit(self, exchange: str, conn: int | None, limit: str, detail: str) -> None:
+        """A client went past one of the venue's limits: counted and recorded."""
+        self.limit_violations[exchange] += 1
+        self.recorder.write(ev="limit", exchange=exchange, conn=conn, limit=limit, detail=detail, time_us=now_us())
+        self.recorder.flush()
+
     def inject_bad(self, exchange: str, kind: str) -> int:
         tape = self.tapes[exchange]
         victims = self.sessions(exchange)
@@ -199,12 +347,16 @@ class Simulator:
     # internals ---------------------------------------------------------------------
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        """Plain HTTP GETs under a venue's REST prefix are its REST; anything else is a
-        WebSocket handshake."""
+        """Plain HTTP GETs under a venue's REST prefix are its REST, under ``/_sim/`` the
+        control channel; anything else is a WebSocket handshake (refused with 429 past the
+        venue's connection rate, with ``connect_limits``)."""
         url = urllib.parse.urlsplit(request.path)
+        if url.path.startswith(control.PREFIX):
+            status, doc = control.answer(self, url.path, urllib.parse.parse_qs(url.query))
+            return _response(status, json.dumps(doc))
         market = next((m for m in self._rest_routes if url.path.startswith(m.venue.rest_prefix or "")), None)
         if market is None:
-            return None
+            return self._admit(url.path)
         exchange = market.exchange
         self.rest_requests += 1
         query = urllib.parse.parse_qs(url.query)
@@ -212,7 +364,7 @@ class Simulator:
         if throttled:
             self.rest_throttle -= 1
         reply = (market.venue.rate_limited(self.rest_retry_after_s) if throttled
-                 else market.venue.rest(url.path, query, request.headers))
+                 else market.venue.answer(url.path, query, request.headers))
         self.recorder.write(
             ev="rest", exchange=exchange, path=url.path, query=url.query, status=reply.status, throttled=throttled,
             count=len(reply.trades), symbol=reply.trades[0].symbol if reply.trades else None,
@@ -220,19 +372,29 @@ class Simulator:
             last_id=reply.trades[-1].trade_id if reply.trades else None,
         )
         self.recorder.flush()
-        body = reply.body.encode()
-        headers = Headers([("Content-Type", "application/json;charset=UTF-8"), ("Connection", "close"),
-                           ("Content-Length", str(len(body))), *reply.headers.items()])
-        return Response(reply.status, HTTPStatus(reply.status).phrase, headers, body)
+        return _response(reply.status, reply.body, reply.headers)
+
+    def _admit(self, path: str) -> Response | None:
+        """None (go on with the handshake), or the 429 of a venue whose new-connection
+        rate per IP the client went past (a token bucket, see ``ConnectLimit``)."""
+        market = next((m for m in self.markets.values() if path.rstrip("/") in m.venue.ws_paths), None)
+        limit = market.venue.connect_limit if market is not None else None
+        if not self.cfg.connect_limits or market is None or limit is None:
+            return None
+        tokens, at = self._connect_tokens[market.exchange]
+        now = time.monotonic()
+        tokens = min(float(limit.burst), tokens + (now - at) * limit.per_s)
+        if tokens < 1:
+            self._connect_tokens[market.exchange] = (tokens, now)
+            self.over_limit(market.exchange, None, "connects_per_ip", limit.stated)
+            return _response(429, json.dumps({"error": f"too many connection attempts: {limit.stated}"}))
+        self._connect_tokens[market.exchange] = (tokens - 1, now)
+        return None
 
     def _published(self, exchange: str, trades: list[SimTrade]) -> None:
         """Record what the market published: the complete history a client could recover."""
-        rec = self.recorder
-        if rec._file is None:
-            return
-        for t in trades:
-            rec.write(ev="published", exchange=exchange, symbol=t.symbol, trade_id=str(t.trade_id),
-                      price_wire=t.price, qty_wire=t.qty, taker=t.taker, time_us=t.ts_us)
+        self.published_total[exchange] += len(trades)
+        self.recorder.published(exchange, trades)
 
     async def _handle(self, conn: ServerConnection) -> None:
         url = urllib.parse.urlsplit(conn.request.path)
@@ -292,22 +454,42 @@ class Simulator:
         ]
         return [t for t in tasks if t is not None]
 
+    async def _run_schedule(self, bursts: Bursts) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            multiplier = bursts.multiplier(loop.time() - self.started_at)
+            if multiplier != self.multiplier:
+                self.multiplier = multiplier
+                self.recorder.write(ev="rate", multiplier=multiplier, time_us=now_us())
+            await asyncio.sleep(self.cfg.tick_s)
+
     async def _run_market(self, market: Market) -> None:
+        """One venue's tape: each tick, the trades due at its rate (one batch, offered to
+        every connection), or, at rate 0, batches as fast as the slowest reader takes them."""
         cfg, loop = self.cfg, asyncio.get_running_loop()
         last, carry = loop.time(), 0.0
         while True:
-            if cfg.paused:  # read at each tick, like the rest of the config
+            rate = cfg.rates.get(market.exchange, cfg.rate)  # read at each tick, like the rest of the config
+            if cfg.paused or not market.tape.symbols:
                 self.recorder.flush()  # what was sent before the pause is on disk for the test
                 await asyncio.sleep(cfg.tick_s)
                 last = loop.time()  # no backlog of trades when it resumes
                 continue
-            if cfg.rate > 0:
+            if rate > 0:
                 await asyncio.sleep(cfg.tick_s)
                 now = loop.time()
-                carry += (now - last) * cfg.rate
+                carry += (now - last) * rate * self.multiplier
                 last = now
                 n = int(carry)
                 carry -= n
+                # A loop that fell behind (CPU starved) publishes at most MAX_CATCH_UP_S of
+                # trades at once: a bigger batch would hold the loop (handshakes, pings,
+                # REST) as long again and fall further behind. What it skips is counted
+                # (``behind``), not published.
+                most = max(1, int(rate * self.multiplier * MAX_CATCH_UP_S))
+                if n > most:
+                    self.behind[market.exchange] += n - most
+                    n = most
             else:  # as fast as the slowest reader
                 n = 1000 if market.sessions else 0
                 if not n:
@@ -319,17 +501,58 @@ class Simulator:
             batch = [market.tape.next(ts) for _ in range(n)]
             self._published(market.exchange, batch)
             for session in list(market.sessions):
-                session.offer(batch)
+                session.offer_batched(batch)
             self.recorder.flush()
-            while any(s.backlog() > WRITE_HIGH_WATER for s in market.sessions):
-                await asyncio.sleep(0.001)
-            if cfg.rate <= 0:
+            if rate <= 0:  # throughput mode: as fast as the slowest reader takes it
+                while any(s.backlog() > WRITE_HIGH_WATER for s in market.sessions):
+                    await asyncio.sleep(0.001)
                 await asyncio.sleep(0)
+            else:
+                for slow in [s for s in market.sessions if s.backlog() > SLOW_CONSUMER_BYTES]:
+                    self.over_limit(market.exchange, slow.id, "slow_consumer",
+                                    f"{slow.backlog():,} bytes unsent > {SLOW_CONSUMER_BYTES:,}")
+                    slow.closed = True  # sends nothing more; dropped without flushing what it could not take
+                    self.recorder.write(ev="conn_close", exchange=market.exchange, conn=slow.id, how="slow_consumer")
+                    if slow.conn.transport is not None:
+                        slow.conn.transport.abort()
 
 
-def _base(table: SymbolTable, exchange: str, symbol: str) -> str:
-    pair = table.lookup(exchange, symbol)
-    return pair.base if pair else symbol.split("/")[0][:3]
+def _listings(table: SymbolTable, name: str, protocol: type[VenueProtocol], cfg: SimulatorConfig) -> list[Listing]:
+    """The venue's symbols: a generated universe of ``cfg.universe[name]``, or ``cfg.symbols``."""
+    if name in cfg.universe:
+        from workers.exchanges import exchange_class
+
+        defaults = exchange_class(name).default_symbols
+        shipped = [*defaults, *(s for s in table.known(name) if s not in defaults)]
+        return generate(name, protocol.separator, cfg.universe[name], cfg.seed,
+                        [_listing(table, name, protocol, s) for s in shipped])
+    return [_listing(table, name, protocol, s) for s in cfg.symbols.get(name, ())]
+
+
+def _listing(table: SymbolTable, name: str, protocol: type[VenueProtocol], symbol: str) -> Listing:
+    pair = table.lookup(name, symbol)
+    if pair is not None:
+        return Listing(check_symbol(symbol), pair.base, pair.quote)
+    if protocol.separator and protocol.separator in symbol:
+        base, _, quote = symbol.partition(protocol.separator)
+    else:  # a symbol no table knows: BTC-like three-letter base, the rest the quote
+        base, quote = symbol[:3], symbol[3:] or "USD"
+    return Listing(check_symbol(symbol), base, quote)
+
+
+def _client_messages_per_s(name: str) -> int:
+    """Client messages a second per IP a venue takes (Coinbase states 100); the others state
+    theirs per connection, enforced by their sessions."""
+    from workers.exchanges import coinbase
+
+    return coinbase.CLIENT_MESSAGES_PER_S if name == "coinbase" else 1_000_000
+
+
+def _response(status: int, body: str, headers: dict[str, str] | None = None) -> Response:
+    data = body.encode()
+    return Response(status, HTTPStatus(status).phrase, Headers([
+        ("Content-Type", "application/json;charset=UTF-8"), ("Connection", "close"),
+        ("Content-Length", str(len(data))), *(headers or {}).items()]), data)
 
 
 class SimulatorThread:
@@ -351,12 +574,13 @@ class SimulatorThread:
         return {name: url for name, m in self.sim.markets.items()
                 if (url := m.venue.rest_url("127.0.0.1", self.port)) is not None}
 
-    def worker_env(self) -> dict[str, str]:
+    def worker_env(self, all_symbols: bool = False) -> dict[str, str]:
         """``K2_<EXCHANGE>_URLS``, ``_REST_URL`` and ``_SYMBOLS`` pointing workers at this
-        simulator: its venues, its REST histories (gap backfill) and the symbols it serves."""
+        simulator: its venues, its REST histories (gap backfill) and the symbols it serves
+        (``all_symbols``: ``all``, the worker reads them from the venue's metadata)."""
         env = {f"K2_{name.upper()}_URLS": url for name, url in self.urls().items()}
         env.update({f"K2_{name.upper()}_REST_URL": url for name, url in self.rest_urls().items()})
-        env.update({f"K2_{name.upper()}_SYMBOLS": ",".join(market.tape.symbols)
+        env.update({f"K2_{name.upper()}_SYMBOLS": "all" if all_symbols else ",".join(market.tape.symbols)
                     for name, market in self.sim.markets.items()})
         return env
 

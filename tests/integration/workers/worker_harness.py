@@ -36,8 +36,9 @@ from simulator_expectations import (  # noqa: F401
     bad_frames,
     expected_trades,
     published_trades,
+    recorded_simulators,
 )
-from workers.simulator import SimulatorConfig, SimulatorThread, read_record
+from workers.simulator import SimulatorThread, read_record
 
 with warnings.catch_warnings():
     import authlib.deprecate  # noqa: F401  (installs its own "always" warning filter)
@@ -103,21 +104,8 @@ def topics(stack) -> Iterator[dict]:
 
 @pytest.fixture
 def make_simulator(tmp_path) -> Iterator[Callable[..., SimulatorThread]]:
-    started: list[SimulatorThread] = []
-
-    def make(**overrides) -> SimulatorThread:
-        cfg = SimulatorConfig(record=str(tmp_path / f"record{len(started)}.jsonl"), **overrides)
-        sim = SimulatorThread(cfg)
-        sim.record_path = cfg.record
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        try:
-            sim.stop()
-        except Exception:  # noqa: BLE001 - already stopped
-            pass
+    with recorded_simulators(tmp_path) as make:
+        yield make
 
 
 @dataclass

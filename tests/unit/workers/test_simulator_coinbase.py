@@ -15,6 +15,7 @@ from workers.normalize import NormalizeError
 from workers.simulator.market import SimTrade, Tape
 from workers.simulator.protocols import BAD_FRAME_KINDS
 from workers.simulator.server import Recorder, SimulatorConfig
+from workers.simulator.session import RateWindow
 from workers.simulator.venues import coinbase as sim
 from workers.symbols import SymbolTable
 
@@ -172,7 +173,8 @@ class Wire:
 def session(t: Tape) -> tuple[sim.CoinbaseSession, Wire]:
     wire = Wire()
     fake = SimpleNamespace(cfg=SimulatorConfig(), recorder=Recorder(None), tapes={"coinbase": t},
-                           spawn=lambda coro: coro.close())
+                           spawn=lambda coro: coro.close(), sessions=lambda exchange: [],
+                           client_messages={"coinbase": RateWindow(100, 1.0)})
     return sim.CoinbaseSession(fake, SimpleNamespace(transport=wire), 1), wire
 
 

@@ -4,7 +4,9 @@ A venue's worker class names its protocol module (``Exchange.simulator_protocol`
 ``workers/simulator/venues/<name>.py``); the module defines one :class:`VenueProtocol`
 subclass: where the venue listens (WebSocket paths, REST path prefix), how its tape
 writes prices, its :class:`~workers.simulator.session.Session` subclass (subscribe
-handling, frames, heartbeats) and its REST trade history, if it has one. The server
+handling, frames, heartbeats, per-connection limits), its REST trade history, if it has
+one, and its REST instruments metadata (every listed symbol with its trading status,
+in the venue's format, from :attr:`VenueProtocol.listings`). The server
 (:mod:`workers.simulator.server`) routes connections and requests by these and knows no
 venue itself.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import ClassVar
 
@@ -21,6 +24,18 @@ from k2.exchanges import VENUES
 from workers.simulator.market import Tape
 from workers.simulator.rest import RestReply
 from workers.simulator.session import Session
+from workers.simulator.universe import Listing
+
+
+@dataclass(frozen=True)
+class ConnectLimit:
+    """New WebSocket connections per IP a venue accepts: a token bucket of ``burst``
+    refilled at ``per_s`` (a venue's "300 per 5 minutes" is ``per_s=1, burst=300``);
+    past it the handshake is answered HTTP 429."""
+
+    per_s: float
+    burst: int
+    stated: str  # the venue's own words, for the refusal and the docs
 
 
 class VenueProtocol:
@@ -30,11 +45,37 @@ class VenueProtocol:
     session: ClassVar[type[Session]]
     ws_paths: ClassVar[tuple[str, ...]]  # WebSocket paths served; the first is the one clients get
     rest_prefix: ClassVar[str | None] = None  # HTTP GETs under it are this venue's REST (None: no REST)
+    metadata_path: ClassVar[str | None] = None  # the REST path of its instruments metadata (the worker's metadata_url)
+    separator: ClassVar[str] = ""  # between base and quote in a symbol (BTCUSDT, BTC/USD, BTC-USD)
     price_decimals: ClassVar[int]  # price tick of the tape
     pad_to: ClassVar[int] = 0  # decimals every price is written with (0: as few as needed)
+    connect_limit: ClassVar[ConnectLimit | None] = None  # new connections per IP (None: none documented)
 
-    def __init__(self, tape: Tape):
+    def __init__(self, tape: Tape, listings: Mapping[str, Listing] | None = None):
         self.tape = tape
+        # symbol -> listing: what the metadata lists (trading or not); the tape trades the trading ones.
+        self.listings: dict[str, Listing] = dict(listings) if listings is not None else {}
+
+    @classmethod
+    def spell(cls, base: str, quote: str) -> str:
+        return f"{base}{cls.separator}{quote}"
+
+    def answer(self, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> RestReply:
+        """One REST GET under :attr:`rest_prefix`: the metadata or the trade history."""
+        if self.metadata_path is not None and path == self.metadata_path:
+            return self.metadata(query)
+        return self.rest(path, query, headers)
+
+    def metadata(self, query: Mapping[str, list[str]]) -> RestReply:
+        """The venue's instruments metadata over :attr:`listings` (pure)."""
+        raise NotImplementedError(f"the {self.name} simulator serves no metadata")
+
+    def listed(self, listing: Listing) -> None:
+        """``listing`` was added or changed (a venue that indexes its symbols re-indexes)."""
+        self.listings[listing.symbol] = listing
+
+    def delisted(self, symbol: str) -> None:
+        self.listings.pop(symbol, None)
 
     @classmethod
     def ws_url(cls, host: str, port: int) -> str:

@@ -19,6 +19,15 @@ Each trade reads
 request carries ``X-MBX-TIME-UNIT: MICROSECOND``. Errors are ``{"code":-1121,"msg":...}``
 with HTTP 400, and 429 with ``Retry-After`` (seconds) when the client is over its weight.
 
+``GET /api/v3/exchangeInfo[?symbol=X|symbols=["X","Y"]]`` lists the universe
+(``symbol``, ``status`` ``TRADING`` or ``BREAK``, ``baseAsset``, ``quoteAsset``, ...); a
+symbol asked for that is not listed answers -1121 "Invalid symbol." like Binance.
+
+Limits, as Binance states them for spot streams (``docs/exchanges.md``): at most
+:data:`MAX_STREAMS` streams per connection (in the URL or by SUBSCRIBE) and
+:data:`MESSAGES_PER_S` incoming messages a second per connection; past either the
+connection is closed with 1008. New connections: 300 per 5 minutes per IP (HTTP 429).
+
 The answers come from the same tape the WebSocket sessions are fed from, so a trade's
 id, price and qty text, time and side are identical on both paths. The handler is pure
 (request in, :class:`RestReply` out) so it is unit-tested without a server.
@@ -35,8 +44,9 @@ from typing import TYPE_CHECKING
 from workers.simulator.market import SimTrade, Tape
 from workers.simulator.protocols import malformed
 from workers.simulator.rest import RestReply
-from workers.simulator.session import Session, now_us
-from workers.simulator.venues import VenueProtocol
+from workers.simulator.session import RateWindow, Session, now_us
+from workers.simulator.universe import Listing
+from workers.simulator.venues import ConnectLimit, VenueProtocol
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -46,6 +56,9 @@ if TYPE_CHECKING:
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 500
 TRADE_PATHS = ("/api/v3/historicalTrades", "/api/v3/trades")
+EXCHANGE_INFO = "/api/v3/exchangeInfo"
+MAX_STREAMS = 1024  # "A single connection can listen to a maximum of 1024 streams."
+MESSAGES_PER_S = 5  # "WebSocket connections have a limit of 5 incoming messages per second."
 
 
 def rest_trade(t: SimTrade, microseconds: bool) -> dict:
@@ -97,6 +110,35 @@ def binance_trades(path: str, query: Mapping[str, list[str]], headers: Mapping[s
     return RestReply(200, body, {}, trades)
 
 
+def symbol_info(item: Listing) -> dict:
+    return {
+        "symbol": item.symbol, "status": "TRADING" if item.trading else "BREAK",
+        "baseAsset": item.base, "baseAssetPrecision": 8, "quoteAsset": item.quote, "quotePrecision": 8,
+        "quoteAssetPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"], "icebergAllowed": True,
+        "ocoAllowed": True, "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+        "filters": [], "permissions": [], "permissionSets": [["SPOT"]],
+    }
+
+
+def exchange_info(listings: Mapping[str, Listing], query: Mapping[str, list[str]], now_ms: int) -> RestReply:
+    """``/api/v3/exchangeInfo``: every listing, or those ``symbol``/``symbols`` name."""
+    wanted: list[str] = list(listings)
+    try:
+        if "symbol" in query:
+            wanted = [query["symbol"][0]]
+        elif "symbols" in query:
+            wanted = json.loads(query["symbols"][0])
+            if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
+                raise ValueError(wanted)
+    except ValueError:
+        return error(400, -1100, "Illegal characters found in parameter 'symbols'.")
+    if any(w not in listings for w in wanted):
+        return error(400, -1121, "Invalid symbol.")
+    body = {"timezone": "UTC", "serverTime": now_ms, "rateLimits": [], "exchangeFilters": [],
+            "symbols": [symbol_info(listings[w]) for w in wanted]}
+    return RestReply(200, json.dumps(body, separators=(",", ":")))
+
+
 # WebSocket frames ----------------------------------------------------------------
 
 
@@ -132,11 +174,17 @@ class BinanceSession(Session):
         query = query or {}
         self.microseconds = query.get("timeUnit", ["MILLISECOND"])[0].upper() == "MICROSECOND"
         streams = query.get("streams", [""])[0]
-        self.subscribed = self._symbols_of(streams.split("/") if streams else [])
+        self.streams: set[str] = set(streams.split("/")) if streams else set()  # every stream asked, known or not
+        self.subscribed = self._symbols_of(self.streams)
+        self.messages = RateWindow(MESSAGES_PER_S, 1.0)
 
-    def _symbols_of(self, streams: list[str]) -> set[str]:
-        known = {s.lower(): s for s in self.sim.tapes["binance"].symbols}
-        return {known[s[: -len("@trade")]] for s in streams if s.endswith("@trade") and s[: -len("@trade")] in known}
+    def _symbols_of(self, streams: set[str] | list[str]) -> set[str]:
+        by_stream = self.sim.markets["binance"].venue.by_stream
+        return {by_stream[s] for s in streams if s in by_stream}
+
+    async def on_open(self) -> None:
+        if len(self.streams) > MAX_STREAMS:
+            await self.refuse("streams_per_connection", f"{len(self.streams)} streams > {MAX_STREAMS}")
 
     def bad_frame(self, kind: str, t: SimTrade) -> str:
         return binance_bad(kind, t, self.microseconds)
@@ -148,6 +196,10 @@ class BinanceSession(Session):
         return binance_time(t.ts_us, self.microseconds), "us" if self.microseconds else "ms"
 
     async def on_message(self, message: str) -> None:
+        if self.messages.over():
+            await self.refuse("messages_per_second", f"more than {MESSAGES_PER_S} incoming messages in 1 s",
+                              reason="Too many requests")
+            return
         try:
             req = json.loads(message)
             method, req_id = req["method"], req["id"]
@@ -156,13 +208,20 @@ class BinanceSession(Session):
             return
         params = req.get("params") or []
         if method == "SUBSCRIBE":
-            self.subscribed |= self._symbols_of(params)
+            streams = self.streams | {p for p in params if isinstance(p, str)}
+            if len(streams) > MAX_STREAMS:
+                await self.refuse("streams_per_connection", f"{len(streams)} streams > {MAX_STREAMS}")
+                return
+            self.streams = streams
+            self.subscribed |= self._symbols_of(streams)
             self.write(json.dumps({"result": None, "id": req_id}))
         elif method == "UNSUBSCRIBE":
-            self.subscribed -= self._symbols_of(params)
+            gone = {p for p in params if isinstance(p, str)}
+            self.streams -= gone
+            self.subscribed -= self._symbols_of(gone)
             self.write(json.dumps({"result": None, "id": req_id}))
         elif method == "LIST_SUBSCRIPTIONS":
-            self.write(json.dumps({"result": sorted(f"{s.lower()}@trade" for s in self.subscribed), "id": req_id}))
+            self.write(json.dumps({"result": sorted(self.streams), "id": req_id}))
         else:
             self.write(json.dumps({"code": 2, "msg": f"Invalid request: unknown method {method!r}"}))
 
@@ -178,8 +237,27 @@ class BinanceProtocol(VenueProtocol):
     session = BinanceSession
     ws_paths = ("", "/stream")
     rest_prefix = "/api/"
+    metadata_path = EXCHANGE_INFO
     price_decimals = 2
     pad_to = 8  # Binance writes fixed 8 decimals ("94250.01000000")
+    connect_limit = ConnectLimit(1.0, 300, "300 connection attempts per 5 minutes per IP")
+
+    def __init__(self, tape: Tape, listings: Mapping[str, Listing] | None = None):
+        super().__init__(tape, listings)
+        # "<symbol>@trade" -> symbol, for the symbols trading now (streams are lower case).
+        self.by_stream = {f"{s.lower()}@trade": s for s in tape.symbols}
+
+    def listed(self, listing: Listing) -> None:
+        super().listed(listing)
+        if listing.trading:
+            self.by_stream[f"{listing.symbol.lower()}@trade"] = listing.symbol
+
+    def delisted(self, symbol: str) -> None:
+        super().delisted(symbol)
+        self.by_stream.pop(f"{symbol.lower()}@trade", None)
+
+    def metadata(self, query: Mapping[str, list[str]]) -> RestReply:
+        return exchange_info(self.listings, query, now_us() // 1000)
 
     def rest(self, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> RestReply:
         return binance_trades(path, query, headers, self.tape)

@@ -12,7 +12,10 @@ docs/exchanges/bybit.md:
   nor gets data for :data:`IDLE_CUTOFF_S` is closed (Bybit: 10 minutes);
 * trades of one symbol published in one tick go out as one message (up to 1,024 trades),
   ``T`` in ms; each simulated trade is its own match, so ``seq`` is its id;
-* no heartbeats and no shutdown notice (Bybit has neither): a planned close just closes.
+* no heartbeats and no shutdown notice (Bybit has neither): a planned close just closes;
+* ``GET /v5/market/instruments-info?category=spot`` lists the universe (``status``
+  ``Trading``, or ``PreLaunch`` for a symbol listed but not trading yet); 500 new
+  connections in 5 minutes per IP (Bybit's stated limit), past it HTTP 429.
 
 The frames are f-strings: they are the simulator's hot path when benchmarking.
 """
@@ -22,10 +25,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Collection, Mapping
 
 from workers.exchanges.bybit import (
     IDLE_CUTOFF_S,
+    INSTRUMENTS_INFO,
     MAX_ARGS_CHARS_PER_CONNECTION,
+    MAX_CONNECTIONS_PER_5_MIN,
     MAX_TOPICS_PER_SUBSCRIBE,
     MAX_TRADES_PER_MESSAGE,
     TOPIC_PREFIX,
@@ -33,8 +39,9 @@ from workers.exchanges.bybit import (
 )
 from workers.simulator.market import SimTrade
 from workers.simulator.protocols import malformed
-from workers.simulator.session import Session
-from workers.simulator.venues import VenueProtocol
+from workers.simulator.rest import RestReply
+from workers.simulator.session import Session, now_us
+from workers.simulator.venues import ConnectLimit, VenueProtocol
 
 PATH = "/v5/public/spot"
 EVENT_LAG_MS = 5  # the message time ts trails the last fill's T by this much
@@ -83,9 +90,11 @@ def bad(kind: str, t: SimTrade) -> str:
                      (f'"s":"{t.symbol}"', '"s":"NOPEUSDT"'))
 
 
-def instruments_info(pairs: list[tuple[str, str, str]], now_ms: int) -> str:
-    """A ``/v5/market/instruments-info?category=spot`` answer listing ``(symbol, base, quote)``."""
-    items = [{"symbol": s, "baseCoin": b, "quoteCoin": q, "innovation": "0", "status": "Trading",
+def instruments_info(pairs: list[tuple[str, str, str]], now_ms: int, not_trading: Collection[str] = ()) -> str:
+    """A ``/v5/market/instruments-info?category=spot`` answer listing ``(symbol, base, quote)``;
+    those in ``not_trading`` are ``PreLaunch``."""
+    items = [{"symbol": s, "baseCoin": b, "quoteCoin": q, "innovation": "0",
+              "status": "PreLaunch" if s in not_trading else "Trading",
               "marginTrading": "none", "stTag": "0",
               "lotSizeFilter": {"basePrecision": "0.000001", "quotePrecision": "0.00000001",
                                 "minOrderQty": "0.000048", "maxOrderQty": "71.73956243",
@@ -148,7 +157,7 @@ class BybitSession(Session):
         if len(args) > MAX_TOPICS_PER_SUBSCRIBE:
             return answer("subscribe", False, f"error:args size {len(args)} > {MAX_TOPICS_PER_SUBSCRIBE}",
                           self.conn_tag, req_id)
-        known = self.sim.tapes[self.exchange].symbols
+        known = self.sim.tapes[self.exchange].listed
         wanted = set()
         for topic in args:
             symbol = topic[len(TOPIC_PREFIX):] if isinstance(topic, str) and topic.startswith(TOPIC_PREFIX) else None
@@ -191,4 +200,24 @@ class BybitProtocol(VenueProtocol):
     name = "bybit"
     session = BybitSession
     ws_paths = (PATH,)
-    price_decimals = 2  # BTCUSDT's tickSize 0.01; no REST trade history to serve
+    rest_prefix = "/v5/market/"  # the instruments metadata; Bybit has no trade history to serve
+    metadata_path = INSTRUMENTS_INFO
+    price_decimals = 2  # BTCUSDT's tickSize 0.01
+    connect_limit = ConnectLimit(MAX_CONNECTIONS_PER_5_MIN / 300, MAX_CONNECTIONS_PER_5_MIN,
+                                 "500 connections in 5 minutes per WebSocket domain")
+
+    def metadata(self, query: Mapping[str, list[str]]) -> RestReply:
+        if (query.get("category") or [""])[0] != "spot":
+            return RestReply(200, json.dumps({"retCode": 10001, "retMsg": "The simulator serves category=spot only",
+                                              "result": {}, "retExtInfo": {}, "time": now_us() // 1000}))
+        items = self.listings.values()
+        return RestReply(200, instruments_info([(i.symbol, i.base, i.quote) for i in items], now_us() // 1000,
+                                               {i.symbol for i in items if not i.trading}))
+
+    def rest(self, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> RestReply:
+        return RestReply(404, json.dumps({"retCode": 10001, "retMsg": f"the simulator serves {INSTRUMENTS_INFO} only",
+                                          "result": {}, "retExtInfo": {}, "time": now_us() // 1000}))
+
+    def rate_limited(self, retry_after_s: int) -> RestReply:
+        return RestReply(403, json.dumps({"retCode": 10006, "retMsg": "Too many visits!", "result": {},
+                                          "retExtInfo": {}, "time": now_us() // 1000}))

@@ -9,6 +9,13 @@ channel, the whole message then rejected), ``last_match`` per newly subscribed p
 one match per trade, a heartbeat per product a second. Coinbase sends no planned-close
 notice, so a shutdown is a plain close.
 
+``GET /products`` lists the universe (``id``, ``base_currency``, ``quote_currency``,
+``status`` ``online`` or ``offline`` with ``trading_disabled``). Limits as Coinbase
+states them (docs/exchanges/coinbase.md): :data:`SAME_SUBSCRIPTIONS_MAX` subscriptions
+per product and channel over all connections (the next one is rejected with an
+``error``), :data:`CLIENT_MESSAGES_PER_S` client messages a second per IP (past it: an
+``error``, then the connection is closed), 8 new connections a second in bursts of 20.
+
 Two things the simulator makes up, since the feed's values are not derivable from a
 tape: order ids (a fixed pattern around the trade id) and ``sequence`` (3 × trade id,
 heartbeats 3 × last trade id + 1: increasing per product, as on the venue).
@@ -21,12 +28,22 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from workers.exchanges.coinbase import CHANNELS, REST_PAGE_MAX, SUBSCRIBE_DEADLINE_S
+from workers.exchanges.coinbase import (
+    CHANNELS,
+    CLIENT_MESSAGES_PER_S,
+    CONNECTS_BURST,
+    CONNECTS_PER_S,
+    PRODUCTS_PATH,
+    REST_PAGE_MAX,
+    SAME_SUBSCRIPTIONS_MAX,
+    SUBSCRIBE_DEADLINE_S,
+)
 from workers.simulator.market import SimTrade, Tape
 from workers.simulator.protocols import malformed, rfc3339
 from workers.simulator.rest import RestReply
 from workers.simulator.session import Session, now_us
-from workers.simulator.venues import VenueProtocol
+from workers.simulator.universe import Listing
+from workers.simulator.venues import ConnectLimit, VenueProtocol
 
 EXCHANGE = "coinbase"
 _MAKER_SIDE = {"buy": "sell", "sell": "buy"}  # the wire's side is the maker's: the taker's opposite
@@ -131,6 +148,19 @@ def rest_trades(path: str, query: Mapping[str, list[str]], tape: Tape) -> RestRe
     return RestReply(200, body, headers, trades)
 
 
+def products(listings: Mapping[str, Listing]) -> RestReply:
+    """``GET /products``: every listing, as Coinbase describes a product."""
+    items = [{
+        "id": item.symbol, "base_currency": item.base, "quote_currency": item.quote, "quote_increment": "0.01",
+        "base_increment": "0.00000001", "display_name": f"{item.base}/{item.quote}", "min_market_funds": "1",
+        "margin_enabled": False, "post_only": False, "limit_only": False, "cancel_only": False,
+        "status": "online" if item.trading else "offline", "status_message": "",
+        "trading_disabled": not item.trading, "fx_stablecoin": False, "max_slippage_percentage": "0.03",
+        "auction_mode": False, "high_bid_limit_percentage": "",
+    } for item in listings.values()]
+    return RestReply(200, json.dumps(items, separators=(",", ":")))
+
+
 # session -------------------------------------------------------------------------------
 
 
@@ -173,6 +203,11 @@ class CoinbaseSession(Session):
 
     def handle(self, message: str) -> None:
         """One client message (synchronous, so it is unit-tested without a loop)."""
+        if self.sim.client_messages[EXCHANGE].over():  # per IP: counts every connection's
+            self.write(error("Failed to subscribe", f"more than {CLIENT_MESSAGES_PER_S} client messages a second"))
+            self.sim.spawn(self.refuse("client_messages_per_second",
+                                       f"more than {CLIENT_MESSAGES_PER_S} client messages in 1 s"))
+            return
         try:
             req = json.loads(message)
             kind = req["type"]
@@ -185,6 +220,11 @@ class CoinbaseSession(Session):
         wanted = self._wanted(req)
         if isinstance(wanted, str):
             self.write(error(f"Failed to {kind}", wanted))
+            return
+        full = self._over_subscribed(wanted) if kind == "subscribe" else None
+        if full is not None:
+            self.sim.over_limit(EXCHANGE, self.id, "subscriptions_per_product", full)
+            self.write(error("Failed to subscribe", full))
             return
         fresh = wanted.get("matches", set()) - self.channels["matches"]
         for name, products in wanted.items():
@@ -199,6 +239,18 @@ class CoinbaseSession(Session):
                 if history and self.write(match(history[-1], "last_match")):
                     self.sent(history[-1], "snapshot")  # a trade like any other for the client
 
+    def _over_subscribed(self, wanted: dict[str, set[str]]) -> str | None:
+        """Why a subscribe would take a product and channel past its subscriptions over all
+        connections (:data:`SAME_SUBSCRIPTIONS_MAX`), or None."""
+        others = [s for s in self.sim.sessions(EXCHANGE) if s is not self]
+        for name, products in wanted.items():
+            for product in sorted(products - self.channels[name]):
+                held = sum(product in other.channels[name] for other in others)
+                if held >= SAME_SUBSCRIPTIONS_MAX:
+                    return (f"{product} {name}: {held} subscriptions already, the most is "
+                            f"{SAME_SUBSCRIPTIONS_MAX} per product and channel")
+        return None
+
     def _wanted(self, req: dict) -> dict[str, set[str]] | str:
         """{channel: products} a (un)subscribe names, or the reason it is rejected. Channels
         are names (using the top-level ``product_ids``) or ``{"name", "product_ids"}``."""
@@ -212,7 +264,7 @@ class CoinbaseSession(Session):
             if not products:
                 return f"You need to specify at least one product ID for channel {name}"
             for product in products:
-                if product not in self.tape.archive:
+                if product not in self.tape.listed:
                     return f"{product} is not a valid product"
             wanted.setdefault(name, set()).update(products)
         return wanted or "No channels provided"
@@ -228,8 +280,14 @@ class CoinbaseProtocol(VenueProtocol):
     name = EXCHANGE
     session = CoinbaseSession
     ws_paths = ("/ws-feed",)  # the real feed is a host's root, which the simulator gives Binance
-    rest_prefix = TRADES_PREFIX
+    rest_prefix = PRODUCTS_PATH  # /products (metadata) and /products/{id}/trades
+    metadata_path = PRODUCTS_PATH
+    separator = "-"
     price_decimals = 2  # BTC-USD's quote_increment 0.01
+    connect_limit = ConnectLimit(CONNECTS_PER_S, CONNECTS_BURST, "8 requests a second per IP, bursts up to 20")
+
+    def metadata(self, query: Mapping[str, list[str]]) -> RestReply:
+        return products(self.listings)
 
     def rest(self, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> RestReply:
         return rest_trades(path, query, self.tape)

@@ -4,8 +4,12 @@ WebSocket ``/v2``: status on connect, one ack per symbol with ``success:false`` 
 unknown or v1 names, snapshot of the last 50 trades on subscribe, trades batched up to
 ``SimulatorConfig.batch`` per message (qty sometimes in exponent form,
 ``exponent_rate``), heartbeats every ``heartbeat_s`` while subscribed, application
-ping/pong. REST ``/0/public/Trades`` from the same tape (below). Frames as in
-docs/exchanges.md.
+ping/pong. REST ``/0/public/Trades`` from the same tape (below) and ``/0/public/AssetPairs``
+(the universe: ``wsname`` with Kraken's own asset names, XBT for BTC, ``status``
+``online`` or ``cancel_only``). Frames as in docs/exchanges.md.
+
+Kraken states no fixed per-connection limit for public subscriptions (its message rate
+limit is "dynamic", answered ``Exceeded msg rate``), so none is enforced here.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from workers.simulator.market import SimTrade, Tape
 from workers.simulator.protocols import malformed, rfc3339
 from workers.simulator.rest import RestReply
 from workers.simulator.session import Session, now_us
+from workers.simulator.universe import Listing
 from workers.simulator.venues import VenueProtocol
 
 
@@ -91,6 +96,7 @@ def kraken_bad(kind: str, t: SimTrade) -> str:
 # oldest archived trade, as if nothing older existed.
 
 KRAKEN_TRADES = "/0/public/Trades"
+KRAKEN_ASSET_PAIRS = "/0/public/AssetPairs"
 KRAKEN_MAX_COUNT = 1000
 
 
@@ -151,6 +157,27 @@ def kraken_trades_reply(path: str, query: Mapping[str, list[str]], tape: Tape, p
     return RestReply(200, body, {}, trades)
 
 
+def asset_pairs(listings: Mapping[str, Listing], query: Mapping[str, list[str]],
+                aliases: Mapping[str, str]) -> RestReply:
+    """``/0/public/AssetPairs[?pair=A,B]``: the listings keyed by altname, ``wsname`` in
+    Kraken's asset names (``XBT/USD``), as the venue writes them."""
+    theirs = {ours: kraken for kraken, ours in aliases.items()}
+    result = {}
+    for item in listings.values():
+        base, quote = theirs.get(item.base, item.base), theirs.get(item.quote, item.quote)
+        result[base + quote] = {
+            "altname": base + quote, "wsname": f"{base}/{quote}", "aclass_base": "currency", "base": base,
+            "aclass_quote": "currency", "quote": quote, "pair_decimals": 5, "cost_decimals": 5, "lot_decimals": 8,
+            "lot_multiplier": 1, "ordermin": "0.0001", "status": "online" if item.trading else "cancel_only",
+        }
+    wanted = [p.strip().upper() for p in (query.get("pair") or [""])[0].split(",") if p.strip()]
+    if wanted:
+        if any(w not in result for w in wanted):
+            return kraken_rest_error("EQuery:Unknown asset pair")
+        result = {w: result[w] for w in wanted}
+    return RestReply(200, json.dumps({"error": [], "result": result}, separators=(",", ":")))
+
+
 class KrakenSession(Session):
     exchange = "kraken"
 
@@ -190,7 +217,7 @@ class KrakenSession(Session):
         tape = self.sim.tapes[self.exchange]
         snapshot = bool(params.get("snapshot", True))
         for symbol in params.get("symbol") or []:
-            if symbol not in tape.symbols:
+            if symbol not in tape.listed:
                 self.write(kraken_error("subscribe", f"Currency pair not supported {symbol}", req_id, ts, symbol))
                 continue
             self.write(kraken_ack(symbol, req_id, snapshot, ts))
@@ -233,11 +260,20 @@ class KrakenProtocol(VenueProtocol):
     session = KrakenSession
     ws_paths = ("/v2",)
     rest_prefix = "/0/public/"
+    metadata_path = KRAKEN_ASSET_PAIRS
+    separator = "/"
     price_decimals = 1
 
-    def __init__(self, tape: Tape):
-        super().__init__(tape)
-        self.pairs = kraken_pair_symbols(list(tape.symbols), ASSET_ALIASES)
+    def __init__(self, tape: Tape, listings: Mapping[str, Listing] | None = None):
+        super().__init__(tape, listings)
+        self.pairs = kraken_pair_symbols(list(tape.archive), ASSET_ALIASES)
+
+    def listed(self, listing: Listing) -> None:
+        super().listed(listing)
+        self.pairs.update(kraken_pair_symbols([listing.symbol], ASSET_ALIASES))
+
+    def metadata(self, query: Mapping[str, list[str]]) -> RestReply:
+        return asset_pairs(self.listings, query, ASSET_ALIASES)
 
     def rest(self, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> RestReply:
         return kraken_trades_reply(path, query, self.tape, self.pairs)

@@ -8,6 +8,13 @@ with ``pong``, a connection that neither sent nor received anything for
 close, and one push per trade. :func:`rest_trades` answers ``history-trades`` and
 ``trades`` from the same tape, so both paths carry identical ids, text and times. OKX
 times are ms: a tape trade's µs are truncated on the wire.
+
+``GET /api/v5/public/instruments?instType=SPOT`` lists the universe (``state`` ``live``,
+or ``preopen`` for a symbol listed but not trading yet). Limits as OKX states them
+(docs/exchanges/okx.md): :data:`~workers.exchanges.okx.SUBSCRIBE_REQUESTS_PER_HOUR`
+subscribe/unsubscribe requests per connection (past it: error 60014 "Requests too
+frequent", nothing subscribed), :data:`~workers.exchanges.okx.SUBSCRIBE_MAX_BYTES` per
+request (past it: error 60012), 3 new connections a second per IP.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ from workers.exchanges import okx
 from workers.simulator.market import SimTrade, Tape
 from workers.simulator.protocols import malformed
 from workers.simulator.rest import RestReply
-from workers.simulator.session import Session
-from workers.simulator.venues import VenueProtocol
+from workers.simulator.session import RateWindow, Session
+from workers.simulator.universe import Listing
+from workers.simulator.venues import ConnectLimit, VenueProtocol
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -91,6 +99,7 @@ class OkxSession(Session):
         self.conn_tag = f"{conn_id:08x}"  # OKX's connId is 8 hex digits
         self.active_at = time.monotonic()  # last frame either way (OKX's 30 s idle rule)
         self.idle_close_s = IDLE_CLOSE_S
+        self.requests = RateWindow(okx.SUBSCRIBE_REQUESTS_PER_HOUR, 3600.0)
 
     def bad_frame(self, kind: str, t: SimTrade) -> str:
         return bad(kind, t)
@@ -127,7 +136,18 @@ class OkxSession(Session):
         if op not in ("subscribe", "unsubscribe") or not isinstance(args, list):
             self.write(error("60019", f"Invalid op: {op}", req_id, self.conn_tag))
             return
-        symbols = self.sim.tapes["okx"].symbols
+        if len(message.encode()) > okx.SUBSCRIBE_MAX_BYTES:
+            self.sim.over_limit("okx", self.id, "subscribe_bytes", f"{len(message.encode())} bytes > "
+                                f"{okx.SUBSCRIBE_MAX_BYTES}")
+            self.write(error("60012", f"Invalid request: the request exceeds {okx.SUBSCRIBE_MAX_BYTES} bytes",
+                             req_id, self.conn_tag))
+            return
+        if self.requests.over():
+            self.sim.over_limit("okx", self.id, "subscribe_requests_per_hour",
+                                f"more than {okx.SUBSCRIBE_REQUESTS_PER_HOUR} in an hour")
+            self.write(error("60014", "Requests too frequent.", req_id, self.conn_tag))
+            return
+        symbols = self.sim.tapes["okx"].listed
         for arg in args:
             channel, inst = (arg.get("channel"), arg.get("instId")) if isinstance(arg, dict) else (None, None)
             if channel != okx.CHANNEL or inst not in symbols:
@@ -200,12 +220,38 @@ def rest_trades(path: str, query: Mapping[str, list[str]], tape: Tape) -> RestRe
     return RestReply(200, body, {}, trades)
 
 
+def instruments(listings: Mapping[str, Listing], query: Mapping[str, list[str]]) -> RestReply:
+    """``/api/v5/public/instruments?instType=SPOT[&instId=X]``: the listings as OKX lists them."""
+    inst_type = (query.get("instType") or [""])[0]
+    if not inst_type:
+        return rest_error(400, "50014", "Parameter instType can not be empty.")
+    if inst_type != "SPOT":
+        return RestReply(200, json.dumps({"code": "0", "msg": "", "data": []}))
+    wanted = (query.get("instId") or [None])[0]
+    items = [{
+        "instType": "SPOT", "instId": item.symbol, "uly": "", "instFamily": "", "baseCcy": item.base,
+        "quoteCcy": item.quote, "settleCcy": "", "ctVal": "", "ctMult": "", "ctValCcy": "", "optType": "",
+        "stk": "", "listTime": "1700000000000", "expTime": "", "lever": "", "tickSz": "0.1",
+        "lotSz": "0.00000001", "minSz": "0.00001", "ctType": "", "alias": "",
+        "state": "live" if item.trading else "preopen", "ruleType": "normal", "maxLmtSz": "9999999999",
+    } for item in listings.values() if wanted is None or item.symbol == wanted]
+    if wanted is not None and not items:
+        return rest_error(400, "51001", "Instrument ID does not exist.")
+    return RestReply(200, json.dumps({"code": "0", "msg": "", "data": items}, separators=(",", ":")))
+
+
 class OkxProtocol(VenueProtocol):
     name = "okx"
     session = OkxSession
     ws_paths = (PATH,)
     rest_prefix = REST_PREFIX
+    metadata_path = okx.INSTRUMENTS
+    separator = "-"
     price_decimals = PRICE_DECIMALS
+    connect_limit = ConnectLimit(okx.CONNECTS_PER_SECOND, okx.CONNECTS_PER_SECOND, "3 requests per second (based on IP)")
+
+    def metadata(self, query: Mapping[str, list[str]]) -> RestReply:
+        return instruments(self.listings, query)
 
     def rest(self, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> RestReply:
         return rest_trades(path, query, self.tape)
