@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -251,6 +252,11 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
         rows.append(("worker RSS during the run",
                      f"first {run['worker_rss_first_mb']} MB, last {run['worker_rss_last_mb']} MB, "
                      f"max {run['worker_rss_max_mb']} MB over {run['seconds']} s", TARGETS["worker_rss_mb"]))
+        if run.get("stream_cores"):
+            rows.append(("CPU of each stream (JVM + Python driver) while trades flowed",
+                         ", ".join(f"{stream} {cores:.2f}" for stream, cores in run["stream_cores"].items())
+                         + f" cores (sum {sum(run['stream_cores'].values()):.2f} of the machine's {os.cpu_count()})",
+                         "the fixed cost per batch (issue 17)"))
     rows += _platform_rows(report)
     for run in _first(report, "fullmarket"):
         from k2ops.bench.fullmarket import summary_lines as fullmarket_lines

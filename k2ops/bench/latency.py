@@ -36,9 +36,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from k2.contracts import BRONZE_TABLE, EXCHANGES, GOLD_TABLE, silver_table
+from k2.contracts import BRONZE_TABLE, EXCHANGES, GOLD_TABLE, STREAMS, silver_table
 from k2.polling import wait_until
 from k2ops.bench.common import BatchSampler, bronze_message_ids, percentile
+from k2ops.bench.cpu import CpuMeter
 from k2ops.pipeline import IsolatedPipeline
 
 
@@ -62,17 +63,27 @@ def rows_with_commit_time(table, columns: list[str]) -> list[dict]:
 
 
 class RssSampler(threading.Thread):
-    """RSS (MB) of the workers' processes every ``interval`` seconds."""
+    """RSS (MB) of the workers' processes every ``interval`` seconds, and the CPU each
+    stream (its JVM and Python driver) used meanwhile (``stream_cores``)."""
 
     def __init__(self, pipe: IsolatedPipeline, interval: float = 5.0) -> None:
         super().__init__(daemon=True)
         self.pipe, self.interval = pipe, interval
         self.samples: list[tuple[float, float]] = []  # (seconds since start, max RSS MB)
         self.stop_event = threading.Event()
+        self.meter = CpuMeter(pipe.settings)
+        self.elapsed_s = 0.0
+
+    def stream_cores(self) -> dict[str, float]:
+        cores = self.meter.cores(self.elapsed_s)
+        return {stream: cores.get(stream, 0.0) for stream in STREAMS}
 
     def run(self) -> None:
         start = time.monotonic()
+        self.meter.reset()
         while not self.stop_event.wait(self.interval):
+            self.meter.tick()
+            self.elapsed_s = time.monotonic() - start
             if self.pipe.workers is None:
                 continue
             children = subprocess.run(["pgrep", "-P", str(self.pipe.workers.pid)],
@@ -176,6 +187,7 @@ def measure(workdir: Path, rate: float, seconds: float, warmup: float = 30.0, dr
             "steady_silver_p50_s": round(percentile(silver_steady, 50), 2) if silver_steady else None,
             "steady_silver_p99_s": round(percentile(silver_steady, 99), 2) if silver_steady else None,
             "steady_rows": len(e2e_steady),
+            "stream_cores": sampler.stream_cores(),
             "worker_rss_max_mb": round(max(rss), 1) if rss else None,
             "worker_rss_first_mb": round(rss[0], 1) if rss else None,
             "worker_rss_last_mb": round(rss[-1], 1) if rss else None,
