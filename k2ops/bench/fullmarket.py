@@ -44,10 +44,16 @@ import psutil
 from k2.polling import wait_until
 from k2.settings import REPO_ROOT
 
-DEFAULT_UNIVERSE = {"binance": 2000, "kraken": 1000, "coinbase": 500, "bybit": 500, "okx": 500}
 TOTAL_RATE = 5000.0
 BURST_FACTOR = 10.0
-THROUGHPUT_VENUES = ("coinbase", "bybit", "okx")
+
+
+def default_universe() -> dict[str, int]:
+    """Symbols per venue: each simulator protocol's ``full_market_symbols`` (about the
+    venue's spot listing: 2,000 Binance, 1,000 Kraken, 500 each for the others)."""
+    from workers.simulator.venues import protocol_classes
+
+    return {name: protocol.full_market_symbols for name, protocol in protocol_classes().items()}
 SAMPLE_S = 5.0
 
 
@@ -345,7 +351,7 @@ def measure(workdir: Path, seconds: float = 1800, warmup: float = 60, universe: 
     from k2ops.pipeline import IsolatedPipeline
     from workers.simulator import read_record
 
-    universe = universe or DEFAULT_UNIVERSE
+    universe = universe or default_universe()
     bursts = default_bursts(seconds, warmup)
     pipe = IsolatedPipeline(workdir, f"fm{uuid.uuid4().hex[:6]}", trigger="2 seconds")
     sim: subprocess.Popen | None = None
@@ -403,7 +409,7 @@ def measure(workdir: Path, seconds: float = 1800, warmup: float = 60, universe: 
             sim.terminate()
         pipe.cleanup()
     # Alone, after the pipeline is gone: each worker process's ceiling, not the shared run's.
-    result["throughput"] = [throughput(v, throughput_s, i) for i, v in enumerate(THROUGHPUT_VENUES)] \
+    result["throughput"] = [throughput(v, throughput_s, i) for i, v in enumerate(universe)] \
         if throughput_s > 0 else []
     return result
 

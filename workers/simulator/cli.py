@@ -16,6 +16,7 @@ from k2.exchanges import names
 from workers.simulator.schedule import Bursts, ScheduleError
 from workers.simulator.server import Simulator, SimulatorConfig
 from workers.simulator.universe import UniverseError, parse_sizes, split_rate
+from workers.simulator.venues import protocol_classes
 
 
 def add_arguments(s: argparse.ArgumentParser, default_port: int) -> None:
@@ -28,8 +29,9 @@ def add_arguments(s: argparse.ArgumentParser, default_port: int) -> None:
                        help=f"{cls.label()} symbols to serve (default %(default)s)")
     s.add_argument("--universe", default="",
                    help="full market: VENUE=COUNT,... generated symbols per venue, spelled the venue's way and "
-                        "listed by its REST metadata (e.g. binance=2000,kraken=1000,coinbase=500,bybit=500,okx=500); "
-                        "replaces --VENUE-symbols for those venues")
+                        "listed by its REST metadata (the benchmark's: "
+                        + ",".join(f"{name}={p.full_market_symbols}" for name, p in protocol_classes().items())
+                        + "); replaces --VENUE-symbols for those venues")
     s.add_argument("--rate", type=float, default=20.0, help="trades/s per exchange; 0 = as fast as clients read")
     s.add_argument("--total-rate", type=float,
                    help="aggregate trades/s over the --universe venues, shared in proportion to their symbols "

@@ -61,6 +61,7 @@ WRITE_HIGH_WATER = 1 << 20  # rate 0: bytes buffered per connection before the m
 # client); a connection with this much unsent is dropped as a slow consumer, as venues do.
 SLOW_CONSUMER_BYTES = 64 << 20
 DEFAULT_SYMBOLS_PER_VENUE = 2  # the first of each venue's default symbols a simulator serves
+UNLIMITED = 1_000_000  # a rate no client reaches: the venue states no per-IP message limit
 # A Binance URL naming 1,024 streams is about 20 KB: longer than websockets' default request
 # line (8 KB), which would refuse it before the venue's own limit could.
 websockets.http11.MAX_LINE_LENGTH = max(websockets.http11.MAX_LINE_LENGTH, 64 * 1024)
@@ -146,7 +147,9 @@ class Simulator:
                         prices={i.symbol: i.price for i in trading if i.price})
             self.markets[name] = Market(name, tape, protocol(tape, {i.symbol: i for i in listings}))
         self.tapes = {name: market.tape for name, market in self.markets.items()}
-        self.client_messages = {name: RateWindow(_client_messages_per_s(name), 1.0) for name in self.markets}
+        # Per IP over all connections, where the venue states it so (its sessions enforce the rest).
+        self.client_messages = {name: RateWindow(m.venue.client_messages_per_s or UNLIMITED, 1.0)
+                                for name, m in self.markets.items()}
         self._connect_tokens = {name: (float(m.venue.connect_limit.burst), time.monotonic())
                                 for name, m in self.markets.items() if m.venue.connect_limit}
         self.limit_violations = dict.fromkeys(self.markets, 0)
@@ -477,6 +480,8 @@ class Simulator:
                 continue
             if rate > 0:
                 await asyncio.sleep(cfg.tick_s)
+                if cfg.paused:  # paused while this tick slept: it publishes nothing
+                    continue
                 now = loop.time()
                 carry += (now - last) * rate * self.multiplier
                 last = now
@@ -524,7 +529,7 @@ def _listings(table: SymbolTable, name: str, protocol: type[VenueProtocol], cfg:
 
         defaults = exchange_class(name).default_symbols
         shipped = [*defaults, *(s for s in table.known(name) if s not in defaults)]
-        return generate(name, protocol.separator, cfg.universe[name], cfg.seed,
+        return generate(name, protocol.separator, protocol.quotes, cfg.universe[name], cfg.seed,
                         [_listing(table, name, protocol, s) for s in shipped])
     return [_listing(table, name, protocol, s) for s in cfg.symbols.get(name, ())]
 
@@ -540,12 +545,6 @@ def _listing(table: SymbolTable, name: str, protocol: type[VenueProtocol], symbo
     return Listing(check_symbol(symbol), base, quote)
 
 
-def _client_messages_per_s(name: str) -> int:
-    """Client messages a second per IP a venue takes (Coinbase states 100); the others state
-    theirs per connection, enforced by their sessions."""
-    from workers.exchanges import coinbase
-
-    return coinbase.CLIENT_MESSAGES_PER_S if name == "coinbase" else 1_000_000
 
 
 def _response(status: int, body: str, headers: dict[str, str] | None = None) -> Response:

@@ -20,18 +20,10 @@ from dataclasses import dataclass
 from k2.errors import K2Error
 from workers.simulator.market import reference_price
 
-# Quote currencies a generated symbol uses, per venue (the most common first).
-QUOTES: dict[str, tuple[str, ...]] = {
-    "binance": ("USDT", "USDC", "FDUSD", "BTC", "ETH", "EUR", "TRY"),
-    "kraken": ("USD", "EUR", "USDT", "GBP", "BTC"),
-    "coinbase": ("USD", "USDC", "EUR", "USDT", "BTC"),
-    "bybit": ("USDT", "USDC", "BTC", "EUR"),
-    "okx": ("USDT", "USDC", "BTC", "EUR"),
-}
-DEFAULT_QUOTES = ("USDT", "USD", "BTC")
 # Asset names a generated base must not take: Kraken's v1 aliases (a worker maps XBT to
-# BTC) and the quotes (a base equal to a quote reads as a second quote).
-RESERVED = frozenset({"XBT", "XDG"} | {q for qs in QUOTES.values() for q in qs})
+# BTC). The venue's own quotes are reserved too (a base equal to a quote reads as a
+# second quote).
+RESERVED = frozenset({"XBT", "XDG"})
 # What a symbol may contain: every venue's spelling, and nothing the record's JSON
 # lines would have to escape (they are written without json.dumps, see session.Recorder).
 SYMBOL_TEXT = re.compile(r"[A-Z0-9][A-Z0-9/\-_.]{0,29}")
@@ -60,16 +52,16 @@ def check_symbol(symbol: str) -> str:
     return symbol
 
 
-def generate(venue: str, separator: str, count: int, seed: int, shipped: Sequence[Listing]) -> list[Listing]:
-    """``count`` listings of ``venue``: ``shipped`` first (in order), then made-up symbols,
-    the same for the same seed."""
+def generate(venue: str, separator: str, quotes: Sequence[str], count: int, seed: int,
+             shipped: Sequence[Listing]) -> list[Listing]:
+    """``count`` listings of ``venue``: ``shipped`` first (in order), then made-up symbols
+    quoted in ``quotes`` (the most common first), the same for the same seed."""
     if count < 0:
         raise UniverseError(f"{venue}: a universe of {count} symbols")
     listings = list(shipped[:count])
     taken = {listing.symbol for listing in listings}
-    bases_taken = {listing.base for listing in shipped} | RESERVED
+    bases_taken = {listing.base for listing in shipped} | RESERVED | set(quotes)
     rng = random.Random(f"universe:{venue}:{seed}")
-    quotes = QUOTES.get(venue, DEFAULT_QUOTES)
     weights = [1 / (rank + 1) for rank in range(len(quotes))]  # most pairs quote in the first
     while len(listings) < count:
         base = "".join(rng.choices(string.ascii_uppercase, k=rng.randint(4, 6)))

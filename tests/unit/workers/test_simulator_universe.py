@@ -141,7 +141,7 @@ def test_bursts_multiply_the_rate_for_their_length_every_period():
 
 
 def test_generated_prices_are_decimal_text_within_the_contract():
-    listings = generate("okx", "-", 300, 9, [])
+    listings = generate("okx", "-", ("USDT", "BTC"), 300, 9, [])
     tape = Tape([i.symbol for i in listings], {i.symbol: i.base for i in listings}, 1, 1,
                 prices={i.symbol: i.price for i in listings})
     for _ in range(5000):

@@ -50,6 +50,13 @@ class VenueProtocol:
     price_decimals: ClassVar[int]  # price tick of the tape
     pad_to: ClassVar[int] = 0  # decimals every price is written with (0: as few as needed)
     connect_limit: ClassVar[ConnectLimit | None] = None  # new connections per IP (None: none documented)
+    # Client messages a second per IP, over all connections (None: the venue states its
+    # limits per connection, which its session enforces).
+    client_messages_per_s: ClassVar[int | None] = None
+    # Quotes a generated (full-market) symbol uses, the most common first.
+    quotes: ClassVar[tuple[str, ...]] = ("USDT", "USD", "BTC")
+    # Symbols of the full-market benchmark's universe: about the venue's spot listing.
+    full_market_symbols: ClassVar[int] = 500
 
     def __init__(self, tape: Tape, listings: Mapping[str, Listing] | None = None):
         self.tape = tape

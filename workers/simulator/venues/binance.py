@@ -241,6 +241,8 @@ class BinanceProtocol(VenueProtocol):
     price_decimals = 2
     pad_to = 8  # Binance writes fixed 8 decimals ("94250.01000000")
     connect_limit = ConnectLimit(1.0, 300, "300 connection attempts per 5 minutes per IP")
+    quotes = ("USDT", "USDC", "FDUSD", "BTC", "ETH", "EUR", "TRY")
+    full_market_symbols = 2000
 
     def __init__(self, tape: Tape, listings: Mapping[str, Listing] | None = None):
         super().__init__(tape, listings)

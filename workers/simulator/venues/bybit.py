@@ -203,6 +203,7 @@ class BybitProtocol(VenueProtocol):
     rest_prefix = "/v5/market/"  # the instruments metadata; Bybit has no trade history to serve
     metadata_path = INSTRUMENTS_INFO
     price_decimals = 2  # BTCUSDT's tickSize 0.01
+    quotes = ("USDT", "USDC", "BTC", "EUR")
     connect_limit = ConnectLimit(MAX_CONNECTIONS_PER_5_MIN / 300, MAX_CONNECTIONS_PER_5_MIN,
                                  "500 connections in 5 minutes per WebSocket domain")
 

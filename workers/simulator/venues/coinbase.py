@@ -285,6 +285,8 @@ class CoinbaseProtocol(VenueProtocol):
     separator = "-"
     price_decimals = 2  # BTC-USD's quote_increment 0.01
     connect_limit = ConnectLimit(CONNECTS_PER_S, CONNECTS_BURST, "8 requests a second per IP, bursts up to 20")
+    client_messages_per_s = CLIENT_MESSAGES_PER_S
+    quotes = ("USD", "USDC", "EUR", "USDT", "BTC")
 
     def metadata(self, query: Mapping[str, list[str]]) -> RestReply:
         return products(self.listings)

@@ -262,6 +262,8 @@ class KrakenProtocol(VenueProtocol):
     rest_prefix = "/0/public/"
     metadata_path = KRAKEN_ASSET_PAIRS
     separator = "/"
+    quotes = ("USD", "EUR", "USDT", "GBP", "BTC")
+    full_market_symbols = 1000
     price_decimals = 1
 
     def __init__(self, tape: Tape, listings: Mapping[str, Listing] | None = None):

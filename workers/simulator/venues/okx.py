@@ -249,6 +249,7 @@ class OkxProtocol(VenueProtocol):
     separator = "-"
     price_decimals = PRICE_DECIMALS
     connect_limit = ConnectLimit(okx.CONNECTS_PER_SECOND, okx.CONNECTS_PER_SECOND, "3 requests per second (based on IP)")
+    quotes = ("USDT", "USDC", "BTC", "EUR")
 
     def metadata(self, query: Mapping[str, list[str]]) -> RestReply:
         return instruments(self.listings, query)
