@@ -123,8 +123,11 @@ AIRFLOW_GROUP=(tests/integration/airflow/test_bootstrap_dag.py tests/integration
 ISOLATED_GROUP=(tests/integration/spark/test_maintenance.py tests/integration/query tests/dags
                 tests/integration/airflow/test_cleanup_migrations_dag.py)
 # The completeness module lives with the e2e tier (it runs its own copy of that tier's
-# pipeline) but is marked integration: it runs here, beside the other groups.
-SPARK_GROUP=(tests/integration/spark/test_pipeline.py tests/e2e/test_platform_completeness.py)
+# pipeline) but is marked integration: it runs here, beside the other groups. The
+# sharded full-market test (workers and Kafka only, ~150 s) runs in this group too: the
+# services group, which would otherwise hold it, was the last to finish.
+SPARK_GROUP=(tests/integration/spark/test_pipeline.py tests/e2e/test_platform_completeness.py
+             tests/integration/workers/test_fullmarket_shards.py)
 ignore=()
 for path in "${AIRFLOW_GROUP[@]}" "${ISOLATED_GROUP[@]}" "${SPARK_GROUP[@]}"; do ignore+=(--ignore "$path"); done
 
