@@ -38,11 +38,32 @@ def runner_dags() -> list[str]:
     return [runner_dag_id(stream) for stream in STREAMS]
 
 
-def bootstrap(api: AirflowApi) -> None:
+def missing_objects(s: PlatformSettings) -> list[str]:
+    """Topics, registry subjects and lakehouse tables the current contracts name that do
+    not exist: what a release adding a venue needs bootstrap to create on an existing
+    installation (its streams would fail on the first batch otherwise)."""
+    from k2 import contracts, iceberg_admin, kafka_admin, schema_registry
+    from k2.catalog import catalog
+    from k2.kafka_client import client_config
+
+    topics = kafka_admin.existing_topics(kafka_admin.admin_client(client_config(s, admin=True)))
+    missing = [f"topic {t.name}" for t in kafka_admin.desired_topics() if t.name not in topics]
+    subjects = set(schema_registry.list_subjects(schema_registry.registry_client(s.registry_url)))
+    missing += [f"subject {name}" for name in schema_registry.desired_subjects() if name not in subjects]
+    tables = set(iceberg_admin.existing_tables(catalog(s)))
+    missing += [f"table {contracts.qualified(t)}" for t in contracts.lakehouse_tables() if t not in tables]
+    return missing
+
+
+def bootstrap(api: AirflowApi, s: PlatformSettings) -> None:
     done = api.last_successful_run(BOOTSTRAP_DAG)
     if done:
-        say(f"bootstrap: already succeeded (run {done}); skipping")
-        return
+        missing = missing_objects(s)
+        if not missing:
+            say(f"bootstrap: already succeeded (run {done}) and nothing is missing; skipping")
+            return
+        say(f"bootstrap: {len(missing)} object(s) of this release are missing ({', '.join(missing[:6])}"
+            + (", ..." if len(missing) > 6 else "") + "); running it again (it changes nothing that exists)")
     api.set_paused(BOOTSTRAP_DAG, False)
     run_id = api.trigger(BOOTSTRAP_DAG)
     last = {"state": ""}
@@ -66,7 +87,7 @@ def up(simulator: bool, simulator_rate: float | None = None) -> PlatformSettings
     api = AirflowApi(s, airflow.password(s))
     with step("airflow: waiting for the DAGs to be parsed"):
         api.wait_for_dags([BOOTSTRAP_DAG, BABYSITTER_DAG, *runner_dags(), *SCHEDULED_DAGS])
-    bootstrap(api)
+    bootstrap(api, s)
     schedule(api)
     workers.service(s, simulator=simulator, simulator_rate=simulator_rate).start()
     return s
