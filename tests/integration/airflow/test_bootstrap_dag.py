@@ -77,6 +77,13 @@ def test_bootstrap_creates_everything(first_run):
     assert "Bootstrap verification" in output and "MISSING" not in output
 
 
+def test_k2_up_finds_nothing_missing_after_bootstrap(first_run, stack):
+    # `k2 up` runs bootstrap again only when an object of the current contracts is missing.
+    from k2ops.platform import missing_objects
+
+    assert missing_objects(stack) == []
+
+
 @pytest.fixture
 def browser():
     webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
