@@ -19,6 +19,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from k2.contracts import EXCHANGES, exchange
+from k2.ledger import epoch_us
 from spark_jobs import wire
 
 # How each exchange spells a pair (SPEC §3), from its registry line (k2.exchanges).
@@ -36,7 +37,6 @@ TIMESTAMPS = ("timestamp", "ingestion_timestamp")
 # too). Nanoseconds sent as microseconds land tens of millennia ahead and fail
 # future_timestamp instead.
 OLDEST_TIMESTAMP = datetime(2009, 1, 3, tzinfo=UTC)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,8 @@ MICROS = "decimal(20,0)"
 
 def clock_columns(now: datetime, clock_skew_s: float) -> dict[str, Column]:
     """The columns :func:`rules` reads the batch's processing time from."""
-    latest_us = micros(now + timedelta(seconds=clock_skew_s))
+    latest_us = epoch_us(now + timedelta(seconds=clock_skew_s))
     return {LATEST_ALLOWED: F.lit(Decimal(latest_us)).cast(MICROS), NOW_TEXT: F.lit(now.isoformat())}
-
-
-def micros(t: datetime) -> int:
-    """Exact µs since the epoch (no float rounding)."""
-    return (t - EPOCH) // timedelta(microseconds=1)
 
 
 def rules(topic_map: dict[str, str], clock_skew_s: float, oldest: datetime = OLDEST_TIMESTAMP) -> list[Rule]:
