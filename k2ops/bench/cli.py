@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,13 @@ def _soak(args: argparse.Namespace, report: dict) -> None:
                                     f"{len(failed_jobs)} failed maintenance runs")
 
 
+def _bench_dir() -> Path:
+    """``$K2_HOME/bench``: reports, and the logs of a run that went wrong."""
+    out = Path(fresh_platform().home) / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def _fullmarket(args: argparse.Namespace, report: dict) -> None:
     from k2ops.bench.fullmarket import measure, summary_lines
 
@@ -143,14 +151,21 @@ def _fullmarket(args: argparse.Namespace, report: dict) -> None:
     warmup = 60 if args.warmup is None else args.warmup
     print(f"[k2 bench] fullmarket: {seconds:g} s of a full simulated market through the isolated pipeline, "
           f"then each new venue's worker alone for {min(args.worker_seconds, 60):g} s", file=sys.stderr, flush=True)
+    # The run's logs (workers, streams, simulator) are what explains a loss: kept when
+    # anything went wrong, removed after a clean run (a 30-minute record is large).
+    workdir = Path(tempfile.mkdtemp(prefix="k2-fullmarket-", dir=_bench_dir()))
     try:
-        with tempfile.TemporaryDirectory(prefix="k2-fullmarket-") as tmp:
-            run = measure(Path(tmp), seconds, warmup, throughput_s=min(args.worker_seconds, 60))
+        run = measure(workdir, seconds, warmup, throughput_s=min(args.worker_seconds, 60))
     except Exception as exc:  # noqa: BLE001 - report what broke, as for the other figures
         import traceback
 
-        report["errors"]["fullmarket"] = "".join(traceback.format_exception(exc)[-3:])
+        report["errors"]["fullmarket"] = "".join(traceback.format_exception(exc)[-3:]) + f" (logs kept in {workdir})"
         return
+    if run["trades_lost"] or run["limit_violations"]:
+        run["logs"] = str(workdir)
+        print(f"[k2 bench] fullmarket: logs of the run kept in {workdir}", file=sys.stderr, flush=True)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     report["results"]["fullmarket"] = {"runs": [run], "command": "k2ops.bench.fullmarket.measure"}
     for figure, measured, _ in summary_lines(run):
         print(f"[k2 bench] fullmarket: {figure}: {measured}", file=sys.stderr, flush=True)
@@ -370,8 +385,7 @@ def _main(args: argparse.Namespace) -> int:
               "stops it afterwards.", file=sys.stderr)
         return 2
     report = run_all(args)
-    out_dir = Path(fresh_platform().home) / "bench"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _bench_dir()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (out_dir / f"{stamp}.json").write_text(json.dumps(report, indent=2, default=str))
     text = markdown(report)

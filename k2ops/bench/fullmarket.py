@@ -91,6 +91,40 @@ def sent_spans(events: list[dict]) -> dict[tuple[str, str], tuple[int, int]]:
     return {(e["exchange"], e["symbol"]): (e["first_id"], e["last_id"]) for e in events if e.get("ev") == "sent_span"}
 
 
+def reported_losses(log_path: Path | None) -> dict[str, dict]:
+    """Per venue, what the workers themselves reported in their log: trades given up
+    (``backfill_failed`` with ``lost``), gaps still open when each process last saved
+    its progress (``progress_saved``; the next start would backfill them), and the
+    connections closed other than on purpose. A loss the run finds in Gold but no
+    worker reported is a silent one."""
+    out: dict[str, dict] = {}
+    if log_path is None or not log_path.exists():
+        return out
+    open_gaps: dict[str, int] = {}
+    with log_path.open("rb") as lines:
+        for line in lines:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            exchange = e.get("exchange") if isinstance(e, dict) else None
+            if not isinstance(exchange, str):
+                continue
+            v = out.setdefault(exchange, {"reported_lost": 0, "backfills_failed": 0, "gaps_open_at_stop": 0,
+                                          "connections_lost": 0})
+            event = e.get("event")
+            if event == "backfill_failed":
+                v["backfills_failed"] += 1
+                v["reported_lost"] += int(e.get("lost") or 0)
+            elif event == "progress_saved":
+                open_gaps[exchange] = int(e.get("open_gaps") or 0)
+            elif event == "connection_closed" and e.get("reason") not in ("rotated", "shutdown"):
+                v["connections_lost"] += 1
+    for exchange, gaps in open_gaps.items():
+        out[exchange]["gaps_open_at_stop"] = gaps
+    return out
+
+
 def losses(spans: dict[tuple[str, str], tuple[int, int]], found: dict[tuple[str, str], int],
            outside: dict[str, int], ids_of: Callable[[tuple[str, str]], set[int]]) -> dict[str, dict]:
     """Per venue: trades expected (every id of each symbol's span), found in Gold (distinct
@@ -388,6 +422,8 @@ def measure(workdir: Path, seconds: float = 1800, warmup: float = 60, universe: 
         spans = sent_spans(events) or spans  # the record's final word (nothing is sent while paused)
         time.sleep(10 if caught_up else 0)  # the last micro-batches
         lost = losses(spans, *gold_found(pipe, spans))
+        for exchange, reported in reported_losses(pipe.workers_log).items():
+            lost.setdefault(exchange, {"expected": 0, "found": 0, "lost": 0, "examples": []}).update(reported)
         times, lats = gold_latencies(pipe)
         windows = burst_windows(events)
         limits = [e for e in events if e.get("ev") == "limit"]
@@ -435,6 +471,11 @@ def summary_lines(run: dict) -> list[tuple[str, str, str]]:
              + f"); published {run['published_per_s']:,} trades/s on average ("
                f"{sum(run.get('simulator_behind', {}).values()):,} skipped by the simulator falling behind); workers took "
                f"{run['worker_symbols']}; venue limits hit {run['limit_violations']}x", "0")]
+    # A loss no worker reported (not given up, no gap open at stop) is a silent one.
+    rows.append(("losses the workers reported (log)", "; ".join(
+        f"{k}: {v.get('reported_lost', 0):,} given up, {v.get('gaps_open_at_stop', 0)} gaps open at stop, "
+        f"{v.get('connections_lost', 0)} connections lost" for k, v in run["by_venue"].items()),
+        "every lost trade reported"))
     lat = run["latency"]
     for name, target in (("steady", "(no target: context)"), ("burst", "p99 < 30 s during bursts")):
         f = lat[name]

@@ -3,6 +3,8 @@ simulator's sent spans against Gold, latency split, and its report rows."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from k2ops.bench.fullmarket import (
     default_bursts,
     losses,
     nearest_rank,
+    reported_losses,
     sent_spans,
     split_latencies,
     summary_lines,
@@ -77,9 +80,29 @@ def test_report_rows_name_losses_latency_cpu_and_throughput():
     assert lost[0].startswith("0 of 1,000 sent (okx 0/1,000)") and lost[1] == "0"
     assert rows["end-to-end latency, full market, burst"] == ("p50 9.0 s, p99 21.5 s over 5 trades",
                                                              "p99 < 30 s during bursts")
+    assert rows["losses the workers reported (log)"][0] == "okx: 0 given up, 0 gaps open at stop, 0 connections lost"
     assert rows["full market: okx worker"][0] == "CPU 0.4 cores, RSS max 90.1 MB"
     assert rows["simulator -> Kafka acked, okx worker alone"][0].startswith("17,552 trades/s acked")
     assert rows["simulator -> Kafka acked, bybit worker alone"][0] == "boom"
+
+
+def test_the_workers_own_loss_reports_are_read_from_their_log(tmp_path):
+    log = tmp_path / "workers.log"
+    lines = [
+        {"event": "backfill_failed", "exchange": "kraken", "symbol": "A/USD", "lost": 0, "will_retry_in_s": 30},
+        {"event": "backfill_failed", "exchange": "kraken", "symbol": "A/USD", "lost": 120},
+        {"event": "connection_closed", "exchange": "kraken", "reason": "rotated"},
+        {"event": "connection_closed", "exchange": "kraken", "reason": "reset"},
+        {"event": "progress_saved", "exchange": "kraken", "open_gaps": 2},
+        {"event": "progress_saved", "exchange": "kraken", "open_gaps": 1},  # the last save counts
+        {"event": "connected", "exchange": "okx"},
+    ]
+    log.write_text("\n".join(json.dumps(e) for e in lines) + "\nsupervisor: not a JSON line\n")
+    assert reported_losses(log) == {
+        "kraken": {"reported_lost": 120, "backfills_failed": 2, "gaps_open_at_stop": 1, "connections_lost": 1},
+        "okx": {"reported_lost": 0, "backfills_failed": 0, "gaps_open_at_stop": 0, "connections_lost": 0},
+    }
+    assert reported_losses(tmp_path / "absent.log") == {}
 
 
 def test_gold_found_counts_distinct_ids_inside_each_span_in_arrow():
