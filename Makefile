@@ -1,6 +1,6 @@
 # K2: the two commands for a fresh machine are `make run` and `make test` (see README).
 # Every target installs what is missing first; all are idempotent and cached:
-#   Python packages: .venv (pip cache), JVM artifacts: ~/.m2 + $K2_CACHE_DIR.
+#   Python packages: .venv (uv cache), JVM artifacts: ~/.m2 + $K2_CACHE_DIR.
 
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -16,14 +16,10 @@ help:  ## list the targets
 setup: $(STAMP)  ## install everything (system packages, virtualenv, JVM artifacts)
 	@$(BIN)/k2 setup
 
-# requirements.txt is the whole frozen lock (make lock): nothing to resolve (--no-deps), and
-# bytecode is compiled on first import (--no-compile): about half the CPU of a fresh install.
-$(STAMP): requirements.txt pyproject.toml scripts/system-deps.sh
+# requirements.txt is the whole frozen lock (make lock), installed by uv (pip without it).
+$(STAMP): requirements.txt pyproject.toml scripts/system-deps.sh scripts/python-env.sh
 	@scripts/system-deps.sh
-	@echo "[k2] python: creating $(VENV) and installing requirements.txt (cached by pip)"
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-compile -r requirements.txt
-	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@PYTHON=$(PYTHON) VENV_DIR=$(VENV) scripts/python-env.sh
 	@touch $(STAMP)
 
 run: setup  ## run the whole platform (OFFLINE=1: workers read the local exchange simulator)
