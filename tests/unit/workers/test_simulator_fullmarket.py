@@ -127,7 +127,8 @@ def handshake(url: str) -> int:
 
 
 def okx_client(sim: SimulatorThread, *symbols: str) -> ClientConnection:
-    ws = connect(f"ws://127.0.0.1:{sim.port}/ws/v5/business").__enter__()  # closed by the test
+    # A short close timeout: the simulator may have dropped the connection already.
+    ws = connect(f"ws://127.0.0.1:{sim.port}/ws/v5/business", close_timeout=1).__enter__()  # closed by the test
     ws.send(json.dumps({"op": "subscribe", "args": [{"channel": "trades-all", "instId": s} for s in symbols]}))
     for _ in symbols:
         assert json.loads(ws.recv(timeout=5))["event"] == "subscribe"
