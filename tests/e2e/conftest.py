@@ -16,7 +16,8 @@ def shared(stack, run_id, tmp_path_factory):
     # A 5 s trigger, not the platform's 2 s: with trades flowing, each stream runs a batch
     # every trigger, and a batch's fixed CPU cost dominates at test volumes (measured at 8
     # trades/s per venue: the three streams use 1.5 cores of 2 at 2 s, 0.9 at 5 s). The
-    # tests check what lands, not how fast; the CPU goes to the test groups beside them.
+    # tests check what lands, not how fast; `make test` is CPU-bound, and the completeness
+    # module runs its copy of this pipeline beside three other test groups.
     pipe = IsolatedPipeline(tmp_path_factory.mktemp("e2e"), run_id, trigger=TRIGGER)
     keeper = StreamKeeper(pipe)
     try:
