@@ -65,6 +65,9 @@ def test_figures_give_p99_per_slice_and_compare_the_last_ten_minutes_with_the_fi
     assert f["rows"] == 300
     assert [s["p99_s"] for s in f["slices"]] == [99.0, 5.0, 198.0]
     assert [s["rows"] for s in f["slices"]] == [100, 100, 100]
+    # Minute by minute: 10 values a minute (one every 6 s) in each slice.
+    assert f["p99_per_minute_s"] == [10.0 * (m + 1) for m in range(10)] + [5.0] * 10 + [
+        20.0 * (m + 1) for m in range(10)]
     assert (f["first_10min_p99_s"], f["last_10min_p99_s"]) == (99.0, 198.0)
     assert f["last_over_first"] == 2.0 and f["flat"] is False
     assert f["ends_overlap"] is False
