@@ -291,7 +291,8 @@ def _platform_rows(report: dict) -> list[tuple[str, str, str]]:
             rows.append((f"{title}, {where}",
                          f"p50 {f['p50_s']} s, p99 {f['p99_s']} s over {f['rows']:,} rows; p99 per 10 min: "
                          + ", ".join(f"{s['p99_s']}" for s in f["slices"]) + " s; p99 per minute: "
-                         + ", ".join(f"{v}" for v in f.get("p99_per_minute_s", [])) + " s", TARGETS[target]))
+                         + ", ".join("-" if v is None else f"{v}" for v in f.get("p99_per_minute_s", [])) + " s",
+                         TARGETS[target]))
         flat = []
         for name in ("silver", "e2e"):
             f = run[name]
