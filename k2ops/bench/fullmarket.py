@@ -97,29 +97,26 @@ def reported_losses(log_path: Path | None) -> dict[str, dict]:
     its progress (``progress_saved``; the next start would backfill them), and the
     connections closed other than on purpose. A loss the run finds in Gold but no
     worker reported is a silent one."""
+    from k2.log import parse_events
+
     out: dict[str, dict] = {}
     if log_path is None or not log_path.exists():
         return out
     open_gaps: dict[str, int] = {}
-    with log_path.open("rb") as lines:
-        for line in lines:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            exchange = e.get("exchange") if isinstance(e, dict) else None
-            if not isinstance(exchange, str):
-                continue
-            v = out.setdefault(exchange, {"reported_lost": 0, "backfills_failed": 0, "gaps_open_at_stop": 0,
-                                          "connections_lost": 0})
-            event = e.get("event")
-            if event == "backfill_failed":
-                v["backfills_failed"] += 1
-                v["reported_lost"] += int(e.get("lost") or 0)
-            elif event == "progress_saved":
-                open_gaps[exchange] = int(e.get("open_gaps") or 0)
-            elif event == "connection_closed" and e.get("reason") not in ("rotated", "shutdown"):
-                v["connections_lost"] += 1
+    for e in parse_events(log_path.read_text(errors="replace")):
+        exchange = e.get("exchange") if isinstance(e, dict) else None
+        if not isinstance(exchange, str):
+            continue
+        v = out.setdefault(exchange, {"reported_lost": 0, "backfills_failed": 0, "gaps_open_at_stop": 0,
+                                      "connections_lost": 0})
+        event = e.get("event")
+        if event == "backfill_failed":
+            v["backfills_failed"] += 1
+            v["reported_lost"] += int(e.get("lost") or 0)
+        elif event == "progress_saved":
+            open_gaps[exchange] = int(e.get("open_gaps") or 0)
+        elif event == "connection_closed" and e.get("reason") not in ("rotated", "shutdown"):
+            v["connections_lost"] += 1
     for exchange, gaps in open_gaps.items():
         out[exchange]["gaps_open_at_stop"] = gaps
     return out
