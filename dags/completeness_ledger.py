@@ -39,8 +39,11 @@ with k2_dag("completeness_ledger", __doc__, schedule=timedelta(minutes=15), tags
     @task(task_id="update", execution_timeout=timedelta(minutes=30))
     def update() -> dict:
         from k2 import ledger_store
+        from k2_airflow.priority import run_in_background
 
-        result = ledger_store.update(task_settings("update"))
+        settings = task_settings("update")
+        run_in_background("update", settings)
+        result = ledger_store.update(settings)
         return {"rows": result.rows, "missing_ids": result.missing_ids, "statuses": result.statuses}
 
     update()

@@ -48,13 +48,16 @@ with k2_dag(
 
         from k2 import reconcile as rec
         from k2.times import parse_time
+        from k2_airflow.priority import run_in_background
 
+        settings = task_settings("reconcile")
+        run_in_background("reconcile", settings)
         p = params or {}
         if p.get("start") and p.get("end"):
             start, end = parse_time(p["start"]), parse_time(p["end"])
         else:
             start, end = rec.default_window(datetime.now(UTC), timedelta(minutes=float(p.get("grace_minutes", 30))))
-        report = rec.reconcile(task_settings("reconcile"), start, end, p.get("namespace") or "market_data", p.get("topic_prefix") or "")
+        report = rec.reconcile(settings, start, end, p.get("namespace") or "market_data", p.get("topic_prefix") or "")
         for line in report.lines():
             print(line, flush=True)
         if report.missing:

@@ -195,6 +195,15 @@ class PlatformSettings:
         "Password of K2_AIRFLOW_PG_USER (default: K2_PG_PASSWORD).",
         secret=True,
     )
+    airflow_background_nice: int = setting(
+        "AIRFLOW_BACKGROUND_NICE",
+        10,
+        "CPU niceness (0-19) of the Airflow tasks that work in the background beside the "
+        "streams: retention, compaction, the completeness ledger, data quality, and the Spark "
+        "jobs they start. On a small machine their CPU competes with the streams' micro-batches "
+        "and showed as seconds of extra latency while they ran (issue 17); at 10 they get the "
+        "CPU the streams leave. 0: same priority as the streams.",
+    )
     airflow_api_url: str = setting(
         "AIRFLOW_API_URL",
         lambda v: f"http://{v['bind_host']}:{v['airflow_port']}",
@@ -213,6 +222,8 @@ class PlatformSettings:
         used = [p for p in map(self.stream_metrics_port, STREAMS) if p]
         require(len(used) == len(set(used)), "BRONZE_INGESTION_METRICS_PORT",
                 f"the streams' metrics ports must differ, got {used}")
+        require(0 <= self.airflow_background_nice <= 19, "AIRFLOW_BACKGROUND_NICE",
+                f"must be a niceness from 0 to 19, got {self.airflow_background_nice}")
         require(self.spark_master != "", "SPARK_MASTER", "must not be empty (e.g. local[2])")
         require(
             self.kafka_security_protocol in KAFKA_PROTOCOLS,

@@ -43,7 +43,8 @@ RETRY_POLICY = {
 
 def all_tables_task(job: str, extra_args: list[str] | None = None):
     """One SparkSubmitOperator task ``<job>`` working every table in :func:`table_order`."""
-    return spark_job(job, job, ["--tables", ",".join(table_order()), *(extra_args or [])], **RETRY_POLICY)
+    return spark_job(job, job, ["--tables", ",".join(table_order()), *(extra_args or [])], background=True,
+                     **RETRY_POLICY)
 
 
 def clean_old_logs(root: Path, max_age_days: float, now: float) -> tuple[int, int]:

@@ -14,9 +14,15 @@ from k2.jobs import job_path
 SPARK_CONN_ID = "spark_default"
 
 
-def spark_job(task_id: str, job: str, args: list[str] | None = None, **kwargs: Any):
-    """A SparkSubmitOperator running ``spark_jobs/<job>.py`` with ``args``."""
+def spark_job(task_id: str, job: str, args: list[str] | None = None, *, background: bool = False, **kwargs: Any):
+    """A SparkSubmitOperator running ``spark_jobs/<job>.py`` with ``args``; ``background``:
+    a scheduled job beside the streams, run at a lower CPU priority (k2_airflow/priority.py)."""
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    if background:
+        from k2_airflow.priority import background_callback
+
+        kwargs.setdefault("on_execute_callback", background_callback)
 
     return SparkSubmitOperator(
         task_id=task_id,

@@ -95,3 +95,19 @@ def test_retention_also_cleans_airflow_logs_whatever_the_tables_do(dagbag):
     cleanup = tasks["airflow_task_logs_cleanup"]
     assert cleanup.upstream_task_ids == set() and cleanup.downstream_task_ids == set()
     assert set(tasks) == {"retention", "airflow_task_logs_cleanup"}
+
+
+def test_background_spark_jobs_yield_the_cpu_and_the_streams_do_not(dagbag):
+    from k2_airflow.priority import background_callback
+
+    def callbacks(task) -> list:
+        found = task.on_execute_callback
+        return found if isinstance(found, list) else [found] if found else []
+
+    for dag_id in ("retention", "compaction"):
+        task = {t.task_id: t for t in dagbag.dags[dag_id].tasks}[dag_id]
+        assert background_callback in callbacks(task), dag_id
+    for dag_id in EXPECTED_SCHEDULES:
+        if dag_id.startswith("stream_") or dag_id == "bootstrap":
+            for task in dagbag.dags[dag_id].tasks:
+                assert background_callback not in callbacks(task), f"{dag_id}.{task.task_id}"
