@@ -76,13 +76,19 @@ class BatchSampler(threading.Thread):
                     self.batches.setdefault((stream, progress.batch_id), progress.breakdown)
 
     def summary(self) -> dict[str, dict]:
-        """stream -> batches seen and the median of each phase over them (seconds)."""
-        out: dict[str, dict] = {}
-        for (stream, _), phases in sorted(self.batches.items()):
-            entry = out.setdefault(stream, {"batches": 0, "phases": {}})
-            entry["batches"] += 1
-            for name, value in phases.items():
-                entry["phases"].setdefault(name, []).append(value)
-        for entry in out.values():
-            entry["median_s"] = {k: round(statistics.median(v), 3) for k, v in entry.pop("phases").items()}
-        return out
+        """stream -> batches seen and the median of each phase over all of them (seconds):
+        a phase only some batches run (Silver's registry lookups) counts 0 in the others,
+        so a phase of the first batch alone does not show as the median batch's."""
+        return summarize_breakdowns(self.batches)
+
+
+def summarize_breakdowns(batches: dict[tuple[str, int], dict[str, float]]) -> dict[str, dict]:
+    by_stream: dict[str, list[dict[str, float]]] = {}
+    for (stream, _), phases in sorted(batches.items()):
+        by_stream.setdefault(stream, []).append(phases)
+    out: dict[str, dict] = {}
+    for stream, seen in by_stream.items():
+        names = list(dict.fromkeys(name for phases in seen for name in phases))
+        out[stream] = {"batches": len(seen), "median_s": {
+            name: round(statistics.median(phases.get(name, 0.0) for phases in seen), 3) for name in names}}
+    return out
