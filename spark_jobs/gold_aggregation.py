@@ -34,6 +34,7 @@ from k2.contracts import EXCHANGES, GOLD_TABLE, silver_table
 from k2.log import job_log
 from k2.settings import PlatformSettings
 from spark_jobs.batch_timing import BatchTimings
+from spark_jobs.held import hold
 from spark_jobs.options import job_settings, stream_parser, table_id
 from spark_jobs.streaming import iceberg_stream
 from spark_jobs.tables import V3_COLUMNS
@@ -99,13 +100,16 @@ class GoldBatch:
         return self._rows_in.pop(batch_id, None)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        incoming = with_gold_columns(batch).persist()
         phase = self.timings.phase
+        # One job reads the sources and holds the rows (spark_jobs/held.py: the MERGE then
+        # plans against them alone), a second says how many rows and which hours the
+        # batch holds (epoch seconds, not datetimes: pyspark renders TIMESTAMP in the
+        # driver's local zone). A duplicate has its original's timestamp, so the hours
+        # of the deduplicated rows are these.
+        with phase(batch_id, "read"):
+            held = hold(with_gold_columns(batch))
         try:
-            # One job reads the sources into the cache and says how many rows and which
-            # hours the batch holds (epoch seconds, not datetimes: pyspark renders TIMESTAMP
-            # in the driver's local zone). A duplicate has its original's timestamp, so the
-            # hours of the deduplicated rows are these.
+            incoming = held.frame
             with phase(batch_id, "read"):
                 seen = incoming.agg(F.count(F.lit(1)).alias("n"), F.collect_set(
                     F.unix_timestamp(F.date_trunc("minute", "timestamp"))).alias("minutes")).first()
@@ -131,7 +135,7 @@ class GoldBatch:
             self.log.info("batch_merged", batch_id=batch_id, table=self.gold, rows_in=seen.n, hours=len(hours),
                           new_rows=_total_records(gold) - before)
         finally:
-            incoming.unpersist()
+            held.release()
 
 
 def _iceberg_table(spark: SparkSession, table: str):

@@ -34,6 +34,7 @@ from k2.streams import checkpoint_dir
 from spark_jobs import wire
 from spark_jobs.batch_commits import BatchCommits
 from spark_jobs.batch_timing import BatchTimings
+from spark_jobs.held import HeldRows, hold
 from spark_jobs.options import job_settings, parse_topic_map, stream_parser, table_id
 from spark_jobs.parallel import in_parallel
 from spark_jobs.streaming import iceberg_stream
@@ -190,7 +191,8 @@ def check(frames: DataFrame, schemas: dict[int, wire.WriterSchema], topic_map: d
     ``rules_of_stream``: the rules built once for ``topic_map`` and ``clock_skew_s``
     (built here when not given).
 
-    Persist the result before filtering it (SilverBatch does): Spark pushes a filter on
+    Hold or persist the result before filtering it (SilverBatch holds it,
+    spark_jobs/held.py): otherwise Spark pushes a filter on
     ``error_type`` down through the projections, inlining ``from_avro`` into every field
     reference; the generated code then outgrows the JVM's limits and decodes each row
     many times over.
@@ -241,7 +243,7 @@ class SilverBatch:
             schemas = self.schemas.known()
             checked, stats = self._check(frames, schemas, batch_id, now)
             if any(r.unresolved for r in stats) and self.max_schema_lookups > 0:
-                checked.unpersist()
+                checked.release()
                 before = self.schemas.lookups
                 with self.timings.phase(batch_id, "schemas"):
                     schemas = resolve_schemas(frames, self.schemas, self.max_schema_lookups)
@@ -249,28 +251,35 @@ class SilverBatch:
                     self.log.info("schema_lookups", batch_id=batch_id, lookups=self.schemas.lookups - before)
                 checked, stats = self._check(frames, schemas, batch_id, now)
             try:
-                self._write(checked, stats, batch_id, now)
+                self._write(checked.frame, stats, batch_id, now)
             finally:
-                checked.unpersist()
+                checked.release()
         finally:
             frames.unpersist()
         self.commits.batch_done()
 
     def _check(self, frames: DataFrame, schemas: dict[int, wire.WriterSchema], batch_id: int,
-               now: datetime) -> tuple[DataFrame, list]:
-        """The checked batch (persisted) and its counts by topic, error type and whether
-        the row's schema id is one the cache has no answer for (``unresolved``)."""
+               now: datetime) -> tuple[HeldRows, list]:
+        """The checked batch, held (spark_jobs/held.py: each table's append then plans
+        against the held rows, not the decode and every rule again), and its counts by
+        topic, error type and whether the row's schema id is one the cache has no answer
+        for (``unresolved``)."""
         with self.timings.phase(batch_id, "build"):  # the decode and rule expressions, analysed by Spark
             checked = check(with_schema_problem(frames, schemas, self.max_schema_lookups), schemas,
-                            self.topic_map, now, self.clock_skew_s, self.rules).persist()
+                            self.topic_map, now, self.clock_skew_s, self.rules)
         known = list(schemas)
         unresolved = wire.header_ok() & (F.col("schema_id") >= 1)
         if known:
             unresolved = unresolved & ~F.col("schema_id").isin(known)
-        with self.timings.phase(batch_id, "decode_validate"):  # the first action: decodes into the cache
-            stats = checked.groupBy("topic", "error_type", F.coalesce(unresolved, F.lit(False)).alias(
-                "unresolved")).count().collect()
-        return checked, stats
+        with self.timings.phase(batch_id, "decode_validate"):  # the first action: decodes and holds the rows
+            held = hold(checked)
+            try:
+                stats = held.frame.groupBy("topic", "error_type", F.coalesce(unresolved, F.lit(False)).alias(
+                    "unresolved")).count().collect()
+            except BaseException:
+                held.release()
+                raise
+        return held, stats
 
     def _write(self, checked: DataFrame, stats: list, batch_id: int, now: datetime) -> None:
         valid_by_topic: dict[str, int] = {}
