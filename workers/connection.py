@@ -47,7 +47,12 @@ from workers.settings import WorkerSettings
 from workers.stats import WorkerStats
 
 READ_TIMEOUT_S = 1.0  # how long to wait for the rest of a frame already started
-MAX_FRAMES_PER_TURN = 2000  # then serve producer callbacks and timers again
+# A turn reads until either bound, then serves producer callbacks and timers again. The
+# trades bound matters for venues that batch many trades per frame (Bybit, OKX): counted
+# in frames only, a turn could queue hundreds of thousands of records before the
+# producer's acknowledgements were served, and each waits in memory until then.
+MAX_FRAMES_PER_TURN = 2000
+MAX_TRADES_PER_TURN = 2000
 RECV_CHUNK = 256 * 1024
 
 
@@ -317,11 +322,14 @@ class ConnectionManager:
         """Read what ``link`` has ready: whole data frames straight from the buffer, the
         rest (control frames, fragments, partial frames) through websocket-client."""
         reader = link.reader
+        trades = 0
         for turn in range(MAX_FRAMES_PER_TURN):
+            if trades >= MAX_TRADES_PER_TURN:
+                return  # select is skipped next turn while the buffer holds frames
             if link.fast_ok():
                 payload = reader.next_data_frame()
                 if payload is not None:
-                    self._on_data(link, payload)
+                    trades += self._on_data(link, payload)
                     if link.closed:
                         return
                     continue
@@ -338,7 +346,7 @@ class ConnectionManager:
                 self._lost(link, "connection_error", f"{type(exc).__name__}: {exc}")
                 return
             if opcode == ABNF.OPCODE_TEXT or opcode == ABNF.OPCODE_BINARY:
-                self._on_data(link, frame.data)
+                trades += self._on_data(link, frame.data)
             elif opcode == ABNF.OPCODE_CLOSE:
                 code, reason = _close_status(frame.data)
                 self._lost(link, "closed_by_server", f"close code {code} {reason}".strip())
@@ -362,7 +370,8 @@ class ConnectionManager:
         self._failures += 1
         self._next_connect_at = self.clock() + self.backoff_delay(self._failures)
 
-    def _on_data(self, link: Link, data: bytes) -> None:
+    def _on_data(self, link: Link, data: bytes) -> int:
+        """Handle one data frame; returns how many trades it held."""
         trades, control = self.handle_frame(data, link)
         now = self.clock()
         if trades:
@@ -371,6 +380,7 @@ class ConnectionManager:
             self.stats.last_data_at = time.time()
         if control is not None:
             self._on_control(link, control, now)
+        return trades
 
     def _on_control(self, link: Link, control: Control, now: float) -> None:
         kind = control.kind

@@ -1,4 +1,5 @@
-"""K2_WORKERS_MAX_FRAME_BYTES on a real websocket-client connection over a socket pair."""
+"""Reading a real websocket-client connection over a socket pair: K2_WORKERS_MAX_FRAME_BYTES
+and how much one turn reads."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import websocket
 
 from k2.config import load
 from k2.log import EventLog
-from workers.connection import BufferedReceive, ConnectionManager, Link, limit_frames
+from workers.connection import (
+    MAX_FRAMES_PER_TURN,
+    MAX_TRADES_PER_TURN,
+    BufferedReceive,
+    ConnectionManager,
+    Link,
+    limit_frames,
+)
 from workers.exchanges.binance import Binance
 from workers.settings import WorkerSettings
 from workers.simulator.server import ws_text_frame
@@ -37,6 +45,7 @@ class Peer:
         self.link = Link(1, "ws://peer", "ws://peer/stream", ws, BufferedReceive(ws), opened_at=0.0, role="active")
         self.frames: list[bytes] = []
         self.oversize: list[tuple[int, bytes]] = []
+        self.trades_per_frame = 0
         self.log = io.StringIO()
         self.stats = WorkerStats("binance")
         settings = load(WorkerSettings, {"K2_WORKERS_MAX_FRAME_BYTES": str(LIMIT)})
@@ -49,7 +58,7 @@ class Peer:
 
     def handle(self, frame: bytes, link: Link) -> tuple[int, None]:
         self.frames.append(frame)
-        return 0, None
+        return self.trades_per_frame, None
 
     def events(self, name: str) -> list[dict]:
         return [e for e in map(json.loads, self.log.getvalue().splitlines()) if e["event"] == name]
@@ -93,3 +102,21 @@ def test_a_fragmented_message_within_the_limit_is_delivered_whole(peer):
     peer.theirs.sendall(ws_frame(0x1, part, fin=False) + ws_frame(0x0, part, fin=True))
     peer.manager.turn()
     assert peer.frames == [part * 2] and peer.oversize == [] and not peer.link.closed
+
+
+@pytest.mark.parametrize("trades_per_frame", [1, 7, 500, 5000])
+def test_a_turn_ends_after_a_bounded_number_of_trades_and_the_next_turns_read_the_rest(peer, trades_per_frame):
+    """Producer acknowledgements are served between turns, so a turn must not read
+    unboundedly many trades even when each frame holds many (Bybit, OKX)."""
+    peer.trades_per_frame = trades_per_frame
+    frames = [b"%06d" % i for i in range(3 * MAX_FRAMES_PER_TURN)]
+    peer.theirs.sendall(b"".join(ws_text_frame(f) for f in frames))
+    per_turn = []
+    while len(peer.frames) < len(frames) and len(per_turn) < 10_000:
+        before = len(peer.frames)
+        peer.manager.turn()
+        per_turn.append(len(peer.frames) - before)
+    assert peer.frames == frames and not peer.link.closed
+    most = min(MAX_FRAMES_PER_TURN, max(1, -(-MAX_TRADES_PER_TURN // trades_per_frame)))
+    assert max(per_turn) == most
+    assert all(n > 0 for n in per_turn)  # buffered frames are read on the next turn, without waiting on select
