@@ -49,8 +49,9 @@ from workers.stats import WorkerStats
 READ_TIMEOUT_S = 1.0  # how long to wait for the rest of a frame already started
 # A turn reads until either bound, then serves producer callbacks and timers again. The
 # trades bound matters for venues that batch many trades per frame (Bybit, OKX): counted
-# in frames only, a turn could queue hundreds of thousands of records before the
-# producer's acknowledgements were served, and each waits in memory until then.
+# in frames only, a turn could queue tens of thousands of records (2,000 frames of many
+# trades each) before the producer's acknowledgements were served, and each waits in
+# memory until then.
 MAX_FRAMES_PER_TURN = 2000
 MAX_TRADES_PER_TURN = 2000
 RECV_CHUNK = 256 * 1024
