@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,6 +145,11 @@ def browser_page(tmp_path):
             context.close()
 
 
+def _on_the_plugin_route(url: str) -> bool:
+    path = urllib.parse.urlsplit(url).path
+    return path == "/plugin/k2-health" or path.startswith("/plugin/k2-health/")
+
+
 def _listening(host: str, port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex((host, port)) == 0
@@ -205,7 +211,9 @@ def test_health_page_shows_the_stacks_figures(base, stack, seeded, worker, reaso
 
     page.goto(base + "/")
     page.get_by_label("K2 health").first.click()  # the entry in Airflow's navigation
-    page.wait_for_url("**/plugin/k2-health", timeout=WAIT_MS)
+    # The UI routes to /plugin/k2-health, and once the iframe has loaded it appends the
+    # iframe's own path (/plugin/k2-health/k2-health/, a deep link); either may be current.
+    page.wait_for_url(_on_the_plugin_route, timeout=WAIT_MS)
     health = page.frame_locator('iframe[src*="k2-health"]')
 
     # silver_dlq: the seeded reason and count, and as many rows as the table holds.
