@@ -268,6 +268,37 @@ def start_simulator(workdir: Path, universe: dict[str, int], total_rate: float, 
     return proc, json.loads(line)["port"], record
 
 
+def say(message: str) -> None:
+    print(f"[k2 bench fullmarket] {message}", file=sys.stderr, flush=True)
+
+
+def progress_line(elapsed: float, seconds: float, warmup: float, published: int, published_before: int,
+                  interval: float, gold: int, load: float) -> str:
+    """One stderr line a minute: where the run is, what the market published so far (and
+    at what rate since the last line), what Gold holds, and the difference still on its way."""
+    phase = "warm-up" if elapsed < warmup else "measuring"
+    rate = (published - published_before) / interval if interval > 0 else 0.0
+    return (f"{elapsed:.0f}/{seconds:.0f} s ({phase}): published {published:,} trades ({rate:,.0f}/s), "
+            f"Gold holds {gold:,}, {max(published - gold, 0):,} on the way; load {load:.2f}")
+
+
+def _run_with_progress(seconds: float, warmup: float, published: Callable[[], int], gold: Callable[[], int],
+                       every: float = 60.0) -> None:
+    """Let the market run ``seconds``, saying once every ``every`` seconds how far it is."""
+    began = last = time.monotonic()
+    before = 0
+    while (left := began + seconds - time.monotonic()) > 0:
+        time.sleep(min(every, left))
+        now = time.monotonic()
+        try:
+            count = published()
+            say(progress_line(now - began, seconds, warmup, count, before, now - last, gold(), os.getloadavg()[0]))
+        except Exception as exc:  # noqa: BLE001 - a progress line must never end the run
+            say(f"{now - began:.0f}/{seconds:.0f} s: no progress figures this time ({exc!r})")
+            continue
+        before, last = count, now
+
+
 def control(port: int, action: str) -> dict:
     """One GET of the simulator's control channel (``workers.simulator.control``)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sim/{action}", timeout=60) as resp:  # noqa: S310 - local
@@ -397,7 +428,8 @@ def measure(workdir: Path, seconds: float = 1800, warmup: float = 60, universe: 
         sampler = ProcessSampler(lambda: {**_worker_processes(pipe.workers), "simulator": [sim_proc]})
         sampler.start()
         began = time.monotonic()
-        time.sleep(seconds)
+        _run_with_progress(seconds, warmup, lambda: sum(simulator_stats(port)["published"].values()),
+                           lambda: gold_rows(pipe))
         control(port, "pause")  # the market stops trading; connections and REST go on
         stats = simulator_stats(port)
         sampler.stop_event.set()
@@ -405,6 +437,7 @@ def measure(workdir: Path, seconds: float = 1800, warmup: float = 60, universe: 
         elapsed = time.monotonic() - began
         # Everything sent reaches the workers, and Gold holds it, while the simulator still
         # answers REST (a gap found now is backfilled); only then does it stop.
+        say("market paused: waiting for the simulator's connections to drain, then for Gold to hold every trade")
         drained = _wait(lambda: sum(simulator_stats(port)["unsent_bytes"].values()) == 0, 300,
                         "the simulator's connections to drain")
         spans = {(ex, sym): (first, last) for ex, sym, first, last in control(port, "spans")["spans"]}

@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 
 from k2ops.bench.common import percentile
 from k2ops.bench.fullmarket import (
+    _run_with_progress,
     burst_windows,
     default_bursts,
     losses,
     nearest_rank,
+    progress_line,
     reported_losses,
     sent_spans,
     split_latencies,
@@ -123,3 +125,31 @@ def test_gold_found_counts_distinct_ids_inside_each_span_in_arrow():
     assert outside == {"okx": 2}  # A-USDT 99, and B-USDT without a span
     assert ids_of(("okx", "A-USDT")) == {10, 11, 99}
     assert losses(spans, found, outside, ids_of)["okx"]["examples"] == ["A-USDT:12"]
+
+
+# -- progress ---------------------------------------------------------------------------
+
+def test_progress_line_says_where_the_run_is_and_what_is_on_its_way():
+    line = progress_line(120.4, 1800, 60, published=612_000, published_before=300_000, interval=60.0,
+                         gold=590_500, load=3.456)
+    assert line == ("120/1800 s (measuring): published 612,000 trades (5,200/s), Gold holds 590,500, "
+                    "21,500 on the way; load 3.46")
+    assert "(warm-up)" in progress_line(30, 1800, 60, 10, 0, 30.0, 0, 1.0)
+    assert "Gold holds 12, 0 on the way" in progress_line(90, 1800, 60, 10, 0, 30.0, 12, 1.0)  # never negative
+
+
+def test_the_run_says_its_progress_and_survives_a_failing_figure(capsys):
+    calls = iter([100, RuntimeError("simulator busy"), 400, 500, 600, 700])
+
+    def published() -> int:
+        value = next(calls)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    _run_with_progress(0.3, 0.0, published, lambda: 50, every=0.1)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 2, lines
+    assert all(line.startswith("[k2 bench fullmarket] ") for line in lines)
+    assert "published 100 trades" in lines[0] and "Gold holds 50, 50 on the way" in lines[0]
+    assert "no progress figures this time (RuntimeError('simulator busy'))" in lines[1]
