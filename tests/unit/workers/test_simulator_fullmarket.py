@@ -271,3 +271,26 @@ def test_pause_holds_the_market_while_connections_drain_and_spans_say_what_was_s
         assert "BTC-USDT" in trades_of(client, 1.0)
     finally:
         client.close()
+
+
+def test_a_reader_of_the_record_can_leave_out_the_line_per_trade(tmp_path):
+    from workers.simulator.market import SimTrade
+    from workers.simulator.session import Recorder
+
+    path = tmp_path / "record.jsonl"
+    recorder = Recorder(str(path), sent_lines=False)
+    recorder.write(ev="rate", multiplier=10.0, time_us=1)
+    recorder.published("binance", [SimTrade("BTCUSDT", i, "1.5", "0.1", "buy", 10 + i) for i in range(3)])
+    recorder.write(ev="limit", exchange="okx", rule="subscribes per hour", time_us=2)
+    recorder.published("okx", [SimTrade("BTC-USDT", 7, "2.5", "0.2", "sell", 20)])
+    recorder.close()
+    with path.open("a") as f:
+        f.write('{"ev":"rate","multipl')  # a line the simulator had not finished when killed
+
+    everything = read_record(path)
+    assert [e["ev"] for e in everything] == ["rate", "published", "published", "published", "limit", "published"]
+    assert everything[3] == {"ev": "published", "exchange": "binance", "symbol": "BTCUSDT", "trade_id": "2",
+                             "price_wire": "1.5", "qty_wire": "0.1", "taker": "buy", "time_us": 12}
+    assert read_record(path, skip=("published", "trade")) == [
+        {"ev": "rate", "multiplier": 10.0, "time_us": 1},
+        {"ev": "limit", "exchange": "okx", "rule": "subscribes per hour", "time_us": 2}]
