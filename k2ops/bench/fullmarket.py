@@ -37,12 +37,14 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import psutil
 
 from k2.polling import wait_until
 from k2.settings import REPO_ROOT
+from k2ops.stack import progress
 
 TOTAL_RATE = 5000.0
 BURST_FACTOR = 10.0
@@ -268,8 +270,7 @@ def start_simulator(workdir: Path, universe: dict[str, int], total_rate: float, 
     return proc, json.loads(line)["port"], record
 
 
-def say(message: str) -> None:
-    print(f"[k2 bench fullmarket] {message}", file=sys.stderr, flush=True)
+say = partial(progress.say, source="k2 bench fullmarket")
 
 
 def progress_line(elapsed: float, seconds: float, warmup: float, published: int, published_before: int,

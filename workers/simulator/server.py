@@ -606,7 +606,8 @@ def read_record(path: str | Path, skip: tuple[str, ...] = ()) -> list[dict]:
     A full-market run's record holds a ``published`` line per trade the market made (two
     gigabytes in 30 minutes): as dicts they would take about 1.2 KB each, some 14 GB. A
     reader that needs other events skips those lines by their prefix, unparsed."""
-    prefixes = tuple(f'{{"ev":"{name}"' for name in skip)
+    # How the Recorder begins every line (write() and the per-trade lines alike), "}" cut.
+    prefixes = tuple(json.dumps({"ev": name}, separators=(",", ":"))[:-1] for name in skip)
     events = []
     with open(path, encoding="utf-8") as record:
         for line in record:
