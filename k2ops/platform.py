@@ -41,7 +41,8 @@ def runner_dags() -> list[str]:
 def missing_objects(s: PlatformSettings) -> list[str]:
     """Topics, registry subjects and lakehouse tables the current contracts name that do
     not exist: what a release adding a venue needs bootstrap to create on an existing
-    installation (its streams would fail on the first batch otherwise)."""
+    installation (its streams would fail on the first batch otherwise); then the tables
+    whose properties differ from this release's (:func:`outdated_tables`)."""
     from k2 import contracts, iceberg_admin, kafka_admin, schema_registry
     from k2.catalog import catalog
     from k2.kafka_client import client_config
@@ -52,7 +53,23 @@ def missing_objects(s: PlatformSettings) -> list[str]:
     missing += [f"subject {name}" for name in schema_registry.desired_subjects() if name not in subjects]
     tables = set(iceberg_admin.existing_tables(catalog(s)))
     missing += [f"table {contracts.qualified(t)}" for t in contracts.lakehouse_tables() if t not in tables]
-    return missing
+    return missing + outdated_tables(s, tables)
+
+
+def outdated_tables(s: PlatformSettings, existing: set[str]) -> list[str]:
+    """Existing tables whose properties are not those of this release's definitions (a
+    release that changes a table's write layout): bootstrap re-applies them, data untouched."""
+    from k2 import contracts
+    from k2.catalog import catalog
+    from spark_jobs.tables import property_problems, table_defs
+
+    cat, out = catalog(s), []
+    for t in table_defs():
+        if t.name in existing:
+            table = cat.load_table(contracts.qualified(t.name))
+            actual = {**table.properties, "format-version": str(table.format_version)}
+            out += property_problems(f"table {contracts.qualified(t.name)}", t.all_properties, actual)
+    return out
 
 
 def bootstrap(api: AirflowApi, s: PlatformSettings) -> None:
@@ -62,8 +79,9 @@ def bootstrap(api: AirflowApi, s: PlatformSettings) -> None:
         if not missing:
             say(f"bootstrap: already succeeded (run {done}) and nothing is missing; skipping")
             return
-        say(f"bootstrap: {len(missing)} object(s) of this release are missing ({', '.join(missing[:6])}"
-            + (", ..." if len(missing) > 6 else "") + "); running it again (it changes nothing that exists)")
+        say(f"bootstrap: {len(missing)} object(s) of this release are missing or out of date "
+            f"({', '.join(missing[:6])}" + (", ..." if len(missing) > 6 else "")
+            + "); running it again (it creates what is missing and re-applies table properties; no data changes)")
     api.set_paused(BOOTSTRAP_DAG, False)
     run_id = api.trigger(BOOTSTRAP_DAG)
     last = {"state": ""}

@@ -72,6 +72,10 @@ def _bootstrap(s, prefix: str, spark, namespace: str) -> dict[str, dict]:
     return subjects
 
 
+def _distribution(spark, table: str) -> str | None:
+    return {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}.get("write.distribution-mode")
+
+
 def _silver_row(spark, table: str, trade: dict) -> None:
     """Append ``trade`` to a Silver table, as the stream would have."""
     def value(name: str) -> object:
@@ -147,8 +151,25 @@ def test_new_venues_on_a_lakehouse_bootstrapped_before_them(estate, monkeypatch)
                  for name in old_table_names for t in [cat.load_table(f"{namespace}.{name}")]}
     assert old_state[contracts.silver_table("binance")][2] == 1
 
+    # The write layout bootstrap gave the tables before this round: Gold's WRITE ORDERED BY
+    # had switched it to a range distribution, Silver's tables had Iceberg's default.
+    gold = f"{s.catalog_name}.{namespace}.{contracts.GOLD_TABLE}"
+    binance_silver = f"{s.catalog_name}.{namespace}.{contracts.silver_table('binance')}"
+    spark.sql(f"ALTER TABLE {gold} WRITE ORDERED BY `timestamp`, trade_id")
+    spark.sql(f"ALTER TABLE {binance_silver} UNSET TBLPROPERTIES ('write.distribution-mode')")
+    assert _distribution(spark, gold) == "range"
+    assert [p for p in tables.verify_all(spark, s, namespace) if "distribution-mode" in p] == [
+        f"{namespace}.{contracts.silver_table('binance')}: property write.distribution-mode is not set, expected none "
+        "(run bootstrap_tables to re-apply)",
+        f"{namespace}.{contracts.GOLD_TABLE}: property write.distribution-mode is range, expected hash "
+        "(run bootstrap_tables to re-apply)",
+    ]
+
     # After: today's registry and schema, on the same estate.
     new_subjects = _bootstrap(s, prefix, spark, namespace)
+    assert tables.verify_all(spark, s, namespace) == []
+    assert (_distribution(spark, gold), _distribution(spark, binance_silver)) == ("hash", "none")
+    assert tables.table_properties(spark, gold)["sort-order"] == "timestamp ASC NULLS FIRST, trade_id ASC NULLS FIRST"
     client = schema_registry.registry_client(s.registry_url)
     assert new_subjects[binance_subject]["status"] == "exists"
     assert client.get_versions(binance_subject) == [1, 2]

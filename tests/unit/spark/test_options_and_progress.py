@@ -11,7 +11,7 @@ from k2.contracts import GOLD_TABLE, all_tables, trade_topics
 from k2.settings import PlatformSettings
 from spark_jobs.options import parse_topic_map, parse_trigger
 from spark_jobs.streaming import kafka_lag, progress_from_json
-from spark_jobs.tables import GOLD, table_defs
+from spark_jobs.tables import BRONZE, GOLD, SILVER_DLQ, property_problems, silver_def, table_defs
 
 
 @pytest.mark.parametrize(
@@ -76,6 +76,20 @@ def test_gold_ddl_partitions_by_hour_and_sorts():
         assert props["format-version"] == "2"
         assert props["write.parquet.compression-codec"] == "zstd"
         assert props["write.metadata.delete-after-commit.enabled"] == "true"
+
+
+def test_write_distribution_per_layer():
+    # Silver's appends come from one held batch: no shuffle; Bronze's from a task per Kafka
+    # partition: Iceberg's default (hash, a file per batch); Gold clustered by hour (hash).
+    modes = {t.name: t.all_properties.get("write.distribution-mode")
+             for t in (BRONZE, silver_def("binance"), SILVER_DLQ, GOLD)}
+    assert modes == {BRONZE.name: None, "silver_binance_trades": "none", SILVER_DLQ.name: "none", GOLD_TABLE: "hash"}
+
+
+def test_a_property_missing_or_different_is_a_problem_naming_it():
+    got = property_problems("ns.t", {"a": "1", "b": "2", "c": "3"}, {"a": "1", "b": "9", "x": "y"})
+    assert got == ["ns.t: property b is 9, expected 2 (run bootstrap_tables to re-apply)",
+                   "ns.t: property c is not set, expected 3 (run bootstrap_tables to re-apply)"]
 
 
 def test_progress_uses_the_streams_own_count_when_given():
