@@ -103,10 +103,26 @@ def expire(spark: SparkSession, settings: PlatformSettings, namespace: str, tabl
                                "checkpoint will fail (Iceberg plans those from the first snapshot)")
     if dry_run:
         return
-    cat = settings.catalog_name
-    expired = with_retries(lambda: spark.sql(
-        f"CALL {cat}.system.expire_snapshots(table => '{cat}.{short}', "
-        f"older_than => {sql_timestamp(older_ms)}, retain_last => {retain_last})"
-    ).first(), f"{short} expire_snapshots", log)
+    before, after = with_retries(lambda: _expire_snapshots(spark, f"{settings.catalog_name}.{short}", older_ms,
+                                                           retain_last), f"{short} expire_snapshots", log)
     log.info("snapshots_expired", table=short, older_than=sql_timestamp(older_ms),
-             result=expired.asDict() if expired else {})
+             snapshots_before=before, snapshots_after=after)  # after: the streams' commits meanwhile included
+
+
+def _expire_snapshots(spark: SparkSession, table: str, older_ms: int, retain_last: int) -> tuple[int, int]:
+    """Expire with Iceberg's table API in the driver, not the ``expire_snapshots`` procedure:
+    the procedure's Spark action lists the files of every snapshot kept, in Spark jobs,
+    even when nothing is due. On this 2-core machine, with ~1,300 snapshots a table, it
+    took 15 s to expire nothing and 20 s to expire 1,036 snapshots (1.5-3.5 minutes a
+    table beside the streams), where the table API took under 0.1 s and 2.2 s: it reads
+    only what the expired snapshots changed (Iceberg's incremental cleanup, for a table
+    with one branch, which the streams' tables are). Files no snapshot references any
+    more are deleted either way. Returns the snapshot count before and after."""
+    jvm = spark._jvm
+    loaded = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
+    count = jvm.org.apache.iceberg.relocated.com.google.common.collect.Iterables.size
+    loaded.refresh()  # the catalog's copy, not one cached by an earlier step of the job
+    before = count(loaded.snapshots())
+    loaded.expireSnapshots().expireOlderThan(older_ms).retainLast(retain_last).commit()
+    loaded.refresh()
+    return before, count(loaded.snapshots())

@@ -236,7 +236,8 @@ def verify_all(spark: SparkSession, s: PlatformSettings, namespace: str) -> list
         extra = sorted(set(actual) - {c.name for c in t.columns})
         if extra:
             problems.append(f"{namespace}.{t.name}: unexpected columns {', '.join(extra)}")
-        problems += property_problems(f"{namespace}.{t.name}", t.all_properties, table_properties(spark, ident))
+        problems += [f"{p} (run bootstrap_tables to re-apply)" for p in property_problems(
+            f"{namespace}.{t.name}", t.all_properties, table_properties(spark, ident))]
     return problems
 
 
@@ -246,6 +247,5 @@ def table_properties(spark: SparkSession, ident: str) -> dict[str, str]:
 
 def property_problems(name: str, expected: dict[str, str], actual: dict[str, str]) -> list[str]:
     """A line per property of ``expected`` the table does not have with that value."""
-    return [f"{name}: property {k} is {actual[k] if k in actual else 'not set'}, expected {v} "
-            "(run bootstrap_tables to re-apply)"
+    return [f"{name}: property {k} is {actual[k] if k in actual else 'not set'}, expected {v}"
             for k, v in expected.items() if actual.get(k) != v]
