@@ -38,7 +38,7 @@ from spark_jobs.batch_timing import BatchTimings
 from spark_jobs.held import hold
 from spark_jobs.options import job_settings, stream_parser, table_id
 from spark_jobs.streaming import iceberg_stream
-from spark_jobs.tables import V3_COLUMNS
+from spark_jobs.tables import V3_COLUMNS, iceberg_table
 
 STREAM = "gold_aggregation"
 MAX_LISTED_RANGES = 48  # beyond this, bound the target by the batch's hours, then its min..max hour
@@ -126,7 +126,7 @@ class GoldBatch:
             view = f"k2_gold_batch_{batch_id}"
             incoming.dropDuplicates(["message_id"]).createOrReplaceTempView(view)
             spark = batch.sparkSession
-            gold = _iceberg_table(spark, self.gold)
+            gold = iceberg_table(spark, self.gold)
             before = _total_records(gold)
             with phase(batch_id, "merge gold"):
                 spark.sql(
@@ -139,11 +139,6 @@ class GoldBatch:
                           new_rows=_total_records(gold) - before)
         finally:
             held.release()
-
-
-def _iceberg_table(spark: SparkSession, table: str):
-    """The Iceberg table object (JVM) behind ``table``: its metadata without a Spark job."""
-    return spark._jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
 
 
 def _total_records(table) -> int:

@@ -30,6 +30,7 @@ from spark_jobs.holdback import (
     reader_position,
 )
 from spark_jobs.maintenance import with_retries
+from spark_jobs.tables import iceberg_table
 
 
 def _count(value: object) -> int | None:
@@ -118,9 +119,8 @@ def _expire_snapshots(spark: SparkSession, table: str, older_ms: int, retain_las
     only what the expired snapshots changed (Iceberg's incremental cleanup, for a table
     with one branch, which the streams' tables are). Files no snapshot references any
     more are deleted either way. Returns the snapshot count before and after."""
-    jvm = spark._jvm
-    loaded = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
-    count = jvm.org.apache.iceberg.relocated.com.google.common.collect.Iterables.size
+    loaded = iceberg_table(spark, table)
+    count = spark._jvm.org.apache.iceberg.relocated.com.google.common.collect.Iterables.size
     loaded.refresh()  # the catalog's copy, not one cached by an earlier step of the job
     before = count(loaded.snapshots())
     loaded.expireSnapshots().expireOlderThan(older_ms).retainLast(retain_last).commit()

@@ -249,3 +249,8 @@ def property_problems(name: str, expected: dict[str, str], actual: dict[str, str
     """A line per property of ``expected`` the table does not have with that value."""
     return [f"{name}: property {k} is {actual[k] if k in actual else 'not set'}, expected {v}"
             for k, v in expected.items() if actual.get(k) != v]
+
+
+def iceberg_table(spark: SparkSession, table: str):
+    """The Iceberg table object (JVM) behind ``table``: its metadata and table API, no Spark job."""
+    return spark._jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
