@@ -73,7 +73,9 @@ def _bootstrap(s, prefix: str, spark, namespace: str) -> dict[str, dict]:
 
 
 def _distribution(spark, table: str) -> str | None:
-    return {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}.get("write.distribution-mode")
+    from spark_jobs.tables import table_properties
+
+    return table_properties(spark, table).get("write.distribution-mode")
 
 
 def _silver_row(spark, table: str, trade: dict) -> None:
