@@ -83,7 +83,8 @@ def encode_decimal(value: Decimal, scale: int = 8) -> bytes:
     """
     unscaled = int(value * _SCALE) if scale == 8 else int(value.scaleb(scale))
     raw = unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
-    return encode_long(len(raw)) + raw
+    size = len(raw)  # at most 8 for decimal(18,8): its prefix is one table byte
+    return (_SMALL_LONGS[size + 64] if size < 64 else encode_long(size)) + raw
 
 
 class TradeEncoder:

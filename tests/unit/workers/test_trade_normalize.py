@@ -2,6 +2,8 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from workers.normalize import (
     MESSAGE_ID_NAMESPACE,
@@ -43,6 +45,26 @@ def test_message_id_namespace_is_fixed():
 def test_decimal_from_text_is_exact(text, expected):
     assert decimal_18_8(text, "price") == Decimal(expected)
     assert decimal_18_8(text, "price").as_tuple().exponent == -8
+
+
+@given(
+    integer=st.integers(min_value=0, max_value=10**10 - 1),
+    places=st.text(alphabet="0123456789", max_size=8),
+)
+def test_any_plain_decimal_in_range_is_exact_at_scale_8(integer, places):
+    # Wire text as venues send it ("94250.01", "0.00210000", "12"); the expected unscaled
+    # value is built from the digits, not from Decimal.
+    text = f"{integer}.{places}" if places else str(integer)
+    value = decimal_18_8(text, "price")
+    assert value.as_tuple().exponent == -8
+    assert value.scaleb(8) == integer * 10**8 + int(places.ljust(8, "0"))
+
+
+@pytest.mark.parametrize("text", ["\u0663", "1.\u0665", "\uff11\uff12"])  # Arabic-Indic, fullwidth digits
+def test_non_ascii_digits_are_not_decimals(text):
+    with pytest.raises(NormalizeError) as err:
+        decimal_18_8(text, "price")
+    assert err.value.kind == "bad_decimal"
 
 
 @pytest.mark.parametrize(
