@@ -369,8 +369,14 @@ class GapFiller:
         self._rounds: dict[int, int] = {}  # gap id -> failed rounds so far
         self._retry: list[tuple[float, Gap]] = []  # (due, gap) to submit again
         self._probes: dict[str, tuple[float, Latest]] = {}  # symbol -> (settled at, probe answer)
+        self._probing: set[str] = set()  # symbols asked for and not settled yet
         self.clock = clock
         self.probe_settle_s = probe_settle_s
+
+    @property
+    def pending(self) -> int:
+        """Gaps open (being fetched or waiting for a retry) plus probes not settled yet."""
+        return len(self.progress.open_gaps) + len(self._probing)
 
     def pump(self, max_events: int = 4) -> None:
         """Called every loop turn: cheap when nothing is missing."""
@@ -426,6 +432,7 @@ class GapFiller:
             return
         for symbol in symbols:
             if symbol in self.progress.last_seen:  # nothing to backfill from otherwise
+                self._probing.add(symbol)
                 self.backfiller.probe(symbol)
 
     def _on(self, event: Event) -> None:
@@ -484,6 +491,7 @@ class GapFiller:
 
     def _probed(self, event: Latest) -> None:
         if event.trade_id is None:
+            self._probing.discard(event.symbol)
             self.log.warning("probe_failed", symbol=event.symbol, reason=event.reason,
                              detail="the symbol's next trade reveals any gap instead")
             return
@@ -497,6 +505,7 @@ class GapFiller:
             if due > now:
                 continue
             del self._probes[symbol]
+            self._probing.discard(symbol)
             assert event.trade_id is not None
             last_seen = self.progress.last_seen.get(symbol)
             opened = self.progress.probed(symbol, event.trade_id)

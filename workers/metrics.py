@@ -75,6 +75,9 @@ class WorkerCollector(Collector):
         yield counter("k2_worker_possible_loss_seconds", "Extent of those windows, summed over symbols.",
                       s.possible_loss_seconds)
         yield counter("k2_worker_backfill_lost", "Trades given up by the backfill (too old, over the cap, REST failing).", s.backfill_lost)
+        yield gauge("k2_worker_backfill_pending",
+                    "Gaps being filled over REST plus reconnect probes not yet answered: 0 once the worker "
+                    "has caught up with everything it knows it missed.", s.backfill_pending)
         yield gauge("k2_worker_queue_depth", "Records queued in the producer awaiting delivery.", s.queue_depth)
         age = s.last_message_age_s()
         yield gauge(

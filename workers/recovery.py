@@ -90,6 +90,7 @@ class Recovery:
             if self._connected:
                 self.filler.probe(sorted(self.progress.last_seen))
         self.filler.pump()
+        self.stats.backfill_pending = self.filler.pending
         if now >= self._save_at:
             self._save_at = now + SAVE_INTERVAL_S
             self.state.save(self.progress.watermarks())

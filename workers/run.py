@@ -196,6 +196,7 @@ class Summary:
             gaps=s.gaps,
             backfilled=s.backfill_trades,
             backfill_lost=s.backfill_lost,
+            backfill_pending=s.backfill_pending,
             possible_loss_windows=s.possible_loss_windows,
             possible_loss_s=round(s.possible_loss_seconds, 3),
             connected=s.connected,

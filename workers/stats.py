@@ -66,6 +66,7 @@ class WorkerStats:
     backfill_throttled: int = 0  # 429/418 answers
     backfill_failures: int = 0  # backfill rounds that failed (retried, then given up)
     backfill_lost: int = 0  # trades given up: too old, beyond the cap, or REST kept failing
+    backfill_pending: int = 0  # gaps being filled and probes not yet settled, refreshed by the loop
     shards: dict[int, ShardState] = field(default_factory=dict)  # by shard id
     possible_loss_windows: int = 0  # times no connection covered a symbol (venues without gap detection)
     possible_loss_seconds: float = 0.0  # their total extent, summed over symbols

@@ -269,6 +269,19 @@ def wait_for_more(reader: TopicReader, trades: int, what: str, timeout_s: float 
     wait_until(lambda: len(reader.poll(0.3)) >= landed + trades, timeout_s, f"{trades} more trades: {what}")
 
 
+def wait_caught_up(worker: WorkerProcess, timeout_s: float = 60) -> None:
+    """Wait until a summary the worker logs from now on says it is filling no gap and
+    awaiting no reconnect probe (``backfill_pending`` 0): everything it knows it missed has
+    been handed to Kafka, so the venue's REST history may go away."""
+    seen = len(worker.events("stream_summary"))
+
+    def caught_up() -> bool:
+        fresh = worker.events("stream_summary")[seen:]
+        return bool(fresh) and fresh[-1]["backfill_pending"] == 0
+
+    wait_until(caught_up, timeout_s, "the worker's gaps filled and probes settled", interval=0.5)
+
+
 def wait_until_landed(reader: TopicReader, expected: dict, timeout_s: float = 30) -> list[dict]:
     def landed() -> bool:
         got = {(m["value"]["symbol"], m["value"]["trade_id"]) for m in reader.poll(0.5)}

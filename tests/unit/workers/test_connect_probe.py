@@ -13,7 +13,7 @@ import pytest
 
 from k2.log import EventLog
 from k2.polling import wait_until
-from workers.backfill import Backfiller, GapFiller, Latest, Pacer, probe_latest
+from workers.backfill import Backfiller, Done, GapFiller, Latest, Pacer, probe_latest
 from workers.dlq import DeadLetters
 from workers.exchanges.binance import Binance
 from workers.exchanges.kraken import ASSET_ALIASES, Kraken
@@ -135,9 +135,13 @@ class QueuedAnswers:
     def __init__(self) -> None:
         self.results: queue.Queue = queue.Queue()
         self.gaps: list = []
+        self.probed: list[str] = []
 
     def submit(self, gap) -> None:
         self.gaps.append(gap)
+
+    def probe(self, symbol: str) -> None:
+        self.probed.append(symbol)
 
 
 def _answered_then_one_trade(latest: int) -> tuple[GapFiller, Progress, QueuedAnswers, list[float], io.StringIO]:
@@ -177,3 +181,29 @@ def test_a_probe_answer_the_stream_has_not_delivered_after_settling_opens_the_ga
     assert (gap.symbol, gap.first, gap.last, gap.cause) == ("BTC/USD", 102, 105, "stream")
     events = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
     assert events == ["probed", "backfill_started"]
+
+
+def test_pending_counts_probes_until_they_settle_and_gaps_until_they_are_filled():
+    # What the worker's summary and k2_worker_backfill_pending report: 0 only once it has
+    # caught up with everything it knows it missed.
+    progress = Progress()
+    progress.seen("BTC/USD", "100")
+    progress.seen("ETH/USD", "7")
+    now, out, answers = [1000.0], io.StringIO(), QueuedAnswers()
+    log = EventLog(out)
+    gf = GapFiller(progress, answers, lambda r: None, DeadLetters("kraken", lambda k, v: None, log),  # type: ignore[arg-type]
+                   WorkerStats("kraken"), log, 10_000, clock=lambda: now[0], probe_settle_s=3.0)
+    assert gf.pending == 0
+    gf.probe(["BTC/USD", "ETH/USD", "SOL/USD"])  # SOL/USD never traded here: nothing to probe for
+    assert answers.probed == ["BTC/USD", "ETH/USD"] and gf.pending == 2
+    answers.results.put(Latest("ETH/USD", None, "URLError"))  # a failed probe is settled too
+    answers.results.put(Latest("BTC/USD", 105))
+    gf.pump()
+    assert gf.pending == 1  # BTC/USD's answer waits out the settle time
+    now[0] += 3.1
+    gf.pump()
+    (gap,) = answers.gaps  # 101..105 opened: now the gap is what is pending
+    assert (gap.first, gap.last) == (101, 105) and gf.pending == 1
+    answers.results.put(Done(gap, requests=1, throttled=0, seconds=0.1))
+    gf.pump()
+    assert gf.pending == 0 and progress.open_gaps == {}

@@ -19,6 +19,7 @@ def test_health_states():
 def test_metrics_endpoint_exposes_worker_counters():
     s = WorkerStats("binance")
     s.trades, s.delivered, s.delivery_failures = 10, 9, 1
+    s.backfill_pending = 3
     s.dead_letters["malformed_json"] = 2
     s.reconnects["stall"] = 1
     s.produce_latency.observe(0.004)
@@ -35,6 +36,7 @@ def test_metrics_endpoint_exposes_worker_counters():
             'k2_worker_reconnects_total{exchange="binance",reason="stall"} 1.0',
             'k2_worker_produce_latency_seconds_bucket{exchange="binance",le="0.005"} 1.0',
             'k2_worker_queue_depth{exchange="binance"} 0.0',
+            'k2_worker_backfill_pending{exchange="binance"} 3.0',
             'k2_worker_shard_connected{exchange="binance",shard="1"} 1.0',
             'k2_worker_shard_connected{exchange="binance",shard="2"} 0.0',
             'k2_worker_shard_symbols{exchange="binance",shard="1"} 1024.0',
