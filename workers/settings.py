@@ -127,6 +127,16 @@ class CommonWorkerSettings:
         "Bound of the producer's local queue; when full the worker stops reading (backpressure), "
         "it never drops.",
     )
+    read_interval_ms: int = setting(
+        "WORKERS_READ_INTERVAL_MS",
+        100,
+        "Shortest time between two reads of the connections while they keep up (0 to 1000): "
+        "what arrives meanwhile waits in the socket and is read in one go. Waking for every "
+        "frame of a quiet venue cost a worker 0.038 cores at 50 trades/s against 0.012 at "
+        "100 ms (issue 17: five workers share two cores with the streams). A connection with "
+        "more than one turn's worth of frames waiting is read again at once, so throughput "
+        "is not capped; 0 reads each frame as it arrives.",
+    )
     linger_ms: int = setting("WORKERS_LINGER_MS", 20, "Kafka producer linger.ms (batching delay).")
     compression: str = setting(
         "WORKERS_COMPRESSION", "lz4", "Kafka producer compression.type (none, gzip, snappy, lz4, zstd)."
@@ -203,6 +213,8 @@ class CommonWorkerSettings:
         require(1 <= self.backfill_page_limit <= 1000, "WORKERS_BACKFILL_PAGE_LIMIT",
                 f"must be 1-1000 (the largest page every venue serves), got {self.backfill_page_limit}")
         require(self.linger_ms >= 0, "WORKERS_LINGER_MS", "must be >= 0")
+        require(0 <= self.read_interval_ms <= 1000, "WORKERS_READ_INTERVAL_MS",
+                f"must be 0-1000 ms, got {self.read_interval_ms}")
         require(self.shard_max_symbols >= 0, "WORKERS_SHARD_MAX_SYMBOLS", "must be >= 0 (0: the venue's limits)")
         require(self.loss_window_margin_ms >= 0, "WORKERS_LOSS_WINDOW_MARGIN_MS", "must be >= 0")
         require(MIN_FRAME_BYTES <= self.max_frame_bytes <= MAX_FRAME_BYTES, "WORKERS_MAX_FRAME_BYTES",

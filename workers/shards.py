@@ -132,10 +132,21 @@ class ShardSet:
 
     # the loop -------------------------------------------------------------------------
 
-    def run(self, should_stop: Callable[[], bool], after_turn: Callable[[], None]) -> None:
+    def run(self, should_stop: Callable[[], bool], after_turn: Callable[[], None],
+            sleep: Callable[[float], None] = time.sleep) -> None:
+        """Turns until ``should_stop``, at most one per ``K2_WORKERS_READ_INTERVAL_MS`` while
+        nothing is left buffered: on a 2-core machine each wake-up of a quiet worker cost
+        more than the trades it read, so a trickle is read in batches (an at-most-100 ms
+        delay, by default); a backlog is read turn after turn, without pause."""
+        interval_s = self.settings.read_interval_ms / 1000
         while not should_stop():
+            started = self.clock()
             self.turn()
             after_turn()
+            if interval_s and not self.backlog():
+                rest = interval_s - (self.clock() - started)
+                if rest > 0:
+                    sleep(rest)
 
     def turn(self, max_wait_s: float = 0.05) -> None:
         """One round for every shard: timers and connects, paced sends, then one select
@@ -157,6 +168,12 @@ class ShardSet:
         for link in ready:
             if not link.closed:
                 owners[link].manager.read(link)
+
+    def backlog(self) -> bool:
+        """Whether a connection holds frames that the last turn left unread (its cap), or
+        its last socket read was large (connection.BUSY_READ_BYTES: the socket holds more)."""
+        return any(link.has_buffered() or link.reader.more_waiting
+                   for shard in self.shards for link in shard.manager.links if not link.closed)
 
     def close_all(self, reason: str = "shutdown") -> None:
         for shard in self.shards:

@@ -13,6 +13,7 @@ import websocket
 from k2.config import load
 from k2.log import EventLog
 from workers.connection import (
+    BUSY_READ_BYTES,
     MAX_FRAMES_PER_TURN,
     MAX_TRADES_PER_TURN,
     BufferedReceive,
@@ -120,3 +121,17 @@ def test_a_turn_ends_after_a_bounded_number_of_trades_and_the_next_turns_read_th
     most = min(MAX_FRAMES_PER_TURN, max(1, -(-MAX_TRADES_PER_TURN // trades_per_frame)))
     assert max(per_turn) == most
     assert all(n > 0 for n in per_turn)  # buffered frames are read on the next turn, without waiting on select
+
+
+def test_a_large_socket_read_marks_the_connection_busy_and_a_small_one_quiet(peer):
+    frame = ws_text_frame(b"z" * 200)
+    burst = frame * (BUSY_READ_BYTES // len(frame) + 10)  # a little more than one busy read
+    peer.theirs.sendall(burst)
+    peer.manager.turn()
+    assert peer.link.reader.more_waiting  # the worker reads on without its read-interval pause
+    while peer.link.has_buffered():
+        peer.manager.turn()
+    peer.theirs.sendall(frame * 3)
+    peer.manager.turn()
+    assert not peer.link.reader.more_waiting
+    assert len(peer.frames) == burst.count(b"z" * 200) + 3  # every frame read, none twice

@@ -162,3 +162,63 @@ def test_streams_past_the_url_are_subscribed_by_message_at_connect(sim, monkeypa
     (link,) = shards.links()
     assert link.url.endswith("streams=btcusdt@trade/ethusdt@trade&timeUnit=MICROSECOND")
     shards.close_all()
+
+
+class Pacing:
+    """ShardSet.run's stop and sleep: stops after ``turns`` turns (or once ``enough()``),
+    records each requested sleep against the turn it followed."""
+
+    def __init__(self, turns: int, enough=lambda: False):
+        self.turns, self.enough = turns, enough
+        self.turned = 0
+        self.slept: dict[int, float] = {}
+
+    def should_stop(self) -> bool:
+        return self.turned >= self.turns or self.enough()
+
+    def after_turn(self) -> None:
+        self.turned += 1
+
+    def sleep(self, seconds: float) -> None:
+        self.slept[self.turned] = seconds
+
+
+def test_quiet_connections_are_read_once_per_read_interval(sim):
+    exchange, shards, handler, stats, out = build(sim, max_symbols=None)
+    turn_until(shards, lambda: len(handler.trades) >= 10, "streaming")
+    pacing = Pacing(turns=30)
+    shards.run(pacing.should_stop, pacing.after_turn, sleep=pacing.sleep)
+    # 300 trades/s is far from a turn's cap: every turn is followed by the rest of the
+    # default 100 ms (the fake clock stands still, so the rest is all of it).
+    assert pacing.slept == {turn: 0.1 for turn in range(1, 31)}
+    shards.close_all()
+
+
+def test_a_backlog_is_read_without_pause():
+    sim = SimulatorThread(SimulatorConfig.throughput("binance", rate=0, seed=3))  # as fast as we read
+    try:
+        exchange = Binance(list(sim.worker_env()["K2_BINANCE_SYMBOLS"].split(",")), SymbolTable.shipped())
+        handler = Collect(exchange)
+        s = settings(binance_urls=sim.urls()["binance"], workers_watchdog_s="1000")
+        shards = ShardSet(exchange, s, handler, WorkerStats("binance"), EventLog(io.StringIO()), clock=FakeClock())
+        turn_until(shards, lambda: len(handler.trades) >= 10, "streaming")
+        pacing = Pacing(turns=200, enough=lambda: len(handler.trades) >= 30_000)
+        shards.run(pacing.should_stop, pacing.after_turn, sleep=pacing.sleep)
+        # The simulator keeps the socket full: turns end at their cap or a full chunk and
+        # the next one starts at once; a turn may still find the socket drained and pause.
+        assert len(handler.trades) >= 30_000
+        assert len(pacing.slept) < pacing.turned / 2, (len(pacing.slept), pacing.turned)
+        shards.close_all()
+    finally:
+        sim.stop()
+
+
+def test_no_read_interval_never_pauses(sim):
+    exchange = Binance(list(SIX), SymbolTable.shipped())
+    s = settings(binance_urls=sim.urls()["binance"], workers_watchdog_s="1000", workers_read_interval_ms="0")
+    shards = ShardSet(exchange, s, Collect(exchange), WorkerStats("binance"), EventLog(io.StringIO()),
+                      clock=FakeClock())
+    pacing = Pacing(turns=20)
+    shards.run(pacing.should_stop, pacing.after_turn, sleep=pacing.sleep)
+    assert pacing.turned == 20 and pacing.slept == {}
+    shards.close_all()

@@ -43,6 +43,9 @@ BAD_VALUES = [
     ("K2_WORKERS_MAX_FRAME_BYTES", "4095", ": must be 4096-67108864"),
     ("K2_WORKERS_MAX_FRAME_BYTES", "67108865", ""),
     ("K2_WORKERS_MAX_FRAME_BYTES", "1MB", ""),
+    ("K2_WORKERS_READ_INTERVAL_MS", "-1", ": must be 0-1000 ms, got -1"),
+    ("K2_WORKERS_READ_INTERVAL_MS", "1001", ""),
+    ("K2_WORKERS_READ_INTERVAL_MS", "0.5", ""),
 ]
 
 
