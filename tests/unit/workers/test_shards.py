@@ -44,11 +44,11 @@ def served(sim) -> list[list[str]]:
     return sorted(sorted(s.subscribed) for s in sim.call(lambda: sim.sim.sessions("binance")))
 
 
-def build(sim, symbols=SIX, max_symbols=2, reconnected=None, clock=None):
+def build(sim, symbols=SIX, max_symbols=2, reconnected=None, clock=None, **env: str):
     exchange = Binance(list(symbols), SymbolTable.shipped())
     handler, stats, out = Collect(exchange), WorkerStats("binance"), io.StringIO()
     s = settings(binance_urls=sim.urls()["binance"], workers_watchdog_s="1000", workers_backoff_base_s="0.1",
-                 workers_backoff_cap_s="0.1")
+                 workers_backoff_cap_s="0.1", **env)
     shards = ShardSet(exchange, s, handler, stats, EventLog(out), max_symbols=max_symbols,
                       on_reconnected=reconnected, clock=clock or FakeClock())
     return exchange, shards, handler, stats, out
@@ -197,15 +197,14 @@ def test_quiet_connections_are_read_once_per_read_interval(sim):
 def test_a_backlog_is_read_without_pause():
     sim = SimulatorThread(SimulatorConfig.throughput("binance", rate=0, seed=3))  # as fast as we read
     try:
-        exchange = Binance(list(sim.worker_env()["K2_BINANCE_SYMBOLS"].split(",")), SymbolTable.shipped())
-        handler = Collect(exchange)
-        s = settings(binance_urls=sim.urls()["binance"], workers_watchdog_s="1000")
-        shards = ShardSet(exchange, s, handler, WorkerStats("binance"), EventLog(io.StringIO()), clock=FakeClock())
+        symbols = sim.worker_env()["K2_BINANCE_SYMBOLS"].split(",")
+        exchange, shards, handler, stats, out = build(sim, symbols=symbols, max_symbols=None)
         turn_until(shards, lambda: len(handler.trades) >= 10, "streaming")
         pacing = Pacing(turns=200, enough=lambda: len(handler.trades) >= 30_000)
         shards.run(pacing.should_stop, pacing.after_turn, sleep=pacing.sleep)
-        # The simulator keeps the socket full: turns end at their cap or a full chunk and
-        # the next one starts at once; a turn may still find the socket drained and pause.
+        # The simulator keeps the socket full: turns end at their trade cap or after a large
+        # socket read, and the next one starts at once; a turn may still find the socket
+        # drained and pause.
         assert len(handler.trades) >= 30_000
         assert len(pacing.slept) < pacing.turned / 2, (len(pacing.slept), pacing.turned)
         shards.close_all()
@@ -214,10 +213,7 @@ def test_a_backlog_is_read_without_pause():
 
 
 def test_no_read_interval_never_pauses(sim):
-    exchange = Binance(list(SIX), SymbolTable.shipped())
-    s = settings(binance_urls=sim.urls()["binance"], workers_watchdog_s="1000", workers_read_interval_ms="0")
-    shards = ShardSet(exchange, s, Collect(exchange), WorkerStats("binance"), EventLog(io.StringIO()),
-                      clock=FakeClock())
+    exchange, shards, handler, stats, out = build(sim, max_symbols=None, workers_read_interval_ms="0")
     pacing = Pacing(turns=20)
     shards.run(pacing.should_stop, pacing.after_turn, sleep=pacing.sleep)
     assert pacing.turned == 20 and pacing.slept == {}
