@@ -169,7 +169,7 @@ def produce_frames(s: PlatformSettings, topic: str, messages: int) -> float:
 
 
 def bench_bronze(spark: SparkSession, s: PlatformSettings, args: argparse.Namespace) -> dict:
-    from spark_jobs.bronze_ingestion import build
+    from spark_jobs.bronze_ingestion import WRITE_TASKS, build
 
     ensure_tables(spark, s, args.namespace)
     topic = f"k2bench.{uuid.uuid4().hex[:8]}.{VENUE.name}"
@@ -181,7 +181,7 @@ def bench_bronze(spark: SparkSession, s: PlatformSettings, args: argparse.Namesp
         log.info("produced", records=args.messages, topic=topic, seconds=round(secs, 1),
                  msg_per_s=round(args.messages / secs))
         ns = argparse.Namespace(topics=f"{VENUE.name}={topic}", max_offsets_per_trigger=args.max_offsets,
-                                fail_on_data_loss=False, namespace=args.namespace)
+                                write_tasks=WRITE_TASKS, fail_on_data_loss=False, namespace=args.namespace)
         with tempfile.TemporaryDirectory() as cp:
             t0 = time.perf_counter()
             q = build(spark, ns, s).option("checkpointLocation", cp).trigger(availableNow=True).toTable(bronze)

@@ -16,7 +16,7 @@ the stream's loss ledger (k2.streams), which ``k2 streams status`` and the babys
 read.
 
     spark-submit spark_jobs/bronze_ingestion.py [--trigger '2 seconds'|availableNow]
-        [--max-offsets-per-trigger 500000] [--namespace market_data]
+        [--max-offsets-per-trigger 500000] [--write-tasks 1] [--namespace market_data]
         [--topics binance=market.crypto.trades.binance,kraken=...]
 """
 
@@ -40,6 +40,7 @@ from k2.streams import LostRange, checkpoint_dir
 from spark_jobs.options import job_settings, parse_topic_map, stream_parser, table_id
 
 STREAM = "bronze_ingestion"
+WRITE_TASKS = 1  # tasks writing a batch: one data file per batch on the local stack
 NOTHING_READ = -1  # first offset of a planned range of which no row reached Bronze
 Offsets = dict[str, dict[str, int]]  # topic -> partition (as text, like Spark's JSON) -> offset
 Range = tuple[str, int, int, int]  # topic, partition, start offset, end offset (exclusive)
@@ -162,6 +163,13 @@ def to_bronze(kafka: DataFrame) -> DataFrame:
     )
 
 
+def write_tasks(text: str) -> int:
+    """``--write-tasks``: a whole number of at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def build(spark: SparkSession, args: argparse.Namespace, s: PlatformSettings) -> DataStreamWriter:
     topics = sorted(set(parse_topic_map(args.topics).values()))
     kafka = (
@@ -177,7 +185,12 @@ def build(spark: SparkSession, args: argparse.Namespace, s: PlatformSettings) ->
         .load()
     )
     return (
-        to_bronze(kafka)
+        # The Kafka source reads a batch as one Spark partition per Kafka partition (15 on
+        # the local stack): written as they come, that is a file each per batch, and
+        # Iceberg's "hash" distribution shuffled them into one before the write, a
+        # stage of its own. Coalescing to --write-tasks partitions writes one file per
+        # task without a shuffle (tables.py: Bronze is "none").
+        to_bronze(kafka).coalesce(args.write_tasks)
         .writeStream.format("iceberg")
         .outputMode("append")
         .option("fanout-enabled", "true")
@@ -188,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = stream_parser(__doc__, STREAM, topics=True)
     parser.add_argument("--max-offsets-per-trigger", type=int, default=500_000,
                         help="cap on Kafka records per micro-batch (default 500000)")
+    parser.add_argument("--write-tasks", type=write_tasks, default=WRITE_TASKS,
+                        help=f"Spark tasks (and data files) that write each batch (default {WRITE_TASKS}; "
+                        "more only pays on a cluster with many cores)")
     parser.add_argument("--fail-on-data-loss", action="store_true",
                         help="fail when Kafka deleted offsets before they were read")
     args = parser.parse_args(argv)

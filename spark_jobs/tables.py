@@ -116,6 +116,7 @@ BRONZE = TableDef(
         Column("ingestion_date", "date", "UTC date of ingestion_timestamp; the partition key."),
     ),
     partitioned_by="ingestion_date",
+    properties={"write.distribution-mode": "none"},  # bronze_ingestion coalesces each batch
 )
 
 
@@ -126,8 +127,8 @@ BRONZE = TableDef(
 # partitioned table, "hash", ran a shuffle stage per table per batch: appending a
 # 1,000-row batch to five tables took 0.81-0.89 CPU-s with it and 0.58-0.64 without, one
 # data file per table either way (local[2], scratch benchmark, two runs of 90 batches).
-# Bronze keeps "hash": its batch comes in a Spark partition per Kafka partition, which
-# would be a file each.
+# Bronze too: bronze_ingestion coalesces its batch (a Spark partition per Kafka
+# partition as read) into --write-tasks partitions itself.
 SILVER_WRITE = {"write.distribution-mode": "none"}
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pyiceberg.table.snapshots import Operation
 
 from k2.catalog import catalog
 from k2.contracts import BRONZE_TABLE, GOLD_TABLE, SILVER_DLQ_TABLE, silver_table, trade_schema
@@ -114,6 +115,11 @@ def test_bronze_holds_every_byte(jobs: Jobs, dataset: list[Sent]):
     assert Counter((r["topic"], r["value"]) for r in bronze) == Counter((s.topic, s.value) for s in dataset)
     assert len({(r["topic"], r["partition"], r["offset"]) for r in bronze}) == len(dataset)
     assert all(r["ingestion_date"] == r["ingestion_timestamp"].date() for r in bronze)
+    # A batch is one data file, not one per Kafka partition it read (the venues' topics
+    # have three each): bronze_ingestion coalesces it before the write.
+    table = catalog(platform()).load_table(f"{jobs.namespace}.{BRONZE_TABLE}")
+    added = [snap.summary["added-data-files"] for snap in table.snapshots() if snap.summary.operation == Operation.APPEND]
+    assert added and set(added) == {"1"}, added
 
 
 @pytest.mark.parametrize("exchange", sorted(PAIRS))

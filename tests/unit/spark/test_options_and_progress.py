@@ -9,6 +9,7 @@ import pytest
 from k2.config import load
 from k2.contracts import GOLD_TABLE, all_tables, trade_topics
 from k2.settings import PlatformSettings
+from spark_jobs.bronze_ingestion import write_tasks
 from spark_jobs.options import parse_topic_map, parse_trigger
 from spark_jobs.streaming import kafka_lag, progress_from_json
 from spark_jobs.tables import BRONZE, GOLD, SILVER_DLQ, property_problems, silver_def, table_defs
@@ -79,11 +80,18 @@ def test_gold_ddl_partitions_by_hour_and_sorts():
 
 
 def test_write_distribution_per_layer():
-    # Silver's appends come from one held batch: no shuffle; Bronze's from a task per Kafka
-    # partition: Iceberg's default (hash, a file per batch); Gold clustered by hour (hash).
+    # Silver's appends come from one held batch and Bronze's from a coalesced one: no
+    # shuffle; Gold clustered by hour (hash).
     modes = {t.name: t.all_properties.get("write.distribution-mode")
              for t in (BRONZE, silver_def("binance"), SILVER_DLQ, GOLD)}
-    assert modes == {BRONZE.name: None, "silver_binance_trades": "none", SILVER_DLQ.name: "none", GOLD_TABLE: "hash"}
+    assert modes == {BRONZE.name: "none", "silver_binance_trades": "none", SILVER_DLQ.name: "none", GOLD_TABLE: "hash"}
+
+
+def test_bronze_write_tasks_is_a_whole_number_of_at_least_one():
+    assert (write_tasks("1"), write_tasks("12")) == (1, 12)
+    for bad in ("0", "-1", "1.5", "two", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"whole number >= 1, got {bad!r}"):
+            write_tasks(bad)
 
 
 def test_a_property_missing_or_different_is_a_problem_naming_it():
