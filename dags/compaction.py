@@ -6,7 +6,7 @@ Silver, DLQ, Gold): `spark_jobs/compaction.py` through SparkSubmitOperator, one 
 per table (one Spark start-up instead of five: see plugins/k2_airflow/maintenance.py). The job compacts only *cold* partitions
 (ones the streams no longer write or MERGE into, so its replace commits do not fail
 validation), then rewrites manifests, then expires snapshots older than
-`K2_SNAPSHOT_RETENTION_HOURS` (default 6) except those a stream still reads. Streams
+`K2_SNAPSHOT_RETENTION_HOURS` (default 1) except those a stream still reads. Streams
 skip replace snapshots when reading.
 
 Hourly because Gold is partitioned by hour: each hour one more Gold partition turns

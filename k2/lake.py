@@ -219,7 +219,7 @@ def snapshots(name: str, *, to: Output = "arrow", namespace: str = NAMESPACE,
     ``committed_at``, ``operation`` (append, overwrite, delete, replace) and ``parent``
     (the snapshot it followed). Pass one's id as ``snapshot_id`` (or a time as ``as_of``)
     to read the table as it was then. Retention and compaction expire snapshots older than
-    ``K2_SNAPSHOT_RETENTION_HOURS`` (6 h by default): that is how far back time travel reaches.
+    ``K2_SNAPSHOT_RETENTION_HOURS`` (1 h by default): that is how far back time travel reaches.
 
     Examples::
 

@@ -15,7 +15,7 @@ hourly here rather than daily with retention, keeping commits as fast in the 23r
 as in the first.
 
     spark-submit spark_jobs/compaction.py [--namespace market_data] [--cold-after-hours 2] [--now ISO-8601]
-        [--tables gold_crypto_trades,...] [--min-input-files 2] [--snapshot-retention-hours 6]
+        [--tables gold_crypto_trades,...] [--min-input-files 2] [--snapshot-retention-hours 1]
 """
 
 from __future__ import annotations

@@ -57,10 +57,11 @@ class SnapshotSettings:
     """How long the maintenance jobs keep a table's snapshots (a job's argument wins)."""
 
     snapshot_retention_hours: float = setting(
-        "SNAPSHOT_RETENTION_HOURS", 6.0,
+        "SNAPSHOT_RETENTION_HOURS", 1.0,
         "Snapshots older than this are expired by compaction (hourly) and retention (daily), "
         "except those a stream still reads; time travel reaches this far back. Each stream commit "
-        "is a snapshot kept in every later commit's metadata, so longer means slower commits.")
+        "is a snapshot kept in every later commit's metadata, so longer means slower commits "
+        "(spark_jobs/snapshot_expiry.py: an hour of them is ~2 MB of metadata a table).")
 
 
 def add_snapshot_options(parser: argparse.ArgumentParser) -> None:

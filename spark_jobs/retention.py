@@ -4,7 +4,7 @@ Per table: ``DELETE`` whole day partitions older than the retention (Bronze 7 d,
 Silver and DLQ 30 d, Gold never) - aligned to partition boundaries, so it is a
 metadata-only delete snapshot the streams skip (streaming-skip-delete-snapshots);
 then ``expire_snapshots`` older than ``--snapshot-retention-hours`` (default
-``K2_SNAPSHOT_RETENTION_HOURS``, 6 h; compaction expires hourly too, see
+``K2_SNAPSHOT_RETENTION_HOURS``, 1 h; compaction expires hourly too, see
 spark_jobs/snapshot_expiry.py); then ``remove_orphan_files`` older
 than ``--orphan-age-hours`` (default 72 h, so files of in-flight commits are safe).
 
@@ -16,7 +16,7 @@ was kept back, and for which stream, is logged.
 
     spark-submit spark_jobs/retention.py [--namespace market_data] [--dry-run]
         [--tables bronze_crypto_trades,...] [--now 2026-01-31T02:00:00Z]
-        [--snapshot-retention-hours 6] [--orphan-age-hours 72]
+        [--snapshot-retention-hours 1] [--orphan-age-hours 72]
 """
 
 from __future__ import annotations
