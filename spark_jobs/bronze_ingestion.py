@@ -41,6 +41,7 @@ from spark_jobs.options import job_settings, parse_topic_map, stream_parser, tab
 
 STREAM = "bronze_ingestion"
 WRITE_TASKS = 1  # tasks writing a batch: one data file per batch on the local stack
+FETCH_MAX_WAIT_MS = 10  # how long the broker may hold a Kafka fetch that finds no new record
 NOTHING_READ = -1  # first offset of a planned range of which no row reached Bronze
 Offsets = dict[str, dict[str, int]]  # topic -> partition (as text, like Spark's JSON) -> offset
 Range = tuple[str, int, int, int]  # topic, partition, start offset, end offset (exclusive)
@@ -178,6 +179,13 @@ def build(spark: SparkSession, args: argparse.Namespace, s: PlatformSettings) ->
         .option("subscribe", ",".join(topics))
         .option("startingOffsets", "earliest")  # first run only; later runs use the checkpoint
         .option("maxOffsetsPerTrigger", str(args.max_offsets_per_trigger))
+        # After each fetch Spark's Kafka reader asks for the partition's earliest and
+        # latest offsets, on the connection where the consumer has just sent its next
+        # fetch. The broker answers a connection's requests in order and holds a fetch
+        # that finds nothing new for up to fetch.max.wait.ms (500 ms by default), so each
+        # partition of a small batch waited for its next record to arrive: most of a
+        # batch's time at 50 trades/s per venue (jstack: the task in position()).
+        .option("kafka.fetch.max.wait.ms", str(FETCH_MAX_WAIT_MS))
         # Records Kafka deleted before we read them are gone either way; failing forever
         # would stop ingestion of everything else. Spark only logs a warning, so the
         # stream reports the exact ranges itself (losses_from_progress).
