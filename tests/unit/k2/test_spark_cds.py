@@ -24,6 +24,18 @@ def test_no_archive_no_archive_flags_and_the_quick_compiler_by_default(tmp_path)
     assert conf["spark.driver.extraJavaOptions"] == f"{spark.base_java_options(s.spark_conf_dir)} -XX:TieredStopAtLevel=1"
 
 
+def test_generated_code_of_any_size_is_compiled_in_drivers_and_executors(tmp_path):
+    # HotSpot leaves methods over 8,000 bytecode bytes to its interpreter unless told
+    # otherwise; Spark's code for Silver's rules is that large (k2ops/stack/spark.py).
+    s = _settings(tmp_path)
+    s = load(PlatformSettings, {"K2_HOME": s.home, "K2_CACHE_DIR": str(tmp_path / "cache"),
+                                "K2_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=4"})
+    conf = spark.defaults(s, s.spark_conf_dir)
+    for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"):
+        assert "-XX:-DontCompileHugeMethods" in conf[key].split(), key
+    assert conf["spark.driver.extraJavaOptions"].endswith("-XX:TieredStopAtLevel=4")  # the user's come last
+
+
 def test_the_setting_replaces_the_default_options(tmp_path):
     s = _settings(tmp_path)
     s = load(PlatformSettings, {"K2_HOME": s.home, "K2_CACHE_DIR": str(tmp_path / "cache"),
